@@ -1,0 +1,132 @@
+//! One client/server exchange: a request whose transmit field is a random cookie (so the answer's
+//! origin proves it answers us and leaks nothing of our clock), and the answer's checks and the
+//! RFC 5905 offset and delay computed from the four timestamps.
+
+use crate::packet::{
+    DecodeError, HEADER_LEN, LeapIndicator, Mode, NtpHeader, NtpPacket, ReferenceId,
+};
+use crate::time::{NtpDuration, NtpShort, NtpTimestamp};
+
+/// A mode-3 request. `cookie` goes out as the transmit timestamp and must come back as the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientRequest {
+    pub cookie: NtpTimestamp,
+    pub version: u8,
+    /// Our poll interval, log2 seconds, as a courtesy to the server.
+    pub poll: i8,
+}
+
+impl ClientRequest {
+    pub fn new(cookie: NtpTimestamp) -> Self {
+        Self {
+            cookie,
+            version: 4,
+            poll: 6,
+        }
+    }
+
+    pub fn encode(&self, out: &mut [u8; HEADER_LEN]) {
+        NtpHeader {
+            leap: LeapIndicator::NoWarning,
+            version: self.version,
+            mode: Mode::Client,
+            stratum: 0,
+            poll: self.poll,
+            precision: 0,
+            root_delay: NtpShort::ZERO,
+            root_dispersion: NtpShort::ZERO,
+            reference_id: ReferenceId::NONE,
+            reference_time: NtpTimestamp::ZERO,
+            origin_time: NtpTimestamp::ZERO,
+            receive_time: NtpTimestamp::ZERO,
+            transmit_time: self.cookie,
+        }
+        .encode(out);
+    }
+}
+
+/// Why an answer carries no usable time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("not an NTP packet: {0}")]
+    Malformed(DecodeError),
+    #[error("answer has mode {0:?}, not a server answer")]
+    UnexpectedMode(Mode),
+    #[error(
+        "answer does not match our request (origin timestamp differs): spoofed, stale or duplicate"
+    )]
+    OriginMismatch,
+    #[error("kiss-o'-death {}", .0.as_ascii().unwrap_or("(unprintable)"))]
+    Kiss(ReferenceId),
+    #[error("answer has a zero receive or transmit timestamp")]
+    ZeroTimestamp,
+}
+
+/// One measurement from an answer: offset and delay, and the server's own state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Server clock minus our clock: positive when we are behind.
+    pub offset: NtpDuration,
+    /// Round-trip network delay, never negative.
+    pub delay: NtpDuration,
+    /// The answer's header (stratum, leap, reference, root delay and dispersion, ...).
+    pub server: NtpHeader,
+}
+
+impl Sample {
+    /// Whether the server claims to be synchronised (leap ≠ 3 and stratum 1–15).
+    pub fn server_synchronised(&self) -> bool {
+        self.server.leap != LeapIndicator::Unsynchronised && (1..16).contains(&self.server.stratum)
+    }
+
+    /// Root distance: the most our clock could be from true time if it followed this sample;
+    /// half the total round trip to the primary reference plus the dispersion on the way.
+    pub fn root_distance(&self) -> NtpDuration {
+        let delay_to_root = self
+            .server
+            .root_delay
+            .to_duration()
+            .saturating_add(self.delay);
+        NtpDuration::from_bits(delay_to_root.to_bits() / 2)
+            .saturating_add(self.server.root_dispersion.to_duration())
+            .saturating_add(NtpDuration::from_log2_seconds(self.server.precision))
+    }
+}
+
+/// Checks an answer to `request` sent at `sent_at` (T1) and received at `received_at` (T4), and
+/// computes offset = ((T2 − T1) + (T3 − T4)) / 2 and delay = (T4 − T1) − (T3 − T2).
+pub fn evaluate_response(
+    request: &ClientRequest,
+    sent_at: NtpTimestamp,
+    response: &[u8],
+    received_at: NtpTimestamp,
+) -> Result<Sample, ResponseError> {
+    let header = NtpPacket::decode(response)
+        .map_err(ResponseError::Malformed)?
+        .header;
+    if header.mode != Mode::Server {
+        return Err(ResponseError::UnexpectedMode(header.mode));
+    }
+    if header.origin_time != request.cookie {
+        return Err(ResponseError::OriginMismatch);
+    }
+    if header.stratum == 0 {
+        return Err(ResponseError::Kiss(header.reference_id));
+    }
+    if header.receive_time.is_zero() || header.transmit_time.is_zero() {
+        return Err(ResponseError::ZeroTimestamp);
+    }
+    let (t1, t2, t3, t4) = (
+        sent_at,
+        header.receive_time,
+        header.transmit_time,
+        received_at,
+    );
+    let offset = NtpDuration::midpoint(t2 - t1, t3 - t4);
+    let delay = ((t4 - t1) - (t3 - t2)).max(NtpDuration::ZERO);
+    Ok(Sample {
+        offset,
+        delay,
+        server: header,
+    })
+}

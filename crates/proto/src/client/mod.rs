@@ -1,0 +1,9 @@
+//! The client side of one NTP exchange: the request to send and the checks and arithmetic that turn
+//! the answer into an offset and delay.
+
+mod exchange;
+
+pub use exchange::{ClientRequest, ResponseError, Sample, evaluate_response};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+//! The 32-bit reference identifier: a clock name (stratum 0–1), an upstream IPv4 address or hashed
+//! IPv6 address (stratum 2+), or a kiss code in a kiss-o'-death packet.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ReferenceId([u8; 4]);
+
+impl ReferenceId {
+    /// The local clock, as chrony and ntpd name it.
+    pub const LOCAL: Self = Self(*b"LOCL");
+    /// Kiss code: the server asks the client to poll less often.
+    pub const KISS_RATE: Self = Self(*b"RATE");
+    /// Kiss code: access denied.
+    pub const KISS_DENY: Self = Self(*b"DENY");
+    /// Kiss code: access restricted.
+    pub const KISS_RSTR: Self = Self(*b"RSTR");
+    /// Nothing known yet (used while unsynchronised).
+    pub const NONE: Self = Self([0; 4]);
+
+    pub const fn from_bytes(bytes: [u8; 4]) -> Self {
+        Self(bytes)
+    }
+
+    pub const fn to_bytes(self) -> [u8; 4] {
+        self.0
+    }
+
+    pub fn from_ipv4(address: Ipv4Addr) -> Self {
+        Self(address.octets())
+    }
+
+    /// The identifier as text when it is printable ASCII (a clock name or kiss code), trailing NULs cut.
+    pub fn as_ascii(&self) -> Option<&str> {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(4);
+        let text = &self.0[..len];
+        if !text.is_empty() && text.iter().all(|b| b.is_ascii_graphic()) {
+            std::str::from_utf8(text).ok()
+        } else {
+            None
+        }
+    }
+
+    /// How to show it for a packet of this stratum: a name at stratum 0–1, an address above, except
+    /// that four capital letters (`LOCL`, `INIT`) read as a name at any stratum.
+    pub fn display_for_stratum(&self, stratum: u8) -> String {
+        let capitals = self.0.iter().all(|b| b.is_ascii_uppercase());
+        match self.as_ascii() {
+            Some(name) if stratum <= 1 || capitals => name.to_owned(),
+            _ => Ipv4Addr::from(self.0).to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for ReferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_ascii() {
+            Some(name) => write!(f, "ReferenceId({name:?})"),
+            None => write!(f, "ReferenceId({})", Ipv4Addr::from(self.0)),
+        }
+    }
+}

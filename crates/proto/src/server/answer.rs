@@ -1,0 +1,106 @@
+//! The server's answer to one request: a pure function of the request bytes, the time they were
+//! received and the system state. The transmit timestamp is left for the caller to stamp just
+//! before sending.
+
+use super::SystemSnapshot;
+use crate::packet::{CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket};
+use crate::time::NtpShort;
+use crate::time::NtpTimestamp;
+
+/// What to do with a received packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Send the first `len` bytes of the output buffer, after stamping its transmit time with
+    /// [`Reply::stamp_transmit_time`].
+    Reply(Reply),
+    /// Send nothing.
+    Ignore(Ignored),
+}
+
+/// A reply written into the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub len: usize,
+    /// The request's version, mirrored in the reply.
+    pub version: u8,
+    /// The request's mode.
+    pub request_mode: Mode,
+}
+
+impl Reply {
+    /// Writes the transmit timestamp, to be read from the clock as late as possible before sending.
+    pub fn stamp_transmit_time(&self, out: &mut [u8], transmit_time: NtpTimestamp) {
+        NtpHeader::stamp_transmit_time(&mut out[..self.len], transmit_time);
+    }
+}
+
+/// Why a packet gets no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    Malformed(DecodeError),
+    /// A mode we do not answer (server, broadcast, passive, or mode 0 above version 1).
+    NotARequest {
+        mode: Mode,
+        version: u8,
+    },
+    /// The output buffer cannot hold the reply (a caller bug, never the network's fault).
+    BufferTooSmall,
+}
+
+/// Answers one request received at `received_at`, writing the reply into `out`.
+///
+/// Client requests (mode 3, and mode 0 from NTPv1 clients, which predate the mode field) get a
+/// server reply (mode 4); symmetric active requests (mode 1, sent by Windows `w32tm` in symmetric
+/// mode) get a stateless symmetric passive reply (mode 2) with the same timestamps. The version and
+/// poll are mirrored and the request's transmit time becomes the origin, even when it is zero, as
+/// some SNTP clients send. A request carrying a MAC, which we cannot check without keys, gets a
+/// crypto-NAK so the client knows not to trust the time. The reply is never longer than the request.
+pub fn answer(
+    request: &[u8],
+    received_at: NtpTimestamp,
+    system: &SystemSnapshot,
+    out: &mut [u8],
+) -> Answer {
+    let packet = match NtpPacket::decode(request) {
+        Ok(packet) => packet,
+        Err(error) => return Answer::Ignore(Ignored::Malformed(error)),
+    };
+    let request_header = packet.header;
+    let reply_mode = match (request_header.mode, request_header.version) {
+        (Mode::Client, _) | (Mode::Unspecified, 1) => Mode::Server,
+        (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
+        (mode, version) => return Answer::Ignore(Ignored::NotARequest { mode, version }),
+    };
+    let crypto_nak = packet.mac.is_some_and(|mac| !mac.is_crypto_nak());
+    let len = HEADER_LEN + if crypto_nak { CRYPTO_NAK_LEN } else { 0 };
+    let Some(out) = out.get_mut(..len) else {
+        return Answer::Ignore(Ignored::BufferTooSmall);
+    };
+    let reply = NtpHeader {
+        leap: system.leap,
+        version: request_header.version,
+        mode: reply_mode,
+        stratum: system.stratum,
+        poll: request_header.poll,
+        precision: system.precision,
+        root_delay: NtpShort::from_duration_saturating(system.root_delay),
+        root_dispersion: NtpShort::from_duration_saturating(system.root_dispersion_at(received_at)),
+        reference_id: system.reference_id,
+        reference_time: system.reference_time,
+        origin_time: request_header.transmit_time,
+        receive_time: received_at,
+        // Provisional: the caller stamps the real transmit time just before sending.
+        transmit_time: received_at,
+    };
+    let (header_out, nak_out) = out.split_at_mut(HEADER_LEN);
+    if let Ok(header_out) = <&mut [u8; HEADER_LEN]>::try_from(header_out) {
+        reply.encode(header_out);
+    }
+    // A crypto-NAK is a MAC with key id 0 and no digest.
+    nak_out.fill(0);
+    Answer::Reply(Reply {
+        len,
+        version: request_header.version,
+        request_mode: request_header.mode,
+    })
+}
