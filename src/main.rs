@@ -1,1 +1,43 @@
-fn main() {}
+//! The `syhub-ntp` binary: parses the command line and hands each subcommand to its module.
+
+mod commands;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (for `query`: a synchronised server answered)
+  1  failure: invalid config, a socket that cannot be bound, no answer, a network error
+  2  bad command-line arguments
+  3  `query` only: the server answered but is unsynchronised or refused us (kiss-o'-death)";
+
+/// A time server for IoT hubs: serves NTP/SNTP to the LAN, synchronises from the internet, and
+/// keeps serving its own clock when the internet is gone.
+#[derive(Debug, Parser)]
+#[command(name = "syhub-ntp", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (logs to stderr; SIGTERM or SIGINT stops it).
+    Run(commands::run::RunArgs),
+    /// Ask an NTP server for the time once, like `ntpdate -q`, and print offset, delay and its state.
+    Query(commands::query::QueryArgs),
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Query(args) => commands::query::run(args),
+        Command::Config(command) => commands::config::run(command),
+    }
+}

@@ -1,1 +1,9 @@
-//! stub
+//! The syhub-ntp daemon: loads the config, opens sockets with kernel timestamps and drives the
+//! protocol core from tokio tasks on a single-threaded runtime.
+
+pub mod config;
+pub mod net;
+pub mod query;
+pub mod runtime;
+pub mod server;
+pub mod system;

@@ -1,0 +1,119 @@
+//! Config tests: the embedded default, every example in docs/examples, and the error messages.
+
+use super::*;
+
+#[test]
+fn embedded_default_parses_to_the_built_in_defaults() {
+    let parsed = Config::parse(DEFAULT_CONFIG_TOML, "embedded").unwrap();
+    assert_eq!(parsed, Config::default());
+    assert_eq!(parsed.local.stratum.get(), 10);
+    assert_eq!(parsed.clock.mode, ClockMode::Steer);
+    assert_eq!(parsed.server.listen.as_slice().len(), 2);
+}
+
+#[test]
+fn every_key_of_the_embedded_default_has_a_comment() {
+    let lines: Vec<&str> = DEFAULT_CONFIG_TOML.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let is_key = line.contains('=') && !line.trim_start().starts_with('#');
+        if is_key {
+            assert!(
+                i > 0 && lines[i - 1].trim_start().starts_with('#'),
+                "no comment above `{line}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn empty_file_means_all_defaults() {
+    assert_eq!(Config::parse("", "empty").unwrap(), Config::default());
+}
+
+#[test]
+fn example_configs_in_docs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            Config::parse(&text, &path.display().to_string())
+                .unwrap_or_else(|e| panic!("{} does not validate: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "expected example configs in docs/examples");
+}
+
+fn error_of(text: &str) -> String {
+    Config::parse(text, "/etc/syhub-ntp/config.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn unknown_key_names_file_line_column_and_the_expected_keys() {
+    let message = error_of("[server]\nlisten = []\n\n[local]\nstartum = 9\n");
+    assert!(
+        message.starts_with("/etc/syhub-ntp/config.toml:5:1: "),
+        "{message}"
+    );
+    assert!(message.contains("startum"), "{message}");
+    assert!(
+        message.contains("enabled") && message.contains("stratum"),
+        "{message}"
+    );
+}
+
+#[test]
+fn out_of_range_stratum_is_refused_with_its_position() {
+    let message = error_of("[local]\nstratum = 16\n");
+    assert!(
+        message.starts_with("/etc/syhub-ntp/config.toml:2:11: "),
+        "{message}"
+    );
+    assert!(message.contains("expected 1 to 15"), "{message}");
+}
+
+#[test]
+fn bad_values_say_what_was_expected() {
+    let message = error_of("[clock]\nmode = \"slew\"\n");
+    assert!(
+        message.contains(":2:8:") && message.contains("steer") && message.contains("observe"),
+        "{message}"
+    );
+    let message = error_of("[server]\nlisten = [\"0.0.0.0:123\", \"0.0.0.0:123\"]\n");
+    assert!(
+        message.contains(":2:10:") && message.contains("listed twice"),
+        "{message}"
+    );
+    let message = error_of("[server]\nlisten = [\"hub.local\"]\n");
+    assert!(
+        message.contains(":2:11:") && message.contains("socket address"),
+        "{message}"
+    );
+    let message = error_of("[local]\nenabled = \"yes\"\n");
+    assert!(
+        message.contains(":2:11:") && message.contains("bool"),
+        "{message}"
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_the_spot() {
+    let message = error_of("[server\nlisten = []\n");
+    assert!(
+        message.starts_with("/etc/syhub-ntp/config.toml:1:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn explicit_missing_file_is_an_error_not_the_default() {
+    let error = Config::load(Some(std::path::Path::new("/nonexistent/syhub.toml"))).unwrap_err();
+    assert!(
+        error.to_string().contains("/nonexistent/syhub.toml"),
+        "{error}"
+    );
+}

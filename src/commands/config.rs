@@ -1,0 +1,37 @@
+//! `syhub-ntp config check|default`: validate a config file, or print the embedded default.
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use syhub_ntp_daemon::config::{Config, DEFAULT_CONFIG_TOML};
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config and exit non-zero with the reason when it is invalid.
+    Check(CheckArgs),
+    /// Print the embedded default config, with a comment on every key.
+    Default,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default when it does not exist]
+    #[arg(long, short, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Default => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Check(args) => match Config::load(args.config.as_deref()) {
+            Ok(loaded) => {
+                println!("config OK: {}", loaded.source);
+                ExitCode::SUCCESS
+            }
+            Err(error) => super::fail(error),
+        },
+    }
+}

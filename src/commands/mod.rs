@@ -1,0 +1,18 @@
+//! One module per subcommand.
+
+pub mod config;
+pub mod query;
+pub mod run;
+
+use std::process::ExitCode;
+
+/// Exit code for a failure (see the exit codes in `--help`).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of `query` when the server answered without usable time.
+pub const EXIT_NO_USABLE_TIME: u8 = 3;
+
+/// Prints an error the way every subcommand does and returns the failure exit code.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("syhub-ntp: {message}");
+    ExitCode::from(EXIT_FAILURE)
+}

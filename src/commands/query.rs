@@ -1,0 +1,136 @@
+//! `syhub-ntp query HOST[:PORT]`: one exchange with any NTP server, printed for people or as JSON.
+
+use super::{EXIT_FAILURE, EXIT_NO_USABLE_TIME};
+use clap::Args;
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::Duration;
+use syhub_ntp_daemon::query::{QueryError, QueryOutcome, query};
+use syhub_ntp_proto::LeapIndicator;
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Server to ask: a name or address, with an optional port (default 123); IPv6 as [ADDR]:PORT
+    #[arg(value_name = "HOST[:PORT]")]
+    server: String,
+    /// Seconds to wait for the answer
+    #[arg(long, short, default_value_t = 3.0, value_parser = parse_timeout)]
+    timeout: f64,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 60.0 => Ok(seconds),
+        _ => Err("expected a number of seconds between 0 and 60".into()),
+    }
+}
+
+/// The printed result; the same fields for people and for JSON.
+#[derive(Debug, Serialize)]
+struct QueryReport {
+    server: String,
+    synchronised: bool,
+    version: u8,
+    stratum: u8,
+    reference_id: String,
+    leap: &'static str,
+    offset_seconds: f64,
+    delay_seconds: f64,
+    root_delay_seconds: f64,
+    root_dispersion_seconds: f64,
+    root_distance_seconds: f64,
+    precision_log2_seconds: i8,
+    kernel_receive_timestamp: bool,
+}
+
+impl From<&QueryOutcome> for QueryReport {
+    fn from(outcome: &QueryOutcome) -> Self {
+        let sample = &outcome.sample;
+        let server = &sample.server;
+        Self {
+            server: outcome.server.to_string(),
+            synchronised: sample.server_synchronised(),
+            version: server.version,
+            stratum: server.stratum,
+            reference_id: server.reference_id.display_for_stratum(server.stratum),
+            leap: leap_name(server.leap),
+            offset_seconds: sample.offset.to_seconds_f64(),
+            delay_seconds: sample.delay.to_seconds_f64(),
+            root_delay_seconds: server.root_delay.to_seconds_f64(),
+            root_dispersion_seconds: server.root_dispersion.to_seconds_f64(),
+            root_distance_seconds: sample.root_distance().to_seconds_f64(),
+            precision_log2_seconds: server.precision,
+            kernel_receive_timestamp: outcome.kernel_timestamp,
+        }
+    }
+}
+
+fn leap_name(leap: LeapIndicator) -> &'static str {
+    match leap {
+        LeapIndicator::NoWarning => "none",
+        LeapIndicator::InsertSecond => "insert second",
+        LeapIndicator::DeleteSecond => "delete second",
+        LeapIndicator::Unsynchronised => "unsynchronised",
+    }
+}
+
+pub fn run(args: QueryArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return super::fail(format!("cannot start the runtime: {error}")),
+    };
+    let result = runtime.block_on(query(&args.server, Duration::from_secs_f64(args.timeout)));
+    match result {
+        Ok(outcome) => {
+            let report = QueryReport::from(&outcome);
+            if args.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                print_report(&report);
+            }
+            if report.synchronised {
+                ExitCode::SUCCESS
+            } else {
+                if !args.json {
+                    eprintln!(
+                        "syhub-ntp: {} is not synchronised: do not use its time",
+                        report.server
+                    );
+                }
+                ExitCode::from(EXIT_NO_USABLE_TIME)
+            }
+        }
+        Err(error) => {
+            let code = match error {
+                QueryError::Refused { .. } => EXIT_NO_USABLE_TIME,
+                _ => EXIT_FAILURE,
+            };
+            if args.json {
+                let json = serde_json::json!({ "server": args.server, "error": error.to_string() });
+                println!("{json}");
+            } else {
+                eprintln!("syhub-ntp: {error}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_report(report: &QueryReport) {
+    println!("server         {} (NTPv{})", report.server, report.version);
+    println!("stratum        {}", report.stratum);
+    println!("reference id   {}", report.reference_id);
+    println!("leap           {}", report.leap);
+    println!("offset         {:+.6} s", report.offset_seconds);
+    println!("delay          {:.6} s", report.delay_seconds);
+    println!(
+        "root distance  {:.6} s (root delay {:.6} s, root dispersion {:.6} s)",
+        report.root_distance_seconds, report.root_delay_seconds, report.root_dispersion_seconds
+    );
+}
