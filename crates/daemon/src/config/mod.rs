@@ -9,22 +9,12 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 /// The whole configuration. Every section and key has a default, so an empty file is valid.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
     pub clock: ClockConfig,
     pub local: LocalConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            clock: ClockConfig::default(),
-            local: LocalConfig::default(),
-        }
-    }
 }
 
 /// `[server]`: where and how to serve time.

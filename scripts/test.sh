@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable on a fresh Debian 12 machine as root: installs the real NTP
+# implementations the tests talk to (without starting their services), then checks formatting and
+# lints and runs every unit, property and integration test. Integration tests create network
+# namespaces and run every daemon under `setpriv --bounding-set -sys_time`, so nothing here can
+# change the system clock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run as root: the tests create network namespaces (ip netns) and bind port 123 inside them" >&2
+  exit 1
+fi
+
+# Debian packages the tests need: real clients and servers, and the namespace tools.
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${missing[*]}"
+  # A policy-rc.d that refuses every service start keeps chrony's package from starting chronyd.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  cleanup_policy() { if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi; }
+  trap cleanup_policy EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${missing[@]}" || {
+    apt-get update -q
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  }
+  cleanup_policy
+  trap - EXIT
+fi
+
+# Toolchain components for the checks.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test (unit, property and integration tests)"
+cargo test --workspace --locked
+echo "== all tests passed"

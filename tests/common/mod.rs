@@ -1,0 +1,280 @@
+//! Test harness: network namespaces the test creates, daemons started inside them under
+//! `setpriv --bounding-set -sys_time` (so the kernel refuses any clock change), real clients run
+//! the same way, and sockets opened inside a namespace. Everything is ended by PID on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(label: &str) -> String {
+    format!("syhub-{label}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Fails the test with a clear message unless it can create namespaces and drop CAP_SYS_TIME.
+pub fn require_namespaces() {
+    assert!(nix::unistd::geteuid().is_root(), "these tests create network namespaces: run them as root");
+    for tool in ["ip", "setpriv"] {
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+        assert!(found.is_ok_and(|o| o.status.success()), "`{tool}` is needed: apt-get install iproute2 util-linux");
+    }
+}
+
+fn run_checked(program: &str, args: &[&str]) {
+    let output = Command::new(program).args(args).output().expect("spawn");
+    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        let path = std::env::temp_dir().join(unique(label));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A network namespace with loopback up, deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(label: &str) -> Self {
+        require_namespaces();
+        let name = unique(label);
+        run_checked("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip ARGS` inside the namespace.
+    pub fn ip(&self, args: &[&str]) {
+        let mut full = vec!["netns", "exec", &self.name, "ip"];
+        full.extend_from_slice(args);
+        run_checked("ip", &full);
+    }
+
+    /// A command that runs `program` inside the namespace without CAP_SYS_TIME.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name, "setpriv", "--bounding-set", "-sys_time", program]);
+        command
+    }
+
+    /// Runs `program ARGS` inside the namespace to completion, killing it after `timeout`.
+    pub fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Output {
+        let mut command = self.command(program);
+        command.args(args);
+        run_with_timeout(command, timeout)
+    }
+
+    /// A UDP socket bound to `address` inside this namespace, usable from the test.
+    pub fn udp_socket(&self, address: &str) -> UdpSocket {
+        let path = format!("/run/netns/{}", self.name);
+        let address: SocketAddr = address.parse().expect("socket address");
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).expect("open netns");
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket = UdpSocket::bind(address).expect("bind test socket");
+            socket.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            socket
+        })
+        .join()
+        .expect("socket thread")
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Spawns `command` with captured output and waits at most `timeout`, killing it (by PID) after.
+pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn");
+    let pid = child.id() as i32;
+    let (done, wait) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    if wait.recv_timeout(timeout).is_err() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    waiter.join().expect("waiter").expect("output")
+}
+
+/// A running process, killed by PID on drop; its stderr (and stdout) lines are collected.
+pub struct Process {
+    child: Option<Child>,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child: Some(child), lines }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a line containing `needle` appears, or panics after `timeout` with the log.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("process exited ({status}) before logging {needle:?}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Sends `signal` and waits (at most 10 s) for the exit status.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> ExitStatus {
+        let mut child = self.child.take().expect("process already stopped");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(50)); // let the reader threads drain
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("process did not stop on {signal:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("process already stopped");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("process did not exit within {timeout:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Our daemon, running in a namespace on a config the test writes.
+pub struct Daemon {
+    pub process: Process,
+    _dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts `syhub-ntp run` in `ns` on `config` and waits for its "serving NTP on" line.
+    pub fn start(ns: &NetNs, config: &str) -> Self {
+        let dir = TempDir::new("daemon");
+        let path = dir.write("config.toml", config);
+        let mut command = ns.command(SYHUB_NTP);
+        command.args(["run", "--log-level", "debug", "--config"]).arg(&path);
+        let mut process = Process::spawn(command);
+        process.wait_for_line("serving NTP on", Duration::from_secs(10));
+        Self { process, _dir: dir }
+    }
+
+    /// Stops it with SIGTERM, asserts a clean exit and returns its log.
+    pub fn stop(mut self) -> String {
+        let status = self.process.stop_with(nix::sys::signal::Signal::SIGTERM);
+        let log = self.process.log();
+        assert!(status.success(), "daemon exited with {status}:\n{log}");
+        assert!(log.contains("stopped"), "no clean stop in the log:\n{log}");
+        log
+    }
+}
+
+/// The value of `key=N` in the daemon's "stopped" log line.
+pub fn counter_in_log(log: &str, key: &str) -> u64 {
+    let line = log.lines().rev().find(|l| l.contains("stopped")).expect("stopped line");
+    let start = line.find(&format!("{key}=")).expect("counter in stopped line") + key.len() + 1;
+    line[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// A config serving on port 123 on both families, with the given extra TOML appended.
+pub fn config_on_port_123(extra: &str) -> String {
+    format!("[server]\nlisten = [\"0.0.0.0:123\", \"[::]:123\"]\n[clock]\nmode = \"observe\"\n{extra}")
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}

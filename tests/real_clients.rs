@@ -1,0 +1,152 @@
+//! Real NTP implementations from Debian's packages against ours, all inside a network namespace the
+//! test creates and under `setpriv --bounding-set -sys_time`: chronyd, ntpdig and ntpdate accept our
+//! time, and our `query` accepts chronyd's.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const ONE_MS: f64 = 0.001;
+
+fn require(tool: &str) {
+    let found = std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "`{tool}` is not installed: run ./scripts/test.sh, which installs chrony, ntpsec-ntpdig and ntpsec-ntpdate"
+    );
+}
+
+/// The offset chronyd -Q reports: "System clock wrong by -0.000012 seconds (ignored)".
+fn chronyd_offset(stderr: &str) -> Option<f64> {
+    let rest = stderr.split("System clock wrong by ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn chronyd_accepts_our_time_over_ipv4_and_ipv6() {
+    require("chronyd");
+    let ns = NetNs::new("chronyc");
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    for server in ["127.0.0.1", "::1"] {
+        let directive = format!("server {server} port 123 iburst minpoll -6 maxpoll -6");
+        let output = ns.run("chronyd", &["-Q", "-t", "10", "-f", "/dev/null", &directive], Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "chronyd -Q failed against {server}:\n{stderr}");
+        let offset = chronyd_offset(&stderr).unwrap_or_else(|| panic!("no offset from chronyd:\n{stderr}"));
+        assert!(offset.abs() < ONE_MS, "chronyd measured {offset} s against {server}");
+    }
+    let log = daemon.stop();
+    assert!(counter_in_log(&log, "answered") >= 2);
+}
+
+#[test]
+fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
+    require("ntpdig");
+    let ns = NetNs::new("ntpdig");
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    for server in ["127.0.0.1", "::1"] {
+        let output = ns.run("ntpdig", &["-j", "-t", "3", server], Duration::from_secs(10));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "ntpdig failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("ntpdig JSON");
+        let offset = json["offset"].as_f64().expect("offset");
+        assert!(offset.abs() < ONE_MS, "ntpdig measured {offset} s against {server}");
+        assert_eq!(json["stratum"], 10);
+        assert_eq!(json["leap"], "no-leap");
+    }
+    daemon.stop();
+}
+
+#[test]
+fn ntpdate_query_accepts_our_time() {
+    require("ntpdate");
+    let ns = NetNs::new("ntpdate");
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let output = ns.run("ntpdate", &["-q", "127.0.0.1"], Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "ntpdate -q failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+    // "2026-11-25 20:32:45.331049 (+0000) -0.000010 +/- 0.000121 127.0.0.1 s10 no-leap"
+    let fields: Vec<&str> = stdout.split_whitespace().collect();
+    let offset: f64 = fields[3].parse().expect("offset field");
+    assert!(offset.abs() < ONE_MS, "ntpdate measured {offset} s");
+    assert!(stdout.contains(" s10 "), "{stdout}");
+    daemon.stop();
+}
+
+#[test]
+fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
+    require("ntpdig");
+    let ns = NetNs::new("unsync");
+    let daemon = Daemon::start(&ns, &config_on_port_123("[local]\nenabled = false\n"));
+    let output = ns.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "ntpdig accepted an unsynchronised server");
+    assert!(stderr.contains("Response dropped"), "{stderr}");
+
+    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(3), "query exit code for an unsynchronised server");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
+    assert_eq!(json["synchronised"], false);
+    assert_eq!(json["stratum"], 16);
+    assert_eq!(json["leap"], "unsynchronised");
+    daemon.stop();
+}
+
+/// chronyd as a server that never touches the clock (-x), with `local stratum 10`.
+fn start_chronyd_server(ns: &NetNs, dir: &TempDir, port: u16) -> Process {
+    let config = format!(
+        "port {port}\nlocal stratum 10\nallow 127.0.0.1\nallow ::1\ncmdport 0\nbindcmdaddress /\n\
+         pidfile {}\n",
+        path_str(&dir.0.join("chronyd.pid"))
+    );
+    let path = dir.write("chrony.conf", &config);
+    let mut command = ns.command("chronyd");
+    command.args(["-x", "-d", "-u", "root", "-f"]).arg(&path);
+    let mut process = Process::spawn(command);
+    process.wait_for_line("Disabled control of system clock", Duration::from_secs(10));
+    process
+}
+
+#[test]
+fn our_query_accepts_chronyd_time() {
+    require("chronyd");
+    let ns = NetNs::new("query");
+    let dir = TempDir::new("chronyd");
+    let mut chronyd = start_chronyd_server(&ns, &dir, 11123);
+    let mut last = None;
+    // chronyd answers within a fraction of a second of starting; allow a few tries for that.
+    for _ in 0..20 {
+        let output = ns.run(SYHUB_NTP, &["query", "--json", "--timeout", "1", "127.0.0.1:11123"], Duration::from_secs(5));
+        if output.status.success() {
+            last = Some(output);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = last.unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.log()));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
+    let offset = json["offset_seconds"].as_f64().expect("offset");
+    assert!(offset.abs() < ONE_MS, "our query measured {offset} s against chronyd");
+    assert_eq!(json["stratum"], 10);
+    assert_eq!(json["synchronised"], true);
+    assert_eq!(json["leap"], "none");
+    assert_eq!(json["reference_id"], "127.127.1.1");
+    assert!(json["delay_seconds"].as_f64().unwrap() < 0.01);
+
+    // The plain-text form too, over IPv6.
+    let output = ns.run(SYHUB_NTP, &["query", "[::1]:11123"], Duration::from_secs(5));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("stratum        10") && stdout.contains("offset"), "{stdout}");
+    chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn query_without_an_answer_times_out_with_exit_code_1() {
+    let ns = NetNs::new("noanswer");
+    let output = ns.run(SYHUB_NTP, &["query", "--timeout", "0.5", "127.0.0.1:11123"], Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no answer from 127.0.0.1:11123"), "{stderr}");
+}

@@ -1,0 +1,297 @@
+//! The server as a client on the wire sees it: old versions and modes real devices send, packets
+//! that must get no answer, replies from the right address, and how the daemon starts and stops.
+
+mod common;
+
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// The current time as a 64-bit NTP timestamp, from the test's own clock.
+fn ntp_now() -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    ((now.as_secs() + NTP_UNIX_OFFSET) << 32) | (((now.subsec_nanos() as u64) << 32) / 1_000_000_000)
+}
+
+fn ntp_seconds_between(a: u64, b: u64) -> f64 {
+    (a.wrapping_sub(b) as i64) as f64 / 4_294_967_296.0
+}
+
+/// A 48-byte request written byte by byte (independent of our codec).
+fn raw_request(leap: u8, version: u8, mode: u8, poll: u8, transmit: u64) -> [u8; 48] {
+    let mut packet = [0u8; 48];
+    packet[0] = (leap << 6) | (version << 3) | mode;
+    packet[2] = poll;
+    packet[40..48].copy_from_slice(&transmit.to_be_bytes());
+    packet
+}
+
+struct RawReply {
+    len: usize,
+    leap: u8,
+    version: u8,
+    mode: u8,
+    stratum: u8,
+    poll: u8,
+    reference_id: [u8; 4],
+    origin: u64,
+    receive: u64,
+    transmit: u64,
+}
+
+fn parse_reply(bytes: &[u8]) -> RawReply {
+    let ts = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().unwrap());
+    RawReply {
+        len: bytes.len(),
+        leap: bytes[0] >> 6,
+        version: (bytes[0] >> 3) & 7,
+        mode: bytes[0] & 7,
+        stratum: bytes[1],
+        poll: bytes[2],
+        reference_id: bytes[12..16].try_into().unwrap(),
+        origin: ts(24),
+        receive: ts(32),
+        transmit: ts(40),
+    }
+}
+
+fn exchange(socket: &UdpSocket, server: &str, request: &[u8]) -> Option<(RawReply, SocketAddr)> {
+    socket.send_to(request, server).expect("send");
+    let mut buf = [0u8; 1024];
+    match socket.recv_from(&mut buf) {
+        Ok((len, from)) => Some((parse_reply(&buf[..len]), from)),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => None,
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+fn assert_good_time(reply: &RawReply, sent_transmit: u64) {
+    let now = ntp_now();
+    assert_eq!(reply.origin, sent_transmit, "origin must echo our transmit timestamp");
+    assert!(ntp_seconds_between(now, reply.receive).abs() < 1.0, "receive timestamp is not now");
+    let processing = ntp_seconds_between(reply.transmit, reply.receive);
+    assert!((0.0..0.05).contains(&processing), "transmit - receive = {processing} s");
+    assert_eq!((reply.leap, reply.stratum, &reply.reference_id), (0, 10, b"LOCL"));
+}
+
+#[test]
+fn ntpv1_ntpv3_and_symmetric_active_requests_get_correct_answers() {
+    let ns = NetNs::new("versions");
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let socket = ns.udp_socket("127.0.0.1:0");
+    let server = "127.0.0.1:123";
+
+    // NTPv1 predates the mode field: mode 0, answered as a client request in version 1.
+    let transmit = ntp_now();
+    let (reply, _) = exchange(&socket, server, &raw_request(0, 1, 0, 6, transmit)).expect("NTPv1 answer");
+    assert_eq!((reply.len, reply.version, reply.mode), (48, 1, 4));
+    assert_good_time(&reply, transmit);
+
+    // NTPv3 client, as old Linux ntpdate and many embedded stacks send.
+    let transmit = ntp_now();
+    let (reply, _) = exchange(&socket, server, &raw_request(0, 3, 3, 10, transmit)).expect("NTPv3 answer");
+    assert_eq!((reply.version, reply.mode, reply.poll), (3, 4, 10));
+    assert_good_time(&reply, transmit);
+
+    // Symmetric active (Windows w32tm in symmetric mode): stateless passive answer, same timestamps.
+    let transmit = ntp_now();
+    let (reply, _) = exchange(&socket, server, &raw_request(0, 3, 1, 6, transmit)).expect("mode 1 answer");
+    assert_eq!((reply.version, reply.mode), (3, 2));
+    assert_good_time(&reply, transmit);
+
+    // Arduino NTPClient / lwIP SNTP: leap 3, stratum 0, zero transmit timestamp: echoed as origin.
+    let (reply, _) = exchange(&socket, server, &raw_request(3, 4, 3, 0, 0)).expect("SNTP answer");
+    assert_eq!((reply.version, reply.mode, reply.origin), (4, 4, 0));
+
+    // Every version 1-4 is mirrored.
+    for version in 1..=4 {
+        let (reply, _) = exchange(&socket, server, &raw_request(0, version, 3, 6, ntp_now())).expect("answer");
+        assert_eq!(reply.version, version);
+    }
+    let log = daemon.stop();
+    assert_eq!(counter_in_log(&log, "answered"), 8);
+}
+
+#[test]
+fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
+    let ns = NetNs::new("garbage");
+    let mut daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let socket = ns.udp_socket("127.0.0.1:0");
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let server = "127.0.0.1:123";
+
+    let mut garbage: Vec<Vec<u8>> = Vec::new();
+    // Mode 6 (ntpq readvar) and mode 7 (ntpdc monlist): never answered from the network.
+    garbage.push(vec![0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    garbage.push({
+        let mut monlist = vec![0u8; 48];
+        monlist[..4].copy_from_slice(&[0x17, 0x00, 0x03, 0x2a]);
+        monlist
+    });
+    // A 47-byte packet: one short of a header.
+    garbage.push(raw_request(0, 4, 3, 6, ntp_now())[..47].to_vec());
+    // 10,000 random packets, each broken in one of the ways a packet can be.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..10_000 {
+        let len = match i % 4 {
+            0 => (random() % 48) as usize,       // shorter than a header
+            _ => 48 + (random() % 200) as usize, // header plus trailer
+        };
+        let mut packet: Vec<u8> = (0..len).map(|_| random() as u8).collect();
+        if len >= 48 {
+            let mode = [2u8, 4, 5, 6, 7][(random() % 5) as usize];
+            let version = (random() % 8) as u8;
+            packet[0] = (packet[0] & 0xc0) | (version << 3) | mode;
+            if i % 4 == 1 {
+                // A valid client header with a trailer that is neither extension fields nor a MAC.
+                packet[0] = (packet[0] & 0xc0) | (4 << 3) | 3;
+                packet.truncate(48 + 25);
+                packet.resize(48 + 25, 0); // 25 bytes: not a MAC, and an extension length of 0
+            }
+        }
+        garbage.push(packet);
+    }
+    for (i, packet) in garbage.iter().enumerate() {
+        socket.send_to(packet, server).expect("send");
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // pace, so the kernel drops nothing
+        }
+    }
+    let mut buf = [0u8; 1024];
+    let answered = socket.recv_from(&mut buf);
+    assert!(answered.is_err(), "a garbage packet got an answer: {:?}", &buf[..answered.unwrap().0]);
+    assert!(daemon.process.is_running(), "daemon died:\n{}", daemon.process.log());
+
+    // Still serving.
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let transmit = ntp_now();
+    let (reply, _) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit)).expect("answer after garbage");
+    assert_good_time(&reply, transmit);
+    let log = daemon.stop();
+    assert_eq!(counter_in_log(&log, "answered"), 1);
+    let ignored = counter_in_log(&log, "ignored");
+    assert!(ignored >= 9_000, "only {ignored} of {} garbage packets reached the server", garbage.len());
+}
+
+#[test]
+fn replies_leave_from_the_address_the_request_was_sent_to() {
+    let ns = NetNs::new("pktinfo");
+    // Two extra addresses on the namespace's loopback, like a hub with several addresses.
+    ns.ip(&["addr", "add", "10.77.0.1/32", "dev", "lo"]);
+    ns.ip(&["addr", "add", "10.77.0.2/32", "dev", "lo"]);
+    ns.ip(&["addr", "add", "fd77::1/128", "dev", "lo"]);
+    ns.ip(&["addr", "add", "fd77::2/128", "dev", "lo"]);
+    std::thread::sleep(Duration::from_millis(1500)); // IPv6 duplicate address detection
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    for (client, server) in [("10.77.0.1:0", "10.77.0.2:123"), ("[fd77::1]:0", "[fd77::2]:123")] {
+        let socket = ns.udp_socket(client);
+        let transmit = ntp_now();
+        let (reply, from) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit)).expect("answer");
+        assert_eq!(from, server.parse::<SocketAddr>().unwrap(), "reply came from the wrong address");
+        assert_good_time(&reply, transmit);
+    }
+    daemon.stop();
+}
+
+#[test]
+fn runs_with_no_arguments_on_the_embedded_default_and_stops_on_sigint() {
+    let ns = NetNs::new("noargs");
+    // Hide any installed config so the embedded default is what runs: a private mount namespace
+    // with an empty /etc/syhub-ntp (the host's file system is not changed).
+    let script = format!(
+        "if [ -d /etc/syhub-ntp ]; then mount -t tmpfs none /etc/syhub-ntp || exit 99; fi; exec {SYHUB_NTP} run"
+    );
+    let mut command = ns.command("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let mut daemon = Process::spawn(command);
+    let line = daemon.wait_for_line("serving NTP on", Duration::from_secs(10));
+    assert!(line.contains("0.0.0.0:123") && line.contains("[::]:123"), "{line}");
+    let log = daemon.log();
+    assert!(log.contains("config from the embedded default"), "{log}");
+    // Default clock mode is steer; without CAP_SYS_TIME it says so once and serves as in observe.
+    assert_eq!(log.matches("will not let us steer").count(), 1, "{log}");
+
+    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(5));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
+    assert_eq!(json["stratum"], 10);
+    assert_eq!(json["reference_id"], "LOCL");
+    assert!(json["offset_seconds"].as_f64().unwrap().abs() < 0.001);
+
+    let status = daemon.stop_with(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "exit {status}:\n{}", daemon.log());
+    assert!(daemon.log().contains("SIGINT received"));
+}
+
+#[test]
+fn port_already_in_use_is_a_clear_error() {
+    let ns = NetNs::new("inuse");
+    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let dir = TempDir::new("inuse");
+    let config = dir.write("config.toml", &config_on_port_123(""));
+    let output = ns.run(SYHUB_NTP, &["run", "--config", path_str(&config)], Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("UDP 0.0.0.0:123 is already in use"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    daemon.stop();
+}
+
+#[test]
+fn port_123_without_privilege_is_a_clear_error() {
+    let ns = NetNs::new("noperm");
+    let dir = TempDir::new("noperm");
+    let config = dir.write("config.toml", &config_on_port_123(""));
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = ns.run(
+        "setpriv",
+        &["--reuid", "65534", "--regid", "65534", "--clear-groups", SYHUB_NTP, "run", "--config", path_str(&config)],
+        Duration::from_secs(10),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("permission denied binding UDP 0.0.0.0:123"), "{stderr}");
+    assert!(stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
+}
+
+#[test]
+fn invalid_config_starts_nothing_and_names_file_line_and_key() {
+    let ns = NetNs::new("badconfig");
+    let dir = TempDir::new("badconfig");
+    let config = dir.write("config.toml", "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n");
+    let output = ns.run(SYHUB_NTP, &["run", "--config", path_str(&config)], Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let expected = format!("{}:5:11: stratum 42 is out of range: expected 1 to 15", path_str(&config));
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("serving NTP"), "{stderr}");
+
+    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&config)], Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&expected));
+
+    let good = dir.write("good.toml", &config_on_port_123(""));
+    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&good)], Duration::from_secs(10));
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("config OK"));
+}
+
+#[test]
+fn config_default_prints_a_config_that_checks() {
+    let ns = NetNs::new("default");
+    let output = ns.run(SYHUB_NTP, &["config", "default"], Duration::from_secs(10));
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("[server]") && text.contains("stratum = 10") && text.contains("mode = \"steer\""));
+    let dir = TempDir::new("default");
+    let path = dir.write("config.toml", &text);
+    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&path)], Duration::from_secs(10));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
