@@ -10,7 +10,9 @@ use std::time::Duration;
 const ONE_MS: f64 = 0.001;
 
 fn require(tool: &str) {
-    let found = std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
         "`{tool}` is not installed: run ./scripts/test.sh, which installs chrony, ntpsec-ntpdig and ntpsec-ntpdate"
@@ -30,11 +32,22 @@ fn chronyd_accepts_our_time_over_ipv4_and_ipv6() {
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
     for server in ["127.0.0.1", "::1"] {
         let directive = format!("server {server} port 123 iburst minpoll -6 maxpoll -6");
-        let output = ns.run("chronyd", &["-Q", "-t", "10", "-f", "/dev/null", &directive], Duration::from_secs(20));
+        let output = ns.run(
+            "chronyd",
+            &["-Q", "-t", "10", "-f", "/dev/null", &directive],
+            Duration::from_secs(20),
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "chronyd -Q failed against {server}:\n{stderr}");
-        let offset = chronyd_offset(&stderr).unwrap_or_else(|| panic!("no offset from chronyd:\n{stderr}"));
-        assert!(offset.abs() < ONE_MS, "chronyd measured {offset} s against {server}");
+        assert!(
+            output.status.success(),
+            "chronyd -Q failed against {server}:\n{stderr}"
+        );
+        let offset =
+            chronyd_offset(&stderr).unwrap_or_else(|| panic!("no offset from chronyd:\n{stderr}"));
+        assert!(
+            offset.abs() < ONE_MS,
+            "chronyd measured {offset} s against {server}"
+        );
     }
     let log = daemon.stop();
     assert!(counter_in_log(&log, "answered") >= 2);
@@ -46,12 +59,23 @@ fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
     let ns = NetNs::new("ntpdig");
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
     for server in ["127.0.0.1", "::1"] {
-        let output = ns.run("ntpdig", &["-j", "-t", "3", server], Duration::from_secs(10));
+        let output = ns.run(
+            "ntpdig",
+            &["-j", "-t", "3", server],
+            Duration::from_secs(10),
+        );
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "ntpdig failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "ntpdig failed: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("ntpdig JSON");
         let offset = json["offset"].as_f64().expect("offset");
-        assert!(offset.abs() < ONE_MS, "ntpdig measured {offset} s against {server}");
+        assert!(
+            offset.abs() < ONE_MS,
+            "ntpdig measured {offset} s against {server}"
+        );
         assert_eq!(json["stratum"], 10);
         assert_eq!(json["leap"], "no-leap");
     }
@@ -65,7 +89,11 @@ fn ntpdate_query_accepts_our_time() {
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
     let output = ns.run("ntpdate", &["-q", "127.0.0.1"], Duration::from_secs(10));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "ntpdate -q failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ntpdate -q failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // "2026-11-25 20:32:45.331049 (+0000) -0.000010 +/- 0.000121 127.0.0.1 s10 no-leap"
     let fields: Vec<&str> = stdout.split_whitespace().collect();
     let offset: f64 = fields[3].parse().expect("offset field");
@@ -79,13 +107,28 @@ fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
     require("ntpdig");
     let ns = NetNs::new("unsync");
     let daemon = Daemon::start(&ns, &config_on_port_123("[local]\nenabled = false\n"));
-    let output = ns.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    let output = ns.run(
+        "ntpdig",
+        &["-j", "-t", "2", "127.0.0.1"],
+        Duration::from_secs(10),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "ntpdig accepted an unsynchronised server");
+    assert!(
+        !output.status.success(),
+        "ntpdig accepted an unsynchronised server"
+    );
     assert!(stderr.contains("Response dropped"), "{stderr}");
 
-    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(10));
-    assert_eq!(output.status.code(), Some(3), "query exit code for an unsynchronised server");
+    let output = ns.run(
+        SYHUB_NTP,
+        &["query", "--json", "127.0.0.1"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "query exit code for an unsynchronised server"
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     assert_eq!(json["synchronised"], false);
     assert_eq!(json["stratum"], 16);
@@ -117,17 +160,25 @@ fn our_query_accepts_chronyd_time() {
     let mut last = None;
     // chronyd answers within a fraction of a second of starting; allow a few tries for that.
     for _ in 0..20 {
-        let output = ns.run(SYHUB_NTP, &["query", "--json", "--timeout", "1", "127.0.0.1:11123"], Duration::from_secs(5));
+        let output = ns.run(
+            SYHUB_NTP,
+            &["query", "--json", "--timeout", "1", "127.0.0.1:11123"],
+            Duration::from_secs(5),
+        );
         if output.status.success() {
             last = Some(output);
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let output = last.unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.log()));
+    let output =
+        last.unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.log()));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     let offset = json["offset_seconds"].as_f64().expect("offset");
-    assert!(offset.abs() < ONE_MS, "our query measured {offset} s against chronyd");
+    assert!(
+        offset.abs() < ONE_MS,
+        "our query measured {offset} s against chronyd"
+    );
     assert_eq!(json["stratum"], 10);
     assert_eq!(json["synchronised"], true);
     assert_eq!(json["leap"], "none");
@@ -137,16 +188,30 @@ fn our_query_accepts_chronyd_time() {
     // The plain-text form too, over IPv6.
     let output = ns.run(SYHUB_NTP, &["query", "[::1]:11123"], Duration::from_secs(5));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("stratum        10") && stdout.contains("offset"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("stratum        10") && stdout.contains("offset"),
+        "{stdout}"
+    );
     chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]
 fn query_without_an_answer_times_out_with_exit_code_1() {
     let ns = NetNs::new("noanswer");
-    let output = ns.run(SYHUB_NTP, &["query", "--timeout", "0.5", "127.0.0.1:11123"], Duration::from_secs(5));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["query", "--timeout", "0.5", "127.0.0.1:11123"],
+        Duration::from_secs(5),
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no answer from 127.0.0.1:11123"), "{stderr}");
+    assert!(
+        stderr.contains("no answer from 127.0.0.1:11123"),
+        "{stderr}"
+    );
 }

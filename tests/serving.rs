@@ -12,7 +12,8 @@ const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 /// The current time as a 64-bit NTP timestamp, from the test's own clock.
 fn ntp_now() -> u64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    ((now.as_secs() + NTP_UNIX_OFFSET) << 32) | (((now.subsec_nanos() as u64) << 32) / 1_000_000_000)
+    ((now.as_secs() + NTP_UNIX_OFFSET) << 32)
+        | (((now.subsec_nanos() as u64) << 32) / 1_000_000_000)
 }
 
 fn ntp_seconds_between(a: u64, b: u64) -> f64 {
@@ -62,18 +63,37 @@ fn exchange(socket: &UdpSocket, server: &str, request: &[u8]) -> Option<(RawRepl
     let mut buf = [0u8; 1024];
     match socket.recv_from(&mut buf) {
         Ok((len, from)) => Some((parse_reply(&buf[..len]), from)),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
         Err(e) => panic!("recv: {e}"),
     }
 }
 
 fn assert_good_time(reply: &RawReply, sent_transmit: u64) {
     let now = ntp_now();
-    assert_eq!(reply.origin, sent_transmit, "origin must echo our transmit timestamp");
-    assert!(ntp_seconds_between(now, reply.receive).abs() < 1.0, "receive timestamp is not now");
+    assert_eq!(
+        reply.origin, sent_transmit,
+        "origin must echo our transmit timestamp"
+    );
+    assert!(
+        ntp_seconds_between(now, reply.receive).abs() < 1.0,
+        "receive timestamp is not now"
+    );
     let processing = ntp_seconds_between(reply.transmit, reply.receive);
-    assert!((0.0..0.05).contains(&processing), "transmit - receive = {processing} s");
-    assert_eq!((reply.leap, reply.stratum, &reply.reference_id), (0, 10, b"LOCL"));
+    assert!(
+        (0.0..0.05).contains(&processing),
+        "transmit - receive = {processing} s"
+    );
+    assert_eq!(
+        (reply.leap, reply.stratum, &reply.reference_id),
+        (0, 10, b"LOCL")
+    );
 }
 
 #[test]
@@ -85,19 +105,22 @@ fn ntpv1_ntpv3_and_symmetric_active_requests_get_correct_answers() {
 
     // NTPv1 predates the mode field: mode 0, answered as a client request in version 1.
     let transmit = ntp_now();
-    let (reply, _) = exchange(&socket, server, &raw_request(0, 1, 0, 6, transmit)).expect("NTPv1 answer");
+    let (reply, _) =
+        exchange(&socket, server, &raw_request(0, 1, 0, 6, transmit)).expect("NTPv1 answer");
     assert_eq!((reply.len, reply.version, reply.mode), (48, 1, 4));
     assert_good_time(&reply, transmit);
 
     // NTPv3 client, as old Linux ntpdate and many embedded stacks send.
     let transmit = ntp_now();
-    let (reply, _) = exchange(&socket, server, &raw_request(0, 3, 3, 10, transmit)).expect("NTPv3 answer");
+    let (reply, _) =
+        exchange(&socket, server, &raw_request(0, 3, 3, 10, transmit)).expect("NTPv3 answer");
     assert_eq!((reply.version, reply.mode, reply.poll), (3, 4, 10));
     assert_good_time(&reply, transmit);
 
     // Symmetric active (Windows w32tm in symmetric mode): stateless passive answer, same timestamps.
     let transmit = ntp_now();
-    let (reply, _) = exchange(&socket, server, &raw_request(0, 3, 1, 6, transmit)).expect("mode 1 answer");
+    let (reply, _) =
+        exchange(&socket, server, &raw_request(0, 3, 1, 6, transmit)).expect("mode 1 answer");
     assert_eq!((reply.version, reply.mode), (3, 2));
     assert_good_time(&reply, transmit);
 
@@ -107,7 +130,8 @@ fn ntpv1_ntpv3_and_symmetric_active_requests_get_correct_answers() {
 
     // Every version 1-4 is mirrored.
     for version in 1..=4 {
-        let (reply, _) = exchange(&socket, server, &raw_request(0, version, 3, 6, ntp_now())).expect("answer");
+        let (reply, _) =
+            exchange(&socket, server, &raw_request(0, version, 3, 6, ntp_now())).expect("answer");
         assert_eq!(reply.version, version);
     }
     let log = daemon.stop();
@@ -119,7 +143,9 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
     let ns = NetNs::new("garbage");
     let mut daemon = Daemon::start(&ns, &config_on_port_123(""));
     let socket = ns.udp_socket("127.0.0.1:0");
-    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let server = "127.0.0.1:123";
 
     let mut garbage: Vec<Vec<u8>> = Vec::new();
@@ -167,18 +193,33 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
     }
     let mut buf = [0u8; 1024];
     let answered = socket.recv_from(&mut buf);
-    assert!(answered.is_err(), "a garbage packet got an answer: {:?}", &buf[..answered.unwrap().0]);
-    assert!(daemon.process.is_running(), "daemon died:\n{}", daemon.process.log());
+    assert!(
+        answered.is_err(),
+        "a garbage packet got an answer: {:?}",
+        &buf[..answered.unwrap().0]
+    );
+    assert!(
+        daemon.process.is_running(),
+        "daemon died:\n{}",
+        daemon.process.log()
+    );
 
     // Still serving.
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let transmit = ntp_now();
-    let (reply, _) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit)).expect("answer after garbage");
+    let (reply, _) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit))
+        .expect("answer after garbage");
     assert_good_time(&reply, transmit);
     let log = daemon.stop();
     assert_eq!(counter_in_log(&log, "answered"), 1);
     let ignored = counter_in_log(&log, "ignored");
-    assert!(ignored >= 9_000, "only {ignored} of {} garbage packets reached the server", garbage.len());
+    assert!(
+        ignored >= 9_000,
+        "only {ignored} of {} garbage packets reached the server",
+        garbage.len()
+    );
 }
 
 #[test]
@@ -191,11 +232,19 @@ fn replies_leave_from_the_address_the_request_was_sent_to() {
     ns.ip(&["addr", "add", "fd77::2/128", "dev", "lo"]);
     std::thread::sleep(Duration::from_millis(1500)); // IPv6 duplicate address detection
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
-    for (client, server) in [("10.77.0.1:0", "10.77.0.2:123"), ("[fd77::1]:0", "[fd77::2]:123")] {
+    for (client, server) in [
+        ("10.77.0.1:0", "10.77.0.2:123"),
+        ("[fd77::1]:0", "[fd77::2]:123"),
+    ] {
         let socket = ns.udp_socket(client);
         let transmit = ntp_now();
-        let (reply, from) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit)).expect("answer");
-        assert_eq!(from, server.parse::<SocketAddr>().unwrap(), "reply came from the wrong address");
+        let (reply, from) =
+            exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit)).expect("answer");
+        assert_eq!(
+            from,
+            server.parse::<SocketAddr>().unwrap(),
+            "reply came from the wrong address"
+        );
         assert_good_time(&reply, transmit);
     }
     daemon.stop();
@@ -213,13 +262,20 @@ fn runs_with_no_arguments_on_the_embedded_default_and_stops_on_sigint() {
     command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
     let mut daemon = Process::spawn(command);
     let line = daemon.wait_for_line("serving NTP on", Duration::from_secs(10));
-    assert!(line.contains("0.0.0.0:123") && line.contains("[::]:123"), "{line}");
+    assert!(
+        line.contains("0.0.0.0:123") && line.contains("[::]:123"),
+        "{line}"
+    );
     let log = daemon.log();
     assert!(log.contains("config from the embedded default"), "{log}");
     // Default clock mode is steer; without CAP_SYS_TIME it says so once and serves as in observe.
     assert_eq!(log.matches("will not let us steer").count(), 1, "{log}");
 
-    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(5));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["query", "--json", "127.0.0.1"],
+        Duration::from_secs(5),
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     assert_eq!(json["stratum"], 10);
     assert_eq!(json["reference_id"], "LOCL");
@@ -236,11 +292,21 @@ fn port_already_in_use_is_a_clear_error() {
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
     let dir = TempDir::new("inuse");
     let config = dir.write("config.toml", &config_on_port_123(""));
-    let output = ns.run(SYHUB_NTP, &["run", "--config", path_str(&config)], Duration::from_secs(10));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["run", "--config", path_str(&config)],
+        Duration::from_secs(10),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("UDP 0.0.0.0:123 is already in use"), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        stderr.contains("UDP 0.0.0.0:123 is already in use"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     daemon.stop();
 }
 
@@ -252,12 +318,25 @@ fn port_123_without_privilege_is_a_clear_error() {
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let output = ns.run(
         "setpriv",
-        &["--reuid", "65534", "--regid", "65534", "--clear-groups", SYHUB_NTP, "run", "--config", path_str(&config)],
+        &[
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            SYHUB_NTP,
+            "run",
+            "--config",
+            path_str(&config),
+        ],
         Duration::from_secs(10),
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("permission denied binding UDP 0.0.0.0:123"), "{stderr}");
+    assert!(
+        stderr.contains("permission denied binding UDP 0.0.0.0:123"),
+        "{stderr}"
+    );
     assert!(stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
 }
 
@@ -265,20 +344,38 @@ fn port_123_without_privilege_is_a_clear_error() {
 fn invalid_config_starts_nothing_and_names_file_line_and_key() {
     let ns = NetNs::new("badconfig");
     let dir = TempDir::new("badconfig");
-    let config = dir.write("config.toml", "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n");
-    let output = ns.run(SYHUB_NTP, &["run", "--config", path_str(&config)], Duration::from_secs(10));
+    let config = dir.write(
+        "config.toml",
+        "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n",
+    );
+    let output = ns.run(
+        SYHUB_NTP,
+        &["run", "--config", path_str(&config)],
+        Duration::from_secs(10),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let expected = format!("{}:5:11: stratum 42 is out of range: expected 1 to 15", path_str(&config));
+    let expected = format!(
+        "{}:5:11: stratum 42 is out of range: expected 1 to 15",
+        path_str(&config)
+    );
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(!stderr.contains("serving NTP"), "{stderr}");
 
-    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&config)], Duration::from_secs(10));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["config", "check", "--config", path_str(&config)],
+        Duration::from_secs(10),
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&expected));
 
     let good = dir.write("good.toml", &config_on_port_123(""));
-    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&good)], Duration::from_secs(10));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["config", "check", "--config", path_str(&good)],
+        Duration::from_secs(10),
+    );
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("config OK"));
 }
@@ -289,9 +386,21 @@ fn config_default_prints_a_config_that_checks() {
     let output = ns.run(SYHUB_NTP, &["config", "default"], Duration::from_secs(10));
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("[server]") && text.contains("stratum = 10") && text.contains("mode = \"steer\""));
+    assert!(
+        text.contains("[server]")
+            && text.contains("stratum = 10")
+            && text.contains("mode = \"steer\"")
+    );
     let dir = TempDir::new("default");
     let path = dir.write("config.toml", &text);
-    let output = ns.run(SYHUB_NTP, &["config", "check", "--config", path_str(&path)], Duration::from_secs(10));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = ns.run(
+        SYHUB_NTP,
+        &["config", "check", "--config", path_str(&path)],
+        Duration::from_secs(10),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -17,21 +17,37 @@ pub const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(label: &str) -> String {
-    format!("syhub-{label}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "syhub-{label}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Fails the test with a clear message unless it can create namespaces and drop CAP_SYS_TIME.
 pub fn require_namespaces() {
-    assert!(nix::unistd::geteuid().is_root(), "these tests create network namespaces: run them as root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create network namespaces: run them as root"
+    );
     for tool in ["ip", "setpriv"] {
-        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
-        assert!(found.is_ok_and(|o| o.status.success()), "`{tool}` is needed: apt-get install iproute2 util-linux");
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output();
+        assert!(
+            found.is_ok_and(|o| o.status.success()),
+            "`{tool}` is needed: apt-get install iproute2 util-linux"
+        );
     }
 }
 
 fn run_checked(program: &str, args: &[&str]) {
     let output = Command::new(program).args(args).output().expect("spawn");
-    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A scratch directory removed on drop.
@@ -82,7 +98,15 @@ impl NetNs {
     /// A command that runs `program` inside the namespace without CAP_SYS_TIME.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name, "setpriv", "--bounding-set", "-sys_time", program]);
+        command.args([
+            "netns",
+            "exec",
+            &self.name,
+            "setpriv",
+            "--bounding-set",
+            "-sys_time",
+            program,
+        ]);
         command
     }
 
@@ -101,7 +125,9 @@ impl NetNs {
             let ns = std::fs::File::open(&path).expect("open netns");
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
             let socket = UdpSocket::bind(address).expect("bind test socket");
-            socket.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
             socket
         })
         .join()
@@ -111,13 +137,18 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 /// Spawns `command` with captured output and waits at most `timeout`, killing it (by PID) after.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = command.spawn().expect("spawn");
     let pid = child.id() as i32;
     let (done, wait) = std::sync::mpsc::channel();
@@ -127,7 +158,10 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
         output
     });
     if wait.recv_timeout(timeout).is_err() {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     waiter.join().expect("waiter").expect("output")
 }
@@ -140,12 +174,21 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(mut command: Command) -> Self {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -157,7 +200,10 @@ impl Process {
                 }
             });
         }
-        Self { child: Some(child), lines }
+        Self {
+            child: Some(child),
+            lines,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -172,21 +218,40 @@ impl Process {
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return line.clone();
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("process exited ({status}) before logging {needle:?}:\n{}", self.log());
+                panic!(
+                    "process exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} within {timeout:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Sends `signal` and waits (at most 10 s) for the exit status.
@@ -247,7 +312,9 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let path = dir.write("config.toml", config);
         let mut command = ns.command(SYHUB_NTP);
-        command.args(["run", "--log-level", "debug", "--config"]).arg(&path);
+        command
+            .args(["run", "--log-level", "debug", "--config"])
+            .arg(&path);
         let mut process = Process::spawn(command);
         process.wait_for_line("serving NTP on", Duration::from_secs(10));
         Self { process, _dir: dir }
@@ -265,14 +332,29 @@ impl Daemon {
 
 /// The value of `key=N` in the daemon's "stopped" log line.
 pub fn counter_in_log(log: &str, key: &str) -> u64 {
-    let line = log.lines().rev().find(|l| l.contains("stopped")).expect("stopped line");
-    let start = line.find(&format!("{key}=")).expect("counter in stopped line") + key.len() + 1;
-    line[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("stopped"))
+        .expect("stopped line");
+    let start = line
+        .find(&format!("{key}="))
+        .expect("counter in stopped line")
+        + key.len()
+        + 1;
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A config serving on port 123 on both families, with the given extra TOML appended.
 pub fn config_on_port_123(extra: &str) -> String {
-    format!("[server]\nlisten = [\"0.0.0.0:123\", \"[::]:123\"]\n[clock]\nmode = \"observe\"\n{extra}")
+    format!(
+        "[server]\nlisten = [\"0.0.0.0:123\", \"[::]:123\"]\n[clock]\nmode = \"observe\"\n{extra}"
+    )
 }
 
 pub fn path_str(path: &Path) -> &str {
