@@ -286,19 +286,23 @@ fn runs_with_no_arguments_on_the_embedded_default_and_stops_on_sigint() {
     assert!(daemon.log().contains("SIGINT received"));
 }
 
+/// Runs `syhub-ntp run --config PATH` in `ns`, asserts it exits with code 1, returns its stderr.
+fn run_expecting_failure(ns: &NetNs, config: &std::path::Path) -> String {
+    let args = ["run", "--config", path_str(config)];
+    let output = ns.run(SYHUB_NTP, &args, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 #[test]
 fn port_already_in_use_is_a_clear_error() {
     let ns = NetNs::new("inuse");
     let daemon = Daemon::start(&ns, &config_on_port_123(""));
     let dir = TempDir::new("inuse");
     let config = dir.write("config.toml", &config_on_port_123(""));
-    let output = ns.run(
-        SYHUB_NTP,
-        &["run", "--config", path_str(&config)],
-        Duration::from_secs(10),
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = run_expecting_failure(&ns, &config);
     assert!(
         stderr.contains("UDP 0.0.0.0:123 is already in use"),
         "{stderr}"
@@ -348,13 +352,7 @@ fn invalid_config_starts_nothing_and_names_file_line_and_key() {
         "config.toml",
         "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n",
     );
-    let output = ns.run(
-        SYHUB_NTP,
-        &["run", "--config", path_str(&config)],
-        Duration::from_secs(10),
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = run_expecting_failure(&ns, &config);
     let expected = format!(
         "{}:5:11: stratum 42 is out of range: expected 1 to 15",
         path_str(&config)

@@ -271,24 +271,6 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-
-    /// Waits (at most `timeout`) for the process to exit by itself.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("process already stopped");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("process did not exit within {timeout:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 impl Drop for Process {

@@ -50,7 +50,6 @@ pub struct TimestampedSocket {
     socket: UdpSocket,
     /// Bound to a wildcard address, so replies must name their source address.
     wildcard: bool,
-    kernel_timestamps: bool,
 }
 
 impl TimestampedSocket {
@@ -59,8 +58,7 @@ impl TimestampedSocket {
     /// receive times are then read from the clock after recvmsg returns.
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         let local = socket.local_addr()?;
-        let kernel_timestamps = setsockopt(&socket, sockopt::ReceiveTimestampns, &true).is_ok();
-        if !kernel_timestamps {
+        if setsockopt(&socket, sockopt::ReceiveTimestampns, &true).is_err() {
             tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
         }
         let wildcard = local.ip().is_unspecified();
@@ -76,16 +74,11 @@ impl TimestampedSocket {
         Ok(Self {
             socket: UdpSocket::from_std(socket)?,
             wildcard,
-            kernel_timestamps,
         })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
-    }
-
-    pub fn has_kernel_timestamps(&self) -> bool {
-        self.kernel_timestamps
     }
 
     /// Connects to one peer so only its datagrams are received (client use).

@@ -21,10 +21,6 @@ pub enum Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
     pub len: usize,
-    /// The request's version, mirrored in the reply.
-    pub version: u8,
-    /// The request's mode.
-    pub request_mode: Mode,
 }
 
 impl Reply {
@@ -98,9 +94,5 @@ pub fn answer(
     }
     // A crypto-NAK is a MAC with key id 0 and no digest.
     nak_out.fill(0);
-    Answer::Reply(Reply {
-        len,
-        version: request_header.version,
-        request_mode: request_header.mode,
-    })
+    Answer::Reply(Reply { len })
 }
