@@ -2,10 +2,12 @@
 //! test creates and under `setpriv --bounding-set -sys_time`: chronyd, ntpdig and ntpdate accept our
 //! time, and our `query` accepts chronyd's.
 
-mod common;
+use syhub_ntp_testkit::*;
 
-use common::*;
 use std::time::Duration;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 
 const ONE_MS: f64 = 0.001;
 
@@ -29,7 +31,7 @@ fn chronyd_offset(stderr: &str) -> Option<f64> {
 fn chronyd_accepts_our_time_over_ipv4_and_ipv6() {
     require("chronyd");
     let ns = NetNs::new("chronyc");
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     for server in ["127.0.0.1", "::1"] {
         let directive = format!("server {server} port 123 iburst minpoll -6 maxpoll -6");
         let output = ns.run(
@@ -57,7 +59,7 @@ fn chronyd_accepts_our_time_over_ipv4_and_ipv6() {
 fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
     require("ntpdig");
     let ns = NetNs::new("ntpdig");
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     for server in ["127.0.0.1", "::1"] {
         let output = ns.run(
             "ntpdig",
@@ -86,7 +88,7 @@ fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
 fn ntpdate_query_accepts_our_time() {
     require("ntpdate");
     let ns = NetNs::new("ntpdate");
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let output = ns.run("ntpdate", &["-q", "127.0.0.1"], Duration::from_secs(10));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -106,7 +108,11 @@ fn ntpdate_query_accepts_our_time() {
 fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
     require("ntpdig");
     let ns = NetNs::new("unsync");
-    let daemon = Daemon::start(&ns, &config_on_port_123("[local]\nenabled = false\n"));
+    let daemon = Daemon::start(
+        SYHUB_NTP,
+        &ns,
+        &config_on_port_123("[local]\nenabled = false\n"),
+    );
     let output = ns.run(
         "ntpdig",
         &["-j", "-t", "2", "127.0.0.1"],

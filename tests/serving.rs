@@ -1,11 +1,13 @@
 //! The server as a client on the wire sees it: old versions and modes real devices send, packets
 //! that must get no answer, replies from the right address, and how the daemon starts and stops.
 
-mod common;
+use syhub_ntp_testkit::*;
 
-use common::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -99,7 +101,7 @@ fn assert_good_time(reply: &RawReply, sent_transmit: u64) {
 #[test]
 fn ntpv1_ntpv3_and_symmetric_active_requests_get_correct_answers() {
     let ns = NetNs::new("versions");
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let socket = ns.udp_socket("127.0.0.1:0");
     let server = "127.0.0.1:123";
 
@@ -141,7 +143,7 @@ fn ntpv1_ntpv3_and_symmetric_active_requests_get_correct_answers() {
 #[test]
 fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
     let ns = NetNs::new("garbage");
-    let mut daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let mut daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let socket = ns.udp_socket("127.0.0.1:0");
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -231,7 +233,7 @@ fn replies_leave_from_the_address_the_request_was_sent_to() {
     ns.ip(&["addr", "add", "fd77::1/128", "dev", "lo"]);
     ns.ip(&["addr", "add", "fd77::2/128", "dev", "lo"]);
     std::thread::sleep(Duration::from_millis(1500)); // IPv6 duplicate address detection
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     for (client, server) in [
         ("10.77.0.1:0", "10.77.0.2:123"),
         ("[fd77::1]:0", "[fd77::2]:123"),
@@ -299,7 +301,7 @@ fn run_expecting_failure(ns: &NetNs, config: &std::path::Path) -> String {
 #[test]
 fn port_already_in_use_is_a_clear_error() {
     let ns = NetNs::new("inuse");
-    let daemon = Daemon::start(&ns, &config_on_port_123(""));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let dir = TempDir::new("inuse");
     let config = dir.write("config.toml", &config_on_port_123(""));
     let stderr = run_expecting_failure(&ns, &config);

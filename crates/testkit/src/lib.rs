@@ -1,7 +1,6 @@
-//! Test harness: network namespaces the test creates, daemons started inside them under
+//! Test support: network namespaces the test creates, daemons started inside them under
 //! `setpriv --bounding-set -sys_time` (so the kernel refuses any clock change), real clients run
 //! the same way, and sockets opened inside a namespace. Everything is ended by PID on drop.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -11,8 +10,6 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -289,11 +286,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `syhub-ntp run` in `ns` on `config` and waits for its "serving NTP on" line.
-    pub fn start(ns: &NetNs, config: &str) -> Self {
+    /// Starts `BINARY run` (the syhub-ntp binary under test) in `ns` on `config` and waits for its
+    /// "serving NTP on" line.
+    pub fn start(binary: &str, ns: &NetNs, config: &str) -> Self {
         let dir = TempDir::new("daemon");
         let path = dir.write("config.toml", config);
-        let mut command = ns.command(SYHUB_NTP);
+        let mut command = ns.command(binary);
         command
             .args(["run", "--log-level", "debug", "--config"])
             .arg(&path);
