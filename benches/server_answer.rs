@@ -13,18 +13,15 @@ fn server_answer(c: &mut Criterion) {
     let mut request = [0u8; HEADER_LEN];
     ClientRequest::new(NtpTimestamp::from_bits(0x0123_4567_89ab_cdef)).encode(&mut request);
     let mut reply = [0u8; 2048];
-    c.bench_function(
-        "decode → answer → encode (48-byte client request)",
-        |b| {
-            b.iter(|| {
-                let answer = answer(black_box(&request), black_box(now), &system, &mut reply);
-                if let Answer::Reply(prepared) = answer {
-                    prepared.stamp_transmit_time(&mut reply, now);
-                }
-                black_box(&reply);
-            })
-        },
-    );
+    c.bench_function("decode → answer → encode (48-byte client request)", |b| {
+        b.iter(|| {
+            let answer = answer(black_box(&request), black_box(now), &system, &mut reply);
+            if let Answer::Reply(prepared) = answer {
+                prepared.stamp_transmit_time(&mut reply, now);
+            }
+            black_box(&reply);
+        })
+    });
 }
 
 criterion_group!(benches, server_answer);

@@ -12,9 +12,8 @@ const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 const ONE_MS: f64 = 0.001;
 
 fn require(tool: &str) {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output();
+    let found =
+        std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
         "`{tool}` is not installed: run ./scripts/test.sh, which installs chrony, ntpsec-ntpdig and ntpsec-ntpdate"
@@ -40,16 +39,10 @@ fn chronyd_accepts_our_time_over_ipv4_and_ipv6() {
             Duration::from_secs(20),
         );
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "chronyd -Q failed against {server}:\n{stderr}"
-        );
+        assert!(output.status.success(), "chronyd -Q failed against {server}:\n{stderr}");
         let offset =
             chronyd_offset(&stderr).unwrap_or_else(|| panic!("no offset from chronyd:\n{stderr}"));
-        assert!(
-            offset.abs() < ONE_MS,
-            "chronyd measured {offset} s against {server}"
-        );
+        assert!(offset.abs() < ONE_MS, "chronyd measured {offset} s against {server}");
     }
     let log = daemon.stop();
     assert!(counter_in_log(&log, "answered") >= 2);
@@ -61,11 +54,7 @@ fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
     let ns = NetNs::new("ntpdig");
     let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     for server in ["127.0.0.1", "::1"] {
-        let output = ns.run(
-            "ntpdig",
-            &["-j", "-t", "3", server],
-            Duration::from_secs(10),
-        );
+        let output = ns.run("ntpdig", &["-j", "-t", "3", server], Duration::from_secs(10));
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -74,10 +63,7 @@ fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
         );
         let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("ntpdig JSON");
         let offset = json["offset"].as_f64().expect("offset");
-        assert!(
-            offset.abs() < ONE_MS,
-            "ntpdig measured {offset} s against {server}"
-        );
+        assert!(offset.abs() < ONE_MS, "ntpdig measured {offset} s against {server}");
         assert_eq!(json["stratum"], 10);
         assert_eq!(json["leap"], "no-leap");
     }
@@ -108,33 +94,14 @@ fn ntpdate_query_accepts_our_time() {
 fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
     require("ntpdig");
     let ns = NetNs::new("unsync");
-    let daemon = Daemon::start(
-        SYHUB_NTP,
-        &ns,
-        &config_on_port_123("[local]\nenabled = false\n"),
-    );
-    let output = ns.run(
-        "ntpdig",
-        &["-j", "-t", "2", "127.0.0.1"],
-        Duration::from_secs(10),
-    );
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123("[local]\nenabled = false\n"));
+    let output = ns.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "ntpdig accepted an unsynchronised server"
-    );
+    assert!(!output.status.success(), "ntpdig accepted an unsynchronised server");
     assert!(stderr.contains("Response dropped"), "{stderr}");
 
-    let output = ns.run(
-        SYHUB_NTP,
-        &["query", "--json", "127.0.0.1"],
-        Duration::from_secs(10),
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(3),
-        "query exit code for an unsynchronised server"
-    );
+    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(3), "query exit code for an unsynchronised server");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     assert_eq!(json["synchronised"], false);
     assert_eq!(json["stratum"], 16);
@@ -181,10 +148,7 @@ fn our_query_accepts_chronyd_time() {
         last.unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.log()));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     let offset = json["offset_seconds"].as_f64().expect("offset");
-    assert!(
-        offset.abs() < ONE_MS,
-        "our query measured {offset} s against chronyd"
-    );
+    assert!(offset.abs() < ONE_MS, "our query measured {offset} s against chronyd");
     assert_eq!(json["stratum"], 10);
     assert_eq!(json["synchronised"], true);
     assert_eq!(json["leap"], "none");
@@ -194,15 +158,8 @@ fn our_query_accepts_chronyd_time() {
     // The plain-text form too, over IPv6.
     let output = ns.run(SYHUB_NTP, &["query", "[::1]:11123"], Duration::from_secs(5));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("stratum        10") && stdout.contains("offset"),
-        "{stdout}"
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("stratum        10") && stdout.contains("offset"), "{stdout}");
     chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
 }
 
@@ -216,8 +173,5 @@ fn query_without_an_answer_times_out_with_exit_code_1() {
     );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("no answer from 127.0.0.1:11123"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no answer from 127.0.0.1:11123"), "{stderr}");
 }

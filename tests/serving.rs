@@ -79,23 +79,11 @@ fn exchange(socket: &UdpSocket, server: &str, request: &[u8]) -> Option<(RawRepl
 
 fn assert_good_time(reply: &RawReply, sent_transmit: u64) {
     let now = ntp_now();
-    assert_eq!(
-        reply.origin, sent_transmit,
-        "origin must echo our transmit timestamp"
-    );
-    assert!(
-        ntp_seconds_between(now, reply.receive).abs() < 1.0,
-        "receive timestamp is not now"
-    );
+    assert_eq!(reply.origin, sent_transmit, "origin must echo our transmit timestamp");
+    assert!(ntp_seconds_between(now, reply.receive).abs() < 1.0, "receive timestamp is not now");
     let processing = ntp_seconds_between(reply.transmit, reply.receive);
-    assert!(
-        (0.0..0.05).contains(&processing),
-        "transmit - receive = {processing} s"
-    );
-    assert_eq!(
-        (reply.leap, reply.stratum, &reply.reference_id),
-        (0, 10, b"LOCL")
-    );
+    assert!((0.0..0.05).contains(&processing), "transmit - receive = {processing} s");
+    assert_eq!((reply.leap, reply.stratum, &reply.reference_id), (0, 10, b"LOCL"));
 }
 
 #[test]
@@ -145,9 +133,7 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
     let ns = NetNs::new("garbage");
     let mut daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let socket = ns.udp_socket("127.0.0.1:0");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let server = "127.0.0.1:123";
 
     let mut garbage: Vec<Vec<u8>> = Vec::new();
@@ -169,20 +155,35 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
         seed
     };
     for i in 0..10_000 {
-        let len = match i % 4 {
-            0 => (random() % 48) as usize,       // shorter than a header
-            _ => 48 + (random() % 200) as usize, // header plus trailer
-        };
-        let mut packet: Vec<u8> = (0..len).map(|_| random() as u8).collect();
-        if len >= 48 {
-            let mode = [2u8, 4, 5, 6, 7][(random() % 5) as usize];
-            let version = (random() % 8) as u8;
-            packet[0] = (packet[0] & 0xc0) | (version << 3) | mode;
-            if i % 4 == 1 {
-                // A valid client header with a trailer that is neither extension fields nor a MAC.
-                packet[0] = (packet[0] & 0xc0) | (4 << 3) | 3;
-                packet.truncate(48 + 25);
-                packet.resize(48 + 25, 0); // 25 bytes: not a MAC, and an extension length of 0
+        let mut packet: Vec<u8> = (0..48 + random() % 200).map(|_| random() as u8).collect();
+        let leap = packet[0] & 0xc0;
+        let version = |v: u64| (v as u8) << 3;
+        match i % 5 {
+            // Shorter than a header.
+            0 => packet.truncate((random() % 48) as usize),
+            // Modes that are never requests, in any version.
+            1 => packet[0] = leap | version(random() % 8) | [2, 4, 5, 6, 7][(random() % 5) as usize],
+            // Request modes in versions that do not exist, and mode 0 beyond NTPv1.
+            2 => {
+                packet[0] = match random() % 2 {
+                    0 => leap | version([0, 5, 6, 7][(random() % 4) as usize]) | [1, 3][(random() % 2) as usize],
+                    _ => leap | version(2 + random() % 3),
+                }
+            }
+            // Good NTPv4 client or symmetric headers whose trailer is neither extension fields nor
+            // a MAC: 25 zero bytes (an extension length of 0), or 8 bytes (no MAC is 8 long).
+            3 => {
+                packet[0] = leap | version(4) | [1, 3][(random() % 2) as usize];
+                let trailer = if random() % 2 == 0 { 25 } else { 8 };
+                packet.truncate(48);
+                packet.resize(48 + trailer, 0);
+            }
+            // An extension field whose length runs past the end of the packet.
+            _ => {
+                packet[0] = leap | version(4) | 3;
+                packet.truncate(48 + 32);
+                packet.resize(48 + 32, 0);
+                packet[50..52].copy_from_slice(&64u16.to_be_bytes());
             }
         }
         garbage.push(packet);
@@ -195,21 +196,11 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
     }
     let mut buf = [0u8; 1024];
     let answered = socket.recv_from(&mut buf);
-    assert!(
-        answered.is_err(),
-        "a garbage packet got an answer: {:?}",
-        &buf[..answered.unwrap().0]
-    );
-    assert!(
-        daemon.process.is_running(),
-        "daemon died:\n{}",
-        daemon.process.log()
-    );
+    assert!(answered.is_err(), "a garbage packet got an answer: {:?}", &buf[..answered.unwrap().0]);
+    assert!(daemon.process.is_running(), "daemon died:\n{}", daemon.process.log());
 
     // Still serving.
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let transmit = ntp_now();
     let (reply, _) = exchange(&socket, server, &raw_request(0, 4, 3, 6, transmit))
         .expect("answer after garbage");
@@ -234,10 +225,7 @@ fn replies_leave_from_the_address_the_request_was_sent_to() {
     ns.ip(&["addr", "add", "fd77::2/128", "dev", "lo"]);
     std::thread::sleep(Duration::from_millis(1500)); // IPv6 duplicate address detection
     let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
-    for (client, server) in [
-        ("10.77.0.1:0", "10.77.0.2:123"),
-        ("[fd77::1]:0", "[fd77::2]:123"),
-    ] {
+    for (client, server) in [("10.77.0.1:0", "10.77.0.2:123"), ("[fd77::1]:0", "[fd77::2]:123")] {
         let socket = ns.udp_socket(client);
         let transmit = ntp_now();
         let (reply, from) =
@@ -264,20 +252,13 @@ fn runs_with_no_arguments_on_the_embedded_default_and_stops_on_sigint() {
     command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
     let mut daemon = Process::spawn(command);
     let line = daemon.wait_for_line("serving NTP on", Duration::from_secs(10));
-    assert!(
-        line.contains("0.0.0.0:123") && line.contains("[::]:123"),
-        "{line}"
-    );
+    assert!(line.contains("0.0.0.0:123") && line.contains("[::]:123"), "{line}");
     let log = daemon.log();
     assert!(log.contains("config from the embedded default"), "{log}");
     // Default clock mode is steer; without CAP_SYS_TIME it says so once and serves as in observe.
     assert_eq!(log.matches("will not let us steer").count(), 1, "{log}");
 
-    let output = ns.run(
-        SYHUB_NTP,
-        &["query", "--json", "127.0.0.1"],
-        Duration::from_secs(5),
-    );
+    let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(5));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     assert_eq!(json["stratum"], 10);
     assert_eq!(json["reference_id"], "LOCL");
@@ -305,14 +286,8 @@ fn port_already_in_use_is_a_clear_error() {
     let dir = TempDir::new("inuse");
     let config = dir.write("config.toml", &config_on_port_123(""));
     let stderr = run_expecting_failure(&ns, &config);
-    assert!(
-        stderr.contains("UDP 0.0.0.0:123 is already in use"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("UDP 0.0.0.0:123 is already in use"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
     daemon.stop();
 }
 
@@ -339,10 +314,7 @@ fn port_123_without_privilege_is_a_clear_error() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("permission denied binding UDP 0.0.0.0:123"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("permission denied binding UDP 0.0.0.0:123"), "{stderr}");
     assert!(stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
 }
 
@@ -350,15 +322,11 @@ fn port_123_without_privilege_is_a_clear_error() {
 fn invalid_config_starts_nothing_and_names_file_line_and_key() {
     let ns = NetNs::new("badconfig");
     let dir = TempDir::new("badconfig");
-    let config = dir.write(
-        "config.toml",
-        "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n",
-    );
+    let config =
+        dir.write("config.toml", "[server]\nlisten = [\"0.0.0.0:123\"]\n\n[local]\nstratum = 42\n");
     let stderr = run_expecting_failure(&ns, &config);
-    let expected = format!(
-        "{}:5:11: stratum 42 is out of range: expected 1 to 15",
-        path_str(&config)
-    );
+    let expected =
+        format!("{}:5:11: stratum 42 is out of range: expected 1 to 15", path_str(&config));
     assert!(stderr.contains(&expected), "{stderr}");
     assert!(!stderr.contains("serving NTP"), "{stderr}");
 
@@ -398,9 +366,5 @@ fn config_default_prints_a_config_that_checks() {
         &["config", "check", "--config", path_str(&path)],
         Duration::from_secs(10),
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }

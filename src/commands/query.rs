@@ -78,10 +78,7 @@ fn leap_name(leap: LeapIndicator) -> &'static str {
 }
 
 pub fn run(args: QueryArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return super::fail(format!("cannot start the runtime: {error}")),
     };

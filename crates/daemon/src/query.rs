@@ -16,27 +16,15 @@ pub enum QueryError {
     #[error("bad server `{0}`: expected HOST, HOST:PORT, an IP address or [IPv6]:PORT")]
     BadTarget(String),
     #[error("cannot resolve {host}: {source}")]
-    Resolve {
-        host: String,
-        source: std::io::Error,
-    },
+    Resolve { host: String, source: std::io::Error },
     #[error("{0} resolves to no address")]
     NoAddress(String),
     #[error("network error talking to {server}: {source}")]
-    Io {
-        server: SocketAddr,
-        source: std::io::Error,
-    },
+    Io { server: SocketAddr, source: std::io::Error },
     #[error("no answer from {server} within {timeout:?}")]
-    Timeout {
-        server: SocketAddr,
-        timeout: Duration,
-    },
+    Timeout { server: SocketAddr, timeout: Duration },
     #[error("{server} answered with no usable time: {error}")]
-    Refused {
-        server: SocketAddr,
-        error: ResponseError,
-    },
+    Refused { server: SocketAddr, error: ResponseError },
     #[error("cannot get random bytes for the request: {0}")]
     Random(String),
 }
@@ -50,51 +38,54 @@ pub struct QueryOutcome {
     pub kernel_timestamp: bool,
 }
 
-/// Splits `HOST[:PORT]` (IPv6 as `[addr]:port` or a bare address) into host and port.
-pub fn parse_target(target: &str) -> Result<(String, u16), QueryError> {
+/// A server to ask: an address (kept whole, with any IPv6 scope) or a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Address(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+/// Parses `HOST[:PORT]`: a name, an IPv4 address, an IPv6 address bare or as `[addr]:port`
+/// (with `%scope` for link-local); the port defaults to 123.
+pub fn parse_target(target: &str) -> Result<Target, QueryError> {
     let bad = || QueryError::BadTarget(target.to_owned());
-    if target.is_empty() {
-        return Err(bad());
-    }
     if let Ok(address) = target.parse::<SocketAddr>() {
-        return Ok((address.ip().to_string(), address.port()));
+        return Ok(Target::Address(address));
     }
-    let bracketed = target.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-    if let Ok(ip) = bracketed.unwrap_or(target).parse::<std::net::IpAddr>() {
-        return Ok((ip.to_string(), NTP_PORT));
+    let bracketed = target.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(target);
+    if let Ok(address) = format!("[{bracketed}]:{NTP_PORT}").parse::<SocketAddr>() {
+        return Ok(Target::Address(address));
     }
-    match target.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !host.contains(':') => {
-            Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
-        }
-        Some(_) => Err(bad()),
-        None if target
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
-        {
-            Ok((target.to_owned(), NTP_PORT))
-        }
-        None => Err(bad()),
+    if let Ok(address) = format!("{target}:{NTP_PORT}").parse::<SocketAddr>() {
+        return Ok(Target::Address(address));
+    }
+    let (host, port) = match target.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
+        None => (target, NTP_PORT),
+    };
+    let valid_name = !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if valid_name { Ok(Target::Name { host: host.to_owned(), port }) } else { Err(bad()) }
+}
+
+/// Resolves a target to one address (the first the resolver gives).
+pub async fn resolve(target: &Target) -> Result<SocketAddr, QueryError> {
+    match target {
+        Target::Address(address) => Ok(*address),
+        Target::Name { host, port } => tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .map_err(|source| QueryError::Resolve { host: host.clone(), source })?
+            .next()
+            .ok_or_else(|| QueryError::NoAddress(host.clone())),
     }
 }
 
 /// Queries `target` once and waits up to `timeout` for its answer.
 pub async fn query(target: &str, timeout: Duration) -> Result<QueryOutcome, QueryError> {
-    let (host, port) = parse_target(target)?;
-    let server = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|source| QueryError::Resolve {
-            host: host.clone(),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| QueryError::NoAddress(host.clone()))?;
+    let server = resolve(&parse_target(target)?).await?;
     let io = |source| QueryError::Io { server, source };
-    let local: SocketAddr = if server.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
+    let local: SocketAddr =
+        if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let std_socket = std::net::UdpSocket::bind(local).map_err(io)?;
     std_socket.set_nonblocking(true).map_err(io)?;
     let socket = TimestampedSocket::new(std_socket).map_err(io)?;
@@ -143,14 +134,18 @@ mod tests {
     #[test]
     fn targets_parse_like_ntpdate() {
         let ok = |t: &str| parse_target(t).unwrap();
-        assert_eq!(ok("pool.ntp.org"), ("pool.ntp.org".into(), 123));
-        assert_eq!(ok("hub.local:1123"), ("hub.local".into(), 1123));
-        assert_eq!(ok("192.168.1.10"), ("192.168.1.10".into(), 123));
-        assert_eq!(ok("127.0.0.1:11123"), ("127.0.0.1".into(), 11123));
-        assert_eq!(ok("::1"), ("::1".into(), 123));
-        assert_eq!(ok("[::1]"), ("::1".into(), 123));
-        assert_eq!(ok("[fe80::1]:123"), ("fe80::1".into(), 123));
-        for bad in ["", "host:", "host:99999", "a b", "[::1", "host:port"] {
+        let name = |host: &str, port| Target::Name { host: host.into(), port };
+        let address = |a: &str| Target::Address(a.parse().unwrap());
+        assert_eq!(ok("pool.ntp.org"), name("pool.ntp.org", 123));
+        assert_eq!(ok("hub.local:1123"), name("hub.local", 1123));
+        assert_eq!(ok("192.168.1.10"), address("192.168.1.10:123"));
+        assert_eq!(ok("127.0.0.1:11123"), address("127.0.0.1:11123"));
+        assert_eq!(ok("::1"), address("[::1]:123"));
+        assert_eq!(ok("[::1]"), address("[::1]:123"));
+        assert_eq!(ok("[fe80::1]:123"), address("[fe80::1]:123"));
+        let Target::Address(SocketAddr::V6(scoped)) = ok("[fe80::1%2]:123") else { panic!() };
+        assert_eq!(scoped.scope_id(), 2, "the scope of a link-local address is kept");
+        for bad in ["", "host:", "host:99999", "a b", "[::1", "host:port", ":123"] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
     }

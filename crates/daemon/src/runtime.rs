@@ -75,40 +75,22 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
 
     let sockets = bind_all(config.server.listen.as_slice())?;
-    let addresses: Vec<String> = sockets
-        .iter()
-        .filter_map(|s| s.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect();
+    let addresses: Vec<String> =
+        sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
 
     let cancel = CancellationToken::new();
     let reference = LocalReference::from_config(&config, precision);
     let (publish, system) = watch::channel(reference.snapshot(clock.as_ref()));
     let counters = Arc::new(ServerCounters::default());
     let mut tasks = JoinSet::new();
-    tasks.spawn(run_system_task(
-        reference,
-        clock.clone(),
-        publish,
-        cancel.clone(),
-    ));
+    tasks.spawn(run_system_task(reference, clock.clone(), publish, cancel.clone()));
     for socket in sockets {
-        tasks.spawn(serve(
-            socket,
-            system.clone(),
-            clock.clone(),
-            counters.clone(),
-            cancel.clone(),
-        ));
+        tasks.spawn(serve(socket, system.clone(), clock.clone(), counters.clone(), cancel.clone()));
     }
     let snapshot = *system.borrow();
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_control}, precision 2^{precision} s",
-        if addresses.is_empty() {
-            "no address".to_owned()
-        } else {
-            addresses.join(", ")
-        },
+        if addresses.is_empty() { "no address".to_owned() } else { addresses.join(", ") },
         snapshot.stratum,
         snapshot.reference_id.display_for_stratum(snapshot.stratum),
     );
@@ -147,10 +129,9 @@ fn bind_all(addresses: &[std::net::SocketAddr]) -> Result<Vec<TimestampedSocket>
 }
 
 async fn wait_for_shutdown_signal() {
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut terminate), Ok(mut interrupt)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
@@ -172,10 +153,7 @@ mod tests {
             ClockControl::resolve(ClockMode::Steer, refused.clone()),
             ClockControl::SteeringRefused("no CAP_SYS_TIME".into())
         );
-        assert_eq!(
-            ClockControl::resolve(ClockMode::Observe, refused),
-            ClockControl::Observing
-        );
+        assert_eq!(ClockControl::resolve(ClockMode::Observe, refused), ClockControl::Observing);
         assert_eq!(
             ClockControl::resolve(ClockMode::Steer, SteerPermission::Permitted),
             ClockControl::Steering

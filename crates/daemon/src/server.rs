@@ -40,7 +40,9 @@ pub async fn serve(
         let received = match received {
             Ok(received) => received,
             Err(error) => {
+                // Rare (ICMP errors, memory pressure); a pause keeps a persistent one from spinning.
                 tracing::debug!(%error, "receive error");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };

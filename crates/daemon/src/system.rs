@@ -24,10 +24,7 @@ pub struct LocalReference {
 
 impl LocalReference {
     pub fn from_config(config: &Config, precision: i8) -> Self {
-        Self {
-            stratum: config.local.enabled.then(|| config.local.stratum.get()),
-            precision,
-        }
+        Self { stratum: config.local.enabled.then(|| config.local.stratum.get()), precision }
     }
 
     /// The snapshot to serve at `clock`'s current time.

@@ -22,10 +22,9 @@ impl fmt::Display for ConfigSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
-            Self::Embedded => write!(
-                f,
-                "the embedded default ({DEFAULT_CONFIG_PATH} does not exist)"
-            ),
+            Self::Embedded => {
+                write!(f, "the embedded default ({DEFAULT_CONFIG_PATH} does not exist)")
+            }
         }
     }
 }
@@ -39,18 +38,9 @@ pub struct LoadedConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{origin}:{line}:{column}: {message}\n{excerpt}")]
-    Invalid {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-        excerpt: String,
-    },
+    Invalid { origin: String, line: usize, column: usize, message: String, excerpt: String },
 }
 
 impl Config {
@@ -72,10 +62,7 @@ impl Config {
                     source: ConfigSource::Embedded,
                 })
             }
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
         }
     }
 

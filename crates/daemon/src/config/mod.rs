@@ -51,12 +51,42 @@ impl TryFrom<Vec<SocketAddr>> for ListenAddresses {
     type Error = String;
     fn try_from(addresses: Vec<SocketAddr>) -> Result<Self, String> {
         for (i, address) in addresses.iter().enumerate() {
-            if addresses[..i].contains(address) {
-                return Err(format!("address {address} is listed twice"));
+            check_listen_address(address)?;
+            for earlier in &addresses[..i] {
+                if earlier == address {
+                    return Err(format!("address {address} is listed twice"));
+                }
+                let same_family = earlier.is_ipv4() == address.is_ipv4();
+                let wildcard = earlier.ip().is_unspecified() || address.ip().is_unspecified();
+                if same_family && wildcard && earlier.port() == address.port() {
+                    return Err(format!(
+                        "{earlier} and {address} overlap: a wildcard address already covers every \
+                         address of its family on that port"
+                    ));
+                }
             }
         }
         Ok(Self(addresses))
     }
+}
+
+/// Refuses addresses a server cannot usefully listen on.
+fn check_listen_address(address: &SocketAddr) -> Result<(), String> {
+    let ip = address.ip();
+    let problem = if address.port() == 0 {
+        "port 0 would be a random port no client knows"
+    } else if ip.is_multicast() {
+        "a multicast address cannot be listened on here (see [[broadcast]])"
+    } else if ip == std::net::Ipv4Addr::BROADCAST {
+        "the broadcast address cannot be listened on"
+    } else if let std::net::IpAddr::V6(v6) = ip
+        && v6.to_ipv4_mapped().is_some()
+    {
+        "an IPv4-mapped IPv6 address never matches (IPv6 sockets are IPv6-only): use the IPv4 form"
+    } else {
+        return Ok(());
+    };
+    Err(format!("{address}: {problem}"))
 }
 
 /// `[clock]`: what the daemon may do to the system clock.
@@ -86,10 +116,7 @@ pub struct LocalConfig {
 
 impl Default for LocalConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            stratum: LocalStratum(10),
-        }
+        Self { enabled: true, stratum: LocalStratum(10) }
     }
 }
 
@@ -109,9 +136,7 @@ impl TryFrom<i64> for LocalStratum {
     fn try_from(stratum: i64) -> Result<Self, String> {
         match u8::try_from(stratum) {
             Ok(s @ 1..=15) => Ok(Self(s)),
-            _ => Err(format!(
-                "stratum {stratum} is out of range: expected 1 to 15"
-            )),
+            _ => Err(format!("stratum {stratum} is out of range: expected 1 to 15")),
         }
     }
 }

@@ -50,15 +50,9 @@ fn example_configs_in_docs_are_valid() {
 fn assert_refused(text: &str, position: &str, fragments: &[&str]) {
     let origin = "/etc/syhub-ntp/config.toml";
     let message = Config::parse(text, origin).unwrap_err().to_string();
-    assert!(
-        message.starts_with(&format!("{origin}:{position}: ")),
-        "{message}"
-    );
+    assert!(message.starts_with(&format!("{origin}:{position}: ")), "{message}");
     for fragment in fragments {
-        assert!(
-            message.contains(fragment),
-            "{fragment:?} missing from: {message}"
-        );
+        assert!(message.contains(fragment), "{fragment:?} missing from: {message}");
     }
 }
 
@@ -78,12 +72,22 @@ fn bad_values_say_what_was_expected() {
     assert_refused("[clock]\nmode = \"slew\"\n", "2:8", &["steer", "observe"]);
     let twice = "[server]\nlisten = [\"0.0.0.0:123\", \"0.0.0.0:123\"]\n";
     assert_refused(twice, "2:10", &["listed twice"]);
-    assert_refused(
-        "[server]\nlisten = [\"hub.local\"]\n",
-        "2:11",
-        &["socket address"],
-    );
+    assert_refused("[server]\nlisten = [\"hub.local\"]\n", "2:11", &["socket address"]);
     assert_refused("[local]\nenabled = \"yes\"\n", "2:11", &["bool"]);
+}
+
+#[test]
+fn listen_addresses_that_cannot_work_are_refused() {
+    let listen = |list: &str| format!("[server]\nlisten = {list}\n");
+    assert_refused(&listen(r#"["0.0.0.0:123", "192.168.1.5:123"]"#), "2:10", &["overlap"]);
+    assert_refused(&listen(r#"["[::1]:123", "[::]:123"]"#), "2:10", &["overlap"]);
+    assert_refused(&listen(r#"["0.0.0.0:0"]"#), "2:10", &["port 0"]);
+    assert_refused(&listen(r#"["224.0.1.1:123"]"#), "2:10", &["multicast"]);
+    assert_refused(&listen(r#"["255.255.255.255:123"]"#), "2:10", &["broadcast"]);
+    assert_refused(&listen(r#"["[::ffff:10.0.0.1]:123"]"#), "2:10", &["IPv4-mapped"]);
+    // Different ports, or a wildcard of the other family, are fine.
+    let fine = listen(r#"["0.0.0.0:123", "192.168.1.5:1123", "[::1]:123"]"#);
+    assert!(Config::parse(&fine, "x").is_ok());
 }
 
 #[test]
@@ -94,8 +98,5 @@ fn syntax_errors_point_at_the_spot() {
 #[test]
 fn explicit_missing_file_is_an_error_not_the_default() {
     let error = Config::load(Some(std::path::Path::new("/nonexistent/syhub.toml"))).unwrap_err();
-    assert!(
-        error.to_string().contains("/nonexistent/syhub.toml"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("/nonexistent/syhub.toml"), "{error}");
 }

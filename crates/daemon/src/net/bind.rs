@@ -19,15 +19,9 @@ pub enum BindError {
     InUse(SocketAddr),
     /// The address or its family is not available on this host (no IPv6, or not one of our addresses).
     #[error("cannot bind UDP {address}: {source}")]
-    Unavailable {
-        address: SocketAddr,
-        source: io::Error,
-    },
+    Unavailable { address: SocketAddr, source: io::Error },
     #[error("cannot bind UDP {address}: {source}")]
-    Other {
-        address: SocketAddr,
-        source: io::Error,
-    },
+    Other { address: SocketAddr, source: io::Error },
 }
 
 /// Opens a UDP server socket on `address` (IPv6 sockets are IPv6-only, so `0.0.0.0` and `[::]` can
@@ -41,12 +35,8 @@ pub fn bind_server_socket(address: SocketAddr) -> Result<TimestampedSocket, Bind
         }
         _ => BindError::Other { address, source },
     };
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )
-    .map_err(classify)?;
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(classify)?;
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(classify)?;
     }

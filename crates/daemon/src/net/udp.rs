@@ -14,8 +14,10 @@ use syhub_ntp_proto::NtpTimestamp;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Room for the control messages we ask for: a timespec and the larger of the two pktinfo structs.
-const CONTROL_BUFFER_LEN: usize = 128;
+/// Room for the control messages we ask for (a timespec and a pktinfo struct), aligned as
+/// `cmsghdr` requires: strict-alignment ARM fails on a byte-aligned buffer.
+#[repr(C, align(8))]
+struct ControlBuffer([u8; 128]);
 
 /// The local address a datagram arrived on, to send the reply from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +73,7 @@ impl TimestampedSocket {
                 tracing::warn!(%local, %error, "cannot learn request destinations; replies use the kernel's choice of source address");
             }
         }
-        Ok(Self {
-            socket: UdpSocket::from_std(socket)?,
-            wildcard,
-        })
+        Ok(Self { socket: UdpSocket::from_std(socket)?, wildcard })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -88,31 +87,22 @@ impl TimestampedSocket {
 
     /// Receives one datagram into `buf`, with its receive time and destination.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        self.socket
-            .async_io(Interest::READABLE, || self.try_recv(buf))
-            .await
+        self.socket.async_io(Interest::READABLE, || self.try_recv(buf)).await
     }
 
     fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        let mut control = [0u8; CONTROL_BUFFER_LEN];
+        let mut control = ControlBuffer([0; 128]);
         let mut iov = [IoSliceMut::new(buf)];
         let message = recvmsg::<SockaddrStorage>(
             self.socket.as_raw_fd(),
             &mut iov,
-            Some(&mut control),
+            Some(&mut control.0),
             MsgFlags::empty(),
         )
         .map_err(io::Error::from)?;
-        let peer = message
-            .address
-            .as_ref()
-            .and_then(socket_addr_of)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "datagram without a source address",
-                )
-            })?;
+        let peer = message.address.as_ref().and_then(socket_addr_of).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "datagram without a source address")
+        })?;
         let mut received = Received {
             len: message.bytes,
             peer,
@@ -125,10 +115,8 @@ impl TimestampedSocket {
             for control_message in control_messages {
                 match control_message {
                     ControlMessageOwned::ScmTimestampns(ts) => {
-                        received.kernel_time = Some(SystemClock::timestamp_from_timespec(
-                            ts.tv_sec(),
-                            ts.tv_nsec(),
-                        ));
+                        received.kernel_time =
+                            Some(SystemClock::timestamp_from_timespec(ts.tv_sec(), ts.tv_nsec()));
                     }
                     ControlMessageOwned::Ipv4PacketInfo(info) => {
                         received.arrived_on = Some(ArrivedOn::V4 {
@@ -180,52 +168,28 @@ impl TimestampedSocket {
             (SocketAddr::V4(peer), Some(ArrivedOn::V4 { spec_dst, ifindex })) => {
                 let info = libc::in_pktinfo {
                     ipi_ifindex: ifindex,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(spec_dst).to_be(),
-                    },
+                    ipi_spec_dst: libc::in_addr { s_addr: u32::from(spec_dst).to_be() },
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
-                sendmsg(
-                    fd,
-                    &iov,
-                    &cmsg,
-                    MsgFlags::empty(),
-                    Some(&SockaddrIn::from(peer)),
-                )
+                sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&SockaddrIn::from(peer)))
             }
             (SocketAddr::V6(peer), Some(ArrivedOn::V6 { address, ifindex }))
                 if !address.is_multicast() =>
             {
                 let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: address.octets(),
-                    },
+                    ipi6_addr: libc::in6_addr { s6_addr: address.octets() },
                     ipi6_ifindex: ifindex,
                 };
                 let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-                sendmsg(
-                    fd,
-                    &iov,
-                    &cmsg,
-                    MsgFlags::empty(),
-                    Some(&SockaddrIn6::from(peer)),
-                )
+                sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&SockaddrIn6::from(peer)))
             }
-            (SocketAddr::V4(peer), _) => sendmsg(
-                fd,
-                &iov,
-                &[],
-                MsgFlags::empty(),
-                Some(&SockaddrIn::from(peer)),
-            ),
-            (SocketAddr::V6(peer), _) => sendmsg(
-                fd,
-                &iov,
-                &[],
-                MsgFlags::empty(),
-                Some(&SockaddrIn6::from(peer)),
-            ),
+            (SocketAddr::V4(peer), _) => {
+                sendmsg(fd, &iov, &[], MsgFlags::empty(), Some(&SockaddrIn::from(peer)))
+            }
+            (SocketAddr::V6(peer), _) => {
+                sendmsg(fd, &iov, &[], MsgFlags::empty(), Some(&SockaddrIn6::from(peer)))
+            }
         };
         sent.map(drop).map_err(io::Error::from)
     }

@@ -18,11 +18,7 @@ pub struct ClientRequest {
 
 impl ClientRequest {
     pub fn new(cookie: NtpTimestamp) -> Self {
-        Self {
-            cookie,
-            version: 4,
-            poll: 6,
-        }
+        Self { cookie, version: 4, poll: 6 }
     }
 
     pub fn encode(&self, out: &mut [u8; HEADER_LEN]) {
@@ -60,7 +56,17 @@ pub enum ResponseError {
     Kiss(ReferenceId),
     #[error("answer has a zero receive or transmit timestamp")]
     ZeroTimestamp,
+    #[error(
+        "answer's timestamps are impossible (transmitted before received, or a negative delay)"
+    )]
+    ImpossibleTimestamps,
 }
+
+/// Most a root distance may be for the time to be usable, seconds (RFC 5905 MAXDIST).
+pub const MAX_ROOT_DISTANCE: f64 = 1.5;
+
+/// A negative round-trip delay down to this much is rounding and clock slew, and counts as zero.
+const DELAY_TOLERANCE: NtpDuration = NtpDuration::from_bits(1 << 22); // ~1 ms
 
 /// One measurement from an answer: offset and delay, and the server's own state.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,19 +80,36 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// Whether the server claims to be synchronised (leap ≠ 3 and stratum 1–15).
+    /// Whether the server's time is usable: see [`Sample::unusable_reason`].
     pub fn server_synchronised(&self) -> bool {
-        self.server.leap != LeapIndicator::Unsynchronised && (1..16).contains(&self.server.stratum)
+        self.unusable_reason().is_none()
+    }
+
+    /// Why the server's own header says its time should not be used (RFC 5905's header tests), or
+    /// `None` when it is usable.
+    pub fn unusable_reason(&self) -> Option<&'static str> {
+        let server = &self.server;
+        if server.leap == LeapIndicator::Unsynchronised {
+            Some("the server says it is unsynchronised (leap indicator 3)")
+        } else if !(1..16).contains(&server.stratum) {
+            Some("the server's stratum is 16 or more (unsynchronised)")
+        } else if server.reference_time.is_zero() {
+            Some("the server has never been synchronised (zero reference time)")
+        } else if (server.transmit_time - server.reference_time).is_negative() {
+            Some("the server's reference time is later than its transmit time")
+        } else if server.root_delay.to_seconds_f64() / 2.0 + server.root_dispersion.to_seconds_f64()
+            > MAX_ROOT_DISTANCE
+        {
+            Some("the server's root distance exceeds 1.5 s")
+        } else {
+            None
+        }
     }
 
     /// Root distance: the most our clock could be from true time if it followed this sample;
     /// half the total round trip to the primary reference plus the dispersion on the way.
     pub fn root_distance(&self) -> NtpDuration {
-        let delay_to_root = self
-            .server
-            .root_delay
-            .to_duration()
-            .saturating_add(self.delay);
+        let delay_to_root = self.server.root_delay.to_duration().saturating_add(self.delay);
         NtpDuration::from_bits(delay_to_root.to_bits() / 2)
             .saturating_add(self.server.root_dispersion.to_duration())
             .saturating_add(NtpDuration::from_log2_seconds(self.server.precision))
@@ -101,14 +124,13 @@ pub fn evaluate_response(
     response: &[u8],
     received_at: NtpTimestamp,
 ) -> Result<Sample, ResponseError> {
-    let header = NtpPacket::decode(response)
-        .map_err(ResponseError::Malformed)?
-        .header;
-    if header.mode != Mode::Server {
-        return Err(ResponseError::UnexpectedMode(header.mode));
-    }
+    let header = NtpPacket::decode(response).map_err(ResponseError::Malformed)?.header;
+    // Whether it answers us at all comes first: anything else is someone else's packet.
     if header.origin_time != request.cookie {
         return Err(ResponseError::OriginMismatch);
+    }
+    if header.mode != Mode::Server {
+        return Err(ResponseError::UnexpectedMode(header.mode));
     }
     if header.stratum == 0 {
         return Err(ResponseError::Kiss(header.reference_id));
@@ -116,17 +138,12 @@ pub fn evaluate_response(
     if header.receive_time.is_zero() || header.transmit_time.is_zero() {
         return Err(ResponseError::ZeroTimestamp);
     }
-    let (t1, t2, t3, t4) = (
-        sent_at,
-        header.receive_time,
-        header.transmit_time,
-        received_at,
-    );
+    let (t1, t2, t3, t4) = (sent_at, header.receive_time, header.transmit_time, received_at);
+    let server_time = t3 - t2;
+    let delay = (t4 - t1).saturating_sub(server_time);
+    if server_time.is_negative() || delay < -DELAY_TOLERANCE {
+        return Err(ResponseError::ImpossibleTimestamps);
+    }
     let offset = NtpDuration::midpoint(t2 - t1, t3 - t4);
-    let delay = ((t4 - t1) - (t3 - t2)).max(NtpDuration::ZERO);
-    Ok(Sample {
-        offset,
-        delay,
-        server: header,
-    })
+    Ok(Sample { offset, delay: delay.max(NtpDuration::ZERO), server: header })
 }

@@ -24,12 +24,7 @@ fn exchange(
         panic!("server did not answer");
     };
     reply.stamp_transmit_time(&mut out, t(one_way + 0.001 + server_ahead));
-    evaluate_response(
-        &request,
-        t(0.0),
-        &out[..reply.len],
-        t(2.0 * one_way + 0.001),
-    )
+    evaluate_response(&request, t(0.0), &out[..reply.len], t(2.0 * one_way + 0.001))
 }
 
 fn local() -> SystemSnapshot {
@@ -39,16 +34,8 @@ fn local() -> SystemSnapshot {
 #[test]
 fn offset_and_delay_follow_rfc_5905() {
     let sample = exchange(0.25, 0.010, local()).unwrap();
-    assert!(
-        (sample.offset.to_seconds_f64() - 0.25).abs() < 1e-9,
-        "{:?}",
-        sample.offset
-    );
-    assert!(
-        (sample.delay.to_seconds_f64() - 0.020).abs() < 1e-9,
-        "{:?}",
-        sample.delay
-    );
+    assert!((sample.offset.to_seconds_f64() - 0.25).abs() < 1e-9, "{:?}", sample.offset);
+    assert!((sample.delay.to_seconds_f64() - 0.020).abs() < 1e-9, "{:?}", sample.delay);
     assert!(sample.server_synchronised());
     assert_eq!(sample.server.stratum, 10);
 }
@@ -99,4 +86,54 @@ fn answer_to_someone_else_is_refused() {
         evaluate_response(&request, t(0.0), &bytes, t(0.1)),
         Err(ResponseError::UnexpectedMode(Mode::Broadcast))
     );
+    // Someone else's broadcast (origin not ours) is "not ours", whatever its mode.
+    reply.origin_time = NtpTimestamp::from_bits(99);
+    reply.encode(&mut bytes);
+    assert_eq!(
+        evaluate_response(&request, t(0.0), &bytes, t(0.1)),
+        Err(ResponseError::OriginMismatch)
+    );
+}
+
+#[test]
+fn impossible_timestamps_are_refused_not_turned_into_a_zero_delay() {
+    let request = ClientRequest::new(NtpTimestamp::from_bits(5));
+    let mut bytes = [0; HEADER_LEN];
+    request.encode(&mut bytes);
+    let mut reply = NtpHeader::decode(&bytes).unwrap();
+    reply.mode = Mode::Server;
+    reply.stratum = 2;
+    reply.origin_time = request.cookie;
+    reply.reference_time = t(-10.0);
+    // Transmitted before it received.
+    reply.receive_time = t(0.05);
+    reply.transmit_time = t(0.04);
+    reply.encode(&mut bytes);
+    assert_eq!(
+        evaluate_response(&request, t(0.0), &bytes, t(0.1)),
+        Err(ResponseError::ImpossibleTimestamps)
+    );
+    // Claims to have held the request for 10 s during a 0.1 s round trip.
+    reply.transmit_time = t(10.05);
+    reply.encode(&mut bytes);
+    assert_eq!(
+        evaluate_response(&request, t(0.0), &bytes, t(0.1)),
+        Err(ResponseError::ImpossibleTimestamps)
+    );
+}
+
+#[test]
+fn header_tests_mark_unusable_servers() {
+    let good = exchange(0.0, 0.001, local()).unwrap();
+    assert_eq!(good.unusable_reason(), None);
+    let mut never_synced = good;
+    never_synced.server.reference_time = NtpTimestamp::ZERO;
+    assert!(never_synced.unusable_reason().unwrap().contains("zero reference time"));
+    let mut future_reference = good;
+    future_reference.server.reference_time =
+        good.server.transmit_time + NtpDuration::from_seconds(5);
+    assert!(!future_reference.server_synchronised());
+    let mut far = good;
+    far.server.root_dispersion = crate::time::NtpShort::from_bits(2 << 16);
+    assert!(far.unusable_reason().unwrap().contains("root distance"));
 }

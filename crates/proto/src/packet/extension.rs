@@ -34,9 +34,7 @@ impl<'a> ExtensionFields<'a> {
             let rest = &trailer[offset..];
             let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
             if len < MIN_FIELD_LEN || len % 4 != 0 || len > rest.len() {
-                return Err(DecodeError::MalformedExtension {
-                    offset: base + offset,
-                });
+                return Err(DecodeError::MalformedExtension { offset: base + offset });
             }
             offset += len;
         }
@@ -60,10 +58,7 @@ impl<'a> ExtensionFields<'a> {
             }
             let field_type = u16::from_be_bytes([rest[0], rest[1]]);
             let len = (u16::from_be_bytes([rest[2], rest[3]]) as usize).clamp(4, rest.len());
-            let field = ExtensionField {
-                field_type,
-                value: &rest[4..len],
-            };
+            let field = ExtensionField { field_type, value: &rest[4..len] };
             rest = &rest[len..];
             Some(field)
         })

@@ -20,10 +20,7 @@ impl<'a> Mac<'a> {
             return None;
         }
         let key_id = u32::from_be_bytes(bytes[..4].try_into().ok()?);
-        Some(Self {
-            key_id,
-            digest: &bytes[4..],
-        })
+        Some(Self { key_id, digest: &bytes[4..] })
     }
 
     pub fn is_crypto_nak(&self) -> bool {

@@ -54,11 +54,7 @@ impl<'a> NtpPacket<'a> {
         } else {
             Some(Mac::decode(mac_bytes).ok_or(DecodeError::BadTrailer(mac_bytes.len()))?)
         };
-        Ok(Self {
-            header,
-            extensions,
-            mac,
-        })
+        Ok(Self { header, extensions, mac })
     }
 
     /// The encoded length in bytes.

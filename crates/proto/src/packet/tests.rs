@@ -60,27 +60,18 @@ fn every_version_from_1_to_4_decodes_and_others_are_refused() {
     for version in [0, 5, 6, 7] {
         let mut bytes = encode_header(&sample_header(4, Mode::Client));
         bytes[0] = (bytes[0] & !0b0011_1000) | (version << 3);
-        assert_eq!(
-            NtpPacket::decode(&bytes),
-            Err(DecodeError::UnsupportedVersion(version))
-        );
+        assert_eq!(NtpPacket::decode(&bytes), Err(DecodeError::UnsupportedVersion(version)));
     }
 }
 
 #[test]
 fn short_packets_and_control_modes_are_refused() {
     let bytes = encode_header(&sample_header(4, Mode::Client));
-    assert_eq!(
-        NtpPacket::decode(&bytes[..47]),
-        Err(DecodeError::Truncated(47))
-    );
+    assert_eq!(NtpPacket::decode(&bytes[..47]), Err(DecodeError::Truncated(47)));
     assert_eq!(NtpPacket::decode(&[]), Err(DecodeError::Truncated(0)));
     for mode in [Mode::Control, Mode::Private] {
         let bytes = encode_header(&sample_header(2, mode));
-        assert_eq!(
-            NtpPacket::decode(&bytes),
-            Err(DecodeError::ControlMode(mode.to_bits()))
-        );
+        assert_eq!(NtpPacket::decode(&bytes), Err(DecodeError::ControlMode(mode.to_bits())));
     }
 }
 
@@ -149,10 +140,7 @@ fn malformed_extension_fields_are_refused() {
         let mut bytes = encode_header(&sample_header(4, Mode::Client));
         bytes.extend(trailer);
         assert!(
-            matches!(
-                NtpPacket::decode(&bytes),
-                Err(DecodeError::MalformedExtension { .. })
-            ),
+            matches!(NtpPacket::decode(&bytes), Err(DecodeError::MalformedExtension { .. })),
             "{what}"
         );
     }
@@ -179,14 +167,7 @@ fn version_3_has_no_extension_fields_only_a_mac() {
 
 fn arb_header() -> impl Strategy<Value = NtpHeader> {
     (
-        (
-            0u8..4,
-            1u8..=4,
-            prop_oneof![0u8..6],
-            any::<u8>(),
-            any::<i8>(),
-            any::<i8>(),
-        ),
+        (0u8..4, 1u8..=4, prop_oneof![0u8..6], any::<u8>(), any::<i8>(), any::<i8>()),
         (any::<u32>(), any::<u32>(), any::<[u8; 4]>()),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
     )

@@ -82,7 +82,13 @@ pub fn answer(
         root_delay: NtpShort::from_duration_saturating(system.root_delay),
         root_dispersion: NtpShort::from_duration_saturating(system.root_dispersion_at(received_at)),
         reference_id: system.reference_id,
-        reference_time: system.reference_time,
+        // Never later than the receive time (clients discard such answers), even if the clock
+        // was stepped back since the reference time was taken.
+        reference_time: if (received_at - system.reference_time).is_negative() {
+            received_at
+        } else {
+            system.reference_time
+        },
         origin_time: request_header.transmit_time,
         receive_time: received_at,
         // Provisional: the caller stamps the real transmit time just before sending.

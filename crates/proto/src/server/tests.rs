@@ -46,10 +46,7 @@ fn answer_of(request: &[u8], system: &SystemSnapshot) -> (Answer, Vec<u8>) {
 
 fn reply_header(request: &[u8], system: &SystemSnapshot) -> NtpHeader {
     let (answer, bytes) = answer_of(request, system);
-    assert!(
-        matches!(answer, Answer::Reply(_)),
-        "expected a reply, got {answer:?}"
-    );
+    assert!(matches!(answer, Answer::Reply(_)), "expected a reply, got {answer:?}");
     NtpPacket::decode(&bytes).unwrap().header
 }
 
@@ -70,10 +67,7 @@ fn client_request_gets_a_server_reply_with_the_system_state() {
     assert_eq!(reply.root_delay, NtpShort::ZERO);
     // Precision (2^-20 s) plus 30 s at 15 ppm = 1 µs + 450 µs.
     let dispersion = reply.root_dispersion.to_seconds_f64();
-    assert!(
-        (dispersion - 451e-6).abs() < 20e-6,
-        "root dispersion {dispersion}"
-    );
+    assert!((dispersion - 451e-6).abs() < 20e-6, "root dispersion {dispersion}");
 }
 
 #[test]
@@ -89,19 +83,13 @@ fn ntpv1_mode_0_is_answered_as_a_client_request_in_version_1() {
     let reply = reply_header(&request(1, Mode::Unspecified, now()), &local_system());
     assert_eq!((reply.version, reply.mode), (1, Mode::Server));
     let (answer, _) = answer_of(&request(3, Mode::Unspecified, now()), &local_system());
-    assert!(matches!(
-        answer,
-        Answer::Ignore(Ignored::NotARequest { .. })
-    ));
+    assert!(matches!(answer, Answer::Ignore(Ignored::NotARequest { .. })));
 }
 
 #[test]
 fn symmetric_active_gets_a_stateless_passive_reply() {
     let transmit = NtpTimestamp::from_parts(0xeb00_0001, 7);
-    let reply = reply_header(
-        &request(3, Mode::SymmetricActive, transmit),
-        &local_system(),
-    );
+    let reply = reply_header(&request(3, Mode::SymmetricActive, transmit), &local_system());
     assert_eq!(reply.mode, Mode::SymmetricPassive);
     assert_eq!(reply.version, 3);
     assert_eq!(reply.origin_time, transmit);
@@ -110,10 +98,7 @@ fn symmetric_active_gets_a_stateless_passive_reply() {
 
 #[test]
 fn sntp_client_with_zero_transmit_time_gets_zero_origin() {
-    let reply = reply_header(
-        &request(4, Mode::Client, NtpTimestamp::ZERO),
-        &local_system(),
-    );
+    let reply = reply_header(&request(4, Mode::Client, NtpTimestamp::ZERO), &local_system());
     assert_eq!(reply.origin_time, NtpTimestamp::ZERO);
 }
 
@@ -129,10 +114,7 @@ fn unsynchronised_server_says_so() {
 fn non_requests_get_no_answer() {
     for mode in [Mode::SymmetricPassive, Mode::Server, Mode::Broadcast] {
         let (answer, bytes) = answer_of(&request(4, mode, now()), &local_system());
-        assert!(
-            matches!(answer, Answer::Ignore(Ignored::NotARequest { .. })),
-            "{mode:?}"
-        );
+        assert!(matches!(answer, Answer::Ignore(Ignored::NotARequest { .. })), "{mode:?}");
         assert!(bytes.is_empty());
     }
     let mut control = request(2, Mode::Client, now());
@@ -147,10 +129,7 @@ fn non_requests_get_no_answer() {
         Answer::Ignore(Ignored::Malformed(_))
     ));
     let short = request(4, Mode::Client, now());
-    assert!(matches!(
-        answer_of(&short[..47], &local_system()).0,
-        Answer::Ignore(_)
-    ));
+    assert!(matches!(answer_of(&short[..47], &local_system()).0, Answer::Ignore(_)));
 }
 
 #[test]
@@ -168,12 +147,9 @@ fn request_with_a_mac_gets_a_crypto_nak() {
 #[test]
 fn transmit_time_is_stamped_by_the_caller() {
     let mut out = [0u8; 64];
-    let Answer::Reply(reply) = answer(
-        &request(4, Mode::Client, now()),
-        now(),
-        &local_system(),
-        &mut out,
-    ) else {
+    let Answer::Reply(reply) =
+        answer(&request(4, Mode::Client, now()), now(), &local_system(), &mut out)
+    else {
         panic!("no reply");
     };
     let later = now() + NtpDuration::from_nanos(20_000);
@@ -186,12 +162,7 @@ fn transmit_time_is_stamped_by_the_caller() {
 #[test]
 fn too_small_output_buffer_is_refused_not_a_panic() {
     let mut out = [0u8; 40];
-    let answer = answer(
-        &request(4, Mode::Client, now()),
-        now(),
-        &local_system(),
-        &mut out,
-    );
+    let answer = answer(&request(4, Mode::Client, now()), now(), &local_system(), &mut out);
     assert_eq!(answer, Answer::Ignore(Ignored::BufferTooSmall));
 }
 

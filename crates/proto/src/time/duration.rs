@@ -156,10 +156,7 @@ mod tests {
         assert_eq!(NtpDuration::from_seconds(1), NtpDuration::ONE_SECOND);
         assert_eq!(NtpDuration::from_seconds(-3).to_seconds_f64(), -3.0);
         assert_eq!(NtpDuration::from_nanos(1_500_000_000).to_seconds_f64(), 1.5);
-        assert_eq!(
-            NtpDuration::from_nanos(-250_000_000).to_seconds_f64(),
-            -0.25
-        );
+        assert_eq!(NtpDuration::from_nanos(-250_000_000).to_seconds_f64(), -0.25);
         let d = NtpDuration::from_nanos(123_456_789);
         assert!((d.to_nanos() - 123_456_789).abs() <= 1);
     }
@@ -177,24 +174,15 @@ mod tests {
     #[test]
     fn log2_seconds_matches_poll_and_precision_units() {
         assert_eq!(NtpDuration::from_log2_seconds(6).to_seconds_f64(), 64.0);
-        assert_eq!(
-            NtpDuration::from_log2_seconds(-20).to_seconds_f64(),
-            2f64.powi(-20)
-        );
+        assert_eq!(NtpDuration::from_log2_seconds(-20).to_seconds_f64(), 2f64.powi(-20));
         assert_eq!(NtpDuration::from_log2_seconds(-40), NtpDuration::ZERO);
         assert_eq!(NtpDuration::from_log2_seconds(100), NtpDuration::MAX);
     }
 
     #[test]
     fn midpoint_does_not_overflow_at_the_extremes() {
-        assert_eq!(
-            NtpDuration::midpoint(NtpDuration::MAX, NtpDuration::MAX),
-            NtpDuration::MAX
-        );
-        assert_eq!(
-            NtpDuration::midpoint(NtpDuration::MIN, NtpDuration::MIN),
-            NtpDuration::MIN
-        );
+        assert_eq!(NtpDuration::midpoint(NtpDuration::MAX, NtpDuration::MAX), NtpDuration::MAX);
+        assert_eq!(NtpDuration::midpoint(NtpDuration::MIN, NtpDuration::MIN), NtpDuration::MIN);
         let a = NtpDuration::from_seconds(3);
         let b = NtpDuration::from_seconds(-1);
         assert_eq!(NtpDuration::midpoint(a, b), NtpDuration::from_seconds(1));

@@ -59,14 +59,8 @@ mod tests {
             NtpShort::from_duration_saturating(NtpDuration::from_seconds(65_536)),
             NtpShort::MAX
         );
-        assert_eq!(
-            NtpShort::from_duration_saturating(NtpDuration::MAX),
-            NtpShort::MAX
-        );
-        assert_eq!(
-            NtpShort::from_duration_saturating(NtpDuration::ZERO),
-            NtpShort::ZERO
-        );
+        assert_eq!(NtpShort::from_duration_saturating(NtpDuration::MAX), NtpShort::MAX);
+        assert_eq!(NtpShort::from_duration_saturating(NtpDuration::ZERO), NtpShort::ZERO);
     }
 
     #[test]

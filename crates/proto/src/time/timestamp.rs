@@ -55,9 +55,7 @@ impl NtpTimestamp {
     pub fn from_unix(seconds: i64, nanos: u32) -> Self {
         let nanos = nanos.min(999_999_999) as u64;
         let fraction = ((nanos << 32).div_ceil(1_000_000_000)) as u32;
-        let ntp_seconds = seconds
-            .wrapping_add(UNIX_EPOCH_IN_NTP_SECONDS)
-            .rem_euclid(ERA_SECONDS);
+        let ntp_seconds = seconds.wrapping_add(UNIX_EPOCH_IN_NTP_SECONDS).rem_euclid(ERA_SECONDS);
         Self::from_parts(ntp_seconds as u32, fraction)
     }
 
@@ -65,7 +63,9 @@ impl NtpTimestamp {
     /// (within ±68 years of it).
     pub fn to_unix_near(self, pivot_unix_seconds: i64) -> (i64, u32) {
         let pivot = Self::from_unix(pivot_unix_seconds, 0);
-        let nanos_from_pivot = (self - pivot).to_bits() as i128 * 1_000_000_000 / (1i128 << 32);
+        // Floor, not truncation: an instant before the pivot must not round up by a nanosecond.
+        let nanos_from_pivot =
+            (((self - pivot).to_bits() as i128) * 1_000_000_000).div_euclid(1i128 << 32);
         let total = pivot_unix_seconds as i128 * 1_000_000_000 + nanos_from_pivot;
         let seconds = total.div_euclid(1_000_000_000);
         let nanos = total.rem_euclid(1_000_000_000);
@@ -74,9 +74,7 @@ impl NtpTimestamp {
 
     /// Which era (0 = 1900–2036, 1 = 2036–2172, -1 before 1900) Unix time `seconds` falls in.
     pub fn era_of_unix(seconds: i64) -> i64 {
-        seconds
-            .wrapping_add(UNIX_EPOCH_IN_NTP_SECONDS)
-            .div_euclid(ERA_SECONDS)
+        seconds.wrapping_add(UNIX_EPOCH_IN_NTP_SECONDS).div_euclid(ERA_SECONDS)
     }
 }
 
@@ -104,12 +102,7 @@ impl Sub<NtpDuration> for NtpTimestamp {
 
 impl fmt::Debug for NtpTimestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "NtpTimestamp({:08x}.{:08x})",
-            self.seconds(),
-            self.fraction()
-        )
+        write!(f, "NtpTimestamp({:08x}.{:08x})", self.seconds(), self.fraction())
     }
 }
 
@@ -138,16 +131,9 @@ mod tests {
     fn fraction_keeps_nanoseconds_exactly() {
         for nanos in [0, 1, 2, 499_999_999, 500_000_000, 999_999_998, 999_999_999] {
             let t = NtpTimestamp::from_unix(1_700_000_000, nanos);
-            assert_eq!(
-                t.to_unix_near(1_700_000_000),
-                (1_700_000_000, nanos),
-                "nanos {nanos}"
-            );
+            assert_eq!(t.to_unix_near(1_700_000_000), (1_700_000_000, nanos), "nanos {nanos}");
         }
-        assert_eq!(
-            NtpTimestamp::from_unix(0, 500_000_000).fraction(),
-            0x8000_0000
-        );
+        assert_eq!(NtpTimestamp::from_unix(0, 500_000_000).fraction(), 0x8000_0000);
     }
 
     #[test]
@@ -158,10 +144,7 @@ mod tests {
         assert_eq!(first.seconds(), 0);
         assert_eq!(NtpTimestamp::era_of_unix(ERA_1_START_UNIX - 1), 0);
         assert_eq!(NtpTimestamp::era_of_unix(ERA_1_START_UNIX), 1);
-        assert_eq!(
-            NtpTimestamp::era_of_unix(-UNIX_EPOCH_IN_NTP_SECONDS - 1),
-            -1
-        );
+        assert_eq!(NtpTimestamp::era_of_unix(-UNIX_EPOCH_IN_NTP_SECONDS - 1), -1);
     }
 
     #[test]
@@ -178,16 +161,10 @@ mod tests {
     fn era_is_chosen_nearest_the_pivot() {
         let t = NtpTimestamp::from_unix(ERA_1_START_UNIX + 10, 0);
         // Read by a clock in 2036, just before the rollover: it is 2036, era 1, not 1900.
-        assert_eq!(
-            t.to_unix_near(ERA_1_START_UNIX - 100),
-            (ERA_1_START_UNIX + 10, 0)
-        );
+        assert_eq!(t.to_unix_near(ERA_1_START_UNIX - 100), (ERA_1_START_UNIX + 10, 0));
         // The same bits read near 1900 mean 1900 (era 0).
         let near_1900 = -UNIX_EPOCH_IN_NTP_SECONDS + 5;
-        assert_eq!(
-            t.to_unix_near(near_1900),
-            (-UNIX_EPOCH_IN_NTP_SECONDS + 10, 0)
-        );
+        assert_eq!(t.to_unix_near(near_1900), (-UNIX_EPOCH_IN_NTP_SECONDS + 10, 0));
         // And a timestamp from 2035 read in 2040 stays in era 0.
         let t2035 = NtpTimestamp::from_unix(2_051_222_400, 0);
         assert_eq!(t2035.to_unix_near(2_208_988_800), (2_051_222_400, 0));
