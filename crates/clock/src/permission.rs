@@ -54,13 +54,7 @@ mod tests {
         let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
         assert_eq!(permission_from_status(root), SteerPermission::Permitted);
         let without_sys_time = format!("CapEff:\t{:016x}\n", 0x1ff_ffff_ffffu64 & !(1 << 25));
-        assert!(matches!(
-            permission_from_status(&without_sys_time),
-            SteerPermission::Refused(_)
-        ));
-        assert!(matches!(
-            permission_from_status("Name: x\n"),
-            SteerPermission::Refused(_)
-        ));
+        assert!(matches!(permission_from_status(&without_sys_time), SteerPermission::Refused(_)));
+        assert!(matches!(permission_from_status("Name: x\n"), SteerPermission::Refused(_)));
     }
 }

@@ -45,19 +45,13 @@ mod tests {
     #[test]
     fn microsecond_steps_give_minus_19() {
         // 1 µs = 4295 units of 2^-32 s, just above 2^12: rounds up to 2^13 units = 2^-19 s.
-        let clock = SteppingClock {
-            now: AtomicU64::new(1 << 40),
-            step: 4295,
-        };
+        let clock = SteppingClock { now: AtomicU64::new(1 << 40), step: 4295 };
         assert_eq!(measure_precision(&clock), -19);
     }
 
     #[test]
     fn a_clock_that_never_moves_is_coarse() {
-        let clock = SteppingClock {
-            now: AtomicU64::new(1 << 40),
-            step: 0,
-        };
+        let clock = SteppingClock { now: AtomicU64::new(1 << 40), step: 0 };
         assert_eq!(measure_precision(&clock), -6);
     }
 
