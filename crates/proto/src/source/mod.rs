@@ -1,0 +1,305 @@
+//! One upstream server: its poll schedule and bursts, reachability register, the checks on each
+//! answer, kiss-o'-death handling and its clock filter. No I/O: the daemon sends the requests this
+//! asks for and hands back what arrives.
+
+mod filter;
+mod view;
+
+pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISPERSION, PHI};
+pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
+
+use crate::client::{ClientRequest, ResponseError, evaluate_response};
+use crate::packet::{HEADER_LEN, ReferenceId};
+use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
+use std::time::Duration;
+
+/// Requests in an initial burst (iburst): enough samples for the clock filter to become usable.
+const BURST_REQUESTS: u8 = 6;
+/// Unanswered polls in a row after which the poll interval starts to grow.
+const UNANSWERED_POLLS_BEFORE_BACKOFF: u32 = 4;
+/// Lowest and highest poll exponents accepted anywhere (16 s to 36 h).
+pub const POLL_LIMITS: (i8, i8) = (4, 17);
+
+/// How one source is polled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceConfig {
+    /// Poll interval bounds, log2 seconds.
+    pub minpoll: i8,
+    pub maxpoll: i8,
+    /// Start (and restart after being unreachable) with a quick burst of requests.
+    pub iburst: bool,
+    /// Spacing of burst requests: 2 s, at least 4 s for servers that ask for it (NIST).
+    pub burst_spacing: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self { minpoll: 6, maxpoll: 10, iburst: true, burst_spacing: Duration::from_secs(2) }
+    }
+}
+
+/// What became of an answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResponseOutcome {
+    /// A usable measurement, and what the clock filter made of it.
+    Sample { measurement: Measurement, filter: FilterResult },
+    /// Not an answer to our outstanding request (late, duplicate, spoofed): ignored.
+    NotOurs(ResponseError),
+    /// The server answered but its time must not be used (the reason says why).
+    Unusable(&'static str),
+    /// Kiss-o'-death: `RATE` makes us poll less often; `DENY` and `RSTR` stop this source.
+    Kiss(ReferenceId),
+}
+
+/// One measurement from one exchange, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// Server minus local clock.
+    pub offset: f64,
+    pub delay: f64,
+    /// Error bound when taken: both precisions plus PHI × delay.
+    pub dispersion: f64,
+    /// When the answer arrived.
+    pub time: Monotonic,
+    pub server: ServerInfo,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    cookie: NtpTimestamp,
+    /// Local clock when the request left (T1), once the daemon reports it.
+    sent_at: Option<NtpTimestamp>,
+}
+
+/// The state of one upstream NTP server.
+#[derive(Debug, Clone)]
+pub struct NtpSource {
+    config: SourceConfig,
+    /// Our reference id while this source is the system peer.
+    reference_id: ReferenceId,
+    /// Precision of our clock, seconds.
+    local_precision: f64,
+    /// Bit 0: the latest poll was answered (RFC 5905).
+    reach: u8,
+    polls: u32,
+    /// Polls in a row with no answer.
+    unanswered: u32,
+    /// The system's preferred poll exponent.
+    system_poll: i8,
+    /// `minpoll`, raised by RATE kisses.
+    min_poll: i8,
+    next_poll_at: Monotonic,
+    burst_left: u8,
+    outstanding: Option<Outstanding>,
+    last_server_transmit: NtpTimestamp,
+    filter: ClockFilter,
+    server: Option<ServerInfo>,
+    denied: Option<ReferenceId>,
+}
+
+impl NtpSource {
+    /// A source whose first poll is at `first_poll_at`.
+    pub fn new(
+        config: SourceConfig,
+        reference_id: ReferenceId,
+        local_precision: i8,
+        first_poll_at: Monotonic,
+    ) -> Self {
+        let (low, high) = POLL_LIMITS;
+        let minpoll = config.minpoll.clamp(low, high);
+        let config =
+            SourceConfig { minpoll, maxpoll: config.maxpoll.clamp(minpoll, high), ..config };
+        Self {
+            config,
+            reference_id,
+            local_precision: NtpDuration::from_log2_seconds(local_precision).to_seconds_f64(),
+            reach: 0,
+            polls: 0,
+            unanswered: 0,
+            system_poll: config.minpoll,
+            min_poll: config.minpoll,
+            next_poll_at: first_poll_at,
+            burst_left: if config.iburst { BURST_REQUESTS } else { 0 },
+            outstanding: None,
+            last_server_transmit: NtpTimestamp::ZERO,
+            filter: ClockFilter::default(),
+            server: None,
+            denied: None,
+        }
+    }
+
+    pub fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    /// When the next request is due; far in the future for a source that told us to stop.
+    pub fn next_poll_at(&self) -> Monotonic {
+        self.next_poll_at
+    }
+
+    /// The poll exponent in use: the system's wish within this source's bounds, longer while the
+    /// server does not answer (so an offline hub polls gently).
+    pub fn poll_exponent(&self) -> i8 {
+        let backoff = self.unanswered.saturating_sub(UNANSWERED_POLLS_BEFORE_BACKOFF).min(16) as i8;
+        (self.system_poll.max(self.min_poll) + backoff).clamp(self.min_poll, self.config.maxpoll)
+    }
+
+    /// The system asks for this poll exponent.
+    pub fn set_system_poll(&mut self, poll: i8) {
+        self.system_poll = poll;
+    }
+
+    /// Time to poll: returns the request to send, whose transmit field is `cookie` (random bits
+    /// from the caller). `jitter` in [0, 1) spreads the next poll by up to 10 % so sources do not
+    /// march in step. Call [`NtpSource::sent`] with the send time.
+    pub fn poll(&mut self, now: Monotonic, cookie: NtpTimestamp, jitter: f64) -> [u8; HEADER_LEN] {
+        let previous_unanswered = self.outstanding.is_some() && self.polls > 0;
+        if previous_unanswered {
+            self.unanswered = self.unanswered.saturating_add(1);
+            // A burst continues only while the server answers.
+            self.burst_left = 0;
+        }
+        self.reach <<= 1;
+        self.polls = self.polls.saturating_add(1);
+        self.outstanding = Some(Outstanding { cookie, sent_at: None });
+
+        let interval = if self.burst_left > 1 {
+            self.burst_left -= 1;
+            self.config.burst_spacing
+        } else {
+            self.burst_left = 0;
+            let base = 2f64.powi(i32::from(self.poll_exponent()));
+            Duration::from_secs_f64(base * (1.0 + 0.1 * jitter.clamp(0.0, 1.0)))
+        };
+        self.next_poll_at = now + interval;
+
+        let mut request = [0u8; HEADER_LEN];
+        let mut client = ClientRequest::new(cookie);
+        client.poll = self.poll_exponent();
+        client.encode(&mut request);
+        request
+    }
+
+    /// The request made by the last [`NtpSource::poll`] left at `t1` (local clock).
+    pub fn sent(&mut self, t1: NtpTimestamp) {
+        if let Some(outstanding) = self.outstanding.as_mut() {
+            outstanding.sent_at = Some(t1);
+        }
+    }
+
+    /// An answer arrived at `t4` (local clock), `now` (monotonic).
+    pub fn handle_response(
+        &mut self,
+        now: Monotonic,
+        response: &[u8],
+        t4: NtpTimestamp,
+    ) -> ResponseOutcome {
+        let Some(Outstanding { cookie, sent_at: Some(t1) }) = self.outstanding else {
+            return ResponseOutcome::NotOurs(ResponseError::OriginMismatch);
+        };
+        let request = ClientRequest::new(cookie);
+        let sample = match evaluate_response(&request, t1, response, t4) {
+            Ok(sample) => sample,
+            Err(error @ (ResponseError::OriginMismatch | ResponseError::Malformed(_))) => {
+                return ResponseOutcome::NotOurs(error);
+            }
+            Err(ResponseError::Kiss(code)) => {
+                self.outstanding = None;
+                return self.handle_kiss(now, code, response);
+            }
+            Err(ResponseError::UnexpectedMode(_)) => {
+                return ResponseOutcome::Unusable("not a server answer");
+            }
+            Err(ResponseError::ZeroTimestamp) => {
+                return ResponseOutcome::Unusable("zero timestamp in the answer");
+            }
+            Err(ResponseError::ImpossibleTimestamps) => {
+                return ResponseOutcome::Unusable("impossible timestamps in the answer");
+            }
+        };
+        if sample.server.transmit_time == self.last_server_transmit {
+            return ResponseOutcome::NotOurs(ResponseError::OriginMismatch);
+        }
+        self.last_server_transmit = sample.server.transmit_time;
+        // The exchange is complete: the server is reachable, whatever it says. Back after being
+        // unreachable: refill the filter with a burst.
+        self.outstanding = None;
+        if self.reach == 0 && self.polls > 1 && self.config.iburst && self.burst_left == 0 {
+            self.burst_left = BURST_REQUESTS - 1;
+            self.next_poll_at = now + self.config.burst_spacing;
+        }
+        self.reach |= 1;
+        self.unanswered = 0;
+        let server = ServerInfo::from_header(&sample.server);
+        self.server = Some(server);
+        if let Some(reason) = sample.unusable_reason() {
+            return ResponseOutcome::Unusable(reason);
+        }
+        let delay = sample.delay.to_seconds_f64().max(self.local_precision);
+        let measurement = Measurement {
+            offset: sample.offset.to_seconds_f64(),
+            delay,
+            dispersion: server.precision_seconds() + self.local_precision + PHI * delay,
+            time: now,
+            server,
+        };
+        let filter = self.filter.add(
+            FilterSample {
+                offset: measurement.offset,
+                delay: measurement.delay,
+                dispersion: measurement.dispersion,
+                time: now,
+            },
+            self.local_precision,
+        );
+        ResponseOutcome::Sample { measurement, filter }
+    }
+
+    fn handle_kiss(
+        &mut self,
+        now: Monotonic,
+        code: ReferenceId,
+        response: &[u8],
+    ) -> ResponseOutcome {
+        match &code.to_bytes() {
+            b"RATE" => {
+                // Poll less often: at least one step more, and at least what the server asks.
+                let server_poll = response.get(2).map_or(0, |&p| p as i8);
+                self.min_poll =
+                    (self.poll_exponent() + 1).max(server_poll).min(self.config.maxpoll);
+                self.burst_left = 0;
+                let interval = 2f64.powi(i32::from(self.poll_exponent()));
+                self.next_poll_at = now + Duration::from_secs_f64(interval);
+            }
+            b"DENY" | b"RSTR" => {
+                self.denied = Some(code);
+                self.next_poll_at = now + Duration::from_secs(100 * 365 * 86_400);
+            }
+            _ => {}
+        }
+        ResponseOutcome::Kiss(code)
+    }
+
+    /// The clock was stepped by `step` seconds (local += step): shift kept offsets to match.
+    pub fn clock_stepped(&mut self, step: f64) {
+        self.filter.shift_offsets(-step);
+    }
+
+    /// What selection needs to know about this source at `now`.
+    pub fn view(&self) -> SourceView {
+        SourceView {
+            reach: self.reach,
+            polls: self.polls,
+            denied: self.denied,
+            poll: self.poll_exponent(),
+            reference_id: self.reference_id,
+            filter: self.filter.output().copied(),
+            samples: self.filter.len() as u8,
+            min_delay: self.filter.min_delay(),
+            server: self.server,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Scenario tests of one source against answers from our own server core.
+
+use super::*;
+use crate::packet::{LeapIndicator, Mode, NtpHeader};
+use crate::server::{Answer, SystemSnapshot, answer};
+use crate::time::NtpShort;
+
+const ORIGIN_UNIX: i64 = 1_764_000_000;
+
+fn at(seconds: f64) -> Monotonic {
+    Monotonic::from_seconds_f64(seconds)
+}
+
+/// Local clock reading at monotonic `seconds`, and the server's clock `ahead` seconds later.
+fn local(seconds: f64) -> NtpTimestamp {
+    NtpTimestamp::from_unix(ORIGIN_UNIX, 0) + NtpDuration::from_seconds_f64(seconds)
+}
+
+struct Harness {
+    source: NtpSource,
+    server: SystemSnapshot,
+    /// Server clock minus ours.
+    ahead: f64,
+    cookie: u64,
+}
+
+impl Harness {
+    fn new(config: SourceConfig) -> Self {
+        let source = NtpSource::new(config, ReferenceId::from_bytes([10, 0, 0, 1]), -20, at(0.0));
+        let server = SystemSnapshot::local_clock(1, -20, local(-10.0));
+        Self { source, server, ahead: 0.25, cookie: 1 }
+    }
+
+    /// Polls at `t`; if `answered`, the answer arrives 10 ms later. Returns the outcome.
+    fn exchange(&mut self, t: f64, answered: bool) -> Option<ResponseOutcome> {
+        self.cookie += 1;
+        let request = self.source.poll(at(t), NtpTimestamp::from_bits(self.cookie), 0.0);
+        self.source.sent(local(t));
+        if !answered {
+            return None;
+        }
+        let mut reply = [0u8; 64];
+        let server_time = local(t + 0.005 + self.ahead);
+        let Answer::Reply(prepared) = answer(&request, server_time, &self.server, &mut reply)
+        else {
+            panic!("server did not answer");
+        };
+        prepared.stamp_transmit_time(&mut reply, server_time);
+        Some(self.source.handle_response(at(t + 0.010), &reply[..prepared.len], local(t + 0.010)))
+    }
+
+    /// Polls whenever due until `until`, all answered; returns the poll times.
+    fn run_until(&mut self, until: f64, answered: bool) -> Vec<f64> {
+        let mut times = Vec::new();
+        while self.source.next_poll_at().seconds_since(Monotonic::ZERO) <= until {
+            let t = self.source.next_poll_at().seconds_since(Monotonic::ZERO);
+            times.push(t);
+            self.exchange(t, answered);
+        }
+        times
+    }
+}
+
+#[test]
+fn iburst_polls_every_2_s_then_at_minpoll() {
+    let mut harness = Harness::new(SourceConfig::default());
+    let times = harness.run_until(200.0, true);
+    assert_eq!(&times[..7], &[0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 74.0]);
+    let view = harness.source.view();
+    assert_eq!(view.reach & 0x3f, 0x3f);
+    let filter = view.filter.unwrap();
+    assert!((filter.offset - 0.25).abs() < 1e-6, "{filter:?}");
+    assert!((filter.delay - 0.010).abs() < 1e-6, "{filter:?}");
+    assert!(view.unfit_reason(at(200.0), 6).is_none());
+}
+
+#[test]
+fn the_filter_becomes_selectable_after_four_samples() {
+    let mut harness = Harness::new(SourceConfig::default());
+    let mut fit_after = None;
+    for (i, t) in [0.0, 2.0, 4.0, 6.0, 8.0].iter().enumerate() {
+        harness.exchange(*t, true);
+        if fit_after.is_none() && harness.source.view().unfit_reason(at(t + 0.01), 6).is_none() {
+            fit_after = Some(i + 1);
+        }
+    }
+    assert_eq!(fit_after, Some(4), "samples needed before the source can be selected");
+}
+
+#[test]
+fn fallback_sources_burst_no_faster_than_every_4_s() {
+    let config = SourceConfig { burst_spacing: Duration::from_secs(4), ..SourceConfig::default() };
+    let mut harness = Harness::new(config);
+    let times = harness.run_until(30.0, true);
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= 4.0), "{times:?}");
+}
+
+#[test]
+fn a_silent_server_gets_two_burst_requests_then_ever_longer_polls() {
+    let mut harness = Harness::new(SourceConfig::default());
+    let times = harness.run_until(20_000.0, false);
+    assert_eq!(&times[..3], &[0.0, 2.0, 66.0], "burst stops when unanswered");
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().any(|&g| g >= 1024.0), "polls back off to maxpoll: {gaps:?}");
+    assert!(gaps.iter().all(|&g| g <= 1024.0 * 1.1 + 1e-9));
+    assert_eq!(harness.source.view().reach, 0);
+    assert_eq!(harness.source.view().unfit_reason(at(20_000.0), 6), Some("unreachable"));
+}
+
+#[test]
+fn reach_register_records_the_last_eight_polls() {
+    let mut harness = Harness::new(SourceConfig { iburst: false, ..SourceConfig::default() });
+    let pattern = [true, true, false, true, false, false, true, true];
+    for (i, answered) in pattern.iter().enumerate() {
+        harness.exchange(i as f64 * 64.0, *answered);
+    }
+    assert_eq!(harness.source.view().reach, 0b1101_0011);
+}
+
+#[test]
+fn a_server_back_from_an_outage_gets_a_burst() {
+    let mut harness = Harness::new(SourceConfig::default());
+    harness.run_until(20.0, true);
+    let mut t = 20.0;
+    for _ in 0..8 {
+        t = harness.source.next_poll_at().seconds_since(Monotonic::ZERO);
+        harness.exchange(t, false);
+    }
+    assert_eq!(harness.source.view().reach, 0);
+    let t = harness.source.next_poll_at().seconds_since(Monotonic::ZERO).max(t);
+    harness.exchange(t, true);
+    let next = harness.source.next_poll_at().seconds_since(Monotonic::ZERO);
+    assert!(
+        (next - (t + 0.01 + 2.0)).abs() < 1e-6,
+        "burst after the outage: next poll {next}, answered at {t}"
+    );
+}
+
+#[test]
+fn answers_that_are_not_ours_are_ignored() {
+    let mut harness = Harness::new(SourceConfig::default());
+    let request = harness.source.poll(at(0.0), NtpTimestamp::from_bits(77), 0.0);
+    harness.source.sent(local(0.0));
+    let mut reply = [0u8; 48];
+    let Answer::Reply(_) = answer(&request, local(0.005), &harness.server, &mut reply) else {
+        panic!()
+    };
+    // Forged: another origin.
+    let mut forged = reply;
+    forged[24..32].copy_from_slice(&78u64.to_be_bytes());
+    assert!(matches!(
+        harness.source.handle_response(at(0.01), &forged, local(0.01)),
+        ResponseOutcome::NotOurs(_)
+    ));
+    assert_eq!(harness.source.view().reach, 0);
+    // The real answer, then a replay of it.
+    assert!(matches!(
+        harness.source.handle_response(at(0.01), &reply, local(0.01)),
+        ResponseOutcome::Sample { .. }
+    ));
+    assert!(matches!(
+        harness.source.handle_response(at(0.02), &reply, local(0.02)),
+        ResponseOutcome::NotOurs(_)
+    ));
+    assert_eq!(harness.source.view().samples, 1);
+}
+
+#[test]
+fn an_unsynchronised_server_is_reachable_but_unusable() {
+    let mut harness = Harness::new(SourceConfig::default());
+    harness.server = SystemSnapshot::unsynchronised(-20);
+    let outcome = harness.exchange(0.0, true).unwrap();
+    assert!(
+        matches!(outcome, ResponseOutcome::Unusable(reason) if reason.contains("unsynchronised"))
+    );
+    let view = harness.source.view();
+    assert_eq!(view.reach, 1);
+    assert_eq!(view.unfit_reason(at(1.0), 6), Some("the server is not synchronised"));
+}
+
+fn kiss(harness: &mut Harness, code: &[u8; 4], poll: i8, t: f64) -> ResponseOutcome {
+    harness.cookie += 1;
+    let cookie = NtpTimestamp::from_bits(harness.cookie);
+    harness.source.poll(at(t), cookie, 0.0);
+    harness.source.sent(local(t));
+    let header = NtpHeader {
+        leap: LeapIndicator::Unsynchronised,
+        version: 4,
+        mode: Mode::Server,
+        stratum: 0,
+        poll,
+        precision: -20,
+        root_delay: NtpShort::ZERO,
+        root_dispersion: NtpShort::ZERO,
+        reference_id: ReferenceId::from_bytes(*code),
+        reference_time: NtpTimestamp::ZERO,
+        origin_time: cookie,
+        receive_time: local(t),
+        transmit_time: local(t),
+    };
+    let mut bytes = [0u8; 48];
+    header.encode(&mut bytes);
+    harness.source.handle_response(at(t + 0.01), &bytes, local(t + 0.01))
+}
+
+#[test]
+fn rate_kiss_makes_us_poll_less_often() {
+    let mut harness = Harness::new(SourceConfig::default());
+    harness.run_until(20.0, true);
+    let before = harness.source.poll_exponent();
+    assert!(matches!(kiss(&mut harness, b"RATE", 8, 100.0), ResponseOutcome::Kiss(_)));
+    assert_eq!(harness.source.poll_exponent(), 8.max(before + 1));
+    let next = harness.source.next_poll_at().seconds_since(at(100.01));
+    assert!(next >= 255.0, "next poll in {next} s");
+}
+
+#[test]
+fn deny_and_rstr_stop_the_source() {
+    for code in [b"DENY", b"RSTR"] {
+        let mut harness = Harness::new(SourceConfig::default());
+        harness.run_until(20.0, true);
+        kiss(&mut harness, code, 6, 100.0);
+        let view = harness.source.view();
+        assert_eq!(view.denied, Some(ReferenceId::from_bytes(*code)));
+        assert!(view.unfit_reason(at(101.0), 6).unwrap().contains("refused"));
+        assert!(harness.source.next_poll_at().seconds_since(Monotonic::ZERO) > 1e9);
+    }
+}
