@@ -7,6 +7,7 @@ pub mod client;
 pub mod packet;
 pub mod server;
 pub mod source;
+pub mod sync;
 pub mod time;
 
 pub use packet::{

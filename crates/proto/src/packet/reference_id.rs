@@ -1,8 +1,9 @@
 //! The 32-bit reference identifier: a clock name (stratum 0–1), an upstream IPv4 address or hashed
 //! IPv6 address (stratum 2+), or a kiss code in a kiss-o'-death packet.
 
+use md5::{Digest, Md5};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ReferenceId([u8; 4]);
@@ -29,6 +30,21 @@ impl ReferenceId {
 
     pub fn from_ipv4(address: Ipv4Addr) -> Self {
         Self(address.octets())
+    }
+
+    /// Our reference id while synchronised to a server at `address` (RFC 5905): its IPv4 address,
+    /// or the first four bytes of the MD5 digest of its IPv6 address.
+    pub fn for_server(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(v4) => Self::from_ipv4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::from_ipv4(v4),
+                None => {
+                    let digest = Md5::digest(v6.octets());
+                    Self([digest[0], digest[1], digest[2], digest[3]])
+                }
+            },
+        }
     }
 
     /// The identifier as text when it is printable ASCII (a clock name or kiss code), trailing NULs cut.

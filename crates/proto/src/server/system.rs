@@ -22,6 +22,8 @@ pub struct SystemSnapshot {
     pub root_delay: NtpDuration,
     /// Dispersion to the primary reference at `reference_time`; grows at [`FREQUENCY_TOLERANCE`] after.
     pub root_dispersion: NtpDuration,
+    /// The growth stops here.
+    pub max_root_dispersion: NtpDuration,
 }
 
 impl SystemSnapshot {
@@ -35,6 +37,7 @@ impl SystemSnapshot {
             reference_time: NtpTimestamp::ZERO,
             root_delay: NtpDuration::ZERO,
             root_dispersion: NtpDuration::ZERO,
+            max_root_dispersion: NtpDuration::from_seconds(16),
         }
     }
 
@@ -49,6 +52,7 @@ impl SystemSnapshot {
             reference_time: now,
             root_delay: NtpDuration::ZERO,
             root_dispersion: NtpDuration::ZERO,
+            max_root_dispersion: NtpDuration::ONE_SECOND,
         }
     }
 
@@ -67,5 +71,6 @@ impl SystemSnapshot {
         self.root_dispersion
             .saturating_add(NtpDuration::from_log2_seconds(self.precision))
             .saturating_add(elapsed.mul_f64(FREQUENCY_TOLERANCE))
+            .min(self.max_root_dispersion)
     }
 }

@@ -128,6 +128,11 @@ impl ClockFilter {
         self.output.as_ref()
     }
 
+    /// The samples held, newest first.
+    pub fn samples(&self) -> [Option<FilterSample>; STAGES] {
+        self.stages
+    }
+
     /// Number of samples held.
     pub fn len(&self) -> usize {
         self.stages.iter().flatten().count()

@@ -93,8 +93,41 @@ pub struct NtpSource {
     outstanding: Option<Outstanding>,
     last_server_transmit: NtpTimestamp,
     filter: ClockFilter,
+    /// Least delay over the last 32–64 samples: closer to the path's minimum than the filter's.
+    path_delay: PathDelay,
     server: Option<ServerInfo>,
     denied: Option<ReferenceId>,
+}
+
+/// The least delay over a longer window than the clock filter's, in two alternating buckets so
+/// that an old minimum (from before a route change) expires.
+#[derive(Debug, Clone, Copy, Default)]
+struct PathDelay {
+    current: Option<f64>,
+    previous: Option<f64>,
+    in_current: u32,
+    total: u32,
+}
+
+impl PathDelay {
+    const BUCKET: u32 = 32;
+
+    fn add(&mut self, delay: f64) {
+        if self.in_current == Self::BUCKET {
+            self.previous = self.current.take();
+            self.in_current = 0;
+        }
+        self.current = Some(self.current.map_or(delay, |d| d.min(delay)));
+        self.in_current += 1;
+        self.total = self.total.saturating_add(1);
+    }
+
+    fn minimum(&self) -> Option<f64> {
+        match (self.current, self.previous) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl NtpSource {
@@ -123,6 +156,7 @@ impl NtpSource {
             outstanding: None,
             last_server_transmit: NtpTimestamp::ZERO,
             filter: ClockFilter::default(),
+            path_delay: PathDelay::default(),
             server: None,
             denied: None,
         }
@@ -243,6 +277,7 @@ impl NtpSource {
             time: now,
             server,
         };
+        self.path_delay.add(measurement.delay);
         let filter = self.filter.add(
             FilterSample {
                 offset: measurement.offset,
@@ -296,6 +331,9 @@ impl NtpSource {
             filter: self.filter.output().copied(),
             samples: self.filter.len() as u8,
             min_delay: self.filter.min_delay(),
+            path_delay: self.path_delay.minimum(),
+            samples_seen: self.path_delay.total,
+            recent: self.filter.samples(),
             server: self.server,
         }
     }

@@ -1,7 +1,7 @@
 //! What the system knows of a source when it selects: its filtered offset, root distance and
 //! whether it is fit to synchronise to (RFC 5905's fit test).
 
-use super::filter::{FilterOutput, PHI};
+use super::filter::{FilterOutput, FilterSample, PHI};
 use crate::packet::{LeapIndicator, NtpHeader, ReferenceId};
 use crate::time::{Monotonic, NtpDuration};
 
@@ -62,6 +62,12 @@ pub struct SourceView {
     pub samples: u8,
     /// Least delay among them, seconds.
     pub min_delay: Option<f64>,
+    /// Least delay over a longer window (32–64 samples), seconds.
+    pub path_delay: Option<f64>,
+    /// Usable samples since the source started.
+    pub samples_seen: u32,
+    /// The samples in the filter, newest first.
+    pub recent: [Option<FilterSample>; 8],
     pub server: Option<ServerInfo>,
 }
 

@@ -1,0 +1,372 @@
+//! System synchronisation: selects among the sources, feeds the discipline, and decides what the
+//! server advertises — synchronised to a peer, holding over on the local clock, or honestly
+//! unsynchronised. No I/O: the daemon passes sources in and applies what comes out.
+
+mod discipline;
+mod estimator;
+mod selection;
+
+pub use discipline::{Discipline, DisciplineConfig, DisciplineEvent, Steering};
+pub use estimator::{ClockEstimate, Estimator, Measured};
+pub use selection::{Candidate, Selection, select};
+
+use crate::packet::{LeapIndicator, ReferenceId};
+use crate::server::SystemSnapshot;
+use crate::source::{Measurement, PHI, SourceView};
+use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
+
+/// Root dispersion advertised while holding over on the local clock never exceeds this, so NTP
+/// clients with no other source (ntpd's limit is 1.5 s) keep following the hub through a long
+/// outage, with an error bar that says how stale it is.
+pub const MAX_HOLDOVER_DISPERSION: f64 = 1.0;
+
+/// When the local clock may be served with no selectable source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalMode {
+    /// Only once the clock has been synchronised since boot (by us, or the kernel says so).
+    Holdover,
+    /// Always: for air-gapped hubs with a good real-time clock.
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyncConfig {
+    pub discipline: DisciplineConfig,
+    /// Stratum to serve the local clock at; `None` never serves it.
+    pub local_stratum: Option<u8>,
+    pub local_mode: LocalMode,
+    /// Precision of the local clock, log2 seconds.
+    pub precision: i8,
+}
+
+/// A source as the synchroniser sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceInput {
+    pub view: SourceView,
+    /// Used only while no other source is selectable, never combined with them.
+    pub fallback: bool,
+}
+
+/// Where the system's time comes from now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncState {
+    /// Following the selected sources; `peer` indexes the caller's source list.
+    Synchronised { peer: usize },
+    /// No selectable source: serving the local clock.
+    LocalClock { reason: String },
+    /// Serving nothing trustworthy (leap 3, stratum 16).
+    Unsynchronised { reason: String },
+}
+
+/// What the daemon should do after an update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncUpdate {
+    pub steering: Steering,
+    pub event: Option<DisciplineEvent>,
+    /// The state changed (for a log line).
+    pub state_changed: bool,
+}
+
+pub struct Synchroniser {
+    config: SyncConfig,
+    discipline: Discipline,
+    selection: Option<Selection>,
+    /// The selection is from fallback sources.
+    on_fallback: bool,
+    state: SyncState,
+    snapshot: SystemSnapshot,
+    /// The clock has been synchronised since boot (by us, or by someone the kernel believed).
+    synchronised_since_boot: bool,
+    /// The last synchronised snapshot, for holdover.
+    last_synchronised: Option<SystemSnapshot>,
+    started: bool,
+}
+
+impl Synchroniser {
+    /// `frequency`: the correction the clock needs as far as we know (s/s), `known` when it came
+    /// from a drift file; `kernel_synchronised`: the kernel says the clock was synchronised (by
+    /// whoever) before we started.
+    pub fn new(config: SyncConfig, frequency: f64, known: bool, kernel_synchronised: bool) -> Self {
+        let reason = "no source has been selected yet".to_owned();
+        let mut synchroniser = Self {
+            config,
+            discipline: Discipline::new(config.discipline, frequency, known),
+            selection: None,
+            on_fallback: false,
+            state: SyncState::Unsynchronised { reason: reason.clone() },
+            snapshot: SystemSnapshot::unsynchronised(config.precision),
+            synchronised_since_boot: kernel_synchronised,
+            last_synchronised: None,
+            started: false,
+        };
+        synchroniser.fall_back(NtpTimestamp::ZERO, reason);
+        synchroniser
+    }
+
+    pub fn state(&self) -> &SyncState {
+        &self.state
+    }
+
+    /// What the server advertises now.
+    pub fn snapshot(&self) -> SystemSnapshot {
+        self.snapshot
+    }
+
+    pub fn selection(&self) -> Option<&Selection> {
+        self.selection.as_ref()
+    }
+
+    pub fn discipline(&self) -> &Discipline {
+        &self.discipline
+    }
+
+    /// Poll exponent advised to every source.
+    pub fn poll_exponent(&self) -> i8 {
+        self.discipline.poll_exponent()
+    }
+
+    /// When [`Synchroniser::tick`] must next be called (a slew ends), if sooner than the
+    /// caller's own schedule.
+    pub fn next_tick_at(&self) -> Option<Monotonic> {
+        self.discipline.next_update_at()
+    }
+
+    /// A source changed (polled, answered, went quiet): re-select. When it brought a new
+    /// measurement, `sample` carries it with the index of its source.
+    pub fn update(
+        &mut self,
+        now: Monotonic,
+        local_now: NtpTimestamp,
+        sources: &[SourceInput],
+        sample: Option<(usize, &Measurement)>,
+    ) -> SyncUpdate {
+        let previous_state = self.state.clone();
+        let previous_peer = self.selection.as_ref().map(|s| s.system_peer);
+        let system_poll = self.poll_exponent();
+        let candidates = |fallback: bool| -> Vec<Candidate> {
+            sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.fallback == fallback && s.view.unfit_reason(now, system_poll).is_none()
+                })
+                .filter_map(|(index, s)| {
+                    let filter = s.view.filter?;
+                    Some(Candidate {
+                        index,
+                        offset: filter.offset,
+                        root_distance: s.view.root_distance(now)?,
+                        jitter: filter.jitter,
+                        merit: s.view.merit(now),
+                    })
+                })
+                .collect()
+        };
+        let primary = candidates(false);
+        let (selection, on_fallback) = if primary.is_empty() {
+            (select(&candidates(true), previous_peer.filter(|_| self.on_fallback)), true)
+        } else {
+            (select(&primary, previous_peer.filter(|_| !self.on_fallback)), false)
+        };
+        self.on_fallback = on_fallback;
+        self.selection = selection;
+
+        let mut result =
+            SyncUpdate { steering: Steering::default(), event: None, state_changed: false };
+        match self.selection.clone() {
+            None => {
+                let reason = if sources.is_empty() {
+                    "no sources are configured".to_owned()
+                } else {
+                    let reasons: Vec<&str> = sources
+                        .iter()
+                        .filter_map(|s| s.view.unfit_reason(now, system_poll))
+                        .collect();
+                    format!("no selectable source ({})", summarise(&reasons))
+                };
+                self.fall_back(local_now, reason);
+            }
+            Some(selection) => {
+                let measurements = match sample {
+                    Some((index, _)) if selection.survivors.contains(&index) => {
+                        self.new_measurements(&sources[index].view)
+                    }
+                    _ => Vec::new(),
+                };
+                if !measurements.is_empty() || !self.started {
+                    self.started = true;
+                    let (steering, event) =
+                        self.discipline.update(now, selection.offset, &measurements);
+                    if let Some(step) = steering.step {
+                        self.shift_for_step(step);
+                    }
+                    result.steering = steering;
+                    result.event = event;
+                }
+                self.advertise(now, local_now, sources, &selection);
+            }
+        }
+        result.state_changed = previous_state != self.state;
+        result
+    }
+
+    /// Called at [`Synchroniser::next_tick_at`].
+    pub fn tick(&mut self, now: Monotonic) -> Steering {
+        self.discipline.tick(now)
+    }
+
+    /// The source's samples the estimator has not seen, oldest first, with their variances: all
+    /// of the filter when a source is first selected (the start-up burst), else the newest.
+    fn new_measurements(&self, view: &SourceView) -> Vec<(Monotonic, f64, f64)> {
+        let seen = self.discipline.last_measured();
+        let mut fresh: Vec<(Monotonic, f64, f64)> = view
+            .recent
+            .iter()
+            .flatten()
+            .filter(|s| seen.is_none_or(|seen| s.time > seen))
+            .map(|s| (s.time, s.offset, self.measurement_variance(view, s.delay)))
+            .collect();
+        fresh.sort_by_key(|m| m.0);
+        fresh
+    }
+
+    /// The variance of a measurement. Queueing delay splits unevenly between the two directions,
+    /// and an uneven split of an excess delay `e` errs by up to `e / 2`: uniformly, variance
+    /// `e² / 12`. The excess is counted from the least delay the filter holds, which is itself
+    /// above the path's true minimum by a fraction of the typical excess.
+    fn measurement_variance(&self, view: &SourceView, delay: f64) -> f64 {
+        let min_delay = view.path_delay.or(view.min_delay).unwrap_or(delay).min(delay);
+        let delays: Vec<f64> = view.recent.iter().flatten().map(|s| s.delay).collect();
+        let mean_excess =
+            delays.iter().map(|d| d - min_delay).sum::<f64>() / delays.len().max(1) as f64;
+        // The least delay's own excess, which shrinks as more samples are seen; uncertain, so its
+        // spread counts too.
+        let hidden = mean_excess / f64::from(view.samples_seen.max(1)).sqrt();
+        let excess = (delay - min_delay).max(0.0) + hidden;
+        let precision = NtpDuration::from_log2_seconds(self.config.precision).to_seconds_f64();
+        precision * precision + 1e-12 + (excess * excess + hidden * hidden) / 12.0
+    }
+
+    fn shift_for_step(&mut self, step: f64) {
+        if let Some(selection) = self.selection.as_mut() {
+            selection.offset -= step;
+        }
+    }
+
+    /// Synchronised: advertise the peer's stratum + 1, its reference, and the root delay and
+    /// dispersion to the primary reference through it (RFC 5905 clock_update).
+    fn advertise(
+        &mut self,
+        now: Monotonic,
+        local_now: NtpTimestamp,
+        sources: &[SourceInput],
+        selection: &Selection,
+    ) {
+        let peer = &sources[selection.system_peer].view;
+        let (Some(filter), Some(server)) = (peer.filter, peer.server) else { return };
+        let estimate = self.discipline.estimate(now);
+        let spike = self.discipline.spike_since().is_some();
+        let limit = self.config.discipline.step_threshold;
+        if spike || estimate.offset.abs() > limit {
+            // Known to be wrong: not even the local clock may be served.
+            let offset = if spike { selection.offset } else { estimate.offset };
+            self.snapshot = SystemSnapshot::unsynchronised(self.config.precision);
+            self.state = SyncState::Unsynchronised {
+                reason: format!(
+                    "the clock is {offset:+.3} s from the selected sources, beyond the step threshold"
+                ),
+            };
+            return;
+        }
+        let root_dispersion = server.root_dispersion
+            + filter.dispersion
+            + selection.jitter
+            + PHI * now.seconds_since(filter.time).max(0.0)
+            + estimate.offset.abs();
+        self.snapshot = SystemSnapshot {
+            leap: majority_leap(sources, &selection.survivors),
+            stratum: server.stratum.saturating_add(1).min(16),
+            precision: self.config.precision,
+            reference_id: peer.reference_id,
+            reference_time: local_now,
+            root_delay: NtpDuration::from_seconds_f64(server.root_delay + filter.delay),
+            root_dispersion: NtpDuration::from_seconds_f64(root_dispersion),
+            max_root_dispersion: NtpDuration::from_seconds(16),
+        };
+        self.synchronised_since_boot = true;
+        self.last_synchronised = Some(self.snapshot);
+        self.state = SyncState::Synchronised { peer: selection.system_peer };
+    }
+
+    /// No selectable source: serve the local clock if allowed, else be honestly unsynchronised.
+    fn fall_back(&mut self, local_now: NtpTimestamp, reason: String) {
+        let refusal = match (self.config.local_stratum, self.config.local_mode) {
+            (None, _) => Some("the local clock is disabled ([local] enabled = false)"),
+            (Some(_), LocalMode::Holdover) if !self.synchronised_since_boot => Some(
+                "the local clock is served only once it has been synchronised since boot \
+                 ([local] mode = \"holdover\")",
+            ),
+            _ => None,
+        };
+        match (refusal, self.config.local_stratum) {
+            (None, Some(stratum)) => {
+                self.snapshot = match self.last_synchronised {
+                    // Holding over: the error bar keeps growing from the last synchronisation.
+                    Some(last) => SystemSnapshot {
+                        leap: LeapIndicator::NoWarning,
+                        stratum,
+                        reference_id: ReferenceId::LOCAL,
+                        max_root_dispersion: NtpDuration::from_seconds_f64(MAX_HOLDOVER_DISPERSION),
+                        ..last
+                    },
+                    None => SystemSnapshot::local_clock(stratum, self.config.precision, local_now),
+                };
+                self.state = SyncState::LocalClock { reason };
+            }
+            _ => {
+                self.snapshot = SystemSnapshot::unsynchronised(self.config.precision);
+                let why = refusal.unwrap_or_default();
+                self.state = SyncState::Unsynchronised { reason: format!("{reason}; {why}") };
+            }
+        }
+    }
+
+    /// Keeps the never-synchronised local-clock reference fresh (air-gapped `always` mode).
+    pub fn refresh_local(&mut self, local_now: NtpTimestamp) {
+        if matches!(self.state, SyncState::LocalClock { .. }) && self.last_synchronised.is_none() {
+            self.snapshot.reference_time = local_now;
+        }
+    }
+}
+
+/// The leap warning a majority of the survivors give.
+fn majority_leap(sources: &[SourceInput], survivors: &[usize]) -> LeapIndicator {
+    let count = |leap: LeapIndicator| {
+        survivors
+            .iter()
+            .filter(|&&i| sources[i].view.server.is_some_and(|s| s.leap == leap))
+            .count()
+    };
+    for leap in [LeapIndicator::InsertSecond, LeapIndicator::DeleteSecond] {
+        if 2 * count(leap) > survivors.len() {
+            return leap;
+        }
+    }
+    LeapIndicator::NoWarning
+}
+
+/// "unreachable ×3, no answer yet" from a list of reasons.
+fn summarise(reasons: &[&str]) -> String {
+    let mut counted: Vec<(&str, usize)> = Vec::new();
+    for reason in reasons {
+        match counted.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((reason, 1)),
+        }
+    }
+    counted
+        .iter()
+        .map(|(r, n)| if *n > 1 { format!("{r} ×{n}") } else { (*r).to_owned() })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

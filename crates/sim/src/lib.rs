@@ -1,0 +1,401 @@
+//! Deterministic simulation of the syhub-ntp protocol core: virtual time, a local clock with a
+//! frequency error and random walk, simulated servers (good, false, vanishing) and a network with
+//! delay, jitter, asymmetry and loss. The core's sources and synchroniser run unchanged; the
+//! simulation only moves bytes and time. Seeded, so every run reproduces.
+
+mod clock;
+mod rng;
+
+pub use clock::SimClock;
+pub use rng::Rng;
+
+use std::time::Duration;
+use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_proto::packet::ReferenceId;
+use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
+use syhub_ntp_proto::source::{NtpSource, ResponseOutcome, SourceConfig};
+use syhub_ntp_proto::sync::{
+    DisciplineConfig, DisciplineEvent, LocalMode, SourceInput, Steering, SyncConfig, SyncState,
+    Synchroniser,
+};
+use syhub_ntp_proto::time::{Monotonic, NtpDuration};
+
+/// Unix time of the simulation's start, for the timestamps on the wire.
+const EPOCH_UNIX: i64 = 1_764_000_000;
+/// Precision of every simulated clock, log2 seconds.
+const PRECISION: i8 = -24;
+
+/// One direction of the network path: a fixed delay plus an exponential extra delay, and loss.
+#[derive(Debug, Clone, Copy)]
+pub struct Path {
+    pub base: f64,
+    /// Mean of the exponential extra delay.
+    pub jitter: f64,
+    pub loss: f64,
+}
+
+impl Path {
+    /// chrony's default simulation: 100 µs + 100 µs × Exp(1).
+    pub const REFERENCE: Self = Self { base: 100e-6, jitter: 100e-6, loss: 0.0 };
+}
+
+/// A simulated server.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// Server clock minus true time: non-zero for a falseticker.
+    pub offset: f64,
+    pub stratum: u8,
+    pub to_server: Path,
+    pub to_client: Path,
+    /// Intervals of true time during which it does not answer.
+    pub outages: Vec<(f64, f64)>,
+    pub fallback: bool,
+}
+
+impl ServerSpec {
+    pub fn reference() -> Self {
+        Self {
+            offset: 0.0,
+            stratum: 1,
+            to_server: Path::REFERENCE,
+            to_client: Path::REFERENCE,
+            outages: Vec::new(),
+            fallback: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    /// Local minus true time at the start.
+    pub initial_error: f64,
+    /// Natural frequency error, s/s.
+    pub frequency_error: f64,
+    /// Random-walk step of the frequency per second.
+    pub wander: f64,
+    pub servers: Vec<ServerSpec>,
+    pub source: SourceConfig,
+    pub discipline: DisciplineConfig,
+    pub local_stratum: Option<u8>,
+    pub local_mode: LocalMode,
+    /// Statistics count from this time on.
+    pub statistics_from: f64,
+    /// The drift file's frequency correction, if any (s/s).
+    pub drift: Option<f64>,
+}
+
+impl Scenario {
+    /// chrony's reference scenario: initial offset 0.1 s, 100 ppm frequency error with a 1e-9
+    /// random walk, one server at 100 µs + 100 µs × Exp(1) each way, default polling, statistics
+    /// from 210 s.
+    pub fn reference(seed: u64) -> Self {
+        Self {
+            seed,
+            initial_error: 0.1,
+            frequency_error: 100e-6,
+            wander: 1e-9,
+            servers: vec![ServerSpec::reference()],
+            source: SourceConfig::default(),
+            discipline: DisciplineConfig::default(),
+            local_stratum: Some(10),
+            local_mode: LocalMode::Holdover,
+            statistics_from: 210.0,
+            drift: None,
+        }
+    }
+}
+
+/// Accuracy of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Statistics {
+    /// RMS and largest |local − true| after `statistics_from`, seconds.
+    pub rms_offset: f64,
+    pub max_offset: f64,
+    /// RMS frequency error after `statistics_from`, s/s.
+    pub rms_frequency: f64,
+    /// From this time on |offset| stayed within 1 ms (None: never, or not at the end).
+    pub synchronised_at: Option<f64>,
+    pub samples: usize,
+}
+
+struct InFlight {
+    arrive: f64,
+    source: usize,
+    to_server: bool,
+    bytes: Vec<u8>,
+}
+
+/// A running simulation.
+pub struct Simulation {
+    scenario: Scenario,
+    rng: Rng,
+    pub clock: SimClock,
+    time: f64,
+    sources: Vec<NtpSource>,
+    pub sync: Synchroniser,
+    in_flight: Vec<InFlight>,
+    next_sample: f64,
+    /// (true time, local − true, frequency error)
+    samples: Vec<(f64, f64, f64)>,
+    disturbances: Vec<(f64, f64)>,
+    /// Every discipline event with its time.
+    pub events: Vec<(f64, DisciplineEvent)>,
+    /// Every change of synchronisation state with its time.
+    pub states: Vec<(f64, SyncState)>,
+}
+
+impl Simulation {
+    pub fn new(scenario: Scenario) -> Self {
+        let mut rng = Rng::new(scenario.seed);
+        let clock =
+            SimClock::new(scenario.initial_error, scenario.frequency_error, scenario.wander);
+        let sources = scenario
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                let first_poll = Monotonic::from_seconds_f64(rng.uniform() * 0.5);
+                let id = ReferenceId::from_bytes([192, 0, 2, i as u8 + 1]);
+                let mut config = scenario.source;
+                if scenario.servers[i].fallback {
+                    config.burst_spacing = config.burst_spacing.max(Duration::from_secs(4));
+                }
+                NtpSource::new(config, id, PRECISION, first_poll)
+            })
+            .collect();
+        let sync = Synchroniser::new(
+            SyncConfig {
+                discipline: scenario.discipline,
+                local_stratum: scenario.local_stratum,
+                local_mode: scenario.local_mode,
+                precision: PRECISION,
+            },
+            scenario.drift.unwrap_or(0.0),
+            scenario.drift.is_some(),
+            false,
+        );
+        let mut clock = clock;
+        if scenario.discipline.steer {
+            clock.set_frequency(scenario.drift.unwrap_or(0.0));
+        }
+        Self {
+            scenario,
+            rng,
+            clock,
+            time: 0.0,
+            sources,
+            sync,
+            in_flight: Vec::new(),
+            next_sample: 0.0,
+            samples: Vec::new(),
+            disturbances: Vec::new(),
+            events: Vec::new(),
+            states: Vec::new(),
+        }
+    }
+
+    /// At true time `at`, something else moves the local clock by `error` seconds.
+    pub fn disturb_at(&mut self, at: f64, error: f64) {
+        self.disturbances.push((at, error));
+    }
+
+    pub fn time(&self) -> f64 {
+        self.time
+    }
+
+    /// The sources, for inspecting their state.
+    pub fn sources(&self) -> &[NtpSource] {
+        &self.sources
+    }
+
+    fn local_timestamp(&self) -> NtpTimestamp {
+        NtpTimestamp::from_unix(EPOCH_UNIX, 0) + NtpDuration::from_seconds_f64(self.clock.local())
+    }
+
+    fn server_timestamp(&self, server: usize) -> NtpTimestamp {
+        let offset = self.scenario.servers[server].offset;
+        NtpTimestamp::from_unix(EPOCH_UNIX, 0) + NtpDuration::from_seconds_f64(self.time + offset)
+    }
+
+    fn now(&self) -> Monotonic {
+        Monotonic::from_seconds_f64(self.time)
+    }
+
+    /// Runs until true time `end`.
+    pub fn run_until(&mut self, end: f64) {
+        loop {
+            let next_poll = self
+                .sources
+                .iter()
+                .map(|s| s.next_poll_at().seconds_since(Monotonic::ZERO))
+                .fold(f64::INFINITY, f64::min);
+            let next_delivery =
+                self.in_flight.iter().map(|p| p.arrive).fold(f64::INFINITY, f64::min);
+            let next_tick = self
+                .sync
+                .next_tick_at()
+                .map_or(f64::INFINITY, |t| t.seconds_since(Monotonic::ZERO));
+            let next_disturbance =
+                self.disturbances.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
+            let next = next_poll
+                .min(next_delivery)
+                .min(next_tick)
+                .min(next_disturbance)
+                .min(self.next_sample);
+            if next > end {
+                self.clock.advance(end, &mut self.rng);
+                self.time = end;
+                return;
+            }
+            self.clock.advance(next, &mut self.rng);
+            self.time = next;
+            if next == self.next_sample {
+                self.samples.push((self.time, self.clock.error(), self.clock.frequency_error()));
+                self.next_sample += 1.0;
+            } else if next == next_disturbance {
+                let index = self.disturbances.iter().position(|d| d.0 == next).unwrap_or(0);
+                let (_, error) = self.disturbances.remove(index);
+                self.clock.disturb(error);
+            } else if next == next_delivery {
+                let index = self.in_flight.iter().position(|p| p.arrive == next).unwrap_or(0);
+                let packet = self.in_flight.remove(index);
+                self.deliver(packet);
+            } else if next == next_tick {
+                let steering = self.sync.tick(self.now());
+                self.apply(steering);
+            } else {
+                let index = self
+                    .sources
+                    .iter()
+                    .position(|s| s.next_poll_at().seconds_since(Monotonic::ZERO) == next)
+                    .unwrap_or(0);
+                self.poll(index);
+            }
+        }
+    }
+
+    fn poll(&mut self, index: usize) {
+        let cookie = NtpTimestamp::from_bits(self.rng.next_u64());
+        let jitter = self.rng.uniform();
+        let (now, local) = (self.now(), self.local_timestamp());
+        let request = self.sources[index].poll(now, cookie, jitter);
+        self.sources[index].sent(local);
+        let server = &self.scenario.servers[index];
+        let path = server.to_server;
+        if self.rng.uniform() >= path.loss {
+            let delay = path.base + path.jitter * self.rng.exponential();
+            self.in_flight.push(InFlight {
+                arrive: self.time + delay,
+                source: index,
+                to_server: true,
+                bytes: request.to_vec(),
+            });
+        }
+        self.update_system(None);
+    }
+
+    fn deliver(&mut self, packet: InFlight) {
+        let index = packet.source;
+        if packet.to_server {
+            let server = self.scenario.servers[index].clone();
+            if server.outages.iter().any(|&(from, to)| self.time >= from && self.time < to) {
+                return;
+            }
+            let server_time = self.server_timestamp(index);
+            let mut snapshot = SystemSnapshot::local_clock(
+                server.stratum,
+                PRECISION,
+                server_time - NtpDuration::from_seconds(1),
+            );
+            snapshot.reference_id = ReferenceId::from_bytes(*b"GPS\0");
+            let mut reply = [0u8; 64];
+            if let Answer::Reply(prepared) =
+                answer(&packet.bytes, server_time, &snapshot, &mut reply)
+            {
+                prepared
+                    .stamp_transmit_time(&mut reply, server_time + NtpDuration::from_nanos(5_000));
+                let path = server.to_client;
+                if self.rng.uniform() >= path.loss {
+                    let delay = 5e-6 + path.base + path.jitter * self.rng.exponential();
+                    self.in_flight.push(InFlight {
+                        arrive: self.time + delay,
+                        source: index,
+                        to_server: false,
+                        bytes: reply[..prepared.len].to_vec(),
+                    });
+                }
+            }
+        } else {
+            let (now, t4) = (self.now(), self.local_timestamp());
+            let outcome = self.sources[index].handle_response(now, &packet.bytes, t4);
+            if let ResponseOutcome::Sample { measurement, .. } = outcome {
+                self.update_system(Some((index, measurement)));
+            }
+        }
+    }
+
+    fn update_system(&mut self, sample: Option<(usize, syhub_ntp_proto::source::Measurement)>) {
+        let inputs: Vec<SourceInput> = self
+            .sources
+            .iter()
+            .zip(&self.scenario.servers)
+            .map(|(s, spec)| SourceInput { view: s.view(), fallback: spec.fallback })
+            .collect();
+        let local = self.local_timestamp();
+        let update =
+            self.sync.update(self.now(), local, &inputs, sample.as_ref().map(|(i, m)| (*i, m)));
+        if let Some(event) = update.event {
+            self.events.push((self.time, event));
+        }
+        if update.state_changed {
+            self.states.push((self.time, self.sync.state().clone()));
+        }
+        self.apply(update.steering);
+        let poll = self.sync.poll_exponent();
+        for source in &mut self.sources {
+            source.set_system_poll(poll);
+        }
+    }
+
+    fn apply(&mut self, steering: Steering) {
+        if !self.scenario.discipline.steer {
+            return;
+        }
+        if let Some(step) = steering.step {
+            self.clock.step(step);
+            for source in &mut self.sources {
+                source.clock_stepped(step);
+            }
+        }
+        if let Some(frequency) = steering.frequency {
+            self.clock.set_frequency(frequency);
+        }
+    }
+
+    /// Accuracy over the run so far.
+    pub fn statistics(&self) -> Statistics {
+        let from = self.scenario.statistics_from;
+        let counted: Vec<&(f64, f64, f64)> = self.samples.iter().filter(|s| s.0 >= from).collect();
+        let n = counted.len().max(1) as f64;
+        let rms_offset = (counted.iter().map(|s| s.1 * s.1).sum::<f64>() / n).sqrt();
+        let max_offset = counted.iter().map(|s| s.1.abs()).fold(0.0, f64::max);
+        let rms_frequency = (counted.iter().map(|s| s.2 * s.2).sum::<f64>() / n).sqrt();
+        let synchronised_at = match self.samples.iter().rposition(|s| s.1.abs() > 0.001) {
+            None => self.samples.first().map(|s| s.0),
+            Some(last_bad) => self.samples.get(last_bad + 1).map(|s| s.0),
+        };
+        Statistics {
+            rms_offset,
+            max_offset,
+            rms_frequency,
+            synchronised_at,
+            samples: counted.len(),
+        }
+    }
+
+    /// The stratum the system advertises now.
+    pub fn stratum(&self) -> u8 {
+        self.sync.snapshot().stratum
+    }
+}
