@@ -1,6 +1,11 @@
 //! Test support: network namespaces the test creates, daemons started inside them under
 //! `setpriv --bounding-set -sys_time` (so the kernel refuses any clock change), real clients run
-//! the same way, and sockets opened inside a namespace. Everything is ended by PID on drop.
+//! the same way, sockets opened inside a namespace, and an impairment relay ([`relay`]) to put
+//! between a client and a server. Everything is ended by PID on drop.
+
+pub mod relay;
+
+pub use relay::{DirectionStats, Impairment, Relay, RelayConfig, RelayStats};
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -14,11 +19,7 @@ use std::time::{Duration, Instant};
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unique(label: &str) -> String {
-    format!(
-        "syhub-{label}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("syhub-{label}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Fails the test with a clear message unless it can create namespaces and drop CAP_SYS_TIME.
@@ -28,9 +29,7 @@ pub fn require_namespaces() {
         "these tests create network namespaces: run them as root"
     );
     for tool in ["ip", "setpriv"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output();
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
         assert!(
             found.is_ok_and(|o| o.status.success()),
             "`{tool}` is needed: apt-get install iproute2 util-linux"
@@ -116,15 +115,12 @@ impl NetNs {
 
     /// A UDP socket bound to `address` inside this namespace, usable from the test.
     pub fn udp_socket(&self, address: &str) -> UdpSocket {
-        let path = format!("/run/netns/{}", self.name);
+        let name = self.name.clone();
         let address: SocketAddr = address.parse().expect("socket address");
         std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("open netns");
-            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            enter_netns(&name);
             let socket = UdpSocket::bind(address).expect("bind test socket");
-            socket
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .expect("timeout");
+            socket.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
             socket
         })
         .join()
@@ -134,18 +130,19 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// Moves the calling thread (only) into the network namespace named `name`.
+pub(crate) fn enter_netns(name: &str) {
+    let ns = std::fs::File::open(format!("/run/netns/{name}")).expect("open netns");
+    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
 /// Spawns `command` with captured output and waits at most `timeout`, killing it (by PID) after.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = command.spawn().expect("spawn");
     let pid = child.id() as i32;
     let (done, wait) = std::sync::mpsc::channel();
@@ -171,21 +168,12 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(mut command: Command) -> Self {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -197,10 +185,7 @@ impl Process {
                 }
             });
         }
-        Self {
-            child: Some(child),
-            lines,
-        }
+        Self { child: Some(child), lines }
     }
 
     pub fn pid(&self) -> i32 {
@@ -215,40 +200,21 @@ impl Process {
     pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
                 return line.clone();
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "process exited ({status}) before logging {needle:?}:\n{}",
-                    self.log()
-                );
+                panic!("process exited ({status}) before logging {needle:?}:\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} within {timeout:?}:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "no {needle:?} within {timeout:?}:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Sends `signal` and waits (at most 10 s) for the exit status.
@@ -292,9 +258,7 @@ impl Daemon {
         let dir = TempDir::new("daemon");
         let path = dir.write("config.toml", config);
         let mut command = ns.command(binary);
-        command
-            .args(["run", "--log-level", "debug", "--config"])
-            .arg(&path);
+        command.args(["run", "--log-level", "debug", "--config"]).arg(&path);
         let mut process = Process::spawn(command);
         process.wait_for_line("serving NTP on", Duration::from_secs(10));
         Self { process, _dir: dir }
@@ -312,22 +276,9 @@ impl Daemon {
 
 /// The value of `key=N` in the daemon's "stopped" log line.
 pub fn counter_in_log(log: &str, key: &str) -> u64 {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("stopped"))
-        .expect("stopped line");
-    let start = line
-        .find(&format!("{key}="))
-        .expect("counter in stopped line")
-        + key.len()
-        + 1;
-    line[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    let line = log.lines().rev().find(|l| l.contains("stopped")).expect("stopped line");
+    let start = line.find(&format!("{key}=")).expect("counter in stopped line") + key.len() + 1;
+    line[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
 /// A config serving on port 123 on both families, with the given extra TOML appended.
