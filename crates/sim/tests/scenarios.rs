@@ -30,3 +30,200 @@ fn reference_scenario_accuracy() {
     assert!(worst.2 <= 100e-6, "max offset {} µs", worst.2 * 1e6);
     assert!(worst.3 <= 0.15e-6, "RMS frequency {} ppm", worst.3 * 1e6);
 }
+
+use syhub_ntp_proto::sync::{DisciplineEvent, LocalMode, SyncState};
+use syhub_ntp_sim::{Path, ServerSpec};
+
+fn steps(sim: &Simulation) -> Vec<(f64, f64, bool)> {
+    sim.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            DisciplineEvent::Stepped { offset, at_start_up } => Some((*t, *offset, *at_start_up)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_falseticker_among_four_is_rejected() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        scenario.servers = vec![ServerSpec::reference(); 4];
+        scenario.servers[2].offset = 0.050; // 50 ms wrong
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(3_000.0);
+        let selection = sim.sync.selection().expect("a selection");
+        assert_eq!(selection.falsetickers, vec![2], "seed {seed}");
+        assert!(!selection.survivors.contains(&2));
+        let stats = sim.statistics();
+        assert!(stats.rms_offset < 50e-6, "seed {seed}: RMS {} µs", stats.rms_offset * 1e6);
+        assert_eq!(sim.stratum(), 2);
+    }
+}
+
+#[test]
+fn half_a_second_of_error_after_sync_is_stepped_once_after_stepout() {
+    for seed in SEEDS {
+        let mut sim = Simulation::new(Scenario::reference(seed));
+        sim.disturb_at(2_000.0, 0.5);
+        sim.run_until(2_250.0);
+        assert!(
+            matches!(sim.sync.state(), SyncState::Unsynchronised { reason } if reason.contains("beyond the step threshold")),
+            "seed {seed}: while the error is held, the hub must not claim to be synchronised: {:?}",
+            sim.sync.state()
+        );
+        sim.run_until(4_000.0);
+        let steps = steps(&sim);
+        assert_eq!(steps.len(), 1, "seed {seed}: {steps:?}");
+        let (at, offset, at_start_up) = steps[0];
+        assert!(!at_start_up);
+        // Three samples (two to three polls) to be believed, then the 900 s stepout.
+        assert!(at >= 2_900.0 && at < 3_250.0, "seed {seed}: stepped at {at} s, stepout is 900 s");
+        assert!((offset + 0.5).abs() < 0.005, "seed {seed}: stepped by {offset} s");
+        assert!(sim.clock.error().abs() < 0.001, "seed {seed}: error {} s", sim.clock.error());
+        assert!(matches!(sim.sync.state(), SyncState::Synchronised { .. }));
+    }
+}
+
+#[test]
+fn a_huge_error_after_sync_is_refused_but_stepped_at_start_up() {
+    for seed in SEEDS {
+        let mut sim = Simulation::new(Scenario::reference(seed));
+        sim.disturb_at(2_000.0, 5_000.0);
+        sim.run_until(2_500.0);
+        assert!(
+            sim.events.iter().any(|(t, e)| *t >= 2_000.0 && matches!(e, DisciplineEvent::Panic { offset } if (offset + 5_000.0).abs() < 1.0)),
+            "seed {seed}: {:?}",
+            sim.events
+        );
+        assert!(steps(&sim).is_empty(), "seed {seed}: a panic offset must never be stepped");
+
+        let mut scenario = Scenario::reference(seed);
+        scenario.initial_error = 5_000.0;
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(200.0);
+        let steps = steps(&sim);
+        assert_eq!(steps.len(), 1, "seed {seed}: {steps:?}");
+        assert!(steps[0].2 && steps[0].0 < 10.0, "seed {seed}: start-up step at {} s", steps[0].0);
+        assert!(sim.clock.error().abs() < 0.001, "seed {seed}: error {} s", sim.clock.error());
+    }
+}
+
+#[test]
+fn loss_of_every_server_falls_back_to_the_local_clock_and_recovers() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        scenario.servers[0].outages = vec![(3_000.0, 6_000.0)];
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(2_900.0);
+        assert_eq!(sim.stratum(), 2);
+        sim.run_until(5_900.0);
+        let snapshot = sim.sync.snapshot();
+        assert_eq!(
+            (snapshot.stratum, snapshot.reference_id.as_ascii()),
+            (10, Some("LOCL")),
+            "seed {seed}"
+        );
+        assert!(matches!(sim.sync.state(), SyncState::LocalClock { .. }));
+        // The error bar grows with the time since the last sync.
+        let at_loss = snapshot.root_dispersion_at(snapshot.reference_time);
+        let later = snapshot.root_dispersion_at(
+            snapshot.reference_time + syhub_ntp_proto::NtpDuration::from_seconds(3_000),
+        );
+        assert!(later.to_seconds_f64() - at_loss.to_seconds_f64() > 0.04, "seed {seed}");
+        // Held over on the learned frequency, the clock stays close.
+        assert!(
+            sim.clock.error().abs() < 0.005,
+            "seed {seed}: drifted {} s in holdover",
+            sim.clock.error()
+        );
+        // The silent server was polled ever less often (up to maxpoll, 1024 s): its return is
+        // noticed at the next poll and a burst resynchronises.
+        sim.run_until(7_100.0);
+        assert_eq!(sim.stratum(), 2, "seed {seed}: resynchronised after the server returned");
+        assert!(sim.clock.error().abs() < 0.001);
+    }
+}
+
+#[test]
+fn never_synchronised_holdover_is_honest_and_always_serves_local() {
+    let mut scenario = Scenario::reference(1);
+    scenario.servers[0].outages = vec![(0.0, 1e9)];
+    let mut sim = Simulation::new(scenario.clone());
+    sim.run_until(1_000.0);
+    assert_eq!(sim.stratum(), 16);
+    assert!(
+        matches!(sim.sync.state(), SyncState::Unsynchronised { reason } if reason.contains("synchronised since boot"))
+    );
+
+    scenario.local_mode = LocalMode::Always;
+    let mut sim = Simulation::new(scenario.clone());
+    sim.run_until(1_000.0);
+    assert_eq!(sim.stratum(), 10);
+
+    scenario.local_stratum = None;
+    let mut sim = Simulation::new(scenario);
+    sim.run_until(1_000.0);
+    assert_eq!(sim.stratum(), 16);
+}
+
+#[test]
+fn fallback_servers_are_used_only_while_no_primary_is_selectable() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        let mut fallback = ServerSpec::reference();
+        fallback.fallback = true;
+        fallback.offset = 0.0002; // a smearing server, 200 µs off: must never be mixed in
+        scenario.servers.push(fallback);
+        scenario.servers[0].outages = vec![(3_000.0, 1e9)];
+        let mut sim = Simulation::new(scenario);
+        for t in (100..3_000).step_by(100) {
+            sim.run_until(t as f64);
+            if let Some(selection) = sim.sync.selection() {
+                assert_eq!(selection.survivors, vec![0], "seed {seed} at {t} s");
+            }
+        }
+        sim.run_until(5_000.0);
+        let selection = sim.sync.selection().expect("the fallback is selected");
+        assert_eq!(selection.survivors, vec![1], "seed {seed}");
+        assert_eq!(sim.stratum(), 2);
+    }
+}
+
+#[test]
+fn lossy_jittery_path_still_synchronises() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        let path = Path { base: 0.010, jitter: 0.001, loss: 0.1 };
+        scenario.servers[0].to_server = path;
+        scenario.servers[0].to_client = path;
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(10_000.0);
+        let stats = sim.statistics();
+        // 10 ms + 1 ms × Exp(1) each way (a sample is often off by a millisecond) and one
+        // exchange in five lost.
+        assert!(stats.synchronised_at.is_some_and(|t| t < 600.0), "seed {seed}: {stats:?}");
+        assert!(stats.rms_offset < 500e-6, "seed {seed}: RMS {} µs", stats.rms_offset * 1e6);
+    }
+}
+
+#[test]
+fn observe_mode_estimates_without_touching_the_clock() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        scenario.discipline.steer = false;
+        scenario.initial_error = 0.003;
+        scenario.frequency_error = 20e-6;
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(3_000.0);
+        assert!(steps(&sim).is_empty());
+        // The clock drifted freely: 3 ms + 20 ppm × 3000 s.
+        assert!((sim.clock.error() - 0.063).abs() < 0.002, "seed {seed}: {}", sim.clock.error());
+        let estimate = sim
+            .sync
+            .discipline()
+            .estimate(syhub_ntp_proto::time::Monotonic::from_seconds_f64(3_000.0));
+        assert!((estimate.offset + sim.clock.error()).abs() < 100e-6, "seed {seed}: {estimate:?}");
+        assert!((estimate.frequency + 20e-6).abs() < 0.1e-6, "seed {seed}: {estimate:?}");
+    }
+}

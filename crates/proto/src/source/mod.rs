@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Requests in an initial burst (iburst): enough samples for the clock filter to become usable.
 const BURST_REQUESTS: u8 = 6;
+/// Unanswered requests in a row that end a burst.
+const BURST_GIVE_UP: u32 = 2;
 /// Unanswered polls in a row after which the poll interval starts to grow.
 const UNANSWERED_POLLS_BEFORE_BACKOFF: u32 = 4;
 /// Lowest and highest poll exponents accepted anywhere (16 s to 36 h).
@@ -59,7 +61,7 @@ pub struct Measurement {
     pub delay: f64,
     /// Error bound when taken: both precisions plus PHI × delay.
     pub dispersion: f64,
-    /// When the answer arrived.
+    /// The middle of the exchange, when the offset held.
     pub time: Monotonic,
     pub server: ServerInfo,
 }
@@ -190,7 +192,9 @@ impl NtpSource {
         let previous_unanswered = self.outstanding.is_some() && self.polls > 0;
         if previous_unanswered {
             self.unanswered = self.unanswered.saturating_add(1);
-            // A burst continues only while the server answers.
+        }
+        // A burst goes on through a lost packet, but not to a server that stopped answering.
+        if self.unanswered >= BURST_GIVE_UP {
             self.burst_left = 0;
         }
         self.reach <<= 1;
@@ -270,11 +274,14 @@ impl NtpSource {
             return ResponseOutcome::Unusable(reason);
         }
         let delay = sample.delay.to_seconds_f64().max(self.local_precision);
+        // The offset is that of the middle of the exchange: while the clock is slewed fast, the
+        // difference from the arrival time matters.
+        let midpoint = now - Duration::from_secs_f64(delay / 2.0);
         let measurement = Measurement {
             offset: sample.offset.to_seconds_f64(),
             delay,
             dispersion: server.precision_seconds() + self.local_precision + PHI * delay,
-            time: now,
+            time: midpoint,
             server,
         };
         self.path_delay.add(measurement.delay);
@@ -283,7 +290,7 @@ impl NtpSource {
                 offset: measurement.offset,
                 delay: measurement.delay,
                 dispersion: measurement.dispersion,
-                time: now,
+                time: midpoint,
             },
             self.local_precision,
         );

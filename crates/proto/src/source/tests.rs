@@ -96,10 +96,10 @@ fn fallback_sources_burst_no_faster_than_every_4_s() {
 }
 
 #[test]
-fn a_silent_server_gets_two_burst_requests_then_ever_longer_polls() {
+fn a_silent_server_gets_three_burst_requests_then_ever_longer_polls() {
     let mut harness = Harness::new(SourceConfig::default());
     let times = harness.run_until(20_000.0, false);
-    assert_eq!(&times[..3], &[0.0, 2.0, 66.0], "burst stops when unanswered");
+    assert_eq!(&times[..4], &[0.0, 2.0, 4.0, 68.0], "burst stops when twice unanswered");
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().any(|&g| g >= 1024.0), "polls back off to maxpoll: {gaps:?}");
     assert!(gaps.iter().all(|&g| g <= 1024.0 * 1.1 + 1e-9));

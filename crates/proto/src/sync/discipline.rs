@@ -14,6 +14,9 @@ const CORRECTION_TIME_RATIO: f64 = 2.0;
 const SIGNIFICANT_SIGMAS: f64 = 3.0;
 /// Polls wanted within the averaging time of the estimate.
 const SAMPLES_PER_AVERAGING_TIME: f64 = 64.0;
+/// How well the offset is known right after a step, s² (1 ms): the step used the selection's
+/// offset, good to about that.
+const STEP_RESIDUAL_VARIANCE: f64 = 1e-6;
 /// Frequency wander assumed for a fresh estimator: a good crystal in a steady room, s²/s³.
 const INITIAL_WANDER: f64 = 1e-18;
 
@@ -185,7 +188,7 @@ impl Discipline {
                 );
             }
             steering.step = Some(system_offset);
-            self.estimator.stepped(now, system_offset);
+            self.estimator.stepped(now, system_offset, system_offset, STEP_RESIDUAL_VARIANCE);
             self.spike_since = None;
             event = Some(DisciplineEvent::Stepped { offset: system_offset, at_start_up: first });
             // The sample was taken before the step: it no longer applies.

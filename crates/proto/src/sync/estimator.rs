@@ -128,16 +128,25 @@ impl Estimator {
         self.applied = applied;
     }
 
-    /// The clock was stepped at `now` by `step` seconds (local time += step).
-    pub fn stepped(&mut self, now: Monotonic, step: f64) {
+    /// The clock was stepped at `now` by `step` seconds (local time += step) to correct a
+    /// measured `offset`: what remains is `offset - step`, known about as well as `variance`.
+    pub fn stepped(&mut self, now: Monotonic, step: f64, offset: f64, variance: f64) {
         self.predict(now);
-        if self.has_measurements() {
-            self.offset -= step;
-        }
+        // Samples from before the step no longer apply.
+        self.last_measured = Some(now);
+        self.offset = offset - step;
+        self.p[0][0] = variance;
+        self.p[0][1] = 0.0;
+        self.p[1][0] = 0.0;
+        self.outliers_in_a_row = 0;
     }
 
     /// A measured offset (true minus local) taken at `time`, with its variance (s²).
     pub fn measure(&mut self, time: Monotonic, offset: f64, variance: f64) -> Measured {
+        if self.time.is_some_and(|t| time < t) {
+            // Older than the state: out of order, of no use.
+            return Measured::Outlier;
+        }
         self.predict(time);
         self.last_measured = Some(time);
         let innovation = offset - self.offset;
@@ -225,7 +234,7 @@ mod tests {
             estimator.measure(at(t), truth(t), 1e-12);
         }
         estimator.set_applied_frequency(at(100.0), 20e-6);
-        estimator.stepped(at(200.0), 0.5);
+        estimator.stepped(at(200.0), 0.5, truth(200.0), 1e-12);
         let estimate = estimator.estimate_at(at(300.0));
         assert!((estimate.offset - (truth(300.0) - 0.5)).abs() < 1e-5, "{estimate:?}");
     }

@@ -20,6 +20,12 @@ use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
 /// outage, with an error bar that says how stale it is.
 pub const MAX_HOLDOVER_DISPERSION: f64 = 1.0;
 
+/// The least queueing noise assumed on a path, as a fraction of its delay.
+const PATH_NOISE_FRACTION: f64 = 0.05;
+
+/// Latest samples of a source that must agree before a jump of the clock is believed.
+const JUMP_SAMPLES: usize = 3;
+
 /// When the local clock may be served with no selectable source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalMode {
@@ -173,6 +179,26 @@ impl Synchroniser {
 
         let mut result =
             SyncUpdate { steering: Steering::default(), event: None, state_changed: false };
+        if let Some(jump) = self.jump_evidence(sources) {
+            // The clock is far from what the sources say now, whatever their filters still hold:
+            // step, hold, or refuse, as the discipline decides; never advertise it.
+            let (steering, event) = self.discipline.update(now, jump, &[]);
+            self.started = true;
+            if let Some(step) = steering.step {
+                self.shift_for_step(step);
+            }
+            result.steering = steering;
+            result.event = event;
+            self.snapshot = SystemSnapshot::unsynchronised(self.config.precision);
+            self.state = SyncState::Unsynchronised {
+                reason: format!(
+                    "the clock is {jump:+.3} s from its sources, beyond the step threshold{}",
+                    if steering.step.is_some() { "; stepped" } else { "" }
+                ),
+            };
+            result.state_changed = previous_state != self.state;
+            return result;
+        }
         match self.selection.clone() {
             None => {
                 let reason = if sources.is_empty() {
@@ -215,6 +241,37 @@ impl Synchroniser {
         self.discipline.tick(now)
     }
 
+    /// An offset beyond the step threshold that a majority of the answering sources agree on in
+    /// their latest samples: the clock jumped, or was far off from the start. Their clock filters
+    /// may still hold older samples that make them unselectable for minutes; this does not wait.
+    fn jump_evidence(&self, sources: &[SourceInput]) -> Option<f64> {
+        let threshold = self.config.discipline.step_threshold;
+        let mut answering = 0;
+        let mut votes: Vec<f64> = Vec::new();
+        for source in sources {
+            let view = &source.view;
+            let usable = view.server.is_some_and(|s| s.leap != LeapIndicator::Unsynchronised)
+                && view.denied.is_none();
+            let latest: Vec<f64> =
+                view.recent.iter().take(JUMP_SAMPLES).flatten().map(|s| s.offset).collect();
+            if !usable || latest.len() < JUMP_SAMPLES || view.reach & 1 == 0 {
+                continue;
+            }
+            answering += 1;
+            let newest = latest[0];
+            let agree =
+                latest.iter().all(|o| o.abs() > threshold && (o - newest).abs() < threshold / 2.0);
+            if agree {
+                votes.push(newest);
+            }
+        }
+        if votes.is_empty() || 2 * votes.len() <= answering {
+            return None;
+        }
+        votes.sort_by(f64::total_cmp);
+        Some(votes[votes.len() / 2])
+    }
+
     /// The source's samples the estimator has not seen, oldest first, with their variances: all
     /// of the filter when a source is first selected (the start-up burst), else the newest.
     fn new_measurements(&self, view: &SourceView) -> Vec<(Monotonic, f64, f64)> {
@@ -240,8 +297,10 @@ impl Synchroniser {
         let mean_excess =
             delays.iter().map(|d| d - min_delay).sum::<f64>() / delays.len().max(1) as f64;
         // The least delay's own excess, which shrinks as more samples are seen; uncertain, so its
-        // spread counts too.
-        let hidden = mean_excess / f64::from(view.samples_seen.max(1)).sqrt();
+        // spread counts too. A few lucky samples may show little spread: queueing grows with the
+        // path, so a fraction of its delay is the least excess assumed.
+        let typical_excess = mean_excess.max(PATH_NOISE_FRACTION * min_delay);
+        let hidden = typical_excess / f64::from(view.samples_seen.max(1)).sqrt();
         let excess = (delay - min_delay).max(0.0) + hidden;
         let precision = NtpDuration::from_log2_seconds(self.config.precision).to_seconds_f64();
         precision * precision + 1e-12 + (excess * excess + hidden * hidden) / 12.0

@@ -41,6 +41,14 @@ impl Add<Duration> for Monotonic {
     }
 }
 
+/// Saturates at the origin.
+impl Sub<Duration> for Monotonic {
+    type Output = Self;
+    fn sub(self, duration: Duration) -> Self {
+        Self(self.0.saturating_sub(duration))
+    }
+}
+
 /// Saturates at zero when `earlier` is later.
 impl Sub for Monotonic {
     type Output = Duration;
