@@ -11,7 +11,9 @@ Exit codes:
   0  success (for `query`: a synchronised server answered)
   1  failure: invalid config, a socket that cannot be bound, no answer, a network error
   2  bad command-line arguments
-  3  `query` only: the server answered but is unsynchronised or refused us (kiss-o'-death)";
+  3  `query` only: the server answered but is unsynchronised or refused us (kiss-o'-death)
+  4  `run` only: the clock was beyond [clock] panic_threshold from its sources after start-up;
+     the daemon refused to follow (systemd does not restart it)";
 
 /// A time server for IoT hubs: serves NTP/SNTP to the LAN, synchronises from the internet, and
 /// keeps serving its own clock when the internet is gone.
@@ -28,6 +30,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Ask an NTP server for the time once, like `ntpdate -q`, and print offset, delay and its state.
     Query(commands::query::QueryArgs),
+    /// Show the running daemon's synchronisation status (like `chronyc tracking`).
+    Status(commands::status::StatusArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Query(args) => commands::query::run(args),
+        Command::Status(args) => commands::status::run(args),
         Command::Config(command) => commands::config::run(command),
     }
 }

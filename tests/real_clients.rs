@@ -94,7 +94,7 @@ fn ntpdate_query_accepts_our_time() {
 fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
     require("ntpdig");
     let ns = NetNs::new("unsync");
-    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123("[local]\nenabled = false\n"));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123("enabled = false\n"));
     let output = ns.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "ntpdig accepted an unsynchronised server");

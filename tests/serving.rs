@@ -162,11 +162,16 @@ fn control_private_short_and_random_garbage_get_no_answer_and_no_crash() {
             // Shorter than a header.
             0 => packet.truncate((random() % 48) as usize),
             // Modes that are never requests, in any version.
-            1 => packet[0] = leap | version(random() % 8) | [2, 4, 5, 6, 7][(random() % 5) as usize],
+            1 => {
+                packet[0] = leap | version(random() % 8) | [2, 4, 5, 6, 7][(random() % 5) as usize]
+            }
             // Request modes in versions that do not exist, and mode 0 beyond NTPv1.
             2 => {
                 packet[0] = match random() % 2 {
-                    0 => leap | version([0, 5, 6, 7][(random() % 4) as usize]) | [1, 3][(random() % 2) as usize],
+                    0 => {
+                        leap | version([0, 5, 6, 7][(random() % 4) as usize])
+                            | [1, 3][(random() % 2) as usize]
+                    }
                     _ => leap | version(2 + random() % 3),
                 }
             }
@@ -241,28 +246,40 @@ fn replies_leave_from_the_address_the_request_was_sent_to() {
 }
 
 #[test]
-fn runs_with_no_arguments_on_the_embedded_default_and_stops_on_sigint() {
+fn runs_with_no_arguments_on_the_embedded_default_offline_and_stops_on_sigint() {
     let ns = NetNs::new("noargs");
-    // Hide any installed config so the embedded default is what runs: a private mount namespace
-    // with an empty /etc/syhub-ntp (the host's file system is not changed).
+    // A private mount namespace (the host's file system is not changed) hides any installed
+    // config, so the embedded default runs, gives the daemon its own /run, and leaves it no
+    // resolver: the namespace has no network anyway, so the default pool cannot be reached.
     let script = format!(
-        "if [ -d /etc/syhub-ntp ]; then mount -t tmpfs none /etc/syhub-ntp || exit 99; fi; exec {SYHUB_NTP} run"
+        "set -e; if [ -d /etc/syhub-ntp ]; then mount -t tmpfs none /etc/syhub-ntp; fi; \
+         if [ -d /var/lib/syhub-ntp ]; then mount -t tmpfs none /var/lib/syhub-ntp; fi; \
+         mount -t tmpfs none /run; mount --bind /dev/null /etc/resolv.conf; exec {SYHUB_NTP} run"
     );
     let mut command = ns.command("unshare");
     command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    // The kernel's "synchronised" flag is machine-wide (this host's own daemon sets it): say it is
+    // not, as on a Pi that has just booted without a real-time clock.
+    command.env("SYHUB_NTP_KERNEL_SYNC", "unsynchronised");
     let mut daemon = Process::spawn(command);
     let line = daemon.wait_for_line("serving NTP on", Duration::from_secs(10));
     assert!(line.contains("0.0.0.0:123") && line.contains("[::]:123"), "{line}");
+    assert!(line.contains("3 source(s)"), "{line}");
     let log = daemon.log();
     assert!(log.contains("config from the embedded default"), "{log}");
     // Default clock mode is steer; without CAP_SYS_TIME it says so once and serves as in observe.
     assert_eq!(log.matches("will not let us steer").count(), 1, "{log}");
+    // It says why it is not serving time...
+    daemon.wait_for_line("cannot resolve pool.ntp.org", Duration::from_secs(15));
+    let why = daemon.wait_for_line("unsynchronised:", Duration::from_secs(5));
+    assert!(why.contains("synchronised since boot"), "{why}");
 
+    // ...and answers honestly unsynchronised, not with a clock that may be far off.
     let output = ns.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
-    assert_eq!(json["stratum"], 10);
-    assert_eq!(json["reference_id"], "LOCL");
-    assert!(json["offset_seconds"].as_f64().unwrap().abs() < 0.001);
+    assert_eq!(json["stratum"], 16);
+    assert_eq!(json["leap"], "unsynchronised");
 
     let status = daemon.stop_with(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "exit {status}:\n{}", daemon.log());
@@ -284,7 +301,7 @@ fn port_already_in_use_is_a_clear_error() {
     let ns = NetNs::new("inuse");
     let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
     let dir = TempDir::new("inuse");
-    let config = dir.write("config.toml", &config_on_port_123(""));
+    let config = dir.write_config("config.toml", &config_on_port_123(""));
     let stderr = run_expecting_failure(&ns, &config);
     assert!(stderr.contains("UDP 0.0.0.0:123 is already in use"), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
@@ -295,7 +312,7 @@ fn port_already_in_use_is_a_clear_error() {
 fn port_123_without_privilege_is_a_clear_error() {
     let ns = NetNs::new("noperm");
     let dir = TempDir::new("noperm");
-    let config = dir.write("config.toml", &config_on_port_123(""));
+    let config = dir.write_config("config.toml", &config_on_port_123(""));
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let output = ns.run(
         "setpriv",
@@ -338,7 +355,7 @@ fn invalid_config_starts_nothing_and_names_file_line_and_key() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&expected));
 
-    let good = dir.write("good.toml", &config_on_port_123(""));
+    let good = dir.write_config("good.toml", &config_on_port_123(""));
     let output = ns.run(
         SYHUB_NTP,
         &["config", "check", "--config", path_str(&good)],

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod query;
 pub mod run;
+pub mod status;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use syhub_ntp_daemon::config::Config;
-use syhub_ntp_daemon::runtime::run_blocking;
+use syhub_ntp_daemon::runtime::{EXIT_PANIC, RunError, run_blocking};
 use tracing::level_filters::LevelFilter;
 
 #[derive(Debug, Args)]
@@ -52,6 +52,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     );
     match run_blocking(loaded.config) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ RunError::Panic { .. }) => {
+            tracing::error!("{error}");
+            ExitCode::from(EXIT_PANIC)
+        }
         Err(error) => {
             tracing::error!("{error}");
             ExitCode::from(super::EXIT_FAILURE)

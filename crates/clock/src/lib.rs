@@ -1,10 +1,15 @@
-//! The system clock adapter: reading CLOCK_REALTIME through libc, measuring its precision, and
-//! finding out whether the kernel lets us steer it. The only crate that touches the clock.
+//! The system clock adapter: reading CLOCK_REALTIME through libc, measuring its precision,
+//! finding out whether the kernel lets us steer it, and steering it. The only crate that touches
+//! the clock.
 
+mod control;
+mod kernel;
 mod permission;
 mod precision;
 mod system;
 
+pub use control::{ClockControl, ClockError, KernelSyncStatus, ObservingClock};
+pub use kernel::{KernelClock, TickAndFrequency, join_frequency, split_frequency};
 pub use permission::{SteerPermission, steer_permission};
 pub use precision::measure_precision;
 pub use system::SystemClock;

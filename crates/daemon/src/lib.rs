@@ -2,8 +2,12 @@
 //! protocol core from tokio tasks on a single-threaded runtime.
 
 pub mod config;
+pub mod control;
+pub mod drift;
 pub mod net;
 pub mod query;
 pub mod runtime;
 pub mod server;
+pub mod sources;
+pub mod status;
 pub mod system;

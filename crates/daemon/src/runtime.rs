@@ -1,47 +1,30 @@
-//! Starting and stopping the daemon: ordered start (clock, sockets, tasks), one cancellation token,
-//! and a clean stop in reverse on SIGTERM or SIGINT.
+//! Starting and stopping the daemon: ordered start (sockets, clock, drift, synchroniser, tasks),
+//! one cancellation token, and a clean stop in reverse on SIGTERM or SIGINT.
 
-use crate::config::{ClockMode, Config};
+use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
+use crate::control;
+use crate::drift;
 use crate::net::{BindError, TimestampedSocket, bind_server_socket};
 use crate::server::{ServerCounters, serve};
-use crate::system::{LocalReference, run_system_task};
-use std::fmt;
+use crate::status::StatusSnapshot;
+use crate::system::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use syhub_ntp_clock::{Clock, SteerPermission, SystemClock, measure_precision, steer_permission};
+use syhub_ntp_clock::{
+    Clock, ClockControl, ClockError, KernelClock, ObservingClock, SteerPermission, SystemClock,
+    measure_precision, steer_permission,
+};
+use syhub_ntp_proto::sync::{
+    DisciplineConfig, FrequencyStart, LocalMode as CoreLocalMode, SyncConfig, Synchroniser,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// What the daemon actually does to the system clock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClockControl {
-    Steering,
-    Observing,
-    /// Configured to steer, but the kernel refuses (no CAP_SYS_TIME): serving as in observe mode.
-    SteeringRefused(String),
-}
-
-impl ClockControl {
-    fn resolve(mode: ClockMode, permission: SteerPermission) -> Self {
-        match (mode, permission) {
-            (ClockMode::Observe, _) => Self::Observing,
-            (ClockMode::Steer, SteerPermission::Permitted) => Self::Steering,
-            (ClockMode::Steer, SteerPermission::Refused(why)) => Self::SteeringRefused(why),
-        }
-    }
-}
-
-impl fmt::Display for ClockControl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Steering => write!(f, "steer"),
-            Self::Observing => write!(f, "observe"),
-            Self::SteeringRefused(_) => write!(f, "observe (steering refused by the kernel)"),
-        }
-    }
-}
+/// Exit code when the clock offset went beyond the panic threshold (systemd must not restart).
+pub const EXIT_PANIC: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -49,8 +32,12 @@ pub enum RunError {
     Bind(#[from] BindError),
     #[error("no socket could be opened for [server] listen")]
     NothingBound,
+    #[error(transparent)]
+    Control(#[from] control::ControlSocketError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
+    Panic { offset: f64 },
 }
 
 /// Runs the daemon on a single-threaded runtime until SIGTERM or SIGINT.
@@ -62,40 +49,144 @@ pub fn run_blocking(config: Config) -> Result<(), RunError> {
     runtime.block_on(run(config))
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Decides how the clock is handled: steer when configured and permitted, else observe.
+fn clock_control(
+    mode: ConfiguredMode,
+    permission: SteerPermission,
+) -> (ClockMode, Box<dyn ClockControl>) {
+    let faked = kernel_sync_override();
+    match (mode, permission) {
+        (ConfiguredMode::Observe, _) => {
+            (ClockMode::Observing, Box::new(ObservingClock::new(faked)))
+        }
+        (ConfiguredMode::Steer, SteerPermission::Permitted) => {
+            let kernel = KernelClock::new(faked);
+            match kernel.take_control() {
+                Ok(()) => (ClockMode::Steering, Box::new(kernel)),
+                Err(error) => (
+                    ClockMode::SteeringRefused(error.to_string()),
+                    Box::new(ObservingClock::new(faked)),
+                ),
+            }
+        }
+        (ConfiguredMode::Steer, SteerPermission::Refused(why)) => {
+            (ClockMode::SteeringRefused(why), Box::new(ObservingClock::new(faked)))
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, or a panic-threshold offset.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    // Sockets first: a port that cannot be bound stops the start before anything else happens.
+    let sockets = bind_all(config.server.listen.as_slice())?;
+    let control_listener = control::bind(&config.control.socket)?;
+
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let precision = measure_precision(clock.as_ref());
-    let clock_control = ClockControl::resolve(config.clock.mode, steer_permission());
-    if let ClockControl::SteeringRefused(why) = &clock_control {
+    let (mut clock_mode, mut control) = clock_control(config.clock.mode, steer_permission());
+    if let ClockMode::SteeringRefused(why) = &clock_mode {
         tracing::warn!(
             "[clock] mode is \"steer\" but the kernel will not let us steer the system clock: {why}. \
              Serving as in observe mode: the clock is measured and reported, never changed."
         );
     }
 
-    let sockets = bind_all(config.server.listen.as_slice())?;
-    let addresses: Vec<String> =
-        sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
+    let drift = match config.clock.drift_file.as_deref().map(drift::read) {
+        Some(Ok(Some(ppm))) => {
+            tracing::info!("frequency correction {ppm:+.3} ppm from the drift file");
+            Some(ppm * 1e-6)
+        }
+        Some(Err(error)) => {
+            tracing::warn!("{error}");
+            None
+        }
+        _ => None,
+    };
+    let kernel_frequency = control.frequency().unwrap_or(0.0);
+    let frequency = drift.unwrap_or(kernel_frequency);
+    let mut applied = kernel_frequency;
+    if clock_mode == ClockMode::Steering {
+        match control.set_frequency(frequency) {
+            Ok(()) => applied = frequency,
+            Err(error) => {
+                (clock_mode, control) = refused(error);
+            }
+        }
+    }
+    let kernel_synchronised = control.kernel_synchronised().unwrap_or(false);
+    let sync = Synchroniser::new(
+        SyncConfig {
+            discipline: DisciplineConfig {
+                steer: clock_mode == ClockMode::Steering,
+                step_threshold: config.clock.step_threshold,
+                stepout: config.clock.stepout,
+                panic_threshold: config.clock.panic_threshold,
+                max_slew: 0.01,
+                minpoll: config.sources.iter().map(|s| s.minpoll).min().unwrap_or(6),
+                maxpoll: config.sources.iter().map(|s| s.maxpoll).max().unwrap_or(10),
+            },
+            local_stratum: config.local.enabled.then(|| config.local.stratum.get()),
+            local_mode: match config.local.mode {
+                LocalMode::Holdover => CoreLocalMode::Holdover,
+                LocalMode::Always => CoreLocalMode::Always,
+            },
+            precision,
+        },
+        FrequencyStart { frequency, known: drift.is_some(), applied },
+        kernel_synchronised,
+    );
 
     let cancel = CancellationToken::new();
-    let reference = LocalReference::from_config(&config, precision);
-    let (publish, system) = watch::channel(reference.snapshot(clock.as_ref()));
+    let (publish, system_snapshot) = watch::channel(sync.snapshot());
+    let (status_sender, status) = watch::channel(StatusSnapshot::default());
     let counters = Arc::new(ServerCounters::default());
+    let addresses: Vec<String> =
+        sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
+    let snapshot = sync.snapshot();
+    let system = SystemTask::new(SystemParts {
+        config: config.clone(),
+        sync,
+        control,
+        clock_mode: clock_mode.clone(),
+        clock: clock.clone(),
+        origin: Instant::now(),
+        precision,
+        publish,
+        status: status_sender,
+        counters: counters.clone(),
+    });
+
     let mut tasks = JoinSet::new();
-    tasks.spawn(run_system_task(reference, clock.clone(), publish, cancel.clone()));
     for socket in sockets {
-        tasks.spawn(serve(socket, system.clone(), clock.clone(), counters.clone(), cancel.clone()));
+        tasks.spawn(serve(
+            socket,
+            system_snapshot.clone(),
+            clock.clone(),
+            counters.clone(),
+            cancel.clone(),
+        ));
     }
-    let snapshot = *system.borrow();
+    tasks.spawn(control::serve(
+        control_listener,
+        config.control.socket.clone(),
+        status,
+        cancel.clone(),
+    ));
     tracing::info!(
-        "serving NTP on {}; stratum {}, reference {}, clock mode {clock_control}, precision 2^{precision} s",
+        "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
+         {} source(s), control socket {}",
         if addresses.is_empty() { "no address".to_owned() } else { addresses.join(", ") },
         snapshot.stratum,
         snapshot.reference_id.display_for_stratum(snapshot.stratum),
+        config.sources.len(),
+        config.control.socket.display(),
     );
 
-    wait_for_shutdown_signal().await;
+    let system_cancel = cancel.clone();
+    let result = tokio::select! {
+        _ = wait_for_shutdown_signal() => Ok(()),
+        finished = system.run(system_cancel.clone()) => finished.map_err(|panic| RunError::Panic { offset: panic.offset }),
+    };
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!(
@@ -104,7 +195,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         ignored = counters.ignored.load(Ordering::Relaxed),
         "stopped"
     );
-    Ok(())
+    result
+}
+
+fn refused(error: ClockError) -> (ClockMode, Box<dyn ClockControl>) {
+    tracing::warn!("cannot steer the system clock: {error}. Serving as in observe mode.");
+    (
+        ClockMode::SteeringRefused(error.to_string()),
+        Box::new(ObservingClock::new(kernel_sync_override())),
+    )
 }
 
 /// Binds every listen address. Permission and address-in-use errors stop the start; an address or
@@ -140,23 +239,4 @@ async fn wait_for_shutdown_signal() {
         _ = interrupt.recv() => "SIGINT",
     };
     tracing::info!("{which} received, shutting down");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn steer_falls_back_to_observe_when_refused() {
-        let refused = SteerPermission::Refused("no CAP_SYS_TIME".into());
-        assert_eq!(
-            ClockControl::resolve(ClockMode::Steer, refused.clone()),
-            ClockControl::SteeringRefused("no CAP_SYS_TIME".into())
-        );
-        assert_eq!(ClockControl::resolve(ClockMode::Observe, refused), ClockControl::Observing);
-        assert_eq!(
-            ClockControl::resolve(ClockMode::Steer, SteerPermission::Permitted),
-            ClockControl::Steering
-        );
-    }
 }

@@ -15,8 +15,8 @@ use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
 use syhub_ntp_proto::source::{NtpSource, ResponseOutcome, SourceConfig};
 use syhub_ntp_proto::sync::{
-    DisciplineConfig, DisciplineEvent, LocalMode, SourceInput, Steering, SyncConfig, SyncState,
-    Synchroniser,
+    DisciplineConfig, DisciplineEvent, FrequencyStart, LocalMode, SourceInput, Steering,
+    SyncConfig, SyncState, Synchroniser,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpDuration};
 
@@ -171,8 +171,15 @@ impl Simulation {
                 local_mode: scenario.local_mode,
                 precision: PRECISION,
             },
-            scenario.drift.unwrap_or(0.0),
-            scenario.drift.is_some(),
+            FrequencyStart {
+                frequency: scenario.drift.unwrap_or(0.0),
+                known: scenario.drift.is_some(),
+                applied: if scenario.discipline.steer {
+                    scenario.drift.unwrap_or(0.0)
+                } else {
+                    0.0
+                },
+            },
             false,
         );
         let mut clock = clock;

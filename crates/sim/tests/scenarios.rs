@@ -78,7 +78,10 @@ fn half_a_second_of_error_after_sync_is_stepped_once_after_stepout() {
         let (at, offset, at_start_up) = steps[0];
         assert!(!at_start_up);
         // Three samples (two to three polls) to be believed, then the 900 s stepout.
-        assert!((2_900.0..3_250.0).contains(&at), "seed {seed}: stepped at {at} s, stepout is 900 s");
+        assert!(
+            (2_900.0..3_250.0).contains(&at),
+            "seed {seed}: stepped at {at} s, stepout is 900 s"
+        );
         assert!((offset + 0.5).abs() < 0.005, "seed {seed}: stepped by {offset} s");
         assert!(sim.clock.error().abs() < 0.001, "seed {seed}: error {} s", sim.clock.error());
         assert!(matches!(sim.sync.state(), SyncState::Synchronised { .. }));

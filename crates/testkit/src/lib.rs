@@ -56,6 +56,11 @@ impl TempDir {
         Self(path)
     }
 
+    /// Writes a daemon config, with `@DIR@` standing for this directory.
+    pub fn write_config(&self, name: &str, config: &str) -> PathBuf {
+        self.write(name, &config.replace("@DIR@", path_str(&self.0)))
+    }
+
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, contents).expect("write temp file");
@@ -248,20 +253,77 @@ impl Drop for Process {
 /// Our daemon, running in a namespace on a config the test writes.
 pub struct Daemon {
     pub process: Process,
-    _dir: TempDir,
+    binary: String,
+    netns: String,
+    dir: TempDir,
 }
 
 impl Daemon {
     /// Starts `BINARY run` (the syhub-ntp binary under test) in `ns` on `config` and waits for its
-    /// "serving NTP on" line.
+    /// "serving NTP on" line. `@DIR@` in the config stands for the daemon's own scratch directory.
     pub fn start(binary: &str, ns: &NetNs, config: &str) -> Self {
+        Self::start_with_env(binary, ns, config, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub fn start_with_env(binary: &str, ns: &NetNs, config: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("daemon");
-        let path = dir.write("config.toml", config);
+        let config = config.replace("@DIR@", path_str(&dir.0));
+        let path = dir.write("config.toml", &config);
         let mut command = ns.command(binary);
         command.args(["run", "--log-level", "debug", "--config"]).arg(&path);
+        command.envs(env.iter().copied());
         let mut process = Process::spawn(command);
         process.wait_for_line("serving NTP on", Duration::from_secs(10));
-        Self { process, _dir: dir }
+        Self { process, binary: binary.to_owned(), netns: ns.name.clone(), dir }
+    }
+
+    /// The daemon's scratch directory (its config, control socket and drift file).
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// The daemon's status, from `syhub-ntp status --json` on its control socket.
+    pub fn status(&self) -> serde_json::Value {
+        let socket = self.dir.0.join("control.sock");
+        let mut command = Command::new(&self.binary);
+        command.args(["status", "--json", "--socket"]).arg(&socket);
+        let output = run_with_timeout(command, Duration::from_secs(10));
+        assert!(
+            output.status.success(),
+            "status failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.process.log()
+        );
+        serde_json::from_slice(&output.stdout).expect("status JSON")
+    }
+
+    /// Polls the status until `ready` holds, for at most `timeout`; returns the last status.
+    pub fn wait_for_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            if ready(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last status:\n{}\nlog:\n{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default(),
+                self.process.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The network namespace it runs in.
+    pub fn netns(&self) -> &str {
+        &self.netns
     }
 
     /// Stops it with SIGTERM, asserts a clean exit and returns its log.
@@ -282,9 +344,21 @@ pub fn counter_in_log(log: &str, key: &str) -> u64 {
 }
 
 /// A config serving on port 123 on both families, with the given extra TOML appended.
-pub fn config_on_port_123(extra: &str) -> String {
+pub fn config_on_port_123(local: &str) -> String {
+    test_config(&["0.0.0.0:123", "[::]:123"], "", local)
+}
+
+/// A daemon config for tests: listening on `listen`, with the `[[source]]` tables in `sources`
+/// (none if empty), `local` as the body of `[local]` (`mode = "always"` if empty), observe mode,
+/// and its drift file and control socket in its own scratch directory.
+pub fn test_config(listen: &[&str], sources: &str, local: &str) -> String {
+    let listen: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
+    let sources = if sources.is_empty() { "source = []\n".to_owned() } else { sources.to_owned() };
+    let local = if local.is_empty() { "mode = \"always\"\n" } else { local };
     format!(
-        "[server]\nlisten = [\"0.0.0.0:123\", \"[::]:123\"]\n[clock]\nmode = \"observe\"\n{extra}"
+        "{sources}\n[server]\nlisten = [{}]\n\n[clock]\nmode = \"observe\"\ndrift_file = \"@DIR@/drift\"\n\n\
+         [local]\n{local}\n\n[control]\nsocket = \"@DIR@/control.sock\"\n",
+        listen.join(", ")
     )
 }
 

@@ -52,6 +52,17 @@ impl Default for DisciplineConfig {
     }
 }
 
+/// What is known of the clock's frequency at start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrequencyStart {
+    /// The correction the clock is believed to need, s/s.
+    pub frequency: f64,
+    /// It came from a drift file (good to about 1 ppm), not a guess.
+    pub known: bool,
+    /// The correction in force, s/s.
+    pub applied: f64,
+}
+
 /// What to do to the clock now.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Steering {
@@ -92,12 +103,13 @@ pub struct Discipline {
 }
 
 impl Discipline {
-    /// `frequency` (s/s) is the correction the clock is believed to need: from the drift file
-    /// (`known`), or the kernel's current setting.
-    pub fn new(config: DisciplineConfig, frequency: f64, known: bool) -> Self {
-        let uncertainty = if known { 1e-6 } else { 100e-6 };
-        let mut estimator = Estimator::new(frequency, uncertainty, INITIAL_WANDER);
-        let applied = if config.steer { frequency } else { 0.0 };
+    /// `start.frequency` (s/s) is the correction the clock is believed to need: from the drift
+    /// file (`known`), or the kernel's current setting; `start.applied` the one in force (which a
+    /// steering daemon sets to `frequency` at once).
+    pub fn new(config: DisciplineConfig, start: FrequencyStart) -> Self {
+        let uncertainty = if start.known { 1e-6 } else { 100e-6 };
+        let mut estimator = Estimator::new(start.frequency, uncertainty, INITIAL_WANDER);
+        let applied = start.applied;
         estimator.set_applied_frequency(Monotonic::ZERO, applied);
         Self {
             config,
@@ -115,9 +127,18 @@ impl Discipline {
         &self.config
     }
 
-    /// The frequency correction the clock is set to now (s/s); in observe mode, the one it would need.
+    /// The frequency correction in force now (s/s).
     pub fn applied_frequency(&self) -> f64 {
         self.applied
+    }
+
+    /// Steering is no longer possible (the kernel refused): from `now` on only estimate, with the
+    /// clock running at `applied` (what the kernel really has).
+    pub fn stop_steering(&mut self, now: Monotonic, applied: f64) {
+        self.config.steer = false;
+        self.slew_until = None;
+        self.spike_since = None;
+        self.apply(now, applied);
     }
 
     pub fn estimate(&self, now: Monotonic) -> ClockEstimate {

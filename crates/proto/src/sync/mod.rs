@@ -6,7 +6,7 @@ mod discipline;
 mod estimator;
 mod selection;
 
-pub use discipline::{Discipline, DisciplineConfig, DisciplineEvent, Steering};
+pub use discipline::{Discipline, DisciplineConfig, DisciplineEvent, FrequencyStart, Steering};
 pub use estimator::{ClockEstimate, Estimator, Measured};
 pub use selection::{Candidate, Selection, select};
 
@@ -89,14 +89,13 @@ pub struct Synchroniser {
 }
 
 impl Synchroniser {
-    /// `frequency`: the correction the clock needs as far as we know (s/s), `known` when it came
-    /// from a drift file; `kernel_synchronised`: the kernel says the clock was synchronised (by
-    /// whoever) before we started.
-    pub fn new(config: SyncConfig, frequency: f64, known: bool, kernel_synchronised: bool) -> Self {
+    /// `frequency`: what is known of the clock's frequency; `kernel_synchronised`: the kernel says
+    /// the clock was synchronised (by whoever) before we started.
+    pub fn new(config: SyncConfig, frequency: FrequencyStart, kernel_synchronised: bool) -> Self {
         let reason = "no source has been selected yet".to_owned();
         let mut synchroniser = Self {
             config,
-            discipline: Discipline::new(config.discipline, frequency, known),
+            discipline: Discipline::new(config.discipline, frequency),
             selection: None,
             on_fallback: false,
             state: SyncState::Unsynchronised { reason: reason.clone() },
@@ -234,6 +233,12 @@ impl Synchroniser {
         }
         result.state_changed = previous_state != self.state;
         result
+    }
+
+    /// The kernel refused to let us steer: estimate only, the clock running at `applied`.
+    pub fn stop_steering(&mut self, now: Monotonic, applied: f64) {
+        self.config.discipline.steer = false;
+        self.discipline.stop_steering(now, applied);
     }
 
     /// Called at [`Synchroniser::next_tick_at`].

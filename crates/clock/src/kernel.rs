@@ -1,0 +1,182 @@
+//! Steering the system clock through clock_adjtime(2) on CLOCK_REALTIME: frequency (with the tick
+//! length for slews beyond the ±500 ppm the frequency field allows), steps, and the kernel's
+//! synchronisation status. The only code in the project that changes the clock.
+
+use crate::control::{ClockControl, ClockError, KernelSyncStatus};
+use std::io;
+
+/// Kernel frequency field units: 2^-16 ppm.
+const FREQUENCY_SCALE: f64 = 65_536.0;
+/// The frequency field's own limit, ppm.
+const MAX_FREQUENCY_PPM: f64 = 500.0;
+/// Status bits of a kernel PLL/FLL/PPS discipline we take over from (and switch off).
+const FOREIGN_DISCIPLINE: libc::c_int =
+    libc::STA_PLL | libc::STA_FLL | libc::STA_PPSFREQ | libc::STA_PPSTIME;
+
+/// How a frequency correction is split between the tick length and the frequency field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickAndFrequency {
+    /// Microseconds per tick.
+    pub tick: i64,
+    /// Frequency field, 2^-16 ppm.
+    pub frequency: i64,
+}
+
+/// Splits a correction (s/s, positive = faster) into a tick length around `nominal_tick` (µs; one
+/// µs more per tick is 10^6 / nominal_tick ppm) and the remainder for the frequency field, within
+/// ±500 ppm.
+pub fn split_frequency(correction: f64, nominal_tick: i64) -> TickAndFrequency {
+    let ppm = correction * 1e6;
+    let ppm_per_tick_us = 1e6 / nominal_tick as f64;
+    let tick_delta = (ppm / ppm_per_tick_us).round();
+    let remainder =
+        (ppm - tick_delta * ppm_per_tick_us).clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM);
+    TickAndFrequency {
+        tick: nominal_tick + tick_delta as i64,
+        frequency: (remainder * FREQUENCY_SCALE).round() as i64,
+    }
+}
+
+/// The correction (s/s) a tick length and frequency field amount to.
+pub fn join_frequency(split: TickAndFrequency, nominal_tick: i64) -> f64 {
+    let tick_ppm = (split.tick - nominal_tick) as f64 * 1e6 / nominal_tick as f64;
+    (tick_ppm + split.frequency as f64 / FREQUENCY_SCALE) * 1e-6
+}
+
+/// The real system clock.
+#[derive(Debug)]
+pub struct KernelClock {
+    /// Microseconds per tick at zero correction (10 000 at 100 Hz).
+    nominal_tick: i64,
+    /// Tests replace what the kernel says about synchronisation (it is machine-wide).
+    kernel_sync_override: Option<bool>,
+}
+
+impl KernelClock {
+    pub fn new(kernel_sync_override: Option<bool>) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = if hz > 0 { hz as i64 } else { 100 };
+        Self { nominal_tick: 1_000_000 / hz, kernel_sync_override }
+    }
+
+    fn adjust(&self, timex: &mut libc::timex) -> Result<libc::c_int, ClockError> {
+        // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
+        let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, timex) };
+        if state < 0 {
+            let error = io::Error::last_os_error();
+            return Err(match error.raw_os_error() {
+                Some(libc::EPERM) => ClockError::NotPermitted,
+                _ => ClockError::Kernel(error.to_string()),
+            });
+        }
+        Ok(state)
+    }
+
+    fn read(&self) -> Result<libc::timex, ClockError> {
+        // SAFETY: all-zero is a valid timex; modes = 0 only reads.
+        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+        self.adjust(&mut timex)?;
+        Ok(timex)
+    }
+}
+
+impl ClockControl for KernelClock {
+    fn frequency(&self) -> Result<f64, ClockError> {
+        let timex = self.read()?;
+        // `c_long` is 32 bits on armhf, 64 elsewhere.
+        #[allow(clippy::useless_conversion)]
+        let split = TickAndFrequency { tick: i64::from(timex.tick), frequency: i64::from(timex.freq) };
+        Ok(join_frequency(split, self.nominal_tick))
+    }
+
+    fn kernel_synchronised(&self) -> Result<bool, ClockError> {
+        if let Some(faked) = self.kernel_sync_override {
+            return Ok(faked);
+        }
+        Ok(self.read()?.status & libc::STA_UNSYNC == 0)
+    }
+
+    fn take_control(&self) -> Result<(), ClockError> {
+        // Switch off any kernel PLL a previous daemon left running, with its pending offset.
+        let mut timex = self.read()?;
+        timex.modes = libc::ADJ_STATUS | libc::ADJ_OFFSET;
+        timex.status &= !FOREIGN_DISCIPLINE;
+        timex.offset = 0;
+        self.adjust(&mut timex).map(drop)
+    }
+
+    fn set_frequency(&self, correction: f64) -> Result<(), ClockError> {
+        let split = split_frequency(correction, self.nominal_tick);
+        // SAFETY: all-zero is a valid timex.
+        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+        timex.modes = libc::ADJ_FREQUENCY | libc::ADJ_TICK;
+        timex.tick = split.tick as _;
+        timex.freq = split.frequency as _;
+        self.adjust(&mut timex).map(drop)
+    }
+
+    fn step(&self, offset: f64) -> Result<(), ClockError> {
+        if !offset.is_finite() {
+            return Err(ClockError::Kernel(format!("refusing to step by {offset}")));
+        }
+        let seconds = offset.floor();
+        let nanos = ((offset - seconds) * 1e9).round().min(999_999_999.0);
+        // SAFETY: all-zero is a valid timex.
+        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+        timex.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
+        timex.time.tv_sec = seconds as _;
+        // With ADJ_NANO the microseconds field carries nanoseconds.
+        timex.time.tv_usec = nanos as _;
+        self.adjust(&mut timex).map(drop)
+    }
+
+    fn set_sync_status(&self, status: &KernelSyncStatus) -> Result<(), ClockError> {
+        let mut timex = self.read()?;
+        timex.modes = libc::ADJ_STATUS | libc::ADJ_MAXERROR | libc::ADJ_ESTERROR;
+        if status.synchronised {
+            timex.status &= !libc::STA_UNSYNC;
+        } else {
+            timex.status |= libc::STA_UNSYNC;
+        }
+        timex.status &= !FOREIGN_DISCIPLINE;
+        timex.maxerror = (status.max_error * 1e6).clamp(0.0, 16e6) as _;
+        timex.esterror = (status.estimated_error * 1e6).clamp(0.0, 16e6) as _;
+        self.adjust(&mut timex).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_corrections_use_the_frequency_field_only() {
+        let split = split_frequency(12.5e-6, 10_000);
+        assert_eq!(split, TickAndFrequency { tick: 10_000, frequency: (12.5 * 65_536.0) as i64 });
+        assert!((join_frequency(split, 10_000) - 12.5e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn large_slews_move_the_tick() {
+        // 1 % faster: 100 µs more per 10 ms tick.
+        let split = split_frequency(0.01, 10_000);
+        assert_eq!(split.tick, 10_100);
+        assert!(split.frequency.abs() <= (50.0 * FREQUENCY_SCALE) as i64);
+        assert!((join_frequency(split, 10_000) - 0.01).abs() < 1e-10);
+        let split = split_frequency(-237.3e-6, 10_000);
+        assert!((join_frequency(split, 10_000) + 237.3e-6).abs() < 1e-10);
+        // At 250 Hz a tick µs is 250 ppm.
+        let split = split_frequency(-0.01, 4_000);
+        assert_eq!(split.tick, 3_960);
+    }
+
+    #[test]
+    fn reading_the_kernel_needs_no_privilege_and_changes_nothing() {
+        let clock = KernelClock::new(None);
+        let frequency = clock.frequency().unwrap();
+        assert!(frequency.abs() < 0.2, "{frequency}");
+        clock.kernel_synchronised().unwrap();
+        assert_eq!(KernelClock::new(Some(false)).kernel_synchronised(), Ok(false));
+    }
+}

@@ -1,0 +1,121 @@
+//! `[[source]]`: the upstream servers and pools the hub takes its time from.
+
+use serde::Deserialize;
+
+/// One `[[source]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawSource")]
+pub struct SourceConfig {
+    pub mode: SourceMode,
+    /// Name or address, with an optional port: `pool.ntp.org`, `192.0.2.1:123`, `[2001:db8::1]`.
+    pub address: String,
+    pub iburst: bool,
+    /// Poll interval bounds, log2 seconds.
+    pub minpoll: i8,
+    pub maxpoll: i8,
+    /// For a pool: how many of its servers to use at once.
+    pub max_sources: u8,
+    /// Used only while no other source is selectable, never combined with them.
+    pub fallback: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceMode {
+    /// One server (a name resolving to one address is used as that one address).
+    Server,
+    /// A DNS name standing for many servers: up to `max_sources` of them are used and replaced
+    /// when they fail.
+    Pool,
+}
+
+/// Poll exponent bounds: 1 s to 36 hours.
+const POLL_RANGE: (i8, i8) = (0, 17);
+/// Public pools ask for no more than one query a minute.
+const POOL_MINPOLL: i8 = 6;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    mode: SourceMode,
+    address: String,
+    #[serde(default = "default_true")]
+    iburst: bool,
+    minpoll: Option<i64>,
+    maxpoll: Option<i64>,
+    max_sources: Option<i64>,
+    #[serde(default)]
+    fallback: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl TryFrom<RawSource> for SourceConfig {
+    type Error = String;
+    fn try_from(raw: RawSource) -> Result<Self, String> {
+        let address = raw.address.trim().to_owned();
+        crate::query::parse_target(&address).map_err(|e| format!("address: {e}"))?;
+        let poll = |name: &str, value: Option<i64>, default: i8| -> Result<i8, String> {
+            match value {
+                None => Ok(default),
+                Some(v) if (i64::from(POLL_RANGE.0)..=i64::from(POLL_RANGE.1)).contains(&v) => {
+                    Ok(v as i8)
+                }
+                Some(v) => Err(format!(
+                    "{name} = {v}: expected {} to {} (log2 seconds: 6 is 64 s, 10 is 1024 s)",
+                    POLL_RANGE.0, POLL_RANGE.1
+                )),
+            }
+        };
+        let minpoll = poll("minpoll", raw.minpoll, 6)?;
+        let maxpoll = poll("maxpoll", raw.maxpoll, 10.max(minpoll))?;
+        if minpoll > maxpoll {
+            return Err(format!("minpoll ({minpoll}) is above maxpoll ({maxpoll})"));
+        }
+        if raw.mode == SourceMode::Pool && minpoll < POOL_MINPOLL {
+            return Err(format!(
+                "minpoll = {minpoll} for a pool: public pools ask for at most one query a minute (minpoll 6 or more)"
+            ));
+        }
+        let max_sources = match (raw.mode, raw.max_sources) {
+            (SourceMode::Server, Some(_)) => {
+                return Err("max_sources applies to mode = \"pool\" only".into());
+            }
+            (SourceMode::Server, None) => 1,
+            (SourceMode::Pool, None) => 4,
+            (SourceMode::Pool, Some(n @ 1..=16)) => n as u8,
+            (SourceMode::Pool, Some(n)) => {
+                return Err(format!("max_sources = {n}: expected 1 to 16"));
+            }
+        };
+        Ok(Self {
+            mode: raw.mode,
+            address,
+            iburst: raw.iburst,
+            minpoll,
+            maxpoll,
+            max_sources,
+            fallback: raw.fallback,
+        })
+    }
+}
+
+/// The sources of the embedded default: the NTP pool, with NIST and Google as fallbacks.
+pub fn default_sources() -> Vec<SourceConfig> {
+    let source = |mode, address: &str, fallback| SourceConfig {
+        mode,
+        address: address.to_owned(),
+        iburst: true,
+        minpoll: 6,
+        maxpoll: 10,
+        max_sources: if mode == SourceMode::Pool { 4 } else { 1 },
+        fallback,
+    };
+    vec![
+        source(SourceMode::Pool, "pool.ntp.org", false),
+        source(SourceMode::Server, "time.nist.gov", true),
+        source(SourceMode::Server, "time.google.com", true),
+    ]
+}

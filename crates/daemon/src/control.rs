@@ -1,0 +1,125 @@
+//! The control socket: a Unix socket (never on the network) where local commands ask for the
+//! status snapshot, one line-delimited JSON answer per request.
+
+use crate::status::StatusSnapshot;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Clients served at once; more wait.
+const MAX_CLIENTS: usize = 8;
+/// A client gets this long to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest request line.
+const MAX_REQUEST: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the control socket {}: {source}", path.display())]
+pub struct ControlSocketError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+/// Binds the control socket at `path` (creating its directory, replacing a stale socket left by
+/// a crash, refusing to replace anything else), readable and writable by owner and group.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
+    let error = |source| ControlSocketError { path: path.to_owned(), source };
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory).map_err(error)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if std::os::unix::fs::FileTypeExt::is_socket(&metadata.file_type()) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(error(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another syhub-ntp is using it",
+                )));
+            }
+            std::fs::remove_file(path).map_err(error)?;
+        }
+        Ok(_) => {
+            return Err(error(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            )));
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(error)?;
+    Ok(listener)
+}
+
+/// Answers requests until cancelled, then removes the socket.
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    status: watch::Receiver<StatusSnapshot>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let status = status.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, status)).await;
+            drop(permit);
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn answer(stream: UnixStream, status: watch::Receiver<StatusSnapshot>) -> io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(reader.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
+    let reply = match line.trim() {
+        "status" => serde_json::to_string(&*status.borrow()).unwrap_or_default(),
+        other => {
+            serde_json::json!({ "error": format!("unknown request {other:?}; try \"status\"") })
+                .to_string()
+        }
+    };
+    writer.write_all(reply.as_bytes()).await?;
+    writer.write_all(b"\n").await?;
+    writer.shutdown().await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the daemon at {}: {source} (is syhub-ntp running? is this the right --config?)", path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("the daemon's answer could not be read: {0}")]
+    Answer(String),
+}
+
+/// Asks the daemon at `path` for its status.
+pub async fn request_status(path: &Path) -> Result<StatusSnapshot, ClientError> {
+    let connect = |source| ClientError::Connect { path: path.to_owned(), source };
+    let stream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(path))
+        .await
+        .map_err(|_| connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
+        .map_err(connect)?;
+    let (reader, mut writer) = stream.into_split();
+    writer.write_all(b"status\n").await.map_err(|e| ClientError::Answer(e.to_string()))?;
+    let mut line = String::new();
+    tokio::time::timeout(REQUEST_TIMEOUT, BufReader::new(reader).read_line(&mut line))
+        .await
+        .map_err(|_| ClientError::Answer("timed out".into()))?
+        .map_err(|e| ClientError::Answer(e.to_string()))?;
+    serde_json::from_str(&line).map_err(|e| ClientError::Answer(e.to_string()))
+}

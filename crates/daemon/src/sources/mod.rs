@@ -1,0 +1,8 @@
+//! Upstream sources in the daemon: a task per server that drives its protocol-core state over a
+//! UDP socket, and the resolution of names (servers and pools) into such tasks.
+
+mod resolve;
+mod task;
+
+pub use resolve::{Resolution, resolve_in_background};
+pub use task::{SourceCommands, SourceEvent, SourceId, SourceReport, spawn_source};

@@ -1,0 +1,184 @@
+//! One upstream server: polls when its core state says, receives answers with kernel timestamps,
+//! and reports every change to the system task.
+
+use crate::net::TimestampedSocket;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use syhub_ntp_clock::Clock;
+use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_proto::source::{Measurement, NtpSource, ResponseOutcome, SourceView};
+use syhub_ntp_proto::time::Monotonic;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Identifies a source task for the daemon's lifetime.
+pub type SourceId = u64;
+
+/// What the system task tells every source.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SourceCommands {
+    /// Poll exponent the system advises.
+    pub poll: i8,
+    /// Sum of every clock step so far, seconds: a source shifts its samples by what it has not
+    /// yet seen.
+    pub steps_total: f64,
+}
+
+/// What happened at a source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    Polled,
+    Sample(Measurement),
+    /// An answer without usable time.
+    Unusable(&'static str),
+    /// Kiss-o'-death with this code.
+    Kiss(String),
+    /// The request could not be sent.
+    SendFailed(String),
+}
+
+/// A source's report to the system task.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    pub id: SourceId,
+    pub view: SourceView,
+    pub event: SourceEvent,
+}
+
+/// Starts the task for `source` at `address`. It stops when `cancel` fires.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_source(
+    id: SourceId,
+    address: SocketAddr,
+    source: NtpSource,
+    clock: Arc<dyn Clock>,
+    origin: Instant,
+    reports: mpsc::Sender<SourceReport>,
+    commands: watch::Receiver<SourceCommands>,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let socket = match open_socket(address).await {
+            Ok(socket) => socket,
+            Err(error) => {
+                let view = source.view();
+                let event = SourceEvent::SendFailed(format!("cannot open a socket: {error}"));
+                let _ = reports.send(SourceReport { id, view, event }).await;
+                cancel.cancelled().await;
+                return;
+            }
+        };
+        let mut task = SourceTask {
+            id,
+            address,
+            source,
+            clock,
+            origin,
+            reports,
+            commands,
+            socket,
+            steps_seen: 0.0,
+        };
+        task.steps_seen = task.commands.borrow().steps_total;
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = task.run() => {}
+        }
+    });
+}
+
+async fn open_socket(address: SocketAddr) -> std::io::Result<TimestampedSocket> {
+    let local: SocketAddr =
+        if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.set_nonblocking(true)?;
+    let socket = TimestampedSocket::new(socket)?;
+    socket.connect(address).await?;
+    Ok(socket)
+}
+
+struct SourceTask {
+    id: SourceId,
+    address: SocketAddr,
+    source: NtpSource,
+    clock: Arc<dyn Clock>,
+    origin: Instant,
+    reports: mpsc::Sender<SourceReport>,
+    commands: watch::Receiver<SourceCommands>,
+    socket: TimestampedSocket,
+    steps_seen: f64,
+}
+
+impl SourceTask {
+    fn monotonic(&self, at: Instant) -> Monotonic {
+        Monotonic::from_duration(at.saturating_duration_since(self.origin))
+    }
+
+    async fn run(&mut self) {
+        let mut buf = [0u8; 2048];
+        loop {
+            let due = self.origin + self.source.next_poll_at().since_origin();
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => self.poll().await,
+                received = self.socket.recv(&mut buf) => match received {
+                    Ok(received) => {
+                        let now = Instant::now();
+                        let t4 = received.kernel_time.unwrap_or_else(|| self.clock.now());
+                        let outcome = self.source.handle_response(self.monotonic(now), &buf[..received.len], t4);
+                        let event = match outcome {
+                            ResponseOutcome::Sample { measurement, .. } => SourceEvent::Sample(measurement),
+                            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
+                            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code.display_for_stratum(0)),
+                            ResponseOutcome::NotOurs(_) => continue,
+                        };
+                        self.report(event).await;
+                    }
+                    // ICMP port unreachable and the like: the reach register tells the story.
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                },
+                changed = self.commands.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let commands = *self.commands.borrow_and_update();
+                    self.source.set_system_poll(commands.poll);
+                    let unseen = commands.steps_total - self.steps_seen;
+                    if unseen != 0.0 {
+                        self.source.clock_stepped(unseen);
+                        self.steps_seen = commands.steps_total;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn poll(&mut self) {
+        let now = self.monotonic(Instant::now());
+        let cookie = NtpTimestamp::from_bits(
+            getrandom::u64().unwrap_or_else(|_| self.clock.now().to_bits()),
+        );
+        let jitter = (getrandom::u32().unwrap_or(0) as f64) / (u32::MAX as f64 + 1.0);
+        let mut request = self.source.poll(now, cookie, jitter);
+        let sent_at = AtomicU64::new(0);
+        let sent = self
+            .socket
+            .send_stamped(&mut request, self.address, None, self.clock.as_ref(), |_, t1| {
+                sent_at.store(t1.to_bits(), Ordering::Relaxed)
+            })
+            .await;
+        match sent {
+            Ok(()) => {
+                self.source.sent(NtpTimestamp::from_bits(sent_at.load(Ordering::Relaxed)));
+                self.report(SourceEvent::Polled).await;
+            }
+            Err(error) => self.report(SourceEvent::SendFailed(error.to_string())).await,
+        }
+    }
+
+    async fn report(&self, event: SourceEvent) {
+        let report = SourceReport { id: self.id, view: self.source.view(), event };
+        let _ = self.reports.send(report).await;
+    }
+}

@@ -1,0 +1,72 @@
+//! The status snapshot: one serialisable picture of the daemon that every monitor (the CLI over
+//! the control socket now; HTTP, Prometheus and MQTT later) reports, so they never disagree.
+
+use serde::{Deserialize, Serialize};
+
+/// The daemon's state at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub version: String,
+    /// Serving time from synchronised sources.
+    pub synchronised: bool,
+    /// "synchronised", "local clock" or "unsynchronised".
+    pub state: String,
+    /// Why not synchronised (or why on the local clock).
+    pub reason: Option<String>,
+    pub stratum: u8,
+    pub reference_id: String,
+    /// "none", "insert second", "delete second" or "unsynchronised".
+    pub leap: String,
+    /// Estimated true time minus system clock, seconds (positive: the clock is behind).
+    pub offset_seconds: f64,
+    /// Standard deviation of that estimate, seconds.
+    pub offset_uncertainty_seconds: f64,
+    /// The frequency correction the clock needs, ppm.
+    pub frequency_ppm: f64,
+    /// Spread of the selected sources around the system peer, seconds.
+    pub jitter_seconds: f64,
+    pub root_delay_seconds: f64,
+    pub root_dispersion_seconds: f64,
+    /// Poll interval advised to the sources, log2 seconds.
+    pub poll_log2: i8,
+    /// "steer", "observe", or "observe (steering refused by the kernel)".
+    pub clock_mode: String,
+    /// Seconds since the clock estimate was last updated from a source.
+    pub last_update_seconds_ago: Option<f64>,
+    pub uptime_seconds: f64,
+    pub requests: RequestCounters,
+    pub sources: Vec<SourceStatus>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounters {
+    pub received: u64,
+    pub answered: u64,
+    pub ignored: u64,
+}
+
+/// One upstream server as the status reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// The configured name (the pool's name for pool members).
+    pub name: String,
+    /// The address in use.
+    pub address: String,
+    /// "server" or "pool".
+    pub kind: String,
+    pub fallback: bool,
+    /// "system peer", "candidate", "outlier", "falseticker", "unreachable" or "unusable".
+    pub state: String,
+    /// Why unusable, when it is.
+    pub detail: Option<String>,
+    /// Reachability register in octal, as ntpq prints it.
+    pub reach: String,
+    pub stratum: Option<u8>,
+    pub reference_id: Option<String>,
+    pub poll_log2: i8,
+    pub delay_seconds: Option<f64>,
+    pub offset_seconds: Option<f64>,
+    pub jitter_seconds: Option<f64>,
+    /// Seconds since its last usable sample.
+    pub last_sample_seconds_ago: Option<f64>,
+}
