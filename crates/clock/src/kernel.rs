@@ -86,7 +86,8 @@ impl ClockControl for KernelClock {
         let timex = self.read()?;
         // `c_long` is 32 bits on armhf, 64 elsewhere.
         #[allow(clippy::useless_conversion)]
-        let split = TickAndFrequency { tick: i64::from(timex.tick), frequency: i64::from(timex.freq) };
+        let split =
+            TickAndFrequency { tick: i64::from(timex.tick), frequency: i64::from(timex.freq) };
         Ok(join_frequency(split, self.nominal_tick))
     }
 

@@ -96,6 +96,32 @@ impl NetNs {
         run_checked("ip", &full);
     }
 
+    /// Connects this namespace to `other` with a veth pair: `here` (interface name, address/prefix)
+    /// on this side and `there` on the other, both up.
+    pub fn link(&self, here: (&str, &str), other: &NetNs, there: (&str, &str)) {
+        self.ip(&[
+            "link",
+            "add",
+            here.0,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            there.0,
+            "netns",
+            &other.name,
+        ]);
+        self.ip(&["addr", "add", here.1, "dev", here.0]);
+        other.ip(&["addr", "add", there.1, "dev", there.0]);
+        self.ip(&["link", "set", here.0, "up"]);
+        other.ip(&["link", "set", there.0, "up"]);
+    }
+
+    /// Brings interface `name` up or down (to cut a link).
+    pub fn set_link(&self, name: &str, up: bool) {
+        self.ip(&["link", "set", name, if up { "up" } else { "down" }]);
+    }
+
     /// A command that runs `program` inside the namespace without CAP_SYS_TIME.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");
@@ -364,4 +390,27 @@ pub fn test_config(listen: &[&str], sources: &str, local: &str) -> String {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// chronyd as an NTP server that never touches the clock (`-x`), serving its local clock.
+pub struct Chronyd {
+    pub process: Process,
+    _dir: TempDir,
+}
+
+impl Chronyd {
+    /// Starts chronyd in `ns` on `port` with `local stratum STRATUM`, answering anyone.
+    pub fn server(ns: &NetNs, port: u16, stratum: u8) -> Self {
+        let dir = TempDir::new("chronyd");
+        let config = format!(
+            "port {port}\nlocal stratum {stratum}\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n",
+            path_str(&dir.0.join("chronyd.pid"))
+        );
+        let path = dir.write("chrony.conf", &config);
+        let mut command = ns.command("chronyd");
+        command.args(["-x", "-d", "-u", "root", "-f"]).arg(&path);
+        let mut process = Process::spawn(command);
+        process.wait_for_line("Disabled control of system clock", Duration::from_secs(10));
+        Self { process, _dir: dir }
+    }
 }

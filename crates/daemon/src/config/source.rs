@@ -31,8 +31,14 @@ pub enum SourceMode {
 
 /// Poll exponent bounds: 1 s to 36 hours.
 const POLL_RANGE: (i8, i8) = (0, 17);
-/// Public pools ask for no more than one query a minute.
+/// The public NTP pool asks for no more than one query a minute.
 const POOL_MINPOLL: i8 = 6;
+
+/// A name in the public NTP pool (including vendor zones), which must be polled gently.
+fn is_public_pool(address: &str) -> bool {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host).trim_end_matches('.');
+    host == "pool.ntp.org" || host.ends_with(".pool.ntp.org")
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,9 +80,10 @@ impl TryFrom<RawSource> for SourceConfig {
         if minpoll > maxpoll {
             return Err(format!("minpoll ({minpoll}) is above maxpoll ({maxpoll})"));
         }
-        if raw.mode == SourceMode::Pool && minpoll < POOL_MINPOLL {
+        if raw.mode == SourceMode::Pool && is_public_pool(&address) && minpoll < POOL_MINPOLL {
             return Err(format!(
-                "minpoll = {minpoll} for a pool: public pools ask for at most one query a minute (minpoll 6 or more)"
+                "minpoll = {minpoll} for {address}: the NTP pool asks for at most one query a minute \
+                 (minpoll 6 or more)"
             ));
         }
         let max_sources = match (raw.mode, raw.max_sources) {

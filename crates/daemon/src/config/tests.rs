@@ -100,3 +100,63 @@ fn explicit_missing_file_is_an_error_not_the_default() {
     let error = Config::load(Some(std::path::Path::new("/nonexistent/syhub.toml"))).unwrap_err();
     assert!(error.to_string().contains("/nonexistent/syhub.toml"), "{error}");
 }
+
+#[test]
+fn sources_are_checked_with_their_position() {
+    let source = |body: &str| format!("[[source]]\n{body}\n");
+    assert_refused(
+        &source("mode = \"pool\"\naddress = \"pool.ntp.org\"\nminpoll = 4"),
+        "1:1",
+        &["minpoll", "one query a minute"],
+    );
+    assert_refused(
+        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nmax_sources = 2"),
+        "1:1",
+        &["applies to mode"],
+    );
+    assert_refused(
+        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nminpoll = 8\nmaxpoll = 6"),
+        "1:1",
+        &["above maxpoll"],
+    );
+    assert_refused(
+        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nminpoll = 20"),
+        "1:1",
+        &["0 to 17"],
+    );
+    assert_refused(&source("mode = \"server\"\naddress = \"a b\""), "1:1", &["address"]);
+    assert_refused(&source("mode = \"peer\"\naddress = \"10.0.0.1\""), "2:8", &["server", "pool"]);
+    assert_refused(
+        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nprefer = true"),
+        "4:1",
+        &["prefer"],
+    );
+    // A LAN pool of the hub's own may poll faster than the public one.
+    let lan = source("mode = \"pool\"\naddress = \"ntp.factory.lan\"\nminpoll = 1\nmaxpoll = 2");
+    assert!(Config::parse(&lan, "x").is_ok());
+}
+
+#[test]
+fn no_sources_and_default_sources() {
+    assert!(Config::parse("source = []\n", "x").unwrap().sources.is_empty());
+    let defaults = Config::parse("", "x").unwrap().sources;
+    assert_eq!(defaults, default_sources());
+    assert_eq!(defaults[0].address, "pool.ntp.org");
+    assert!(defaults[1].fallback && defaults[2].fallback && !defaults[0].fallback);
+}
+
+#[test]
+fn clock_thresholds_are_checked() {
+    assert_refused(
+        "[clock]\nstep_threshold = 2.0\npanic_threshold = 1.5\n",
+        "1:1",
+        &["below step_threshold"],
+    );
+    assert_refused("[clock]\npanic_threshold = 0.5\n", "1:1", &["at least 1"]);
+    assert_refused("[clock]\nstep_threshold = -1\n", "1:1", &["step_threshold"]);
+    assert_refused("[clock]\ndrift_file = \"drift\"\n", "1:1", &["absolute path"]);
+    assert_refused("[clock]\nstepout = \"long\"\n", "2:11", &["f64"]);
+    let config = Config::parse("[clock]\npanic_threshold = 5\ndrift_file = \"\"\n", "x").unwrap();
+    assert_eq!(config.clock.panic_threshold, 5.0);
+    assert_eq!(config.clock.drift_file, None);
+}

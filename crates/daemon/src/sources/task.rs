@@ -89,14 +89,14 @@ pub fn spawn_source(
     });
 }
 
+/// An unconnected socket of the server's family: connecting would fail for good when the hub
+/// boots with no route yet, while a send to an unreachable server only fails that poll.
 async fn open_socket(address: SocketAddr) -> std::io::Result<TimestampedSocket> {
     let local: SocketAddr =
         if address.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let socket = std::net::UdpSocket::bind(local)?;
     socket.set_nonblocking(true)?;
-    let socket = TimestampedSocket::new(socket)?;
-    socket.connect(address).await?;
-    Ok(socket)
+    TimestampedSocket::new(socket)
 }
 
 struct SourceTask {
@@ -123,6 +123,8 @@ impl SourceTask {
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => self.poll().await,
                 received = self.socket.recv(&mut buf) => match received {
+                    // Only the server's own answers count (the socket is not connected).
+                    Ok(received) if received.peer != self.address => continue,
                     Ok(received) => {
                         let now = Instant::now();
                         let t4 = received.kernel_time.unwrap_or_else(|| self.clock.now());

@@ -19,8 +19,9 @@ const BURST_REQUESTS: u8 = 6;
 const BURST_GIVE_UP: u32 = 2;
 /// Unanswered polls in a row after which the poll interval starts to grow.
 const UNANSWERED_POLLS_BEFORE_BACKOFF: u32 = 4;
-/// Lowest and highest poll exponents accepted anywhere (16 s to 36 h).
-pub const POLL_LIMITS: (i8, i8) = (4, 17);
+/// Lowest and highest poll exponents accepted anywhere (1 s, for a server on the hub's own LAN,
+/// to 36 h).
+pub const POLL_LIMITS: (i8, i8) = (0, 17);
 
 /// How one source is polled.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,0 +1,69 @@
+//! Accuracy through the impairment relay: chronyd (`-x`) serves, the relay between it and our
+//! daemon (observe mode) shifts the server's timestamps by a known amount or delays the two
+//! directions unequally, and our estimate must land where the arithmetic says, within 0.1 ms.
+
+use std::time::Duration;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+const TOLERANCE: f64 = 100e-6;
+
+/// Runs our daemon against the relay with `config` in force and returns its settled offset
+/// estimate: the mean of ten readings taken once it has been synchronised for a while.
+fn settled_offset(ns: &NetNs, relay: &Relay, config: RelayConfig) -> f64 {
+    relay.set_config(config);
+    let source = format!(
+        "[[source]]\nmode = \"server\"\naddress = \"{}\"\nminpoll = 1\nmaxpoll = 1\n\n",
+        relay.listen_addr()
+    );
+    let daemon = Daemon::start(SYHUB_NTP, ns, &test_config(&["127.0.0.1:123"], &source, ""));
+    daemon.wait_for_status(Duration::from_secs(30), "synchronised", |s| s["synchronised"] == true);
+    std::thread::sleep(Duration::from_secs(20));
+    let mut readings = Vec::new();
+    for _ in 0..10 {
+        readings.push(daemon.status()["offset_seconds"].as_f64().expect("offset"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    daemon.stop();
+    readings.iter().sum::<f64>() / readings.len() as f64
+}
+
+#[test]
+fn a_known_shift_and_a_known_asymmetry_are_measured_to_a_tenth_of_a_millisecond() {
+    let ns = NetNs::new("relay");
+    let _chronyd = Chronyd::server(&ns, 11123, 1);
+    let relay = Relay::start(
+        &ns,
+        "127.0.0.1:0",
+        "127.0.0.1:11123".parse().unwrap(),
+        RelayConfig::default(),
+    );
+
+    // The relay's own bias, with nothing added: subtracted from what follows.
+    let bias = settled_offset(&ns, &relay, RelayConfig::default());
+    // Its own queueing adds a little asymmetry (about 0.15 ms in a debug build).
+    assert!(bias.abs() < 500e-6, "the relay itself is biased by {bias} s");
+
+    // The server's timestamps 7.5 ms ahead: the server is 7.5 ms ahead.
+    let shifted =
+        settled_offset(&ns, &relay, RelayConfig { server_shift: 0.0075, ..RelayConfig::default() });
+    assert!(
+        (shifted - bias - 0.0075).abs() < TOLERANCE,
+        "measured {shifted} s for a 7.5 ms shift (bias {bias} s)"
+    );
+
+    // 3 ms to the server, 1 ms back: NTP cannot tell asymmetry from offset, so the estimate is
+    // off by half the difference, +1 ms, and no more.
+    let asymmetric = RelayConfig {
+        to_server: Impairment { fixed: Duration::from_millis(3), ..Impairment::NONE },
+        to_client: Impairment { fixed: Duration::from_millis(1), ..Impairment::NONE },
+        ..RelayConfig::default()
+    };
+    let measured = settled_offset(&ns, &relay, asymmetric);
+    assert!(
+        (measured - bias - 0.001).abs() < TOLERANCE,
+        "measured {measured} s for 3 ms / 1 ms (bias {bias} s)"
+    );
+}

@@ -1,0 +1,222 @@
+//! Synchronisation from real upstream servers: chronyd (`-x`, never touching the clock) in network
+//! namespaces of the test's own, our daemon in observe mode in another, linked by veth pairs that
+//! the test cuts and restores. Names resolve from a hosts file in the daemon's private mount
+//! namespace, never from the machine's resolver.
+
+use std::time::Duration;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+const ONE_MS: f64 = 0.001;
+
+/// A hub namespace linked to `count` upstream namespaces, upstream `i` at 10.200.i.2 reached
+/// through the hub's interface `up{i}`, each running chronyd at `local stratum 3`.
+struct Lan {
+    hub: NetNs,
+    _upstreams: Vec<(NetNs, Chronyd)>,
+}
+
+impl Lan {
+    fn new(label: &str, count: usize) -> Self {
+        let hub = NetNs::new(label);
+        let upstreams = (1..=count)
+            .map(|i| {
+                let upstream = NetNs::new(&format!("{label}{i}"));
+                hub.link(
+                    (&format!("up{i}"), &format!("10.200.{i}.1/24")),
+                    &upstream,
+                    ("eth0", &format!("10.200.{i}.2/24")),
+                );
+                let chronyd = Chronyd::server(&upstream, 123, 3);
+                (upstream, chronyd)
+            })
+            .collect();
+        Self { hub, _upstreams: upstreams }
+    }
+}
+
+fn server_source(address: &str) -> String {
+    format!("[[source]]\nmode = \"server\"\naddress = \"{address}\"\nminpoll = 1\nmaxpoll = 1\n\n")
+}
+
+fn source_by_address<'a>(status: &'a serde_json::Value, address: &str) -> &'a serde_json::Value {
+    status["sources"]
+        .as_array()
+        .and_then(|sources| {
+            sources.iter().find(|s| s["address"].as_str().is_some_and(|a| a.starts_with(address)))
+        })
+        .unwrap_or_else(|| panic!("no source {address} in {status}"))
+}
+
+fn peer_address(status: &serde_json::Value) -> Option<String> {
+    status["sources"]
+        .as_array()?
+        .iter()
+        .find(|s| s["state"] == "system peer")
+        .map(|s| s["address"].as_str().unwrap_or("").to_owned())
+}
+
+#[test]
+fn synchronises_fails_over_holds_over_and_resynchronises() {
+    let lan = Lan::new("sync", 2);
+    let sources = server_source("10.200.1.2") + &server_source("10.200.2.2");
+    let config = test_config(&["127.0.0.1:123"], &sources, "mode = \"holdover\"\n");
+    // The kernel's flag is machine-wide: pretend it is unset, so only our own sync counts.
+    let daemon = Daemon::start_with_env(
+        SYHUB_NTP,
+        &lan.hub,
+        &config,
+        &[("SYHUB_NTP_KERNEL_SYNC", "unsynchronised")],
+    );
+
+    // Both sources reach; one is selected; stratum = theirs + 1; one kernel clock, so ~0 offset.
+    let status = daemon.wait_for_status(Duration::from_secs(20), "synchronised", |s| {
+        s["synchronised"] == true
+            && s["sources"].as_array().is_some_and(|v| v.iter().all(|s| s["reach"] != "0"))
+    });
+    assert_eq!(status["stratum"], 4, "{status}");
+    assert!(status["offset_seconds"].as_f64().unwrap().abs() < ONE_MS, "{status}");
+    assert_eq!(status["clock_mode"], "observe");
+    let states: Vec<&str> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert!(states.contains(&"system peer") && states.contains(&"candidate"), "{states:?}");
+    // The hub serves stratum 4 to its own clients, as ntpdig sees it.
+    let output = lan.hub.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    let served: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ntpdig JSON");
+    assert_eq!(served["stratum"], 4);
+
+    // Cut the link to the system peer: the other server takes over.
+    let first = peer_address(&status).expect("a system peer");
+    let (cut, other) =
+        if first.starts_with("10.200.1.2") { ("up1", "10.200.2.2") } else { ("up2", "10.200.1.2") };
+    lan.hub.set_link(cut, false);
+    let status = daemon.wait_for_status(Duration::from_secs(60), "failover", |s| {
+        peer_address(s).is_some_and(|p| p.starts_with(other)) && s["synchronised"] == true
+    });
+    assert_eq!(status["stratum"], 4);
+    assert_eq!(source_by_address(&status, &first)["state"], "unreachable");
+
+    // Cut both: holdover on the local clock at stratum 10, its error bar growing.
+    lan.hub.set_link(if cut == "up1" { "up2" } else { "up1" }, false);
+    let status = daemon
+        .wait_for_status(Duration::from_secs(60), "holdover", |s| s["state"] == "local clock");
+    assert_eq!(
+        (status["stratum"].as_u64(), status["reference_id"].as_str()),
+        (Some(10), Some("LOCL"))
+    );
+    let output = lan.hub.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    let served: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ntpdig JSON");
+    assert_eq!((served["stratum"].as_u64(), served["leap"].as_str()), (Some(10), Some("no-leap")));
+
+    // Restore: synchronised again without a restart.
+    lan.hub.set_link("up1", true);
+    lan.hub.set_link("up2", true);
+    let status = daemon
+        .wait_for_status(Duration::from_secs(60), "resynchronised", |s| s["synchronised"] == true);
+    assert_eq!(status["stratum"], 4);
+    let log = daemon.stop();
+    assert!(log.contains("serving the local clock at stratum 10"), "{log}");
+}
+
+#[test]
+fn unsynchronised_until_the_first_sync_in_holdover_mode() {
+    let lan = Lan::new("nosync", 1);
+    lan.hub.set_link("up1", false);
+    let config =
+        test_config(&["127.0.0.1:123"], &server_source("10.200.1.2"), "mode = \"holdover\"\n");
+    let daemon = Daemon::start_with_env(
+        SYHUB_NTP,
+        &lan.hub,
+        &config,
+        &[("SYHUB_NTP_KERNEL_SYNC", "unsynchronised")],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let status = daemon.status();
+    assert_eq!(
+        (status["state"].as_str(), status["stratum"].as_u64()),
+        (Some("unsynchronised"), Some(16))
+    );
+    assert!(status["reason"].as_str().unwrap().contains("synchronised since boot"), "{status}");
+    let output = lan.hub.run(SYHUB_NTP, &["query", "--json", "127.0.0.1"], Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(3));
+    lan.hub.set_link("up1", true);
+    daemon.wait_for_status(Duration::from_secs(30), "synchronised", |s| s["synchronised"] == true);
+    daemon.stop();
+}
+
+/// Runs our daemon in a private mount namespace whose /etc/hosts is `hosts` and which has no
+/// resolver, so names resolve only from the test's own file.
+fn start_with_hosts(ns: &NetNs, config: &str, hosts: &str) -> Daemon {
+    let dir = TempDir::new("hosts");
+    let hosts_path = dir.write("hosts", hosts);
+    let wrapper = dir.write(
+        "run.sh",
+        &format!(
+            "#!/bin/sh\nset -e\nexec unshare --mount --propagation private sh -c 'mount --bind {} /etc/hosts && \
+             mount --bind /dev/null /etc/resolv.conf && exec {SYHUB_NTP} \"$@\"' -- \"$@\"\n",
+            path_str(&hosts_path)
+        ),
+    );
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let daemon = Daemon::start(path_str(&wrapper), ns, config);
+    std::mem::forget(dir); // the daemon's mount namespace holds the hosts file; removed with /tmp
+    daemon
+}
+
+#[test]
+fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
+    let lan = Lan::new("pool", 3);
+    let hosts = "10.200.1.2 ntp.hub.test\n10.200.2.2 ntp.hub.test\n10.200.3.2 ntp.hub.test\n";
+    let pool = "[[source]]\nmode = \"pool\"\naddress = \"ntp.hub.test\"\nmax_sources = 2\nminpoll = 1\nmaxpoll = 1\n\n";
+    let daemon = start_with_hosts(&lan.hub, &test_config(&["127.0.0.1:123"], pool, ""), hosts);
+    let status =
+        daemon.wait_for_status(Duration::from_secs(20), "two pool members synchronised", |s| {
+            s["synchronised"] == true && s["sources"].as_array().is_some_and(|v| v.len() == 2)
+        });
+    assert_eq!(status["stratum"], 4);
+    let members: Vec<String> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(members.iter().all(|m| m.starts_with("10.200.")), "{members:?}");
+    assert!(
+        status["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] == "ntp.hub.test" && s["kind"] == "pool")
+    );
+
+    // Kill one member's link: it is dropped and the third server takes its place.
+    let dead = members[0].clone();
+    let interface = format!(
+        "up{}",
+        &dead["10.200.".len()..dead["10.200.".len()..].find('.').unwrap() + "10.200.".len()]
+    );
+    lan.hub.set_link(&interface, false);
+    let spare = (1..=3)
+        .map(|i| format!("10.200.{i}.2"))
+        .find(|a| !members.iter().any(|m| m.starts_with(a)))
+        .unwrap();
+    let status = daemon.wait_for_status(Duration::from_secs(90), "dead member replaced", |s| {
+        let addresses: Vec<&str> = s["sources"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|s| s["address"].as_str()).collect())
+            .unwrap_or_default();
+        addresses.len() == 2
+            && addresses.iter().any(|a| a.starts_with(&spare))
+            && !addresses.iter().any(|a| *a == dead)
+    });
+    assert!(status["synchronised"] == true || status["sources"].as_array().unwrap().len() == 2);
+    let log = daemon.stop();
+    assert!(log.contains("dropping ntp.hub.test"), "{log}");
+}
