@@ -109,27 +109,11 @@ fn ntpdig_refuses_our_answer_when_we_are_honestly_unsynchronised() {
     daemon.stop();
 }
 
-/// chronyd as a server that never touches the clock (-x), with `local stratum 10`.
-fn start_chronyd_server(ns: &NetNs, dir: &TempDir, port: u16) -> Process {
-    let config = format!(
-        "port {port}\nlocal stratum 10\nallow 127.0.0.1\nallow ::1\ncmdport 0\nbindcmdaddress /\n\
-         pidfile {}\n",
-        path_str(&dir.0.join("chronyd.pid"))
-    );
-    let path = dir.write("chrony.conf", &config);
-    let mut command = ns.command("chronyd");
-    command.args(["-x", "-d", "-u", "root", "-f"]).arg(&path);
-    let mut process = Process::spawn(command);
-    process.wait_for_line("Disabled control of system clock", Duration::from_secs(10));
-    process
-}
-
 #[test]
 fn our_query_accepts_chronyd_time() {
     require("chronyd");
     let ns = NetNs::new("query");
-    let dir = TempDir::new("chronyd");
-    let mut chronyd = start_chronyd_server(&ns, &dir, 11123);
+    let mut chronyd = Chronyd::server(&ns, 11123, 10);
     let mut last = None;
     // chronyd answers within a fraction of a second of starting; allow a few tries for that.
     for _ in 0..20 {
@@ -144,8 +128,8 @@ fn our_query_accepts_chronyd_time() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let output =
-        last.unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.log()));
+    let output = last
+        .unwrap_or_else(|| panic!("chronyd never answered our query:\n{}", chronyd.process.log()));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("query JSON");
     let offset = json["offset_seconds"].as_f64().expect("offset");
     assert!(offset.abs() < ONE_MS, "our query measured {offset} s against chronyd");
@@ -160,7 +144,7 @@ fn our_query_accepts_chronyd_time() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("stratum        10") && stdout.contains("offset"), "{stdout}");
-    chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
+    chronyd.process.stop_with(nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]

@@ -220,3 +220,52 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
     let log = daemon.stop();
     assert!(log.contains("dropping ntp.hub.test"), "{log}");
 }
+
+#[test]
+fn iburst_gives_the_first_sync_within_ten_seconds_at_default_polling() {
+    let lan = Lan::new("iburst", 1);
+    let source = "[[source]]\nmode = \"server\"\naddress = \"10.200.1.2\"\n\n";
+    let started = std::time::Instant::now();
+    let daemon = Daemon::start(SYHUB_NTP, &lan.hub, &test_config(&["127.0.0.1:123"], source, ""));
+    let status = daemon.wait_for_status(Duration::from_secs(10), "synchronised within 10 s", |s| {
+        s["synchronised"] == true
+    });
+    eprintln!("synchronised after {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(status["poll_log2"], 6, "default polling: {status}");
+    daemon.stop();
+}
+
+#[test]
+fn the_drift_file_is_read_at_start_and_written_once_settled() {
+    let lan = Lan::new("drift", 1);
+    let dir = TempDir::new("drift");
+    let drift = dir.write("drift", "250.000\n");
+    let config = test_config(&["127.0.0.1:123"], &server_source("10.200.1.2"), "")
+        .replace("drift_file = \"@DIR@/drift\"", &format!("drift_file = \"{}\"", path_str(&drift)));
+    let daemon = Daemon::start(SYHUB_NTP, &lan.hub, &config);
+    daemon
+        .process
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("+250.000 ppm from the drift file"))
+        .expect("drift read at start");
+    // Polled every 2 s, the estimate settles (16 updates, frequency known to 1 ppm) in well under
+    // a minute; the first write comes then, replacing the start value with the measured one.
+    let status = daemon.wait_for_status(Duration::from_secs(90), "drift written", |_| {
+        std::fs::read_to_string(&drift).is_ok_and(|text| text != "250.000\n")
+    });
+    let written: f64 = std::fs::read_to_string(&drift).unwrap().trim().parse().expect("a number");
+    let estimate = status["frequency_ppm"].as_f64().unwrap();
+    assert!((written - estimate).abs() < 1.0, "wrote {written} ppm, estimate {estimate} ppm");
+    // Observe mode: what the clock needs here is about the host kernel's own setting, not 250 ppm.
+    assert!(
+        (written - 250.0).abs() > 50.0,
+        "the measured frequency replaced the start value: {written}"
+    );
+    let names: Vec<_> =
+        std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+    daemon.stop();
+}

@@ -32,8 +32,6 @@ pub enum RunError {
     Bind(#[from] BindError),
     #[error("no socket could be opened for [server] listen")]
     NothingBound,
-    #[error(transparent)]
-    Control(#[from] control::ControlSocketError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
@@ -79,7 +77,14 @@ fn clock_control(
 pub async fn run(config: Config) -> Result<(), RunError> {
     // Sockets first: a port that cannot be bound stops the start before anything else happens.
     let sockets = bind_all(config.server.listen.as_slice())?;
-    let control_listener = control::bind(&config.control.socket)?;
+    // Monitoring must never stop the time service: without its socket the daemon still serves.
+    let control_listener = match control::bind(&config.control.socket) {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::warn!("{error}; `syhub-ntp status` will not reach this daemon");
+            None
+        }
+    };
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let precision = measure_precision(clock.as_ref());
@@ -150,7 +155,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         clock_mode: clock_mode.clone(),
         clock: clock.clone(),
         origin: Instant::now(),
-        precision,
         publish,
         status: status_sender,
         counters: counters.clone(),
@@ -166,12 +170,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
-    tasks.spawn(control::serve(
-        control_listener,
-        config.control.socket.clone(),
-        status,
-        cancel.clone(),
-    ));
+    if let Some(listener) = control_listener {
+        tasks.spawn(control::serve(
+            listener,
+            config.control.socket.clone(),
+            status,
+            cancel.clone(),
+        ));
+    }
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
          {} source(s), control socket {}",
@@ -182,11 +188,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config.control.socket.display(),
     );
 
-    let system_cancel = cancel.clone();
-    let result = tokio::select! {
-        _ = wait_for_shutdown_signal() => Ok(()),
-        finished = system.run(system_cancel.clone()) => finished.map_err(|panic| RunError::Panic { offset: panic.offset }),
+    // On a signal the system task is cancelled, not dropped, so it stops its sources and writes
+    // the drift file if one is due.
+    let mut system = std::pin::pin!(system.run(cancel.clone()));
+    let finished = tokio::select! {
+        _ = wait_for_shutdown_signal() => {
+            cancel.cancel();
+            (&mut system).await
+        }
+        finished = &mut system => finished,
     };
+    let result = finished.map_err(|panic| RunError::Panic { offset: panic.offset });
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!(

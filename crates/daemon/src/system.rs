@@ -95,7 +95,6 @@ pub struct SystemParts {
     pub clock_mode: ClockMode,
     pub clock: Arc<dyn Clock>,
     pub origin: Instant,
-    pub precision: i8,
     pub publish: watch::Sender<SystemSnapshot>,
     pub status: watch::Sender<StatusSnapshot>,
     pub counters: Arc<ServerCounters>,

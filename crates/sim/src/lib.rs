@@ -143,6 +143,8 @@ pub struct Simulation {
     pub events: Vec<(f64, DisciplineEvent)>,
     /// Every change of synchronisation state with its time.
     pub states: Vec<(f64, SyncState)>,
+    /// Each measurement's true error and the variance the core gave it (for tuning the model).
+    pub measurement_errors: Vec<(f64, f64)>,
 }
 
 impl Simulation {
@@ -199,6 +201,7 @@ impl Simulation {
             disturbances: Vec::new(),
             events: Vec::new(),
             states: Vec::new(),
+            measurement_errors: Vec::new(),
         }
     }
 
@@ -337,6 +340,10 @@ impl Simulation {
             let (now, t4) = (self.now(), self.local_timestamp());
             let outcome = self.sources[index].handle_response(now, &packet.bytes, t4);
             if let ResponseOutcome::Sample { measurement, .. } = outcome {
+                let variance =
+                    self.sync.measurement_variance(&self.sources[index].view(), measurement.delay);
+                let error = measurement.offset + self.clock.error();
+                self.measurement_errors.push((error, variance));
                 self.update_system(Some((index, measurement)));
             }
         }

@@ -77,3 +77,30 @@ impl fmt::Debug for ReferenceId {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_id_of_a_server_is_its_ipv4_address_or_an_md5_prefix_of_its_ipv6_address() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(ReferenceId::for_server(v4).to_bytes(), [192, 0, 2, 7]);
+        // RFC 5905: the first four octets of the MD5 digest of the IPv6 address.
+        let v6: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let digest = Md5::digest(v6.octets());
+        assert_eq!(
+            ReferenceId::for_server(IpAddr::V6(v6)).to_bytes(),
+            [digest[0], digest[1], digest[2], digest[3]]
+        );
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(ReferenceId::for_server(mapped).to_bytes(), [10, 1, 2, 3]);
+    }
+
+    #[test]
+    fn names_show_as_text_and_addresses_as_addresses() {
+        assert_eq!(ReferenceId::LOCAL.display_for_stratum(10), "LOCL");
+        assert_eq!(ReferenceId::from_bytes(*b"GPS\0").display_for_stratum(1), "GPS");
+        assert_eq!(ReferenceId::from_bytes([192, 0, 2, 1]).display_for_stratum(2), "192.0.2.1");
+    }
+}

@@ -13,7 +13,7 @@ const CORRECTION_TIME_RATIO: f64 = 2.0;
 /// gentle rate, up to `max_slew`.
 const SIGNIFICANT_SIGMAS: f64 = 3.0;
 /// Polls wanted within the averaging time of the estimate.
-const SAMPLES_PER_AVERAGING_TIME: f64 = 64.0;
+const SAMPLES_PER_AVERAGING_TIME: f64 = 1024.0;
 /// How well the offset is known right after a step, s² (1 ms): the step used the selection's
 /// offset, good to about that.
 const STEP_RESIDUAL_VARIANCE: f64 = 1e-6;

@@ -13,8 +13,8 @@ const OUTLIERS_BEFORE_RESET: u32 = 4;
 const WANDER_LIMITS: (f64, f64) = (1e-20, 1e-13);
 /// Largest frequency error a working clock can have, s/s.
 const MAX_FREQUENCY: f64 = 500e-6;
-/// Frequency variance after a reset, (s/s)²: 10 ppm.
-const RESET_FREQUENCY_VARIANCE: f64 = 1e-10;
+/// Frequency variance after a reset, (s/s)²: 100 ppm: a reset means the model was wrong.
+const RESET_FREQUENCY_VARIANCE: f64 = 1e-8;
 /// Offset variance of an estimate with no measurement yet, s².
 const UNKNOWN_OFFSET_VARIANCE: f64 = 1e6;
 

@@ -296,7 +296,7 @@ impl Synchroniser {
     /// and an uneven split of an excess delay `e` errs by up to `e / 2`: uniformly, variance
     /// `e² / 12`. The excess is counted from the least delay the filter holds, which is itself
     /// above the path's true minimum by a fraction of the typical excess.
-    fn measurement_variance(&self, view: &SourceView, delay: f64) -> f64 {
+    pub fn measurement_variance(&self, view: &SourceView, delay: f64) -> f64 {
         let min_delay = view.path_delay.or(view.min_delay).unwrap_or(delay).min(delay);
         let delays: Vec<f64> = view.recent.iter().flatten().map(|s| s.delay).collect();
         let mean_excess =
