@@ -2,6 +2,7 @@
 
 mod commands;
 mod logging;
+mod output;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (for `query`: a synchronised server answered)
   1  failure: invalid config, a socket that cannot be bound, no answer, a network error
-  2  bad command-line arguments
+  2  bad command-line arguments; for `status`, `peers`, `sync-check`, `clients`: the daemon
+     cannot be reached (`sync-check` exits 1 when it is reachable but not synchronised)
   3  `query` only: the server answered but is unsynchronised or refused us (kiss-o'-death)
   4  `run` only: the clock was beyond [clock] panic_threshold from its sources after start-up;
      the daemon refused to follow (systemd does not restart it)";
@@ -32,6 +34,12 @@ enum Command {
     Query(commands::query::QueryArgs),
     /// Show the running daemon's synchronisation status (like `chronyc tracking`).
     Status(commands::status::StatusArgs),
+    /// List the upstream sources, one line each (like `ntpq -p`).
+    Peers(commands::peers::PeersArgs),
+    /// Say in one line whether time is synchronised (like `ntpstat`): exit 0 yes, 1 no, 2 daemon unreachable.
+    SyncCheck(commands::sync_check::SyncCheckArgs),
+    /// List the busiest clients served recently.
+    Clients(commands::clients::ClientsArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -43,6 +51,9 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Query(args) => commands::query::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Peers(args) => commands::peers::run(args),
+        Command::SyncCheck(args) => commands::sync_check::run(args),
+        Command::Clients(args) => commands::clients::run(args),
         Command::Config(command) => commands::config::run(command),
     }
 }

@@ -42,7 +42,7 @@ fn server_source(address: &str) -> String {
 }
 
 fn source_by_address<'a>(status: &'a serde_json::Value, address: &str) -> &'a serde_json::Value {
-    status["sources"]
+    status["peers"]
         .as_array()
         .and_then(|sources| {
             sources.iter().find(|s| s["address"].as_str().is_some_and(|a| a.starts_with(address)))
@@ -51,7 +51,7 @@ fn source_by_address<'a>(status: &'a serde_json::Value, address: &str) -> &'a se
 }
 
 fn peer_address(status: &serde_json::Value) -> Option<String> {
-    status["sources"]
+    status["peers"]
         .as_array()?
         .iter()
         .find(|s| s["state"] == "system peer")
@@ -74,17 +74,13 @@ fn synchronises_fails_over_holds_over_and_resynchronises() {
     // Both sources reach; one is selected; stratum = theirs + 1; one kernel clock, so ~0 offset.
     let status = daemon.wait_for_status(Duration::from_secs(20), "synchronised", |s| {
         s["synchronised"] == true
-            && s["sources"].as_array().is_some_and(|v| v.iter().all(|s| s["reach"] != "0"))
+            && s["peers"].as_array().is_some_and(|v| v.iter().all(|s| s["reach"] != "0"))
     });
     assert_eq!(status["stratum"], 4, "{status}");
     assert!(status["offset_seconds"].as_f64().unwrap().abs() < ONE_MS, "{status}");
     assert_eq!(status["clock_mode"], "observe");
-    let states: Vec<&str> = status["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["state"].as_str().unwrap())
-        .collect();
+    let states: Vec<&str> =
+        status["peers"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
     assert!(states.contains(&"system peer") && states.contains(&"candidate"), "{states:?}");
     // The hub serves stratum 4 to its own clients, as ntpdig sees it.
     let output = lan.hub.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
@@ -105,7 +101,7 @@ fn synchronises_fails_over_holds_over_and_resynchronises() {
     // Cut both: holdover on the local clock at stratum 10, its error bar growing.
     lan.hub.set_link(if cut == "up1" { "up2" } else { "up1" }, false);
     let status = daemon
-        .wait_for_status(Duration::from_secs(60), "holdover", |s| s["state"] == "local clock");
+        .wait_for_status(Duration::from_secs(60), "holdover", |s| s["status"] == "local clock");
     assert_eq!(
         (status["stratum"].as_u64(), status["reference_id"].as_str()),
         (Some(10), Some("LOCL"))
@@ -139,7 +135,7 @@ fn unsynchronised_until_the_first_sync_in_holdover_mode() {
     std::thread::sleep(Duration::from_secs(3));
     let status = daemon.status();
     assert_eq!(
-        (status["state"].as_str(), status["stratum"].as_u64()),
+        (status["status"].as_str(), status["stratum"].as_u64()),
         (Some("unsynchronised"), Some(16))
     );
     assert!(status["reason"].as_str().unwrap().contains("synchronised since boot"), "{status}");
@@ -178,10 +174,10 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
     let daemon = start_with_hosts(&lan.hub, &test_config(&["127.0.0.1:123"], pool, ""), hosts);
     let status =
         daemon.wait_for_status(Duration::from_secs(20), "two pool members synchronised", |s| {
-            s["synchronised"] == true && s["sources"].as_array().is_some_and(|v| v.len() == 2)
+            s["synchronised"] == true && s["peers"].as_array().is_some_and(|v| v.len() == 2)
         });
     assert_eq!(status["stratum"], 4);
-    let members: Vec<String> = status["sources"]
+    let members: Vec<String> = status["peers"]
         .as_array()
         .unwrap()
         .iter()
@@ -189,7 +185,7 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
         .collect();
     assert!(members.iter().all(|m| m.starts_with("10.200.")), "{members:?}");
     assert!(
-        status["sources"]
+        status["peers"]
             .as_array()
             .unwrap()
             .iter()
@@ -208,7 +204,7 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
         .find(|a| !members.iter().any(|m| m.starts_with(a)))
         .unwrap();
     let status = daemon.wait_for_status(Duration::from_secs(90), "dead member replaced", |s| {
-        let addresses: Vec<&str> = s["sources"]
+        let addresses: Vec<&str> = s["peers"]
             .as_array()
             .map(|v| v.iter().filter_map(|s| s["address"].as_str()).collect())
             .unwrap_or_default();
@@ -216,7 +212,7 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
             && addresses.iter().any(|a| a.starts_with(&spare))
             && !addresses.iter().any(|a| *a == dead)
     });
-    assert!(status["synchronised"] == true || status["sources"].as_array().unwrap().len() == 2);
+    assert!(status["synchronised"] == true || status["peers"].as_array().unwrap().len() == 2);
     let log = daemon.stop();
     assert!(log.contains("dropping ntp.hub.test"), "{log}");
 }

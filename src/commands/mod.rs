@@ -1,9 +1,13 @@
 //! One module per subcommand.
 
+pub mod clients;
 pub mod config;
+pub mod daemon;
+pub mod peers;
 pub mod query;
 pub mod run;
 pub mod status;
+pub mod sync_check;
 
 use std::process::ExitCode;
 

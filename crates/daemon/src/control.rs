@@ -1,15 +1,18 @@
 //! The control socket: a Unix socket (never on the network) where local commands ask for the
 //! status snapshot, one line-delimited JSON answer per request.
 
-use crate::status::StatusSnapshot;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use syhub_ntp_monitor::status::{ClientStatus, StatusSnapshot};
+use syhub_ntp_proto::server::ClientLog;
+use syhub_ntp_proto::time::Monotonic;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Clients served at once; more wait.
@@ -56,11 +59,23 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
     Ok(listener)
 }
 
+/// What the control socket answers from.
+#[derive(Clone)]
+pub struct ControlContext {
+    pub status: watch::Receiver<StatusSnapshot>,
+    pub clients: Arc<Mutex<ClientLog>>,
+    /// The daemon's start, origin of its monotonic time.
+    pub origin: Instant,
+}
+
+/// Clients reported by `clients`, busiest first.
+const CLIENTS_REPORTED: usize = 50;
+
 /// Answers requests until cancelled, then removes the socket.
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    status: watch::Receiver<StatusSnapshot>,
+    context: ControlContext,
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
@@ -74,29 +89,46 @@ pub async fn serve(
             continue;
         };
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
-        let status = status.clone();
+        let context = context.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, status)).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, context)).await;
             drop(permit);
         });
     }
     let _ = std::fs::remove_file(&path);
 }
 
-async fn answer(stream: UnixStream, status: watch::Receiver<StatusSnapshot>) -> io::Result<()> {
+async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
     BufReader::new(reader.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
     let reply = match line.trim() {
-        "status" => serde_json::to_string(&*status.borrow()).unwrap_or_default(),
-        other => {
-            serde_json::json!({ "error": format!("unknown request {other:?}; try \"status\"") })
-                .to_string()
-        }
+        "status" => serde_json::to_string(&*context.status.borrow()).unwrap_or_default(),
+        "clients" => serde_json::to_string(&clients(&context)).unwrap_or_default(),
+        other => serde_json::json!({
+            "error": format!("unknown request {other:?}; try \"status\" or \"clients\"")
+        })
+        .to_string(),
     };
     writer.write_all(reply.as_bytes()).await?;
     writer.write_all(b"\n").await?;
     writer.shutdown().await
+}
+
+fn clients(context: &ControlContext) -> Vec<ClientStatus> {
+    let now = Monotonic::from_duration(context.origin.elapsed());
+    let busiest =
+        context.clients.lock().map(|log| log.busiest(now, CLIENTS_REPORTED)).unwrap_or_default();
+    busiest
+        .into_iter()
+        .map(|c| ClientStatus {
+            address: c.address.to_string(),
+            requests: c.requests,
+            rate_limited: c.rate_limited,
+            last_seen_seconds_ago: c.last_seen_ago,
+            first_seen_seconds_ago: c.first_seen_ago,
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +141,28 @@ pub enum ClientError {
 
 /// Asks the daemon at `path` for its status.
 pub async fn request_status(path: &Path) -> Result<StatusSnapshot, ClientError> {
+    request(path, "status").await
+}
+
+/// Asks the daemon at `path` for its busiest clients.
+pub async fn request_clients(path: &Path) -> Result<Vec<ClientStatus>, ClientError> {
+    request(path, "clients").await
+}
+
+async fn request<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<T, ClientError> {
     let connect = |source| ClientError::Connect { path: path.to_owned(), source };
     let stream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(path))
         .await
         .map_err(|_| connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
         .map_err(connect)?;
     let (reader, mut writer) = stream.into_split();
-    writer.write_all(b"status\n").await.map_err(|e| ClientError::Answer(e.to_string()))?;
+    writer
+        .write_all(format!("{what}\n").as_bytes())
+        .await
+        .map_err(|e| ClientError::Answer(e.to_string()))?;
     let mut line = String::new();
     tokio::time::timeout(REQUEST_TIMEOUT, BufReader::new(reader).read_line(&mut line))
         .await

@@ -4,10 +4,11 @@
 pub mod config;
 pub mod control;
 pub mod drift;
+pub mod log_limit;
 pub mod net;
 pub mod query;
 pub mod runtime;
 pub mod server;
 pub mod sources;
-pub mod status;
+
 pub mod system;

@@ -3,17 +3,22 @@
 
 use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
 use crate::control;
+use crate::control::ControlContext;
 use crate::drift;
 use crate::net::{BindError, TimestampedSocket, bind_server_socket};
-use crate::server::{ServerCounters, serve};
-use crate::status::StatusSnapshot;
+use crate::server::{ServerCounters, ServingContext, serve};
 use crate::system::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::{
     Clock, ClockControl, ClockError, KernelClock, ObservingClock, SteerPermission, SystemClock,
     measure_precision, steer_permission,
 };
+use syhub_ntp_monitor::history::History;
+use syhub_ntp_monitor::http::{self, HttpState};
+use syhub_ntp_monitor::mqtt::{self, MqttSettings};
+use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::sync::{
     DisciplineConfig, FrequencyStart, LocalMode as CoreLocalMode, SyncConfig, Synchroniser,
 };
@@ -145,6 +150,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (publish, system_snapshot) = watch::channel(sync.snapshot());
     let (status_sender, status) = watch::channel(StatusSnapshot::default());
     let counters = Arc::new(ServerCounters::default());
+    let origin = Instant::now();
+    let clients =
+        Arc::new(Mutex::new(ClientLog::new(CLIENT_LOG_CAPACITY, getrandom::u64().unwrap_or(0))));
     let addresses: Vec<String> =
         sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
     let snapshot = sync.snapshot();
@@ -154,30 +162,32 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         control,
         clock_mode: clock_mode.clone(),
         clock: clock.clone(),
-        origin: Instant::now(),
+        origin,
         publish,
         status: status_sender,
         counters: counters.clone(),
     });
 
     let mut tasks = JoinSet::new();
-    for socket in sockets {
-        tasks.spawn(serve(
-            socket,
-            system_snapshot.clone(),
-            clock.clone(),
-            counters.clone(),
-            cancel.clone(),
-        ));
-    }
+    let serving = ServingContext {
+        system: system_snapshot,
+        clock: clock.clone(),
+        counters: counters.clone(),
+        clients: clients.clone(),
+        origin,
+    };
+    let serving_thread =
+        spawn_serving_thread(sockets, serving, cancel.clone()).map_err(RunError::Runtime)?;
     if let Some(listener) = control_listener {
+        let context = ControlContext { status: status.clone(), clients, origin };
         tasks.spawn(control::serve(
             listener,
             config.control.socket.clone(),
-            status,
+            context,
             cancel.clone(),
         ));
     }
+    start_monitoring(&config, &status, &mut tasks, &cancel);
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
          {} source(s), control socket {}",
@@ -201,6 +211,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let result = finished.map_err(|panic| RunError::Panic { offset: panic.offset });
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
+    let _ = tokio::task::spawn_blocking(move || serving_thread.join()).await;
     tracing::info!(
         received = counters.received.load(Ordering::Relaxed),
         answered = counters.answered.load(Ordering::Relaxed),
@@ -208,6 +219,90 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         "stopped"
     );
     result
+}
+
+/// Serves NTP on a thread and runtime of its own, so that nothing the control plane does (a burst
+/// of HTTP requests, a status to render) delays an answer.
+fn spawn_serving_thread(
+    sockets: Vec<std::net::UdpSocket>,
+    context: ServingContext,
+    cancel: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("ntp-serve".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!("cannot start the serving runtime: {error}");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let mut tasks = JoinSet::new();
+            for socket in sockets {
+                match TimestampedSocket::new(socket) {
+                    Ok(socket) => {
+                        tasks.spawn(serve(socket, context.clone(), cancel.clone()));
+                    }
+                    Err(error) => tracing::error!("cannot serve on a socket: {error}"),
+                }
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+    })
+}
+
+/// Clients remembered for `syhub-ntp clients`.
+const CLIENT_LOG_CAPACITY: usize = 4096;
+
+/// The HTTP API, dashboard, metrics and history, and MQTT: each only reads the status, and a
+/// failure in any of them is logged and leaves the time service alone.
+fn start_monitoring(
+    config: &Config,
+    status: &watch::Receiver<StatusSnapshot>,
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+) {
+    let history = Arc::new(Mutex::new(History::day()));
+    tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
+    if !config.http.listen.is_empty() {
+        match http::bind(&config.http.listen) {
+            Ok(listeners) => {
+                let state = HttpState { status: status.clone(), history };
+                tasks.spawn(http::serve(listeners, state, cancel.clone()));
+            }
+            Err(error) => tracing::warn!("{error}; the dashboard, API and /metrics are off"),
+        }
+    }
+    if let Some(broker) = &config.mqtt.broker {
+        let password = match &config.mqtt.password_file {
+            None => None,
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(password) => Some(password.trim_end_matches(['\r', '\n']).to_owned()),
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot read the MQTT password file {}: {error}; MQTT is off",
+                        path.display()
+                    );
+                    return;
+                }
+            },
+        };
+        let settings = MqttSettings {
+            broker: broker.clone(),
+            username: config.mqtt.username.clone(),
+            password,
+            topic: config.mqtt.topic.clone(),
+            interval: std::time::Duration::from_secs(config.mqtt.interval),
+            home_assistant: config.mqtt.home_assistant,
+            ca_file: config.mqtt.ca_file.clone(),
+        };
+        let (status, cancel) = (status.clone(), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(error) = mqtt::run(settings, status, cancel).await {
+                tracing::warn!("{error}; MQTT is off");
+            }
+        });
+    }
 }
 
 fn refused(error: ClockError) -> (ClockMode, Box<dyn ClockControl>) {
@@ -220,7 +315,7 @@ fn refused(error: ClockError) -> (ClockMode, Box<dyn ClockControl>) {
 
 /// Binds every listen address. Permission and address-in-use errors stop the start; an address or
 /// family this host lacks (no IPv6) is skipped with a warning as long as something else is bound.
-fn bind_all(addresses: &[std::net::SocketAddr]) -> Result<Vec<TimestampedSocket>, RunError> {
+fn bind_all(addresses: &[std::net::SocketAddr]) -> Result<Vec<std::net::UdpSocket>, RunError> {
     let mut sockets = Vec::new();
     let mut skipped = 0;
     for &address in addresses {

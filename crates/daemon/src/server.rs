@@ -1,12 +1,15 @@
 //! The serving loop: receive a request with its kernel timestamp, let the protocol core answer it,
 //! stamp the transmit time and send the reply from the address the request came to.
 
+use crate::log_limit::{LogLimiter, held_back};
 use crate::net::TimestampedSocket;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
-use syhub_ntp_proto::server::{Answer, Ignored, SystemSnapshot, answer};
+use syhub_ntp_proto::server::{Answer, ClientLog, Ignored, SystemSnapshot, answer};
+use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Largest datagram read; longer ones are truncated and ignored. Room for NTS requests.
@@ -21,14 +24,23 @@ pub struct ServerCounters {
     pub send_errors: AtomicU64,
 }
 
+/// What every serving task shares.
+#[derive(Clone)]
+pub struct ServingContext {
+    /// What the server advertises, published by the system task.
+    pub system: watch::Receiver<SystemSnapshot>,
+    pub clock: Arc<dyn Clock>,
+    pub counters: Arc<ServerCounters>,
+    /// Who asked, for `syhub-ntp clients` (and rate limiting).
+    pub clients: Arc<Mutex<ClientLog>>,
+    /// The daemon's start, origin of its monotonic time.
+    pub origin: Instant,
+}
+
 /// Serves one socket until cancelled.
-pub async fn serve(
-    socket: TimestampedSocket,
-    system: watch::Receiver<SystemSnapshot>,
-    clock: Arc<dyn Clock>,
-    counters: Arc<ServerCounters>,
-    cancel: CancellationToken,
-) {
+pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: CancellationToken) {
+    let ServingContext { system, clock, counters, clients, origin } = context;
+    let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
     let mut request = [0u8; RECEIVE_BUFFER_LEN];
     let mut reply = [0u8; RECEIVE_BUFFER_LEN];
     loop {
@@ -41,12 +53,17 @@ pub async fn serve(
             Ok(received) => received,
             Err(error) => {
                 // Rare (ICMP errors, memory pressure); a pause keeps a persistent one from spinning.
-                tracing::debug!(%error, "receive error");
+                if let Some(held) = log_limiter.allow(&error.to_string(), Instant::now()) {
+                    tracing::warn!("receive error: {error}{}", held_back(held));
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
         counters.received.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut clients) = clients.lock() {
+            clients.record(Monotonic::from_duration(origin.elapsed()), received.peer.ip());
+        }
         // Port 0 cannot be answered and is a classic reflection trick; truncated data is malformed.
         if received.peer.port() == 0 || received.truncated {
             counters.ignored.fetch_add(1, Ordering::Relaxed);

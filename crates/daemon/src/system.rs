@@ -4,19 +4,20 @@
 
 use crate::config::{Config, SourceConfig, SourceMode};
 use crate::drift;
+use crate::log_limit::{LogLimiter, held_back};
 use crate::query::{NTP_PORT, Target, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
     Resolution, SourceCommands, SourceEvent, SourceId, SourceReport, resolve_in_background,
     spawn_source,
 };
-use crate::status::{RequestCounters, SourceStatus, StatusSnapshot};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, KernelSyncStatus, ObservingClock};
+use syhub_ntp_monitor::status::{RequestCounters, SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::SystemSnapshot;
 use syhub_ntp_proto::source::{NtpSource, SourceConfig as PollConfig, SourceView};
@@ -34,6 +35,8 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(16);
 const DRIFT_WRITE_INTERVAL: Duration = Duration::from_secs(3600);
 /// First wait before resolving a name again after a failure; doubles up to the next.
 const RESOLVE_BACKOFF: (Duration, Duration) = (Duration::from_secs(16), Duration::from_secs(3600));
+/// The same trouble with a source is logged at most once an hour.
+const LOG_REPEAT_PERIOD: Duration = Duration::from_secs(3600);
 /// Polls without an answer after which a pool member is replaced.
 const UNREACHABLE_POLLS: u32 = 8;
 /// Selections in a row as a falseticker after which a pool member is replaced.
@@ -121,6 +124,7 @@ pub struct SystemTask {
     last_update: Option<Instant>,
     /// The start of the current spike was logged.
     spike_logged: bool,
+    log_limiter: LogLimiter,
 }
 
 impl SystemTask {
@@ -162,6 +166,7 @@ impl SystemTask {
             drift_written: None,
             last_update: None,
             spike_logged: false,
+            log_limiter: LogLimiter::new(LOG_REPEAT_PERIOD),
         }
     }
 
@@ -238,11 +243,22 @@ impl SystemTask {
                 None
             }
             SourceEvent::Kiss(code) => {
-                tracing::warn!("{} sent kiss-o'-death {code}", source.address);
+                if let Some(held) = self.log_limiter.allow(&format!("kiss {}", source.address), now)
+                {
+                    tracing::warn!(
+                        "{} sent kiss-o'-death {code}{}",
+                        source.address,
+                        held_back(held)
+                    );
+                }
                 source.problem = Some(format!("kiss-o'-death {code}"));
                 None
             }
             SourceEvent::SendFailed(error) => {
+                if let Some(held) = self.log_limiter.allow(&format!("send {}", source.address), now)
+                {
+                    tracing::warn!("cannot send to {}: {error}{}", source.address, held_back(held));
+                }
                 source.problem = Some(error);
                 None
             }
@@ -337,7 +353,7 @@ impl SystemTask {
             DisciplineEvent::Stepped { offset, at_start_up: true } => {
                 tracing::info!("stepped the clock by {offset:+.6} s at start-up");
             }
-            DisciplineEvent::Stepped { offset, at_start_up: false } => tracing::warn!(
+            DisciplineEvent::Stepped { offset, at_start_up: false } => tracing::info!(
                 "stepped the clock by {offset:+.6} s: the offset lasted {} s beyond step_threshold",
                 self.config.clock.stepout
             ),
@@ -371,9 +387,9 @@ impl SystemTask {
                 );
             }
             SyncState::LocalClock { reason } => {
-                tracing::warn!("serving the local clock at stratum {}: {reason}", snapshot.stratum);
+                tracing::info!("serving the local clock at stratum {}: {reason}", snapshot.stratum);
             }
-            SyncState::Unsynchronised { reason } => tracing::warn!("unsynchronised: {reason}"),
+            SyncState::Unsynchronised { reason } => tracing::info!("unsynchronised: {reason}"),
         }
     }
 
@@ -614,6 +630,14 @@ impl SystemTask {
                     },
                     fallback: entry.config.fallback,
                     state: state.into(),
+                    tally: match state {
+                        "system peer" => "*",
+                        "candidate" => "+",
+                        "outlier" => "-",
+                        "falseticker" => "x",
+                        _ => " ",
+                    }
+                    .into(),
                     detail,
                     reach: format!("{:o}", view.reach),
                     stratum: view.server.map(|s| s.stratum),
@@ -633,7 +657,7 @@ impl SystemTask {
         StatusSnapshot {
             version: env!("CARGO_PKG_VERSION").into(),
             synchronised: state == "synchronised",
-            state: state.into(),
+            status: state.into(),
             reason,
             stratum: snapshot.stratum,
             reference_id: snapshot.reference_id.display_for_stratum(snapshot.stratum),
@@ -652,8 +676,10 @@ impl SystemTask {
                 received: self.counters.received.load(Ordering::Relaxed),
                 answered: self.counters.answered.load(Ordering::Relaxed),
                 ignored: self.counters.ignored.load(Ordering::Relaxed),
+                denied: 0,
+                rate_limited: 0,
             },
-            sources,
+            peers: sources,
         }
     }
 }

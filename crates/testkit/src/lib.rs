@@ -145,6 +145,18 @@ impl NetNs {
     }
 
     /// A UDP socket bound to `address` inside this namespace, usable from the test.
+    /// Runs `work` on a new thread that has entered this namespace (sockets it opens live here).
+    pub fn spawn_inside<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            enter_netns(&name);
+            work()
+        })
+    }
+
     pub fn udp_socket(&self, address: &str) -> UdpSocket {
         let name = self.name.clone();
         let address: SocketAddr = address.parse().expect("socket address");
@@ -413,4 +425,45 @@ impl Chronyd {
         process.wait_for_line("Disabled control of system clock", Duration::from_secs(10));
         Self { process, _dir: dir }
     }
+}
+
+/// Mosquitto, the MQTT broker, listening on loopback in a namespace.
+pub struct Mosquitto {
+    pub process: Process,
+    _dir: TempDir,
+}
+
+impl Mosquitto {
+    pub fn start(ns: &NetNs, port: u16) -> Self {
+        let dir = TempDir::new("mosquitto");
+        let config =
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+        let path = dir.write("mosquitto.conf", &config);
+        let mut command = ns.command("mosquitto");
+        command.args(["-v", "-c"]).arg(&path);
+        let mut process = Process::spawn(command);
+        process.wait_for_line("running", Duration::from_secs(10));
+        Self { process, _dir: dir }
+    }
+}
+
+/// Headless Chromium loading a page in a namespace, with the flags that keep it off the network.
+pub fn chromium(ns: &NetNs, url: &str, extra: &[&str]) -> Output {
+    let profile = TempDir::new("chromium");
+    let profile_flag = format!("--user-data-dir={}", path_str(&profile.0));
+    let mut args = vec![
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=8000",
+        &profile_flag,
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    ns.run("chromium", &args, Duration::from_secs(60))
 }

@@ -5,6 +5,7 @@ mod clock;
 mod control;
 mod file;
 mod local;
+mod monitor;
 mod server;
 mod source;
 
@@ -12,6 +13,7 @@ pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE};
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
 pub use local::{LocalConfig, LocalMode, LocalStratum};
+pub use monitor::{HttpConfig, MqttConfig};
 pub use server::{ListenAddresses, ServerConfig};
 pub use source::{SourceConfig, SourceMode, default_sources};
 
@@ -28,6 +30,8 @@ pub struct Config {
     pub clock: ClockConfig,
     pub local: LocalConfig,
     pub control: ControlConfig,
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
 }
 
 impl Default for Config {
@@ -38,6 +42,8 @@ impl Default for Config {
             clock: ClockConfig::default(),
             local: LocalConfig::default(),
             control: ControlConfig::default(),
+            http: HttpConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }

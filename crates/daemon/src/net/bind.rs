@@ -1,6 +1,5 @@
 //! Binding the server's listening sockets, with errors a user can act on.
 
-use super::TimestampedSocket;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -25,8 +24,9 @@ pub enum BindError {
 }
 
 /// Opens a UDP server socket on `address` (IPv6 sockets are IPv6-only, so `0.0.0.0` and `[::]` can
-/// both be bound), with kernel timestamps and packet info.
-pub fn bind_server_socket(address: SocketAddr) -> Result<TimestampedSocket, BindError> {
+/// both be bound), non-blocking, ready for [`super::TimestampedSocket::new`] on the runtime that
+/// will serve it.
+pub fn bind_server_socket(address: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
     let classify = |source: io::Error| match source.raw_os_error() {
         Some(libc::EACCES | libc::EPERM) => BindError::PermissionDenied(address),
         Some(libc::EADDRINUSE) => BindError::InUse(address),
@@ -42,5 +42,5 @@ pub fn bind_server_socket(address: SocketAddr) -> Result<TimestampedSocket, Bind
     }
     socket.set_nonblocking(true).map_err(classify)?;
     socket.bind(&address.into()).map_err(classify)?;
-    TimestampedSocket::new(socket.into()).map_err(classify)
+    Ok(socket.into())
 }

@@ -10,7 +10,7 @@ pub struct StatusSnapshot {
     /// Serving time from synchronised sources.
     pub synchronised: bool,
     /// "synchronised", "local clock" or "unsynchronised".
-    pub state: String,
+    pub status: String,
     /// Why not synchronised (or why on the local clock).
     pub reason: Option<String>,
     pub stratum: u8,
@@ -35,14 +35,20 @@ pub struct StatusSnapshot {
     pub last_update_seconds_ago: Option<f64>,
     pub uptime_seconds: f64,
     pub requests: RequestCounters,
-    pub sources: Vec<SourceStatus>,
+    /// The upstream sources, pool members one by one.
+    pub peers: Vec<SourceStatus>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCounters {
     pub received: u64,
     pub answered: u64,
+    /// Malformed, not requests, or from port 0.
     pub ignored: u64,
+    /// Refused by access control.
+    pub denied: u64,
+    /// Over their client's rate limit.
+    pub rate_limited: u64,
 }
 
 /// One upstream server as the status reports it.
@@ -57,6 +63,9 @@ pub struct SourceStatus {
     pub fallback: bool,
     /// "system peer", "candidate", "outlier", "falseticker", "unreachable" or "unusable".
     pub state: String,
+    /// ntpq's tally code for the state: `*` system peer, `+` candidate, `-` outlier,
+    /// `x` falseticker, space otherwise.
+    pub tally: String,
     /// Why unusable, when it is.
     pub detail: Option<String>,
     /// Reachability register in octal, as ntpq prints it.
@@ -69,4 +78,14 @@ pub struct SourceStatus {
     pub jitter_seconds: Option<f64>,
     /// Seconds since its last usable sample.
     pub last_sample_seconds_ago: Option<f64>,
+}
+
+/// One client of the server as `syhub-ntp clients` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientStatus {
+    pub address: String,
+    pub requests: u32,
+    pub rate_limited: u32,
+    pub last_seen_seconds_ago: u32,
+    pub first_seen_seconds_ago: u32,
 }

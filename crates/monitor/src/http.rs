@@ -1,0 +1,146 @@
+//! The HTTP surface: the JSON API (`/api/ntp/status`, `/peers`, `/history`), Prometheus
+//! `/metrics`, `/healthz` and the dashboard page at `/`, all read from the status snapshot.
+
+use crate::history::History;
+use crate::prometheus;
+use crate::status::StatusSnapshot;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The dashboard, shipped inside the binary.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {address}: {source}")]
+pub struct HttpBindError {
+    pub address: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    pub status: watch::Receiver<StatusSnapshot>,
+    pub history: Arc<Mutex<History>>,
+}
+
+/// Binds every address now, so an address in use is reported at start.
+pub fn bind(addresses: &[SocketAddr]) -> Result<Vec<std::net::TcpListener>, HttpBindError> {
+    addresses
+        .iter()
+        .map(|&address| {
+            let listener = std::net::TcpListener::bind(address)
+                .map_err(|source| HttpBindError { address, source })?;
+            listener.set_nonblocking(true).map_err(|source| HttpBindError { address, source })?;
+            Ok(listener)
+        })
+        .collect()
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/api/ntp/status", get(status))
+        .route("/api/ntp/peers", get(peers))
+        .route("/api/ntp/history", get(history))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// Serves on `listeners` until cancelled.
+pub async fn serve(
+    listeners: Vec<std::net::TcpListener>,
+    state: HttpState,
+    cancel: CancellationToken,
+) {
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { continue };
+        let app = router(state.clone());
+        let cancel = cancel.clone();
+        servers.spawn(async move {
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
+            if let Err(error) = served {
+                tracing::warn!("HTTP server stopped: {error}");
+            }
+        });
+    }
+    while servers.join_next().await.is_some() {}
+}
+
+async fn dashboard() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<HttpState>) -> Json<StatusSnapshot> {
+    Json(state.status.borrow().clone())
+}
+
+async fn peers(State(state): State<HttpState>) -> Json<Vec<crate::status::SourceStatus>> {
+    Json(state.status.borrow().peers.clone())
+}
+
+async fn history(State(state): State<HttpState>) -> Response {
+    let body = match state.history.lock() {
+        Ok(history) => serde_json::to_string(&*history).unwrap_or_default(),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    let body = prometheus::render(&state.status.borrow());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn healthz(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    let synchronised = state.status.borrow().synchronised;
+    Json(serde_json::json!({ "ok": true, "synchronised": synchronised }))
+}
+
+/// Samples the status into `history` every history interval until cancelled, starting with the
+/// first status the daemon publishes.
+pub async fn record_history(
+    mut status: watch::Receiver<StatusSnapshot>,
+    history: Arc<Mutex<History>>,
+    cancel: CancellationToken,
+) {
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        first = status.wait_for(|s| !s.version.is_empty()) => if first.is_err() { return },
+    }
+    let interval =
+        history.lock().map(|h| h.interval()).unwrap_or(std::time::Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticks.tick() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let snapshot = status.borrow().clone();
+                // A status that was never filled in (start-up) is not history.
+                if !snapshot.version.is_empty()
+                    && let Ok(mut history) = history.lock()
+                {
+                    history.record(now, &snapshot);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Every monitoring surface against the real thing: the CLI over the control socket, the HTTP
+//! API with curl, the dashboard in headless Chromium, and MQTT through a Mosquitto broker the
+//! test starts — all in network namespaces of the test's own.
+
+use std::time::Duration;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+/// A hub namespace with two chronyd upstreams (stratum 3) at 10.201.1.2 and 10.201.2.2.
+fn hub_with_two_upstreams(label: &str) -> (NetNs, Vec<(NetNs, Chronyd)>) {
+    let hub = NetNs::new(label);
+    let upstreams = (1..=2)
+        .map(|i| {
+            let upstream = NetNs::new(&format!("{label}{i}"));
+            hub.link(
+                (&format!("up{i}"), &format!("10.201.{i}.1/24")),
+                &upstream,
+                ("eth0", &format!("10.201.{i}.2/24")),
+            );
+            let chronyd = Chronyd::server(&upstream, 123, 3);
+            (upstream, chronyd)
+        })
+        .collect();
+    (hub, upstreams)
+}
+
+fn sources() -> String {
+    (1..=2)
+        .map(|i| format!("[[source]]\nmode = \"server\"\naddress = \"10.201.{i}.2\"\nminpoll = 1\nmaxpoll = 1\n\n"))
+        .collect()
+}
+
+/// Runs `syhub-ntp ARGS --socket SOCKET` and returns (exit code, stdout).
+fn cli(daemon: &Daemon, args: &[&str]) -> (i32, String) {
+    let socket = daemon.dir().join("control.sock");
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--socket", path_str(&socket)]);
+    let output = run_with_timeout(
+        {
+            let mut command = std::process::Command::new(SYHUB_NTP);
+            command.args(&full);
+            command
+        },
+        Duration::from_secs(10),
+    );
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn the_cli_reports_status_peers_sync_and_clients() {
+    let (hub, _upstreams) = hub_with_two_upstreams("cli");
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &test_config(&["127.0.0.1:123"], &sources(), ""));
+    daemon.wait_for_status(Duration::from_secs(20), "synchronised with both sources", |s| {
+        s["synchronised"] == true
+            && s["peers"].as_array().is_some_and(|p| p.iter().all(|p| p["reach"] != "0"))
+    });
+
+    let (code, text) = cli(&daemon, &["status"]);
+    assert_eq!(code, 0);
+    for line in [
+        "state            synchronised",
+        "stratum          4",
+        "system offset",
+        "frequency",
+        "root dispersion",
+        "clock mode       observe",
+        "uptime",
+        "requests",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+
+    let (code, text) = cli(&daemon, &["peers"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("  remote")
+            && lines[0].contains("refid")
+            && lines[0].contains("reach")
+            && lines[0].ends_with("jitter"),
+        "{text}"
+    );
+    assert!(lines[1].chars().all(|c| c == '='), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("*10.201.")), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("+10.201.")), "{text}");
+    // Columns line up: every row is as long as the header or longer only in the last column.
+    let reach_column = lines[0].find("reach").unwrap();
+    assert!(
+        lines[2..].iter().all(|l| l[..reach_column + 5].trim_end().len() > reach_column),
+        "{text}"
+    );
+    let (_, json) = cli(&daemon, &["peers", "--json"]);
+    let peers: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(peers.as_array().unwrap().len(), 2);
+    assert!(peers.as_array().unwrap().iter().any(|p| p["tally"] == "*"));
+
+    let (code, text) = cli(&daemon, &["sync-check"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.starts_with("synchronised to 10.201.") && text.contains("stratum 4"), "{text}");
+
+    // Clients the server answered show up, busiest first.
+    for _ in 0..3 {
+        hub.run("ntpdig", &["-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    }
+    let (code, json) = cli(&daemon, &["clients", "--json"]);
+    assert_eq!(code, 0);
+    let clients: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(clients[0]["address"], "127.0.0.1");
+    assert!(clients[0]["requests"].as_u64().unwrap() >= 3);
+    let (_, text) = cli(&daemon, &["clients"]);
+    assert!(text.lines().nth(2).is_some_and(|l| l.starts_with("127.0.0.1")), "{text}");
+    daemon.stop();
+}
+
+#[test]
+fn sync_check_says_not_synchronised_and_daemon_unreachable() {
+    let ns = NetNs::new("check");
+    let daemon =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], "", "enabled = false\n"));
+    let (code, text) = cli(&daemon, &["sync-check"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.starts_with("unsynchronised: "), "{text}");
+    let (code, json) = cli(&daemon, &["sync-check", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap()["synchronised"], false);
+    daemon.stop();
+    let output = run_with_timeout(
+        {
+            let mut command = std::process::Command::new(SYHUB_NTP);
+            command.args(["sync-check", "--socket", "/nonexistent/control.sock"]);
+            command
+        },
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the daemon"));
+}
+
+fn curl(ns: &NetNs, url: &str) -> String {
+    let output = ns.run("curl", &["-sSf", "--max-time", "5", url], Duration::from_secs(10));
+    assert!(output.status.success(), "curl {url}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn http_api_metrics_and_the_dashboard_in_chromium() {
+    let (hub, _upstreams) = hub_with_two_upstreams("http");
+    let config = test_config(&["127.0.0.1:123"], &sources(), "")
+        + "\n[http]\nlisten = [\"127.0.0.1:8123\"]\n";
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &config);
+    daemon.wait_for_status(Duration::from_secs(20), "synchronised", |s| s["synchronised"] == true);
+
+    let status: serde_json::Value =
+        serde_json::from_str(&curl(&hub, "http://127.0.0.1:8123/api/ntp/status")).unwrap();
+    assert_eq!(status["status"], "synchronised");
+    assert_eq!(status["peers"].as_array().unwrap().len(), 2);
+    let peers: serde_json::Value =
+        serde_json::from_str(&curl(&hub, "http://127.0.0.1:8123/api/ntp/peers")).unwrap();
+    assert_eq!(peers.as_array().unwrap().len(), 2);
+    let history: serde_json::Value =
+        serde_json::from_str(&curl(&hub, "http://127.0.0.1:8123/api/ntp/history")).unwrap();
+    assert_eq!(history["interval_seconds"], 30);
+    assert!(!history["points"].as_array().unwrap().is_empty(), "{history}");
+    let health: serde_json::Value =
+        serde_json::from_str(&curl(&hub, "http://127.0.0.1:8123/healthz")).unwrap();
+    assert_eq!(health["ok"], true);
+
+    let metrics = curl(&hub, "http://127.0.0.1:8123/metrics");
+    for needle in [
+        "syhub_ntp_synchronised 1",
+        "syhub_ntp_stratum 4",
+        "syhub_ntp_offset_seconds ",
+        "syhub_ntp_requests_total{result=\"answered\"}",
+        "syhub_ntp_source_reach{name=\"10.201.",
+    ] {
+        assert!(metrics.contains(needle), "{needle:?} missing from:\n{metrics}");
+    }
+    // Every sample parses as a number and every family is typed.
+    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        assert!(line.rsplit(' ').next().unwrap().parse::<f64>().is_ok(), "{line}");
+    }
+
+    // The dashboard, drawn by a real browser: both peers in the table, both lines plotted.
+    let dom = String::from_utf8(chromium(&hub, "http://127.0.0.1:8123/", &["--dump-dom"]).stdout)
+        .unwrap();
+    assert!(dom.contains("data-loaded=\"true\""), "the page never loaded its data:\n{dom}");
+    assert_eq!(dom.matches("<tr class=\"peer\"").count(), 2, "{dom}");
+    for line in ["offset-line", "jitter-line"] {
+        let start = dom.find(&format!("id=\"{line}\"")).unwrap_or_else(|| panic!("no {line}"));
+        let tag = &dom[dom[..start].rfind('<').unwrap()..start + dom[start..].find('>').unwrap()];
+        assert!(tag.contains(" d=\"M"), "{line} not drawn: {tag}");
+    }
+    let artefacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let flag = format!("--screenshot={}", path_str(&shot));
+    chromium(&hub, "http://127.0.0.1:8123/", &[&flag, "--window-size=1280,900"]);
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "no screenshot at {}",
+        shot.display()
+    );
+    daemon.stop();
+}
+
+/// Subscribes to `topics` on the broker at 127.0.0.1:1883 in `ns` and returns the first `count`
+/// messages as "topic payload" lines (at most `seconds` of waiting).
+fn subscribe(ns: &NetNs, topics: &[&str], count: usize, seconds: u64) -> Vec<String> {
+    let mut args = vec!["-h", "127.0.0.1", "-p", "1883", "-v"];
+    for topic in topics {
+        args.extend(["-t", topic]);
+    }
+    let count = count.to_string();
+    let wait = seconds.to_string();
+    args.extend(["-C", &count, "-W", &wait]);
+    let output = ns.run("mosquitto_sub", &args, Duration::from_secs(seconds + 5));
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
+    let ns = NetNs::new("mqtt");
+    let mut broker = Mosquitto::start(&ns, 1883);
+    let config = test_config(&["127.0.0.1:123"], "", "")
+        + "\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ninterval = 2\nhome_assistant = true\n";
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+
+    // Retained: a subscriber arriving now gets the status, availability and discovery at once.
+    let messages = subscribe(&ns, &["syhub/ntp/#", "homeassistant/#"], 6, 10);
+    let status = messages
+        .iter()
+        .find(|m| m.starts_with("syhub/ntp/status "))
+        .unwrap_or_else(|| panic!("no status in {messages:?}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&status["syhub/ntp/status ".len()..]).unwrap();
+    assert_eq!(
+        (json["status"].as_str(), json["stratum"].as_u64()),
+        (Some("local clock"), Some(10))
+    );
+    assert!(messages.contains(&"syhub/ntp/availability online".to_owned()), "{messages:?}");
+    let discovery: Vec<&String> =
+        messages.iter().filter(|m| m.starts_with("homeassistant/")).collect();
+    assert!(discovery.len() >= 4, "{messages:?}");
+    assert!(discovery.iter().any(|m| m.contains("\"state_topic\":\"syhub/ntp/status\"")));
+
+    // The broker goes away: NTP is served as before.
+    broker.process.stop_with(nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..3 {
+        let output = ns.run("ntpdig", &["-j", "-t", "2", "127.0.0.1"], Duration::from_secs(10));
+        assert!(output.status.success(), "NTP stopped while the broker was down");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    // It comes back: the daemon reconnects and publishes again.
+    let _broker = Mosquitto::start(&ns, 1883);
+    let messages = subscribe(&ns, &["syhub/ntp/status"], 1, 90);
+    assert!(messages.first().is_some_and(|m| m.starts_with("syhub/ntp/status {")), "{messages:?}");
+    let log = daemon.stop();
+    assert!(log.contains("MQTT broker mqtt://127.0.0.1:1883 unavailable"), "{log}");
+    assert!(log.matches("MQTT connected").count() >= 2, "{log}");
+}
