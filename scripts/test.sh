@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, runnable on a fresh Debian 12 machine as root: installs the real NTP
-# implementations the tests talk to (without starting their services), then checks formatting and
+# The whole test suite, runnable on a fresh Debian 12 machine as root: installs the real programs
+# the tests talk to (NTP clients and servers, Mosquitto, Chromium, curl; without starting their
+# services), then checks formatting and
 # lints and runs every unit, property and integration test. Integration tests create network
 # namespaces and run every daemon under `setpriv --bounding-set -sys_time`, so nothing here can
 # change the system clock.

@@ -76,7 +76,7 @@ fn the_cli_reports_status_peers_sync_and_clients() {
     assert_eq!(code, 0);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("  remote")
+        lines[0].starts_with(" remote")
             && lines[0].contains("refid")
             && lines[0].contains("reach")
             && lines[0].ends_with("jitter"),

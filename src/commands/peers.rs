@@ -25,7 +25,7 @@ pub fn run(args: PeersArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut table = Table::new(
-        &["  remote", "refid", "st", "t", "when", "poll", "reach", "delay", "offset", "jitter"],
+        &[" remote", "refid", "st", "t", "when", "poll", "reach", "delay", "offset", "jitter"],
         &["st", "when", "poll", "reach", "delay", "offset", "jitter"],
     );
     let mut pools_shown: Vec<&str> = Vec::new();
@@ -35,7 +35,7 @@ pub fn run(args: PeersArgs) -> ExitCode {
             let poll = format!("{}", 1u64 << peer.poll_log2.clamp(0, 40));
             table.row(
                 vec![
-                    format!("  {}", peer.name),
+                    format!(" {}", peer.name),
                     ".POOL.".into(),
                     "16".into(),
                     "p".into(),

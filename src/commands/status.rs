@@ -42,8 +42,11 @@ fn print_status(status: &StatusSnapshot) {
         (
             "reference",
             match peer {
-                Some(peer) => format!("{} ({}, {})", status.reference_id, peer.name, peer.address),
-                None => status.reference_id.clone(),
+                // The configured name when it is one; an address says it all already.
+                Some(peer) if peer.name.parse::<std::net::IpAddr>().is_err() => {
+                    format!("{} ({})", status.reference_id, peer.name)
+                }
+                _ => status.reference_id.clone(),
             },
         ),
         (
