@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Debian packages the tests need: real clients and servers, and the namespace tools.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

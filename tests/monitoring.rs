@@ -263,3 +263,94 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
     assert!(log.contains("MQTT broker mqtt://127.0.0.1:1883 unavailable"), "{log}");
     assert!(log.matches("MQTT connected").count() >= 2, "{log}");
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
+fn make_certificates(dir: &TempDir) {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir.0)
+            .output()
+            .expect("openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    dir.write("san.ext", "subjectAltName=IP:127.0.0.1\n");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn mqtt_over_tls_with_a_private_ca() {
+    let ns = NetNs::new("mqtts");
+    let certificates = TempDir::new("mqtts");
+    make_certificates(&certificates);
+    let file = |name: &str| path_str(&certificates.0.join(name)).to_owned();
+    let tls_listener = format!(
+        "listener 8883 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+        file("ca.pem"),
+        file("server.pem"),
+        file("server.key")
+    );
+    let _broker = Mosquitto::start_with(&ns, 1883, &tls_listener);
+    let config = test_config(&["127.0.0.1:123"], "", "")
+        + &format!(
+            "\n[mqtt]\nurl = \"mqtts://127.0.0.1:8883\"\nca_file = \"{}\"\ninterval = 2\n",
+            file("ca.pem")
+        );
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+    // Published over TLS, read back on the broker's plain listener.
+    let messages = subscribe(&ns, &["syhub/ntp/status"], 1, 15);
+    assert!(
+        messages.first().is_some_and(|m| m.starts_with("syhub/ntp/status {")),
+        "{messages:?}\n{}",
+        daemon.process.log()
+    );
+    let log = daemon.stop();
+    assert!(log.contains("MQTT connected to mqtts://127.0.0.1:8883"), "{log}");
+}

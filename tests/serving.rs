@@ -353,6 +353,14 @@ fn invalid_config_starts_nothing_and_names_file_line_and_key() {
         Duration::from_secs(10),
     );
     assert_eq!(output.status.code(), Some(1));
+    let json = ns.run(
+        SYHUB_NTP,
+        &["config", "check", "--json", "--config", path_str(&config)],
+        Duration::from_secs(10),
+    );
+    let verdict: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON verdict");
+    assert_eq!(verdict["valid"], false);
+    assert!(verdict["error"].as_str().unwrap().contains("stratum 42"));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&expected));
 
     let good = dir.write_config("good.toml", &config_on_port_123(""));

@@ -18,6 +18,9 @@ pub struct CheckArgs {
     /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default when it does not exist]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Print the verdict as JSON: {"valid": true, "source": ...} or {"valid": false, "error": ...}
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(command: ConfigCommand) -> ExitCode {
@@ -27,9 +30,20 @@ pub fn run(command: ConfigCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         ConfigCommand::Check(args) => match Config::load(args.config.as_deref()) {
+            Ok(loaded) if args.json => {
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "source": loaded.source.to_string() })
+                );
+                ExitCode::SUCCESS
+            }
             Ok(loaded) => {
                 println!("config OK: {}", loaded.source);
                 ExitCode::SUCCESS
+            }
+            Err(error) if args.json => {
+                println!("{}", serde_json::json!({ "valid": false, "error": error.to_string() }));
+                ExitCode::from(super::EXIT_FAILURE)
             }
             Err(error) => super::fail(error),
         },

@@ -435,9 +435,16 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(ns: &NetNs, port: u16) -> Self {
+        Self::start_with(ns, port, "")
+    }
+
+    /// With `extra` appended to its configuration (another listener, TLS files).
+    pub fn start_with(ns: &NetNs, port: u16, extra: &str) -> Self {
         let dir = TempDir::new("mosquitto");
-        let config =
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+        let config = format!(
+            "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
+             listener {port} 127.0.0.1\n{extra}"
+        );
         let path = dir.write("mosquitto.conf", &config);
         let mut command = ns.command("mosquitto");
         command.args(["-v", "-c"]).arg(&path);
