@@ -1,11 +1,13 @@
 //! The syhub-ntp daemon: loads the config, opens sockets with kernel timestamps and drives the
 //! protocol core from tokio tasks on a single-threaded runtime.
 
+pub mod access;
 pub mod config;
 pub mod control;
 pub mod drift;
 pub mod log_limit;
 pub mod net;
+pub mod privileges;
 pub mod query;
 pub mod runtime;
 pub mod server;

@@ -1,12 +1,14 @@
 //! Starting and stopping the daemon: ordered start (sockets, clock, drift, synchroniser, tasks),
 //! one cancellation token, and a clean stop in reverse on SIGTERM or SIGINT.
 
+use crate::access;
 use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
 use crate::control;
 use crate::control::ControlContext;
 use crate::drift;
 use crate::net::{BindError, TimestampedSocket, bind_server_socket};
-use crate::server::{ServerCounters, ServingContext, serve};
+use crate::privileges::{PrivilegeError, drop_privileges};
+use crate::server::{ServerCounters, ServingContext, ServingPolicy, serve};
 use crate::system::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ pub enum RunError {
     NothingBound,
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
     #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
     Panic { offset: f64 },
 }
@@ -124,6 +128,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
     }
     let kernel_synchronised = control.kernel_synchronised().unwrap_or(false);
+
+    // Everything that needs root is done (ports, sockets, clock control, files): give it up before
+    // any other thread exists, keeping CAP_SYS_TIME only to steer.
+    let monitoring = prepare_monitoring(&config);
+    let privileges = drop_privileges(&config.server.user, clock_mode == ClockMode::Steering)?;
+    if let Some(user) = &privileges.user {
+        tracing::info!(
+            "running as {user} with {}",
+            if privileges.sys_time { "CAP_SYS_TIME only" } else { "no capabilities" }
+        );
+    }
+
     let sync = Synchroniser::new(
         SyncConfig {
             discipline: DisciplineConfig {
@@ -151,8 +167,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let (status_sender, status) = watch::channel(StatusSnapshot::default());
     let counters = Arc::new(ServerCounters::default());
     let origin = Instant::now();
-    let clients =
-        Arc::new(Mutex::new(ClientLog::new(CLIENT_LOG_CAPACITY, getrandom::u64().unwrap_or(0))));
+    let clients = Arc::new(Mutex::new(ClientLog::new(
+        config.server.rate_limit.clients,
+        getrandom::u64().unwrap_or(0),
+    )));
     let addresses: Vec<String> =
         sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
     let snapshot = sync.snapshot();
@@ -169,8 +187,19 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     });
 
     let mut tasks = JoinSet::new();
+    let local = access::local_networks();
+    let (access_sender, access_list) =
+        watch::channel(Arc::new(access::build(&config.server, &local)));
+    tasks.spawn(access::keep_current(config.server.clone(), local, access_sender, cancel.clone()));
+    let rate = &config.server.rate_limit;
     let serving = ServingContext {
         system: system_snapshot,
+        access: access_list,
+        policy: ServingPolicy {
+            deny_action: config.server.deny_action,
+            rate_limit: rate.enabled.then_some(rate.limit),
+            rate_action: rate.action,
+        },
         clock: clock.clone(),
         counters: counters.clone(),
         clients: clients.clone(),
@@ -187,7 +216,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
-    start_monitoring(&config, &status, &mut tasks, &cancel);
+    start_monitoring(monitoring, &status, &mut tasks, &cancel);
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
          {} source(s), control socket {}",
@@ -251,29 +280,23 @@ fn spawn_serving_thread(
     })
 }
 
-/// Clients remembered for `syhub-ntp clients`.
-const CLIENT_LOG_CAPACITY: usize = 4096;
+/// The monitoring surfaces, made ready while still privileged: HTTP ports bound, the MQTT
+/// password read (it may be readable by root only).
+struct Monitoring {
+    http: Option<Vec<std::net::TcpListener>>,
+    mqtt: Option<MqttSettings>,
+}
 
-/// The HTTP API, dashboard, metrics and history, and MQTT: each only reads the status, and a
-/// failure in any of them is logged and leaves the time service alone.
-fn start_monitoring(
-    config: &Config,
-    status: &watch::Receiver<StatusSnapshot>,
-    tasks: &mut JoinSet<()>,
-    cancel: &CancellationToken,
-) {
-    let history = Arc::new(Mutex::new(History::day()));
-    tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
-    if !config.http.listen.is_empty() {
-        match http::bind(&config.http.listen) {
-            Ok(listeners) => {
-                let state = HttpState { status: status.clone(), history };
-                tasks.spawn(http::serve(listeners, state, cancel.clone()));
-            }
-            Err(error) => tracing::warn!("{error}; the dashboard, API and /metrics are off"),
+fn prepare_monitoring(config: &Config) -> Monitoring {
+    let http = match http::bind(&config.http.listen) {
+        Ok(listeners) if !listeners.is_empty() => Some(listeners),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!("{error}; the dashboard, API and /metrics are off");
+            None
         }
-    }
-    if let Some(broker) = &config.mqtt.broker {
+    };
+    let mqtt = config.mqtt.broker.as_ref().and_then(|broker| {
         let password = match &config.mqtt.password_file {
             None => None,
             Some(path) => match std::fs::read_to_string(path) {
@@ -283,11 +306,11 @@ fn start_monitoring(
                         "cannot read the MQTT password file {}: {error}; MQTT is off",
                         path.display()
                     );
-                    return;
+                    return None;
                 }
             },
         };
-        let settings = MqttSettings {
+        Some(MqttSettings {
             broker: broker.clone(),
             username: config.mqtt.username.clone(),
             password,
@@ -295,7 +318,26 @@ fn start_monitoring(
             interval: std::time::Duration::from_secs(config.mqtt.interval),
             home_assistant: config.mqtt.home_assistant,
             ca_file: config.mqtt.ca_file.clone(),
-        };
+        })
+    });
+    Monitoring { http, mqtt }
+}
+
+/// The HTTP API, dashboard, metrics and history, and MQTT: each only reads the status, and a
+/// failure in any of them is logged and leaves the time service alone.
+fn start_monitoring(
+    monitoring: Monitoring,
+    status: &watch::Receiver<StatusSnapshot>,
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+) {
+    let history = Arc::new(Mutex::new(History::day()));
+    tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
+    if let Some(listeners) = monitoring.http {
+        let state = HttpState { status: status.clone(), history };
+        tasks.spawn(http::serve(listeners, state, cancel.clone()));
+    }
+    if let Some(settings) = monitoring.mqtt {
         let (status, cancel) = (status.clone(), cancel.clone());
         tasks.spawn(async move {
             if let Err(error) = mqtt::run(settings, status, cancel).await {

@@ -1,12 +1,17 @@
 //! The serving loop: receive a request with its kernel timestamp, let the protocol core answer it,
 //! stamp the transmit time and send the reply from the address the request came to.
 
+use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::net::TimestampedSocket;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
-use syhub_ntp_proto::server::{Answer, ClientLog, Ignored, SystemSnapshot, answer};
+use syhub_ntp_proto::packet::ReferenceId;
+use syhub_ntp_proto::server::{
+    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer, answer_kiss,
+};
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -21,6 +26,10 @@ pub struct ServerCounters {
     pub received: AtomicU64,
     pub answered: AtomicU64,
     pub ignored: AtomicU64,
+    /// Refused by access control.
+    pub denied: AtomicU64,
+    /// Over their client's rate limit.
+    pub rate_limited: AtomicU64,
     pub send_errors: AtomicU64,
 }
 
@@ -29,20 +38,45 @@ pub struct ServerCounters {
 pub struct ServingContext {
     /// What the server advertises, published by the system task.
     pub system: watch::Receiver<SystemSnapshot>,
+    /// Who may ask, republished when the hub's subnets change.
+    pub access: watch::Receiver<Arc<AccessList>>,
+    pub policy: ServingPolicy,
     pub clock: Arc<dyn Clock>,
     pub counters: Arc<ServerCounters>,
-    /// Who asked, for `syhub-ntp clients` (and rate limiting).
+    /// Who asked: for `syhub-ntp clients` and rate limiting.
     pub clients: Arc<Mutex<ClientLog>>,
     /// The daemon's start, origin of its monotonic time.
     pub origin: Instant,
 }
 
+/// How refused and too-frequent clients are treated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServingPolicy {
+    pub deny_action: Refusal,
+    /// `None`: no rate limit.
+    pub rate_limit: Option<RateLimit>,
+    pub rate_action: Refusal,
+}
+
+/// A client gets at most one kiss-o'-death this often, seconds.
+const KISS_INTERVAL: u32 = 8;
+
+/// What becomes of one datagram before the protocol core sees it.
+enum Gate {
+    Pass,
+    /// Refused: answer with this kiss code if the policy and the kiss limit allow, else drop.
+    Refuse(Option<ReferenceId>),
+}
+
 /// Serves one socket until cancelled.
 pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: CancellationToken) {
-    let ServingContext { system, clock, counters, clients, origin } = context;
+    let ServingContext { system, access, policy, clock, counters, clients, origin } = context;
     let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
     let mut request = [0u8; RECEIVE_BUFFER_LEN];
     let mut reply = [0u8; RECEIVE_BUFFER_LEN];
+    // The least poll a rate-limited client is asked for: the average interval.
+    let kiss_poll =
+        policy.rate_limit.map_or(6, |l| l.average.max(1.0).log2().ceil().clamp(0.0, 17.0) as i8);
     loop {
         let received = tokio::select! {
             biased;
@@ -61,12 +95,27 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
             }
         };
         counters.received.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut clients) = clients.lock() {
-            clients.record(Monotonic::from_duration(origin.elapsed()), received.peer.ip());
-        }
         // Port 0 cannot be answered and is a classic reflection trick; truncated data is malformed.
         if received.peer.port() == 0 || received.truncated {
             counters.ignored.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let gate = admit(received.peer.ip(), origin, &access, &policy, &clients, &counters);
+        if let Gate::Refuse(kiss) = gate {
+            if let Some(len) = kiss
+                .and_then(|code| answer_kiss(&request[..received.len], code, kiss_poll, &mut reply))
+            {
+                // A kiss carries no time of ours: nothing to stamp.
+                let _ = socket
+                    .send_stamped(
+                        &mut reply[..len],
+                        received.peer,
+                        received.arrived_on,
+                        clock.as_ref(),
+                        |_, _| {},
+                    )
+                    .await;
+            }
             continue;
         }
         let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
@@ -98,4 +147,33 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
             }
         }
     }
+}
+
+/// Records the client, then applies access control and its rate limit.
+fn admit(
+    address: IpAddr,
+    origin: Instant,
+    access: &watch::Receiver<Arc<AccessList>>,
+    policy: &ServingPolicy,
+    clients: &Mutex<ClientLog>,
+    counters: &ServerCounters,
+) -> Gate {
+    let now = Monotonic::from_duration(origin.elapsed());
+    let Ok(mut clients) = clients.lock() else { return Gate::Pass };
+    let index = clients.record(now, address);
+    let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
+        let kiss = action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL);
+        Gate::Refuse(kiss.then_some(code))
+    };
+    if access.borrow().check(address) == Access::Deny {
+        counters.denied.fetch_add(1, Ordering::Relaxed);
+        return refuse(&mut clients, policy.deny_action, ReferenceId::KISS_DENY);
+    }
+    if let Some(limit) = &policy.rate_limit
+        && !clients.within_limit(index, now, limit)
+    {
+        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return refuse(&mut clients, policy.rate_action, ReferenceId::KISS_RATE);
+    }
+    Gate::Pass
 }

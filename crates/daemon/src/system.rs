@@ -676,8 +676,8 @@ impl SystemTask {
                 received: self.counters.received.load(Ordering::Relaxed),
                 answered: self.counters.answered.load(Ordering::Relaxed),
                 ignored: self.counters.ignored.load(Ordering::Relaxed),
-                denied: 0,
-                rate_limited: 0,
+                denied: self.counters.denied.load(Ordering::Relaxed),
+                rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             },
             peers: sources,
         }

@@ -387,14 +387,14 @@ pub fn config_on_port_123(local: &str) -> String {
 }
 
 /// A daemon config for tests: listening on `listen`, with the `[[source]]` tables in `sources`
-/// (none if empty), `local` as the body of `[local]` (`mode = "always"` if empty), observe mode,
-/// and its drift file and control socket in its own scratch directory.
+/// (none if empty), `local` as the body of `[local]` (`mode = "always"` if empty), observe mode, no
+/// rate limit (tests ask often), and its drift file and control socket in its own scratch directory.
 pub fn test_config(listen: &[&str], sources: &str, local: &str) -> String {
     let listen: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
     let sources = if sources.is_empty() { "source = []\n".to_owned() } else { sources.to_owned() };
     let local = if local.is_empty() { "mode = \"always\"\n" } else { local };
     format!(
-        "{sources}\n[server]\nlisten = [{}]\n\n[clock]\nmode = \"observe\"\ndrift_file = \"@DIR@/drift\"\n\n\
+        "{sources}\n[server]\nlisten = [{}]\n\n[server.rate_limit]\nenabled = false\n\n[clock]\nmode = \"observe\"\ndrift_file = \"@DIR@/drift\"\n\n\
          [local]\n{local}\n\n[control]\nsocket = \"@DIR@/control.sock\"\n",
         listen.join(", ")
     )

@@ -14,7 +14,9 @@ pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
 pub use local::{LocalConfig, LocalMode, LocalStratum};
 pub use monitor::{HttpConfig, MqttConfig};
-pub use server::{ListenAddresses, ServerConfig};
+pub use server::{
+    AccessRule, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal, ServerConfig,
+};
 pub use source::{SourceConfig, SourceMode, default_sources};
 
 use serde::Deserialize;

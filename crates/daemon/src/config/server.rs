@@ -1,24 +1,145 @@
-//! `[server]`: the addresses the server listens on, checked so that each can really be bound.
+//! `[server]`: the addresses the server listens on (checked so that each can really be bound),
+//! whom it answers, how often, and the user it runs as.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
+use syhub_ntp_proto::server::{Prefix, RateLimit};
 
 /// `[server]`: where and how to serve time.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// UDP addresses to listen on; no duplicates.
     pub listen: ListenAddresses,
+    /// Who may ask: prefixes, plus `local` for the hub's own on-link subnets.
+    pub allow: Vec<AccessRule>,
+    pub deny: Vec<AccessRule>,
+    /// What a denied client gets.
+    pub deny_action: Refusal,
+    pub rate_limit: RateLimitConfig,
+    /// The account to run as once the sockets are bound; "" keeps the one started as.
+    pub user: String,
 }
+
+/// The account the daemon switches to when started as root and it exists.
+pub const DEFAULT_USER: &str = "syhub-ntp";
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let allow = [
+            "127.0.0.0/8",
+            "::1",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "fc00::/7",
+            "fe80::/10",
+            "local",
+        ];
         Self {
             listen: ListenAddresses(vec![
                 SocketAddr::from(([0, 0, 0, 0], 123)),
                 SocketAddr::from(([0u16; 8], 123)),
             ]),
+            allow: allow.iter().filter_map(|rule| rule.parse().ok()).collect(),
+            deny: Vec::new(),
+            deny_action: Refusal::Drop,
+            rate_limit: RateLimitConfig::default(),
+            user: DEFAULT_USER.into(),
         }
+    }
+}
+
+/// An access rule: an address prefix, or `local` for the subnets on the hub's own interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AccessRule {
+    Prefix(Prefix),
+    LocalNetworks,
+}
+
+impl std::str::FromStr for AccessRule {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "local" { Ok(Self::LocalNetworks) } else { text.parse().map(Self::Prefix) }
+    }
+}
+
+impl TryFrom<String> for AccessRule {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+/// What a refused client gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refusal {
+    /// Nothing.
+    #[default]
+    Drop,
+    /// A kiss-o'-death, at most one per client every 8 s.
+    Kod,
+}
+
+/// `[server.rate_limit]`: per-client limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawRateLimit")]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub limit: RateLimit,
+    /// What a client over its limit gets.
+    pub action: Refusal,
+    /// Client addresses remembered; the least recently seen make room.
+    pub clients: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true, limit: RateLimit::default(), action: Refusal::Kod, clients: 65_536 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    enabled: Option<bool>,
+    average: Option<f64>,
+    minimum: Option<f64>,
+    burst: Option<f64>,
+    action: Option<Refusal>,
+    clients: Option<i64>,
+}
+
+impl TryFrom<RawRateLimit> for RateLimitConfig {
+    type Error = String;
+    fn try_from(raw: RawRateLimit) -> Result<Self, String> {
+        let default = Self::default();
+        let seconds = |name: &str, value: Option<f64>, fallback: f64| match value {
+            None => Ok(fallback),
+            Some(v) if v.is_finite() && (0.0..=3600.0).contains(&v) => Ok(v),
+            Some(v) => Err(format!("{name} = {v}: expected 0 to 3600 seconds")),
+        };
+        let average = seconds("average", raw.average, default.limit.average)?.max(1e-3);
+        let minimum = seconds("minimum", raw.minimum, default.limit.minimum)?;
+        let burst = match raw.burst {
+            None => default.limit.burst,
+            Some(b) if b.is_finite() && (1.0..=1000.0).contains(&b) => b,
+            Some(b) => return Err(format!("burst = {b}: expected 1 to 1000 requests")),
+        };
+        let clients = match raw.clients {
+            None => default.clients,
+            Some(n @ 16..=4_194_304) => n as usize,
+            Some(n) => return Err(format!("clients = {n}: expected 16 to 4194304 addresses")),
+        };
+        Ok(Self {
+            enabled: raw.enabled.unwrap_or(default.enabled),
+            limit: RateLimit { average, minimum, burst },
+            action: raw.action.unwrap_or(default.action),
+            clients,
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 //! before sending.
 
 use super::SystemSnapshot;
-use crate::packet::{CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket};
+use crate::packet::{
+    CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket, ReferenceId,
+};
 use crate::time::NtpShort;
 use crate::time::NtpTimestamp;
 
@@ -101,4 +103,38 @@ pub fn answer(
     // A crypto-NAK is a MAC with key id 0 and no digest.
     nak_out.fill(0);
     Answer::Reply(Reply { len })
+}
+
+/// A kiss-o'-death (RFC 5905 section 7.4) for `request`: stratum 0, leap 3, `code` (`RATE`,
+/// `DENY`, `RSTR`) as the reference id, and the request's own transmit time in every timestamp, so
+/// it tells the client nothing of our clock. Version and mode are those of a normal answer; `poll`
+/// (log2 seconds) is the least poll interval asked for, never less than the client's. Returns the
+/// length written (48, never more than the request), or `None` when the packet would get no answer.
+pub fn answer_kiss(request: &[u8], code: ReferenceId, poll: i8, out: &mut [u8]) -> Option<usize> {
+    let packet = NtpPacket::decode(request).ok()?;
+    let request_header = packet.header;
+    let mode = match (request_header.mode, request_header.version) {
+        (Mode::Client, _) | (Mode::Unspecified, 1) => Mode::Server,
+        (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
+        _ => return None,
+    };
+    let out: &mut [u8; HEADER_LEN] = out.get_mut(..HEADER_LEN)?.try_into().ok()?;
+    let echo = request_header.transmit_time;
+    NtpHeader {
+        leap: crate::packet::LeapIndicator::Unsynchronised,
+        version: request_header.version,
+        mode,
+        stratum: 0,
+        poll: request_header.poll.max(poll),
+        precision: 0,
+        root_delay: NtpShort::ZERO,
+        root_dispersion: NtpShort::ZERO,
+        reference_id: code,
+        reference_time: NtpTimestamp::ZERO,
+        origin_time: echo,
+        receive_time: echo,
+        transmit_time: echo,
+    }
+    .encode(out);
+    Some(HEADER_LEN)
 }

@@ -1,11 +1,13 @@
 //! The server side of NTP: the system state the server advertises and its answer to one request.
 
+mod access;
 mod answer;
 mod clients;
 mod system;
 
-pub use answer::{Answer, Ignored, Reply, answer};
-pub use clients::{ClientLog, ClientSummary};
+pub use access::{Access, AccessList, Prefix};
+pub use answer::{Answer, Ignored, Reply, answer, answer_kiss};
+pub use clients::{ClientIndex, ClientLog, ClientSummary, RateLimit};
 pub use system::{FREQUENCY_TOLERANCE, SystemSnapshot};
 
 #[cfg(test)]

@@ -182,3 +182,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_kiss_of_death_carries_the_code_and_no_time() {
+    let transmit = NtpTimestamp::from_parts(0xeb00_0002, 99);
+    let mut out = [0u8; 64];
+    let len = answer_kiss(&request(4, Mode::Client, transmit), ReferenceId::KISS_RATE, 6, &mut out)
+        .unwrap();
+    assert_eq!(len, 48);
+    let header = NtpPacket::decode(&out[..len]).unwrap().header;
+    assert_eq!(
+        (header.stratum, header.leap, header.mode),
+        (0, LeapIndicator::Unsynchronised, Mode::Server)
+    );
+    assert_eq!(header.reference_id, ReferenceId::KISS_RATE);
+    assert_eq!(header.poll, 6, "the client's poll 4 is raised to ours");
+    assert_eq!(
+        (header.origin_time, header.receive_time, header.transmit_time),
+        (transmit, transmit, transmit)
+    );
+    // Our own client reads it as the kiss it is.
+    let client = crate::client::ClientRequest::new(transmit);
+    assert_eq!(
+        crate::client::evaluate_response(&client, transmit, &out[..len], transmit),
+        Err(crate::client::ResponseError::Kiss(ReferenceId::KISS_RATE))
+    );
+    // Nothing for packets that get no answer at all.
+    assert_eq!(
+        answer_kiss(&request(4, Mode::Server, transmit), ReferenceId::KISS_DENY, 6, &mut out),
+        None
+    );
+    assert_eq!(answer_kiss(&[0u8; 20], ReferenceId::KISS_DENY, 6, &mut out), None);
+}

@@ -1,0 +1,123 @@
+//! The access list in force: the configured rules plus the subnets on the hub's own interfaces
+//! (`local`), re-read every minute and republished to the serving thread when they change.
+
+use crate::config::{AccessRule, ServerConfig};
+use nix::ifaddrs::getifaddrs;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use syhub_ntp_proto::server::{AccessList, Prefix};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How often the interfaces are read again.
+const REFRESH: Duration = Duration::from_secs(60);
+
+/// The subnets of the hub's own interface addresses (IPv4 and IPv6, link-local included).
+pub fn local_networks() -> Vec<Prefix> {
+    let Ok(interfaces) = getifaddrs() else { return Vec::new() };
+    let mut networks: Vec<Prefix> = interfaces
+        .filter_map(|interface| {
+            let address = interface.address?;
+            let netmask = interface.netmask?;
+            let (ip, length) =
+                if let (Some(a), Some(m)) = (address.as_sockaddr_in(), netmask.as_sockaddr_in()) {
+                    (IpAddr::V4(a.ip()), u32::from(m.ip()).count_ones())
+                } else if let (Some(a), Some(m)) =
+                    (address.as_sockaddr_in6(), netmask.as_sockaddr_in6())
+                {
+                    (IpAddr::V6(a.ip()), u128::from(m.ip()).count_ones())
+                } else {
+                    return None;
+                };
+            Prefix::new(ip, length as u8).ok()
+        })
+        .collect();
+    networks.sort_by_key(|p| p.to_string());
+    networks.dedup();
+    networks
+}
+
+/// The access list from `config`, with `local` standing for `local_networks`.
+pub fn build(config: &ServerConfig, local_networks: &[Prefix]) -> AccessList {
+    let expand = |rules: &[AccessRule]| -> Vec<Prefix> {
+        rules
+            .iter()
+            .flat_map(|rule| match rule {
+                AccessRule::Prefix(prefix) => vec![*prefix],
+                AccessRule::LocalNetworks => local_networks.to_vec(),
+            })
+            .collect()
+    };
+    AccessList::new(&expand(&config.allow), &expand(&config.deny))
+}
+
+/// Whether the rules mention `local` at all (else there is nothing to keep current).
+pub fn uses_local_networks(config: &ServerConfig) -> bool {
+    config.allow.iter().chain(&config.deny).any(|r| *r == AccessRule::LocalNetworks)
+}
+
+/// Re-reads the interfaces every minute and publishes a new list when the subnets change.
+pub async fn keep_current(
+    config: ServerConfig,
+    mut known: Vec<Prefix>,
+    publish: watch::Sender<Arc<AccessList>>,
+    cancel: CancellationToken,
+) {
+    if !uses_local_networks(&config) {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(REFRESH) => {}
+        }
+        let current = local_networks();
+        if current != known {
+            let shown: Vec<String> = current.iter().map(ToString::to_string).collect();
+            tracing::info!(
+                "the hub's own subnets are now {}; clients in them are allowed",
+                shown.join(", ")
+            );
+            publish.send_replace(Arc::new(build(&config, &current)));
+            known = current;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syhub_ntp_proto::server::Access;
+
+    #[test]
+    fn local_stands_for_the_interfaces_and_loopback_is_among_them() {
+        let networks = local_networks();
+        assert!(networks.iter().any(|p| p.to_string() == "127.0.0.0/8"), "{networks:?}");
+        let config =
+            ServerConfig { allow: vec![AccessRule::LocalNetworks], ..ServerConfig::default() };
+        let list = build(&config, &networks);
+        assert_eq!(list.check("127.0.0.1".parse().unwrap()), Access::Allow);
+        assert_eq!(list.check("203.0.113.1".parse().unwrap()), Access::Deny);
+    }
+
+    #[test]
+    fn the_default_allows_private_ranges_and_refuses_the_internet() {
+        let list = build(&ServerConfig::default(), &[]);
+        for allowed in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.178.20",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+        ] {
+            assert_eq!(list.check(allowed.parse().unwrap()), Access::Allow, "{allowed}");
+        }
+        for refused in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "100.64.0.1"] {
+            assert_eq!(list.check(refused.parse().unwrap()), Access::Deny, "{refused}");
+        }
+    }
+}
