@@ -9,18 +9,26 @@
 //! With constant delays `up` (to the server) and `down` (back) and
 //! [`server_shift`](RelayConfig::server_shift) `s`, an NTP client of an accurate server should
 //! find an offset of `s + (up - down) / 2` seconds: the shift is the truth, the asymmetry the
-//! error NTP cannot see. The relay itself adds a few tens of microseconds each way, about the same
-//! in both directions.
+//! error NTP cannot see. Delays count from the kernel's receive timestamp, so the relay's own
+//! wake-up latency is inside them; what it adds beyond that (it sends a little after a datagram is
+//! due, more when the machine is busy) it counts per direction as
+//! [`lateness`](DirectionStats::lateness).
 
 use std::collections::BTreeMap;
+use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use nix::sys::time::TimeSpec;
+use nix::time::{ClockId, clock_gettime};
 
 use crate::{NetNs, enter_netns};
 
@@ -87,6 +95,17 @@ pub struct DirectionStats {
     pub dropped: u64,
     /// Datagrams held back by the `reorder` setting (also counted as forwarded once sent).
     pub held_back: u64,
+    /// How much later than due the forwarded datagrams were sent, summed: the relay's own
+    /// scheduling error, which a test can take out of what it measures.
+    pub lateness: Duration,
+}
+
+impl DirectionStats {
+    /// The mean lateness of the datagrams forwarded between `earlier` and `self`.
+    pub fn mean_lateness_since(&self, earlier: &DirectionStats) -> Duration {
+        let forwarded = self.forwarded.saturating_sub(earlier.forwarded).max(1);
+        self.lateness.saturating_sub(earlier.lateness) / forwarded as u32
+    }
 }
 
 /// Datagram counts per direction since the relay started.
@@ -112,6 +131,7 @@ impl Relay {
     pub fn start(ns: &NetNs, listen: &str, upstream: SocketAddr, config: RelayConfig) -> Self {
         let socket = ns.udp_socket(listen);
         socket.set_nonblocking(true).expect("nonblocking socket");
+        stamp_arrivals(&socket);
         let listen = socket.local_addr().expect("relay address");
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -195,6 +215,7 @@ struct Counts {
     forwarded: AtomicU64,
     dropped: AtomicU64,
     held_back: AtomicU64,
+    late_nanos: AtomicU64,
 }
 
 impl Counts {
@@ -203,6 +224,7 @@ impl Counts {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             held_back: self.held_back.load(Ordering::Relaxed),
+            lateness: Duration::from_nanos(self.late_nanos.load(Ordering::Relaxed)),
         }
     }
 }
@@ -297,12 +319,16 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn send(self, counts: &[Counts; 2]) {
+    fn send(self, due: Instant, counts: &[Counts; 2]) {
         let counts = &counts[self.direction as usize];
         counts.forwarded.fetch_add(1, Ordering::Relaxed);
+        let late = Instant::now().saturating_duration_since(due);
         if self.socket.send_to(&self.bytes, self.to).is_err() {
             counts.forwarded.fetch_sub(1, Ordering::Relaxed);
             counts.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let late = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+            counts.late_nanos.fetch_add(late, Ordering::Relaxed);
         }
     }
 }
@@ -314,9 +340,9 @@ fn deliver(shared: &Shared) {
         let now = Instant::now();
         match queue.first_key_value().map(|(&(due, _), _)| due) {
             Some(due) if due <= now => {
-                let (_, outgoing) = queue.pop_first().expect("a due datagram");
+                let ((due, _), outgoing) = queue.pop_first().expect("a due datagram");
                 drop(queue);
-                outgoing.send(&shared.counts);
+                outgoing.send(due, &shared.counts);
                 queue = lock(&shared.queue);
             }
             Some(due) if due <= now + SPIN => {
@@ -335,6 +361,51 @@ fn deliver(shared: &Shared) {
                     .0;
             }
         }
+    }
+}
+
+/// Asks the kernel to timestamp each datagram `socket` receives.
+fn stamp_arrivals(socket: &UdpSocket) {
+    setsockopt(socket, sockopt::ReceiveTimestampns, &true).expect("kernel receive timestamps");
+}
+
+/// Reads one datagram from the non-blocking `socket`: its length, sender, and when the kernel
+/// received it, as an `Instant` (now, less how long ago that was by the real-time clock).
+fn receive_stamped(
+    socket: &UdpSocket,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Instant)> {
+    let mut control = nix::cmsg_space!(TimeSpec);
+    let mut iov = [IoSliceMut::new(buffer)];
+    let message = recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )?;
+    let now = Instant::now();
+    let from = message.address.and_then(|address| socket_addr_of(&address)).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "datagram without a sender")
+    })?;
+    let kernel = message.cmsgs().ok().into_iter().flatten().find_map(|cmsg| match cmsg {
+        ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+        _ => None,
+    });
+    let received = kernel
+        .and_then(|stamp| {
+            let realtime = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
+            let age = Duration::try_from(realtime - stamp).ok()?;
+            now.checked_sub(age.min(STOP_CHECK))
+        })
+        .unwrap_or(now);
+    Ok((message.bytes, from, received))
+}
+
+fn socket_addr_of(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        Some(SocketAddr::from((v4.ip(), v4.port())))
+    } else {
+        address.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
     }
 }
 
@@ -390,8 +461,7 @@ impl Receiver {
     /// Queues what the server sent to client `index`'s socket, to go back to that client.
     fn read_answers(&mut self, index: usize, buffer: &mut [u8]) {
         let (socket, client) = (self.clients[index].socket.clone(), self.clients[index].address);
-        while let Ok((length, from)) = socket.recv_from(buffer) {
-            let received = Instant::now();
+        while let Ok((length, from, received)) = receive_stamped(&socket, buffer) {
             if from == self.upstream {
                 let listen = self.listen.clone();
                 self.submit(Direction::ToClient, &buffer[..length], received, listen, client);
@@ -401,8 +471,7 @@ impl Receiver {
 
     /// Queues what clients sent, to go to the server from each client's own socket.
     fn read_requests(&mut self, buffer: &mut [u8]) {
-        while let Ok((length, from)) = self.listen.recv_from(buffer) {
-            let received = Instant::now();
+        while let Ok((length, from, received)) = receive_stamped(&self.listen, buffer) {
             let socket = self.upstream_socket(from, received);
             self.submit(Direction::ToServer, &buffer[..length], received, socket, self.upstream);
         }
@@ -427,6 +496,7 @@ impl Receiver {
         };
         let socket = UdpSocket::bind(any).expect("bind an upstream socket");
         socket.set_nonblocking(true).expect("nonblocking socket");
+        stamp_arrivals(&socket);
         let socket = Arc::new(socket);
         self.clients.push(Client { address: client, socket: socket.clone(), last_heard: now });
         socket
