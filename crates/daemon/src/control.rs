@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use syhub_ntp_monitor::status::{ClientStatus, StatusSnapshot};
+use syhub_ntp_monitor::status::{ClientStatus, RequestTally, StatusSnapshot};
 use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::time::Monotonic;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -63,6 +63,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
 #[derive(Clone)]
 pub struct ControlContext {
     pub status: watch::Receiver<StatusSnapshot>,
+    pub counters: Arc<RequestTally>,
     pub clients: Arc<Mutex<ClientLog>>,
     /// The daemon's start, origin of its monotonic time.
     pub origin: Instant,
@@ -103,7 +104,10 @@ async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new(reader.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
     let reply = match line.trim() {
-        "status" => serde_json::to_string(&*context.status.borrow()).unwrap_or_default(),
+        "status" => {
+            let status = context.status.borrow().with_counters(&context.counters);
+            serde_json::to_string(&status).unwrap_or_default()
+        }
         "clients" => serde_json::to_string(&clients(&context)).unwrap_or_default(),
         other => serde_json::json!({
             "error": format!("unknown request {other:?}; try \"status\" or \"clients\"")

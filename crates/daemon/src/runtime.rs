@@ -208,7 +208,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let serving_thread =
         spawn_serving_thread(sockets, serving, cancel.clone()).map_err(RunError::Runtime)?;
     if let Some(listener) = control_listener {
-        let context = ControlContext { status: status.clone(), clients, origin };
+        let context =
+            ControlContext { status: status.clone(), counters: counters.clone(), clients, origin };
         tasks.spawn(control::serve(
             listener,
             config.control.socket.clone(),
@@ -216,7 +217,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
-    start_monitoring(monitoring, &status, &mut tasks, &cancel);
+    start_monitoring(monitoring, &status, &counters, &mut tasks, &cancel);
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
          {} source(s), control socket {}",
@@ -328,13 +329,14 @@ fn prepare_monitoring(config: &Config) -> Monitoring {
 fn start_monitoring(
     monitoring: Monitoring,
     status: &watch::Receiver<StatusSnapshot>,
+    counters: &Arc<ServerCounters>,
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) {
     let history = Arc::new(Mutex::new(History::day()));
     tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
     if let Some(listeners) = monitoring.http {
-        let state = HttpState { status: status.clone(), history };
+        let state = HttpState { status: status.clone(), counters: counters.clone(), history };
         tasks.spawn(http::serve(listeners, state, cancel.clone()));
     }
     if let Some(settings) = monitoring.mqtt {

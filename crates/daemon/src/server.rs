@@ -5,9 +5,10 @@ use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::net::TimestampedSocket;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
+use syhub_ntp_monitor::status::RequestTally;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{
     Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer, answer_kiss,
@@ -20,18 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// Largest datagram read; longer ones are truncated and ignored. Room for NTS requests.
 const RECEIVE_BUFFER_LEN: usize = 2048;
 
-/// Counters of the serving path, shared by all serving tasks.
-#[derive(Debug, Default)]
-pub struct ServerCounters {
-    pub received: AtomicU64,
-    pub answered: AtomicU64,
-    pub ignored: AtomicU64,
-    /// Refused by access control.
-    pub denied: AtomicU64,
-    /// Over their client's rate limit.
-    pub rate_limited: AtomicU64,
-    pub send_errors: AtomicU64,
-}
+/// Counters of the serving path, shared by all serving tasks and read live by monitoring.
+pub type ServerCounters = RequestTally;
 
 /// What every serving task shares.
 #[derive(Clone)]
@@ -106,15 +97,18 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
                 .and_then(|code| answer_kiss(&request[..received.len], code, kiss_poll, &mut reply))
             {
                 // A kiss carries no time of ours: nothing to stamp.
-                let _ = socket
-                    .send_stamped(
+                if socket
+                    .send_stamped_now(
                         &mut reply[..len],
                         received.peer,
                         received.arrived_on,
                         clock.as_ref(),
                         |_, _| {},
                     )
-                    .await;
+                    .is_err()
+                {
+                    counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
             continue;
         }
@@ -122,15 +116,13 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         let snapshot = *system.borrow();
         match answer(&request[..received.len], received_at, &snapshot, &mut reply) {
             Answer::Reply(prepared) => {
-                let sent = socket
-                    .send_stamped(
-                        &mut reply[..prepared.len],
-                        received.peer,
-                        received.arrived_on,
-                        clock.as_ref(),
-                        |out, now| prepared.stamp_transmit_time(out, now),
-                    )
-                    .await;
+                let sent = socket.send_stamped_now(
+                    &mut reply[..prepared.len],
+                    received.peer,
+                    received.arrived_on,
+                    clock.as_ref(),
+                    |out, now| prepared.stamp_transmit_time(out, now),
+                );
                 match sent {
                     Ok(()) => counters.answered.fetch_add(1, Ordering::Relaxed),
                     Err(error) => {

@@ -14,10 +14,9 @@ use crate::sources::{
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, KernelSyncStatus, ObservingClock};
-use syhub_ntp_monitor::status::{RequestCounters, SourceStatus, StatusSnapshot};
+use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::SystemSnapshot;
 use syhub_ntp_proto::source::{NtpSource, SourceConfig as PollConfig, SourceView};
@@ -672,13 +671,7 @@ impl SystemTask {
             clock_mode: self.clock_mode.to_string(),
             last_update_seconds_ago: self.last_update.map(|t| now.duration_since(t).as_secs_f64()),
             uptime_seconds: now.duration_since(self.origin).as_secs_f64(),
-            requests: RequestCounters {
-                received: self.counters.received.load(Ordering::Relaxed),
-                answered: self.counters.answered.load(Ordering::Relaxed),
-                ignored: self.counters.ignored.load(Ordering::Relaxed),
-                denied: self.counters.denied.load(Ordering::Relaxed),
-                rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
-            },
+            requests: self.counters.read(),
             peers: sources,
         }
     }

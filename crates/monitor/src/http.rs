@@ -3,7 +3,7 @@
 
 use crate::history::History;
 use crate::prometheus;
-use crate::status::StatusSnapshot;
+use crate::status::{RequestTally, StatusSnapshot};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -28,6 +28,8 @@ pub struct HttpBindError {
 #[derive(Clone)]
 pub struct HttpState {
     pub status: watch::Receiver<StatusSnapshot>,
+    /// Read live: the snapshot's counters may be seconds old.
+    pub counters: Arc<RequestTally>,
     pub history: Arc<Mutex<History>>,
 }
 
@@ -86,7 +88,7 @@ async fn dashboard() -> Response {
 }
 
 async fn status(State(state): State<HttpState>) -> Json<StatusSnapshot> {
-    Json(state.status.borrow().clone())
+    Json(state.status.borrow().with_counters(&state.counters))
 }
 
 async fn peers(State(state): State<HttpState>) -> Json<Vec<crate::status::SourceStatus>> {
@@ -102,7 +104,7 @@ async fn history(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = prometheus::render(&state.status.borrow());
+    let body = prometheus::render(&state.status.borrow().with_counters(&state.counters));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

@@ -89,3 +89,35 @@ pub struct ClientStatus {
     pub last_seen_seconds_ago: u32,
     pub first_seen_seconds_ago: u32,
 }
+
+/// The serving path's counters, updated per packet without locks and read live by every surface
+/// (the status snapshot of the moment may be a few seconds old).
+#[derive(Debug, Default)]
+pub struct RequestTally {
+    pub received: std::sync::atomic::AtomicU64,
+    pub answered: std::sync::atomic::AtomicU64,
+    pub ignored: std::sync::atomic::AtomicU64,
+    pub denied: std::sync::atomic::AtomicU64,
+    pub rate_limited: std::sync::atomic::AtomicU64,
+    pub send_errors: std::sync::atomic::AtomicU64,
+}
+
+impl RequestTally {
+    pub fn read(&self) -> RequestCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        RequestCounters {
+            received: self.received.load(Relaxed),
+            answered: self.answered.load(Relaxed),
+            ignored: self.ignored.load(Relaxed),
+            denied: self.denied.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+        }
+    }
+}
+
+impl StatusSnapshot {
+    /// This snapshot with the request counters as they are now.
+    pub fn with_counters(&self, tally: &RequestTally) -> Self {
+        Self { requests: tally.read(), ..self.clone() }
+    }
+}

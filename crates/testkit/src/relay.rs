@@ -394,7 +394,8 @@ fn receive_stamped(
     let received = kernel
         .and_then(|stamp| {
             let realtime = clock_gettime(ClockId::CLOCK_REALTIME).ok()?;
-            let age = Duration::try_from(realtime - stamp).ok()?;
+            let age =
+                if realtime > stamp { Duration::from(realtime - stamp) } else { Duration::ZERO };
             now.checked_sub(age.min(STOP_CHECK))
         })
         .unwrap_or(now);

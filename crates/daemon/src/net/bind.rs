@@ -1,6 +1,10 @@
 //! Binding the server's listening sockets, with errors a user can act on.
 
+use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
+
+/// Receive buffer asked for on server sockets, bytes.
+const RECEIVE_BUFFER: usize = 4 << 20;
 use std::io;
 use std::net::SocketAddr;
 
@@ -42,5 +46,11 @@ pub fn bind_server_socket(address: SocketAddr) -> Result<std::net::UdpSocket, Bi
     }
     socket.set_nonblocking(true).map_err(classify)?;
     socket.bind(&address.into()).map_err(classify)?;
-    Ok(socket.into())
+    // Room for a burst of requests while the serving loop is busy: beyond the default when
+    // privileged (SO_RCVBUFFORCE), else as much as the system allows.
+    let socket: std::net::UdpSocket = socket.into();
+    if setsockopt(&socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+        let _ = setsockopt(&socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
+    }
+    Ok(socket)
 }

@@ -156,6 +156,25 @@ impl TimestampedSocket {
             .await
     }
 
+    /// Like [`send_stamped`](Self::send_stamped) but never waits: when the socket's send buffer
+    /// is full (replies to unresolved neighbours hold it until resolution fails, seconds later)
+    /// this fails at once with `WouldBlock` and the reply is lost, rather than the serving loop
+    /// stopping to read. A server must keep reading; its clients retry.
+    pub fn send_stamped_now(
+        &self,
+        packet: &mut [u8],
+        peer: SocketAddr,
+        arrived_on: Option<ArrivedOn>,
+        clock: &dyn Clock,
+        stamp: impl FnOnce(&mut [u8], NtpTimestamp),
+    ) -> io::Result<()> {
+        let source = if self.wildcard { arrived_on } else { None };
+        self.socket.try_io(Interest::WRITABLE, || {
+            stamp(packet, clock.now());
+            self.try_send(packet, peer, source)
+        })
+    }
+
     fn try_send(
         &self,
         packet: &[u8],
