@@ -13,8 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages the tests need: real clients and servers, and the namespace tools.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl)
+# Debian packages the tests need: real clients and servers, the namespace tools, and a C++
+# compiler for libFuzzer.
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl g++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -53,4 +54,6 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
+echo "== fuzz each target for 30 s (installs cargo-fuzz when missing)"
+./scripts/fuzz.sh 30
 echo "== all tests passed"

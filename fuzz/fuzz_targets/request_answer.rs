@@ -1,0 +1,80 @@
+//! Any bytes as a request, any server state: the answer and the kiss-o'-death never panic, are
+//! never longer than the request (no amplification), and when given are well-formed answers to
+//! it: the reply mode, the version mirrored, the request's transmit time as origin.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use syhub_ntp_proto::packet::{LeapIndicator, Mode, ReferenceId};
+use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer, answer_kiss};
+use syhub_ntp_proto::{NtpDuration, NtpHeader, NtpPacket, NtpTimestamp};
+
+/// Bytes 0..26 choose the server's state and the receive time; the rest is the request.
+/// 0: leap, 1: stratum, 2: precision, 3..7: reference id, 7: root delay, 8..16: reference time,
+/// 16..24: receive time, 24: root dispersion, 25: its ceiling.
+const STATE_LEN: usize = 26;
+
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().expect("8 bytes"))
+}
+
+fn snapshot(state: &[u8]) -> SystemSnapshot {
+    let leap = match state[0] & 3 {
+        0 => LeapIndicator::NoWarning,
+        1 => LeapIndicator::InsertSecond,
+        2 => LeapIndicator::DeleteSecond,
+        _ => LeapIndicator::Unsynchronised,
+    };
+    SystemSnapshot {
+        leap,
+        stratum: state[1],
+        precision: state[2] as i8,
+        reference_id: ReferenceId::from_bytes([state[3], state[4], state[5], state[6]]),
+        reference_time: NtpTimestamp::from_bits(word(&state[8..16])),
+        root_delay: NtpDuration::from_bits(i64::from(state[7]) << 24),
+        root_dispersion: NtpDuration::from_bits(i64::from(state[24]) << 26),
+        max_root_dispersion: NtpDuration::from_bits(i64::from(state[25]) << 30),
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < STATE_LEN {
+        return;
+    }
+    let (state, request) = data.split_at(STATE_LEN);
+    let system = snapshot(state);
+    let received_at = NtpTimestamp::from_bits(word(&state[16..24]));
+    let mut out = [0u8; 2048];
+
+    let request_header = NtpPacket::decode(request).ok().map(|p| p.header);
+    if let Answer::Reply(reply) = answer(request, received_at, &system, &mut out) {
+        assert!(reply.len <= request.len(), "{} bytes answer {}", reply.len, request.len());
+        reply.stamp_transmit_time(&mut out, received_at);
+        let sent = NtpHeader::decode(&out[..reply.len]).expect("our answer decodes");
+        let asked = request_header.expect("only a decodable request is answered");
+        check_answers(&sent, &asked);
+        assert_eq!(sent.receive_time, received_at);
+        assert_eq!(sent.stratum, system.stratum);
+    }
+
+    let mut kiss = [0u8; 2048];
+    if let Some(len) = answer_kiss(request, ReferenceId::KISS_RATE, 6, &mut kiss) {
+        assert!(len <= request.len(), "a {len}-byte kiss for {} bytes", request.len());
+        let sent = NtpHeader::decode(&kiss[..len]).expect("our kiss decodes");
+        let asked = request_header.expect("only a decodable request is kissed");
+        check_answers(&sent, &asked);
+        assert_eq!((sent.stratum, sent.reference_id), (0, ReferenceId::KISS_RATE));
+        assert!(sent.poll >= asked.poll);
+    }
+});
+
+/// `sent` is a server's answer to `asked`.
+fn check_answers(sent: &NtpHeader, asked: &NtpHeader) {
+    let expected = match asked.mode {
+        Mode::SymmetricActive => Mode::SymmetricPassive,
+        Mode::Client | Mode::Unspecified => Mode::Server,
+        other => panic!("a {other:?} packet was answered"),
+    };
+    assert_eq!(sent.mode, expected);
+    assert_eq!(sent.version, asked.version);
+    assert_eq!(sent.origin_time, asked.transmit_time);
+}

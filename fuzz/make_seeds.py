@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Writes the packet seeds for the fuzz targets: requests of every version and mode, with
+extension fields, MACs and crypto-NAKs, and malformed ones near each boundary of the decoder."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def header(version, mode, leap=0, stratum=0, poll=6, transmit=0x0123456789ABCDEF):
+    first = (leap << 6) | (version << 3) | mode
+    return struct.pack(">BBbb", first, stratum, poll, -20) + bytes(32) + struct.pack(">Q", transmit)
+
+
+def field(kind, value_len):
+    return struct.pack(">HH", kind, value_len + 4) + bytes(i % 256 for i in range(value_len))
+
+
+packets = {}
+for version in range(0, 8):
+    for mode in range(0, 8):
+        packets[f"v{version}_mode{mode}"] = header(version, mode)
+packets["v4_client_mac20"] = header(4, 3) + struct.pack(">I", 1) + bytes(16)
+packets["v4_client_mac24"] = header(4, 3) + struct.pack(">I", 1) + bytes(20)
+packets["v4_client_crypto_nak"] = header(4, 3) + bytes(4)
+packets["v3_client_mac20"] = header(3, 3) + struct.pack(">I", 7) + bytes(16)
+packets["v4_client_ext16"] = header(4, 3) + field(0x0104, 12) + struct.pack(">I", 1) + bytes(16)
+packets["v4_client_ext28"] = header(4, 3) + field(0x0104, 24)
+packets["v4_client_nts_like"] = (
+    header(4, 3) + field(0x0104, 32) + field(0x0204, 100) + field(0x0404, 40)
+)
+packets["v4_client_ext_bad_len"] = header(4, 3) + struct.pack(">HH", 0x0104, 13) + bytes(28)
+packets["v4_client_ext_too_long"] = header(4, 3) + struct.pack(">HH", 0x0104, 400) + bytes(28)
+packets["v4_client_trailer_5"] = header(4, 3) + bytes(5)
+packets["truncated_47"] = header(4, 3)[:47]
+packets["empty"] = b""
+packets["oversized_1200"] = header(4, 3) + field(0x0104, 1148)
+packets["v1_mode0_leap3"] = header(1, 0, leap=3)
+packets["v4_client_zero_transmit"] = header(4, 3, transmit=0)
+packets["v4_symmetric_active_poll17"] = header(4, 1, poll=17)
+
+# The request_answer target reads the server's state from 26 bytes before the request: leap,
+# stratum, precision, reference id, root delay, reference time, receive time, root dispersion and
+# its ceiling.
+def state(leap, stratum, precision, refid, delay, reference, received, dispersion, ceiling):
+    return struct.pack(">BBb4sBQQBB", leap, stratum, precision, refid, delay, reference, received,
+                       dispersion, ceiling)
+
+
+states = {
+    "synced": state(0, 2, -20, b"\xc0\x00\x02\x01", 3, 0xEA00000000000000, 0xEA00000100000000, 1, 16),
+    "unsynced": state(3, 16, -18, b"INIT", 0, 0, 0xEA00000100000000, 0, 16),
+    "clock_stepped_back": state(0, 10, -20, b"LOCL", 0, 0xFFFFFFFF00000000, 1, 255, 255),
+}
+
+for name, packet in packets.items():
+    with open(os.path.join(HERE, "seeds", "packet_decode", name), "wb") as out:
+        out.write(packet)
+for state_name, prefix in states.items():
+    assert len(prefix) == 26, state_name
+    for name, packet in packets.items():
+        if state_name != "synced" and not name.startswith("v4_client"):
+            continue
+        with open(os.path.join(HERE, "seeds", "request_answer", f"{state_name}_{name}"), "wb") as out:
+            out.write(prefix + packet)
