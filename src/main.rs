@@ -43,6 +43,8 @@ enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Write a new symmetric keys file (mode 0600) and print the lines clients need.
+    Keygen(commands::keygen::KeygenArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +57,6 @@ fn main() -> ExitCode {
         Command::SyncCheck(args) => commands::sync_check::run(args),
         Command::Clients(args) => commands::clients::run(args),
         Command::Config(command) => commands::config::run(command),
+        Command::Keygen(args) => commands::keygen::run(args),
     }
 }

@@ -29,7 +29,13 @@ pub fn run(command: ConfigCommand) -> ExitCode {
             print!("{DEFAULT_CONFIG_TOML}");
             ExitCode::SUCCESS
         }
-        ConfigCommand::Check(args) => match Config::load(args.config.as_deref()) {
+        ConfigCommand::Check(args) => match Config::load(args.config.as_deref())
+            .map_err(|error| error.to_string())
+            .and_then(|loaded| {
+                // The keys file is part of the config: check it as the daemon will.
+                syhub_ntp_daemon::keys::load(&loaded.config).map_err(|error| error.to_string())?;
+                Ok(loaded)
+            }) {
             Ok(loaded) if args.json => {
                 println!(
                     "{}",

@@ -1,8 +1,8 @@
 //! The drift file: the clock's frequency correction in ppm as plain text, as ntpd writes it (so an
 //! existing ntpd drift file is read), written atomically so a crash never leaves half a file.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Largest frequency correction a drift file may claim, ppm.
@@ -42,23 +42,8 @@ pub fn read(path: &Path) -> Result<Option<f64>, DriftError> {
 /// Writes `ppm` to `path` atomically: a temporary file beside it, flushed to disk, renamed over
 /// the old one, and the directory synced, so the file is always whole, old or new.
 pub fn write(path: &Path, ppm: f64) -> Result<(), DriftError> {
-    let error = |source| DriftError::Write { path: path.to_owned(), source };
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(directory).map_err(error)?;
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let result = (|| {
-        let mut file = File::create(&temporary)?;
-        writeln!(file, "{ppm:.3}")?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        File::open(directory)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map_err(error)
+    crate::atomic_file::write(path, format!("{ppm:.3}\n").as_bytes(), 0o644)
+        .map_err(|source| DriftError::Write { path: path.to_owned(), source })
 }
 
 #[cfg(test)]

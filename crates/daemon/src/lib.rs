@@ -2,9 +2,12 @@
 //! protocol core from tokio tasks on a single-threaded runtime.
 
 pub mod access;
+pub mod atomic_file;
 pub mod config;
 pub mod control;
 pub mod drift;
+pub mod keygen;
+pub mod keys;
 pub mod log_limit;
 pub mod net;
 pub mod privileges;

@@ -43,6 +43,8 @@ pub enum RunError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
     #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
     Panic { offset: f64 },
 }
@@ -84,6 +86,11 @@ fn clock_control(
 
 /// Runs the daemon until SIGTERM or SIGINT, or a panic-threshold offset.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    // The keys file is private to root: read it while we are, and refuse a bad one at once.
+    let keys = Arc::new(crate::keys::load(&config)?);
+    if !keys.is_empty() {
+        tracing::info!("{} symmetric key(s) trusted", keys.len());
+    }
     // Sockets first: a port that cannot be bound stops the start before anything else happens.
     let sockets = bind_all(config.server.listen.as_slice())?;
     // Monitoring must never stop the time service: without its socket the daemon still serves.
@@ -184,6 +191,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         publish,
         status: status_sender,
         counters: counters.clone(),
+        keys: keys.clone(),
     });
 
     let mut tasks = JoinSet::new();
@@ -204,6 +212,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         counters: counters.clone(),
         clients: clients.clone(),
         origin,
+        keys,
     };
     let serving_thread =
         spawn_serving_thread(sockets, serving, cancel.clone()).map_err(RunError::Runtime)?;

@@ -9,9 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_monitor::status::RequestTally;
+use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{
-    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer, answer_kiss,
+    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer_kiss,
+    answer_with_keys,
 };
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::watch;
@@ -38,6 +40,8 @@ pub struct ServingContext {
     pub clients: Arc<Mutex<ClientLog>>,
     /// The daemon's start, origin of its monotonic time.
     pub origin: Instant,
+    /// Trusted symmetric keys: signed requests get signed answers.
+    pub keys: Arc<KeyStore>,
 }
 
 /// How refused and too-frequent clients are treated.
@@ -61,7 +65,7 @@ enum Gate {
 
 /// Serves one socket until cancelled.
 pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: CancellationToken) {
-    let ServingContext { system, access, policy, clock, counters, clients, origin } = context;
+    let ServingContext { system, access, policy, clock, counters, clients, origin, keys } = context;
     let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
     let mut request = [0u8; RECEIVE_BUFFER_LEN];
     let mut reply = [0u8; RECEIVE_BUFFER_LEN];
@@ -114,7 +118,15 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         }
         let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
         let snapshot = *system.borrow();
-        match answer(&request[..received.len], received_at, &snapshot, &mut reply) {
+        let request = &request[..received.len];
+        match answer_with_keys(
+            request,
+            received_at,
+            &snapshot,
+            &keys,
+            received.peer.ip(),
+            &mut reply,
+        ) {
             Answer::Reply(prepared) => {
                 let sent = socket.send_stamped_now(
                     &mut reply[..prepared.len],
@@ -130,6 +142,17 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
                         counters.send_errors.fetch_add(1, Ordering::Relaxed)
                     }
                 };
+            }
+            Answer::Ignore(Ignored::BadMac { key_id }) => {
+                counters.ignored.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = log_limiter.allow("bad MAC", Instant::now()) {
+                    tracing::warn!(
+                        "a request from {} signed with key {key_id} has a wrong MAC (a wrong key, or \
+                         forged): not answered{}",
+                        received.peer.ip(),
+                        held_back(held)
+                    );
+                }
             }
             Answer::Ignore(reason) => {
                 counters.ignored.fetch_add(1, Ordering::Relaxed);

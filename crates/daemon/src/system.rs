@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, KernelSyncStatus, ObservingClock};
 use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
+use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::SystemSnapshot;
 use syhub_ntp_proto::source::{NtpSource, SourceConfig as PollConfig, SourceView};
@@ -69,6 +70,8 @@ pub struct Panic {
 /// One configured `[[source]]`.
 struct Entry {
     config: SourceConfig,
+    /// The key named by `config.key`, looked up in the keys file at start.
+    key: Option<SymmetricKey>,
     target: Target,
     resolving: bool,
     next_resolve: Instant,
@@ -100,6 +103,8 @@ pub struct SystemParts {
     pub publish: watch::Sender<SystemSnapshot>,
     pub status: watch::Sender<StatusSnapshot>,
     pub counters: Arc<ServerCounters>,
+    /// The trusted keys, for sources that sign their requests.
+    pub keys: Arc<KeyStore>,
 }
 
 pub struct SystemTask {
@@ -135,6 +140,7 @@ impl SystemTask {
             .iter()
             .map(|config| Entry {
                 config: config.clone(),
+                key: config.key.and_then(|id| parts.keys.key(id).copied()),
                 // Validated with the config.
                 target: parse_target(&config.address)
                     .unwrap_or(Target::Name { host: config.address.clone(), port: NTP_PORT }),
@@ -461,6 +467,7 @@ impl SystemTask {
             maxpoll: config.maxpoll,
             iburst: config.iburst,
             burst_spacing: Duration::from_secs(2),
+            key: self.entries[entry].key,
         };
         if config.fallback {
             // NIST asks for no more than one query per 4 s.

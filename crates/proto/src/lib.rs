@@ -3,6 +3,7 @@
 //! decisions and bytes; it never reads a clock, opens a socket or touches a file.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod client;
 pub mod packet;
 pub mod server;

@@ -413,9 +413,14 @@ pub struct Chronyd {
 impl Chronyd {
     /// Starts chronyd in `ns` on `port` with `local stratum STRATUM`, answering anyone.
     pub fn server(ns: &NetNs, port: u16, stratum: u8) -> Self {
+        Self::server_with(ns, port, stratum, "")
+    }
+
+    /// Like [`Chronyd::server`], with `extra` directives (such as a `keyfile`).
+    pub fn server_with(ns: &NetNs, port: u16, stratum: u8, extra: &str) -> Self {
         let dir = TempDir::new("chronyd");
         let config = format!(
-            "port {port}\nlocal stratum {stratum}\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n",
+            "port {port}\nlocal stratum {stratum}\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n{extra}\n",
             path_str(&dir.0.join("chronyd.pid"))
         );
         let path = dir.write("chrony.conf", &config);

@@ -1,6 +1,7 @@
 //! The daemon's configuration: TOML with every key checked, the embedded default, and errors that
 //! name the file, line, column and what was expected.
 
+mod auth;
 mod clock;
 mod control;
 mod file;
@@ -9,6 +10,7 @@ mod monitor;
 mod server;
 mod source;
 
+pub use auth::AuthConfig;
 pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE};
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
@@ -34,6 +36,7 @@ pub struct Config {
     pub control: ControlConfig,
     pub http: HttpConfig,
     pub mqtt: MqttConfig,
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             http: HttpConfig::default(),
             mqtt: MqttConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

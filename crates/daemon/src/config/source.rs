@@ -17,6 +17,8 @@ pub struct SourceConfig {
     pub max_sources: u8,
     /// Used only while no other source is selectable, never combined with them.
     pub fallback: bool,
+    /// Sign requests with this key from `[auth] keys_file` and accept only answers it signed.
+    pub key: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -52,6 +54,7 @@ struct RawSource {
     max_sources: Option<i64>,
     #[serde(default)]
     fallback: bool,
+    key: Option<i64>,
 }
 
 fn default_true() -> bool {
@@ -97,7 +100,13 @@ impl TryFrom<RawSource> for SourceConfig {
                 return Err(format!("max_sources = {n}: expected 1 to 16"));
             }
         };
+        let key = match raw.key {
+            None => None,
+            Some(id @ 1..=65_534) => Some(id as u32),
+            Some(id) => return Err(format!("key = {id}: expected a key id from 1 to 65534")),
+        };
         Ok(Self {
+            key,
             mode: raw.mode,
             address,
             iburst: raw.iburst,
@@ -119,6 +128,7 @@ pub fn default_sources() -> Vec<SourceConfig> {
         maxpoll: 10,
         max_sources: if mode == SourceMode::Pool { 4 } else { 1 },
         fallback,
+        key: None,
     };
     vec![
         source(SourceMode::Pool, "pool.ntp.org", false),

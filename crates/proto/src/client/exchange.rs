@@ -2,8 +2,9 @@
 //! origin proves it answers us and leaks nothing of our clock), and the answer's checks and the
 //! RFC 5905 offset and delay computed from the four timestamps.
 
+use crate::auth::SymmetricKey;
 use crate::packet::{
-    DecodeError, HEADER_LEN, LeapIndicator, Mode, NtpHeader, NtpPacket, ReferenceId,
+    DecodeError, HEADER_LEN, LeapIndicator, MAX_MAC_LEN, Mode, NtpHeader, NtpPacket, ReferenceId,
 };
 use crate::time::{NtpDuration, NtpShort, NtpTimestamp};
 
@@ -14,11 +15,47 @@ pub struct ClientRequest {
     pub version: u8,
     /// Our poll interval, log2 seconds, as a courtesy to the server.
     pub poll: i8,
+    /// Sign the request with this key, and accept only answers signed by it.
+    pub key: Option<SymmetricKey>,
+}
+
+/// An encoded request: the header, and a MAC when signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPacket {
+    bytes: [u8; HEADER_LEN + MAX_MAC_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for RequestPacket {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for RequestPacket {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
 }
 
 impl ClientRequest {
     pub fn new(cookie: NtpTimestamp) -> Self {
-        Self { cookie, version: 4, poll: 6 }
+        Self { cookie, version: 4, poll: 6, key: None }
+    }
+
+    /// The whole request: the header, signed when there is a key. The transmit field is the
+    /// cookie, not a time, so the MAC can be computed now rather than at the send.
+    pub fn encode_packet(&self) -> RequestPacket {
+        let mut packet = RequestPacket { bytes: [0; HEADER_LEN + MAX_MAC_LEN], len: HEADER_LEN };
+        if let Ok(header) = <&mut [u8; HEADER_LEN]>::try_from(&mut packet.bytes[..HEADER_LEN]) {
+            self.encode(header);
+        }
+        if let Some(key) = &self.key {
+            packet.len += key.mac_len();
+            key.sign(&mut packet.bytes[..packet.len]);
+        }
+        packet
     }
 
     pub fn encode(&self, out: &mut [u8; HEADER_LEN]) {
@@ -60,6 +97,10 @@ pub enum ResponseError {
         "answer's timestamps are impossible (transmitted before received, or a negative delay)"
     )]
     ImpossibleTimestamps,
+    #[error("answer is not signed by our key, or its MAC is wrong: forged or altered")]
+    BadMac,
+    #[error("the server does not accept our key (crypto-NAK)")]
+    CryptoNak,
 }
 
 /// Most a root distance may be for the time to be usable, seconds (RFC 5905 MAXDIST).
@@ -124,10 +165,18 @@ pub fn evaluate_response(
     response: &[u8],
     received_at: NtpTimestamp,
 ) -> Result<Sample, ResponseError> {
-    let header = NtpPacket::decode(response).map_err(ResponseError::Malformed)?.header;
+    let packet = NtpPacket::decode(response).map_err(ResponseError::Malformed)?;
+    let header = packet.header;
     // Whether it answers us at all comes first: anything else is someone else's packet.
     if header.origin_time != request.cookie {
         return Err(ResponseError::OriginMismatch);
+    }
+    if let Some(key) = &request.key {
+        match packet.mac {
+            Some(mac) if mac.is_crypto_nak() => return Err(ResponseError::CryptoNak),
+            Some(mac) if key.verify(&response[..response.len() - mac.encoded_len()], &mac) => {}
+            _ => return Err(ResponseError::BadMac),
+        }
     }
     if header.mode != Mode::Server {
         return Err(ResponseError::UnexpectedMode(header.mode));

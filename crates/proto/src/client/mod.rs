@@ -3,7 +3,7 @@
 
 mod exchange;
 
-pub use exchange::{ClientRequest, ResponseError, Sample, evaluate_response};
+pub use exchange::{ClientRequest, RequestPacket, ResponseError, Sample, evaluate_response};
 
 #[cfg(test)]
 mod tests;

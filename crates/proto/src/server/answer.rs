@@ -3,6 +3,7 @@
 //! before sending.
 
 use super::SystemSnapshot;
+use crate::auth::{KeyLookup, KeyStore, SymmetricKey};
 use crate::packet::{
     CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket, ReferenceId,
 };
@@ -23,12 +24,18 @@ pub enum Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
     pub len: usize,
+    /// The key that signed the request, which signs the reply once its transmit time is in.
+    pub sign_with: Option<SymmetricKey>,
 }
 
 impl Reply {
-    /// Writes the transmit timestamp, to be read from the clock as late as possible before sending.
+    /// Writes the transmit timestamp, to be read from the clock as late as possible before
+    /// sending, and then the MAC when the request was authenticated.
     pub fn stamp_transmit_time(&self, out: &mut [u8], transmit_time: NtpTimestamp) {
         NtpHeader::stamp_transmit_time(&mut out[..self.len], transmit_time);
+        if let Some(key) = &self.sign_with {
+            key.sign(&mut out[..self.len]);
+        }
     }
 }
 
@@ -40,6 +47,10 @@ pub enum Ignored {
     NotARequest {
         mode: Mode,
         version: u8,
+    },
+    /// The MAC is by a key we trust but is wrong: forged or altered in transit. No time is sent.
+    BadMac {
+        key_id: u32,
     },
     /// The output buffer cannot hold the reply (a caller bug, never the network's fault).
     BufferTooSmall,
@@ -59,6 +70,23 @@ pub fn answer(
     system: &SystemSnapshot,
     out: &mut [u8],
 ) -> Answer {
+    let nobody = std::net::IpAddr::from([0, 0, 0, 0]);
+    answer_with_keys(request, received_at, system, &KeyStore::EMPTY, nobody, out)
+}
+
+/// [`answer`] with symmetric keys: a request signed by a key that `keys` trusts for `peer` and
+/// whose MAC is right gets a reply signed by the same key (by
+/// [`Reply::stamp_transmit_time`]); one signed by an unknown or untrusted key gets a
+/// crypto-NAK; one whose MAC is wrong gets nothing. Requests without a MAC are answered as by
+/// [`answer`]. A signed reply is as long as the request's header and MAC, never longer.
+pub fn answer_with_keys(
+    request: &[u8],
+    received_at: NtpTimestamp,
+    system: &SystemSnapshot,
+    keys: &KeyStore,
+    peer: std::net::IpAddr,
+    out: &mut [u8],
+) -> Answer {
     let packet = match NtpPacket::decode(request) {
         Ok(packet) => packet,
         Err(error) => return Answer::Ignore(Ignored::Malformed(error)),
@@ -69,8 +97,21 @@ pub fn answer(
         (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
         (mode, version) => return Answer::Ignore(Ignored::NotARequest { mode, version }),
     };
-    let crypto_nak = packet.mac.is_some_and(|mac| !mac.is_crypto_nak());
-    let len = HEADER_LEN + if crypto_nak { CRYPTO_NAK_LEN } else { 0 };
+    let (mac_len, sign_with) = match packet.mac {
+        Some(mac) if !mac.is_crypto_nak() => match keys.lookup(mac.key_id, peer) {
+            KeyLookup::Usable(key) => {
+                let signed = &request[..request.len() - mac.encoded_len()];
+                if !key.verify(signed, &mac) {
+                    return Answer::Ignore(Ignored::BadMac { key_id: mac.key_id });
+                }
+                (key.mac_len(), Some(*key))
+            }
+            KeyLookup::Unknown => (CRYPTO_NAK_LEN, None),
+        },
+        _ => (0, None),
+    };
+    let crypto_nak = mac_len == CRYPTO_NAK_LEN;
+    let len = HEADER_LEN + mac_len;
     let Some(out) = out.get_mut(..len) else {
         return Answer::Ignore(Ignored::BufferTooSmall);
     };
@@ -96,13 +137,14 @@ pub fn answer(
         // Provisional: the caller stamps the real transmit time just before sending.
         transmit_time: received_at,
     };
-    let (header_out, nak_out) = out.split_at_mut(HEADER_LEN);
+    let (header_out, mac_out) = out.split_at_mut(HEADER_LEN);
     if let Ok(header_out) = <&mut [u8; HEADER_LEN]>::try_from(header_out) {
         reply.encode(header_out);
     }
-    // A crypto-NAK is a MAC with key id 0 and no digest.
-    nak_out.fill(0);
-    Answer::Reply(Reply { len })
+    // A crypto-NAK is a MAC with key id 0 and no digest; a signed reply's MAC is written last.
+    mac_out.fill(0);
+    debug_assert!(crypto_nak || sign_with.is_some() || mac_len == 0);
+    Answer::Reply(Reply { len, sign_with })
 }
 
 /// A kiss-o'-death (RFC 5905 section 7.4) for `request`: stratum 0, leap 3, `code` (`RATE`,

@@ -214,3 +214,98 @@ fn a_kiss_of_death_carries_the_code_and_no_time() {
     );
     assert_eq!(answer_kiss(&[0u8; 20], ReferenceId::KISS_DENY, 6, &mut out), None);
 }
+
+mod authenticated {
+    use super::*;
+    use crate::auth::{KeyStore, KeyType, SymmetricKey};
+    use crate::packet::Mac;
+    use std::net::IpAddr;
+
+    const KEYS: &str = "1 SHA1 00112233445566778899aabbccddeeff00112233\n\
+                        2 AES128CMAC 000102030405060708090a0b0c0d0e0f\n\
+                        3 MD5 lan-only 10.0.0.0/8\n";
+
+    fn lan() -> IpAddr {
+        "10.0.0.9".parse().unwrap()
+    }
+
+    fn signed_request(key: &SymmetricKey) -> Vec<u8> {
+        let mut packet = request(4, Mode::Client, now() - NtpDuration::from_seconds(1));
+        packet.resize(HEADER_LEN + key.mac_len(), 0);
+        key.sign(&mut packet);
+        packet
+    }
+
+    fn ask(request: &[u8], peer: IpAddr) -> (Answer, Vec<u8>) {
+        let keys = KeyStore::parse(KEYS).unwrap();
+        let mut out = [0u8; 1024];
+        let answer = answer_with_keys(request, now(), &local_system(), &keys, peer, &mut out);
+        let len = match answer {
+            Answer::Reply(reply) => {
+                reply.stamp_transmit_time(&mut out, now() + NtpDuration::from_seconds(1));
+                reply.len
+            }
+            Answer::Ignore(_) => 0,
+        };
+        (answer, out[..len].to_vec())
+    }
+
+    #[test]
+    fn a_trusted_key_gets_a_reply_signed_after_its_transmit_time() {
+        let keys = KeyStore::parse(KEYS).unwrap();
+        for id in [1, 2, 3] {
+            let key = *keys.key(id).unwrap();
+            let request = signed_request(&key);
+            let (answer, reply) = ask(&request, lan());
+            assert!(matches!(answer, Answer::Reply(_)), "key {id}: {answer:?}");
+            assert_eq!(reply.len(), request.len(), "key {id}: never longer than the request");
+            let packet = NtpPacket::decode(&reply).unwrap();
+            let mac = packet.mac.unwrap();
+            assert!(key.verify(&reply[..HEADER_LEN], &mac), "key {id}: reply MAC");
+            assert_eq!(packet.header.transmit_time, now() + NtpDuration::from_seconds(1));
+            assert_eq!(
+                packet.header.origin_time,
+                NtpPacket::decode(&request).unwrap().header.transmit_time
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_or_one_not_for_this_address_gets_a_crypto_nak() {
+        let stranger = SymmetricKey::new(9, KeyType::Sha1, b"whatever").unwrap();
+        let (_, reply) = ask(&signed_request(&stranger), lan());
+        assert_eq!(reply.len(), HEADER_LEN + 4);
+        assert!(NtpPacket::decode(&reply).unwrap().mac.unwrap().is_crypto_nak());
+
+        let lan_only = *KeyStore::parse(KEYS).unwrap().key(3).unwrap();
+        let outsider: IpAddr = "192.168.5.5".parse().unwrap();
+        let (_, reply) = ask(&signed_request(&lan_only), outsider);
+        assert!(NtpPacket::decode(&reply).unwrap().mac.unwrap().is_crypto_nak());
+    }
+
+    #[test]
+    fn a_wrong_mac_gets_nothing() {
+        let keys = KeyStore::parse(KEYS).unwrap();
+        // Right id, wrong secret.
+        let impostor = SymmetricKey::new(1, KeyType::Sha1, b"guessed").unwrap();
+        let (answer, _) = ask(&signed_request(&impostor), lan());
+        assert_eq!(answer, Answer::Ignore(Ignored::BadMac { key_id: 1 }));
+        // Altered after signing.
+        let mut altered = signed_request(keys.key(2).unwrap());
+        altered[41] ^= 0x80;
+        assert_eq!(ask(&altered, lan()).0, Answer::Ignore(Ignored::BadMac { key_id: 2 }));
+        // A 16-byte digest for a SHA-1 key: the wrong length for the key's type.
+        let mut short = request(4, Mode::Client, now());
+        short.extend_from_slice(&1u32.to_be_bytes());
+        short.extend_from_slice(&[0; 16]);
+        assert!(Mac::decode(&short[HEADER_LEN..]).is_some());
+        assert_eq!(ask(&short, lan()).0, Answer::Ignore(Ignored::BadMac { key_id: 1 }));
+    }
+
+    #[test]
+    fn unsigned_requests_are_answered_plainly_with_keys_loaded() {
+        let (answer, reply) = ask(&request(4, Mode::Client, now()), lan());
+        assert!(matches!(answer, Answer::Reply(Reply { len: HEADER_LEN, sign_with: None })));
+        assert_eq!(reply.len(), HEADER_LEN);
+    }
+}

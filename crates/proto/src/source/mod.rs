@@ -8,8 +8,9 @@ mod view;
 pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISPERSION, PHI};
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 
-use crate::client::{ClientRequest, ResponseError, evaluate_response};
-use crate::packet::{HEADER_LEN, ReferenceId};
+use crate::auth::SymmetricKey;
+use crate::client::{ClientRequest, RequestPacket, ResponseError, evaluate_response};
+use crate::packet::ReferenceId;
 use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
 use std::time::Duration;
 
@@ -33,11 +34,19 @@ pub struct SourceConfig {
     pub iburst: bool,
     /// Spacing of burst requests: 2 s, at least 4 s for servers that ask for it (NIST).
     pub burst_spacing: Duration,
+    /// Sign requests with this key and accept only answers signed by it.
+    pub key: Option<SymmetricKey>,
 }
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        Self { minpoll: 6, maxpoll: 10, iburst: true, burst_spacing: Duration::from_secs(2) }
+        Self {
+            minpoll: 6,
+            maxpoll: 10,
+            iburst: true,
+            burst_spacing: Duration::from_secs(2),
+            key: None,
+        }
     }
 }
 
@@ -189,7 +198,7 @@ impl NtpSource {
     /// Time to poll: returns the request to send, whose transmit field is `cookie` (random bits
     /// from the caller). `jitter` in [0, 1) spreads the next poll by up to 10 % so sources do not
     /// march in step. Call [`NtpSource::sent`] with the send time.
-    pub fn poll(&mut self, now: Monotonic, cookie: NtpTimestamp, jitter: f64) -> [u8; HEADER_LEN] {
+    pub fn poll(&mut self, now: Monotonic, cookie: NtpTimestamp, jitter: f64) -> RequestPacket {
         let previous_unanswered = self.outstanding.is_some() && self.polls > 0;
         if previous_unanswered {
             self.unanswered = self.unanswered.saturating_add(1);
@@ -212,11 +221,12 @@ impl NtpSource {
         };
         self.next_poll_at = now + interval;
 
-        let mut request = [0u8; HEADER_LEN];
-        let mut client = ClientRequest::new(cookie);
-        client.poll = self.poll_exponent();
-        client.encode(&mut request);
-        request
+        let client = ClientRequest {
+            poll: self.poll_exponent(),
+            key: self.config.key,
+            ..ClientRequest::new(cookie)
+        };
+        client.encode_packet()
     }
 
     /// The request made by the last [`NtpSource::poll`] left at `t1` (local clock).
@@ -236,11 +246,21 @@ impl NtpSource {
         let Some(Outstanding { cookie, sent_at: Some(t1) }) = self.outstanding else {
             return ResponseOutcome::NotOurs(ResponseError::OriginMismatch);
         };
-        let request = ClientRequest::new(cookie);
+        let request = ClientRequest { key: self.config.key, ..ClientRequest::new(cookie) };
         let sample = match evaluate_response(&request, t1, response, t4) {
             Ok(sample) => sample,
-            Err(error @ (ResponseError::OriginMismatch | ResponseError::Malformed(_))) => {
+            // A bad MAC may be a forgery: the real answer can still come.
+            Err(
+                error @ (ResponseError::OriginMismatch
+                | ResponseError::Malformed(_)
+                | ResponseError::BadMac),
+            ) => {
                 return ResponseOutcome::NotOurs(error);
+            }
+            Err(ResponseError::CryptoNak) => {
+                return ResponseOutcome::Unusable(
+                    "the server does not accept our key (crypto-NAK)",
+                );
             }
             Err(ResponseError::Kiss(code)) => {
                 self.outstanding = None;

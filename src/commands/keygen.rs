@@ -1,0 +1,92 @@
+//! `syhub-ntp keygen`: write a new symmetric keys file (mode 0600) and print what clients need.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use syhub_ntp_daemon::{atomic_file, keygen};
+use syhub_ntp_proto::auth::KeyType;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyTypeArg {
+    /// AES-128-CMAC (RFC 8573): the default, since RFC 8573 deprecates MD5.
+    Aes128cmac,
+    Sha1,
+    /// Only for old clients that know nothing else.
+    Md5,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The MAC algorithm of the new keys.
+    #[arg(long = "type", value_enum, default_value = "aes128cmac")]
+    kind: KeyTypeArg,
+    /// How many keys, with ids 1 to N.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=65534))]
+    count: u32,
+    /// Where to write the keys file; an existing file is kept unless --force.
+    #[arg(long, default_value = "/etc/syhub-ntp/ntp.keys")]
+    out: PathBuf,
+    /// Replace an existing keys file.
+    #[arg(long)]
+    force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: KeygenArgs) -> ExitCode {
+    let kind = match args.kind {
+        KeyTypeArg::Aes128cmac => KeyType::AesCmac,
+        KeyTypeArg::Sha1 => KeyType::Sha1,
+        KeyTypeArg::Md5 => KeyType::Md5,
+    };
+    if args.out.exists() && !args.force {
+        return super::fail(format!(
+            "{} exists: keeping it (its keys may be on clients already); --force replaces it",
+            args.out.display()
+        ));
+    }
+    let keys = match keygen::generate(kind, args.count) {
+        Ok(keys) => keys,
+        Err(error) => return super::fail(error),
+    };
+    let text = keygen::keys_file(&keys, "syhub-ntp keygen: keep this file private (mode 0600)");
+    if let Err(error) = atomic_file::write(&args.out, text.as_bytes(), 0o600) {
+        return super::fail(format!("cannot write {}: {error}", args.out.display()));
+    }
+    let path = args.out.display();
+    let first = &keys[0];
+    if args.json {
+        let json = serde_json::json!({
+            "file": path.to_string(),
+            "type": kind.name(),
+            "ids": keys.iter().map(|k| k.id).collect::<Vec<_>>(),
+            "ntpd_line": keygen::ntpd_line(first),
+            "chrony_line": keygen::chrony_line(first),
+        });
+        println!("{json}");
+        return ExitCode::SUCCESS;
+    }
+    let id = first.id;
+    println!("wrote {} {} key(s) to {path} (mode 0600)", keys.len(), kind.name());
+    println!();
+    println!("this hub (config.toml):");
+    println!("  [auth]\n  keys_file = \"{path}\"");
+    println!();
+    println!(
+        "an ntpd or NTPsec client: put this line in its keys file (e.g. /etc/ntp.keys, mode 0600)"
+    );
+    println!("  {}", keygen::ntpd_line(first));
+    println!("and in ntp.conf:");
+    println!("  keys /etc/ntp.keys\n  trustedkey {id}\n  server HUB iburst key {id}");
+    println!();
+    println!("a chrony client: put this line in /etc/chrony/chrony.keys");
+    println!("  {}", keygen::chrony_line(first));
+    println!("and in chrony.conf:");
+    println!("  keyfile /etc/chrony/chrony.keys\n  server HUB iburst key {id}");
+    println!();
+    println!(
+        "another syhub-ntp: copy {path}, set [auth] keys_file, and key = {id} in its [[source]]"
+    );
+    ExitCode::SUCCESS
+}
