@@ -9,8 +9,9 @@ pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISP
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 
 use crate::auth::SymmetricKey;
+use crate::client::Sample;
 use crate::client::{ClientRequest, RequestPacket, ResponseError, evaluate_response};
-use crate::packet::ReferenceId;
+use crate::packet::{Mode, NtpPacket, ReferenceId};
 use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
 use std::time::Duration;
 
@@ -104,6 +105,8 @@ pub struct NtpSource {
     burst_left: u8,
     outstanding: Option<Outstanding>,
     last_server_transmit: NtpTimestamp,
+    /// Transmit time of the last broadcast taken: older or equal ones are replays.
+    last_broadcast_transmit: NtpTimestamp,
     filter: ClockFilter,
     /// Least delay over the last 32–64 samples: closer to the path's minimum than the filter's.
     path_delay: PathDelay,
@@ -167,6 +170,7 @@ impl NtpSource {
             burst_left: if config.iburst { BURST_REQUESTS } else { 0 },
             outstanding: None,
             last_server_transmit: NtpTimestamp::ZERO,
+            last_broadcast_transmit: NtpTimestamp::ZERO,
             filter: ClockFilter::default(),
             path_delay: PathDelay::default(),
             server: None,
@@ -312,6 +316,74 @@ impl NtpSource {
                 delay: measurement.delay,
                 dispersion: measurement.dispersion,
                 time: midpoint,
+            },
+            self.local_precision,
+        );
+        ResponseOutcome::Sample { measurement, filter }
+    }
+
+    /// A broadcast (mode 5) from this server arrived at `t4` (local clock), `now` (monotonic).
+    ///
+    /// A broadcast carries only the server's transmit time, so the offset needs the one-way
+    /// delay: half the least round trip of this source's own client exchanges (its iburst and
+    /// occasional polls), `(T3 − T4) + delay / 2`. Until an exchange has measured it broadcasts are
+    /// unusable. With a key configured only broadcasts signed by it count; replays (a transmit
+    /// time not later than the last one taken) are ignored.
+    pub fn handle_broadcast(
+        &mut self,
+        now: Monotonic,
+        packet: &[u8],
+        t4: NtpTimestamp,
+    ) -> ResponseOutcome {
+        let decoded = match NtpPacket::decode(packet) {
+            Ok(decoded) => decoded,
+            Err(error) => return ResponseOutcome::NotOurs(ResponseError::Malformed(error)),
+        };
+        let header = decoded.header;
+        if header.mode != Mode::Broadcast {
+            return ResponseOutcome::NotOurs(ResponseError::UnexpectedMode(header.mode));
+        }
+        if let Some(key) = &self.config.key {
+            let signed = decoded
+                .mac
+                .is_some_and(|mac| key.verify(&packet[..packet.len() - mac.encoded_len()], &mac));
+            if !signed {
+                return ResponseOutcome::NotOurs(ResponseError::BadMac);
+            }
+        }
+        let replayed = !self.last_broadcast_transmit.is_zero()
+            && header.transmit_time - self.last_broadcast_transmit <= NtpDuration::ZERO;
+        if header.transmit_time.is_zero() || replayed {
+            return ResponseOutcome::NotOurs(ResponseError::OriginMismatch);
+        }
+        self.last_broadcast_transmit = header.transmit_time;
+        self.reach |= 1;
+        self.unanswered = 0;
+        let server = ServerInfo::from_header(&header);
+        self.server = Some(server);
+        let sample = Sample { offset: NtpDuration::ZERO, delay: NtpDuration::ZERO, server: header };
+        if let Some(reason) = sample.unusable_reason() {
+            return ResponseOutcome::Unusable(reason);
+        }
+        let Some(delay) = self.path_delay.minimum() else {
+            return ResponseOutcome::Unusable(
+                "waiting for a client exchange to measure the delay to the broadcast server",
+            );
+        };
+        let one_way = delay / 2.0;
+        let measurement = Measurement {
+            offset: (header.transmit_time - t4).to_seconds_f64() + one_way,
+            delay,
+            dispersion: server.precision_seconds() + self.local_precision + PHI * delay,
+            time: now - Duration::from_secs_f64(one_way),
+            server,
+        };
+        let filter = self.filter.add(
+            FilterSample {
+                offset: measurement.offset,
+                delay,
+                dispersion: measurement.dispersion,
+                time: measurement.time,
             },
             self.local_precision,
         );

@@ -226,3 +226,95 @@ fn deny_and_rstr_stop_the_source() {
         assert!(harness.source.next_poll_at().seconds_since(Monotonic::ZERO) > 1e9);
     }
 }
+
+mod broadcast {
+    use super::*;
+    use crate::auth::{KeyType, SymmetricKey};
+    use crate::server::broadcast_packet;
+
+    /// The server's broadcast sent at local time `t` (server clock `ahead` later), signed by `key`.
+    fn broadcast(harness: &Harness, t: f64, key: Option<&SymmetricKey>) -> Vec<u8> {
+        let header = broadcast_packet(&harness.server, 6, local(t + harness.ahead)).unwrap();
+        let mut packet = header.to_vec();
+        if let Some(key) = key {
+            packet.resize(48 + key.mac_len(), 0);
+            key.sign(&mut packet);
+        }
+        packet
+    }
+
+    #[test]
+    fn broadcasts_count_once_an_exchange_has_measured_the_delay() {
+        let mut harness = Harness::new(SourceConfig::default());
+        // Sent at 1.0, heard 5 ms later: no delay known yet.
+        let early = broadcast(&harness, 1.0, None);
+        let outcome = harness.source.handle_broadcast(at(1.005), &early, local(1.005));
+        assert!(matches!(outcome, ResponseOutcome::Unusable(reason) if reason.contains("delay")));
+        // One exchange: 10 ms round trip.
+        harness.exchange(2.0, true);
+        let packet = broadcast(&harness, 3.0, None);
+        let ResponseOutcome::Sample { measurement, .. } =
+            harness.source.handle_broadcast(at(3.005), &packet, local(3.005))
+        else {
+            panic!("a broadcast after the exchange was not used");
+        };
+        // 5 ms one way, as the exchange measured: the offset is the server's 0.25 s exactly.
+        assert!((measurement.offset - 0.25).abs() < 1e-6, "{measurement:?}");
+        assert!((measurement.delay - 0.010).abs() < 1e-6);
+        assert_eq!(harness.source.view().reach & 1, 1);
+        // The same broadcast again is a replay.
+        let again = harness.source.handle_broadcast(at(3.006), &packet, local(3.006));
+        assert!(matches!(again, ResponseOutcome::NotOurs(_)));
+    }
+
+    #[test]
+    fn with_a_key_only_broadcasts_it_signed_count() {
+        let key = SymmetricKey::new(5, KeyType::AesCmac, &[7; 16]).unwrap();
+        let mut harness = Harness::new(SourceConfig { key: Some(key), ..SourceConfig::default() });
+        harness.server = SystemSnapshot::local_clock(1, -20, local(-10.0));
+        // The exchange itself is signed both ways.
+        let request = harness.source.poll(at(0.0), NtpTimestamp::from_bits(99), 0.0);
+        harness.source.sent(local(0.0));
+        let keys = crate::auth::KeyStore::parse("5 AES128CMAC 07070707070707070707070707070707\n")
+            .unwrap();
+        let mut reply = [0u8; 128];
+        let server_time = local(0.005 + harness.ahead);
+        let peer = std::net::IpAddr::from([10, 0, 0, 1]);
+        let crate::server::Answer::Reply(prepared) = crate::server::answer_with_keys(
+            &request,
+            server_time,
+            &harness.server,
+            &keys,
+            peer,
+            &mut reply,
+        ) else {
+            panic!("the signed request was not answered");
+        };
+        prepared.stamp_transmit_time(&mut reply, server_time);
+        let outcome =
+            harness.source.handle_response(at(0.010), &reply[..prepared.len], local(0.010));
+        assert!(matches!(outcome, ResponseOutcome::Sample { .. }), "{outcome:?}");
+
+        let unsigned = broadcast(&harness, 1.0, None);
+        let outcome = harness.source.handle_broadcast(at(1.005), &unsigned, local(1.005));
+        assert_eq!(outcome, ResponseOutcome::NotOurs(ResponseError::BadMac));
+        let forged_key = SymmetricKey::new(5, KeyType::AesCmac, &[8; 16]).unwrap();
+        let forged = broadcast(&harness, 2.0, Some(&forged_key));
+        let outcome = harness.source.handle_broadcast(at(2.005), &forged, local(2.005));
+        assert_eq!(outcome, ResponseOutcome::NotOurs(ResponseError::BadMac));
+        let signed = broadcast(&harness, 3.0, Some(&key));
+        let outcome = harness.source.handle_broadcast(at(3.005), &signed, local(3.005));
+        assert!(matches!(outcome, ResponseOutcome::Sample { .. }), "{outcome:?}");
+    }
+
+    #[test]
+    fn nothing_is_broadcast_while_unsynchronised() {
+        assert!(broadcast_packet(&SystemSnapshot::unsynchronised(-20), 6, local(0.0)).is_none());
+        let harness = Harness::new(SourceConfig::default());
+        let packet = broadcast(&harness, 0.0, None);
+        let header = NtpHeader::decode(&packet).unwrap();
+        assert_eq!((header.mode, header.version, header.poll), (Mode::Broadcast, 4, 6));
+        assert!(header.origin_time.is_zero() && header.receive_time.is_zero());
+        assert_eq!(header.stratum, 1);
+    }
+}
