@@ -19,20 +19,31 @@ pub enum KeysError {
     Invalid { path: PathBuf, source: syhub_ntp_proto::auth::KeysFileError },
     #[error("[auth] trusted_keys names key {id}, which is not in {}", path.display())]
     MissingTrusted { path: PathBuf, id: u32 },
-    #[error("[[source]] {address} uses key {id}, which is not a trusted key in {}", path.display())]
-    MissingSourceKey { path: PathBuf, address: String, id: u32 },
-    #[error("[[source]] {address} uses key {id}, but [auth] keys_file is not set")]
-    NoKeysFile { address: String, id: u32 },
+    #[error("{user} uses key {id}, which is not a trusted key in {}", path.display())]
+    MissingKey { path: PathBuf, user: String, id: u32 },
+    #[error("{user} uses key {id}, but [auth] keys_file is not set")]
+    NoKeysFile { user: String, id: u32 },
+}
+
+/// Every key the config names, and where: `[[source]]` and `[[broadcast]]` tables.
+fn key_users(config: &Config) -> Vec<(String, u32)> {
+    let sources = config
+        .sources
+        .iter()
+        .filter_map(|s| s.key.map(|id| (format!("[[source]] {}", s.address), id)));
+    let broadcasts = config
+        .broadcasts
+        .iter()
+        .filter_map(|b| b.key.map(|id| (format!("[[broadcast]] {}", b.address), id)));
+    sources.chain(broadcasts).collect()
 }
 
 /// The keys the config asks for: empty without `[auth] keys_file`.
 pub fn load(config: &Config) -> Result<KeyStore, KeysError> {
+    let users = key_users(config);
     let Some(path) = &config.auth.keys_file else {
-        if let Some(source) = config.sources.iter().find(|s| s.key.is_some()) {
-            return Err(KeysError::NoKeysFile {
-                address: source.address.clone(),
-                id: source.key.unwrap_or_default(),
-            });
+        if let Some((user, id)) = users.into_iter().next() {
+            return Err(KeysError::NoKeysFile { user, id });
         }
         return Ok(KeyStore::EMPTY);
     };
@@ -41,14 +52,8 @@ pub fn load(config: &Config) -> Result<KeyStore, KeysError> {
         keys.trust_only(&config.auth.trusted_keys)
             .map_err(|id| KeysError::MissingTrusted { path: path.clone(), id })?;
     }
-    for source in &config.sources {
-        if let Some(id) = source.key.filter(|&id| keys.key(id).is_none()) {
-            return Err(KeysError::MissingSourceKey {
-                path: path.clone(),
-                address: source.address.clone(),
-                id,
-            });
-        }
+    if let Some((user, id)) = users.into_iter().find(|(_, id)| keys.key(*id).is_none()) {
+        return Err(KeysError::MissingKey { path: path.clone(), user, id });
     }
     Ok(keys)
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod atomic_file;
+pub mod broadcast;
 pub mod config;
 pub mod control;
 pub mod drift;

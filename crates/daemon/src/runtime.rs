@@ -45,6 +45,8 @@ pub enum RunError {
     Privileges(#[from] PrivilegeError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeysError),
+    #[error(transparent)]
+    Broadcast(#[from] crate::broadcast::BroadcastError),
     #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
     Panic { offset: f64 },
 }
@@ -93,6 +95,17 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     // Sockets first: a port that cannot be bound stops the start before anything else happens.
     let sockets = bind_all(config.server.listen.as_slice())?;
+    // Broadcast sources listen on these sockets (multicast groups joined while privileged), and
+    // broadcasts leave from them.
+    crate::broadcast::listen(&config, &sockets)?;
+    for source in config.sources.iter().filter(|s| s.insecure_unauthenticated) {
+        tracing::warn!(
+            "[[source]] {}: following unsigned broadcasts (insecure_unauthenticated): anyone on \
+             the LAN can send this hub false time",
+            source.address
+        );
+    }
+    let broadcast_targets = crate::broadcast::open(&config, &sockets, &keys)?;
     // Monitoring must never stop the time service: without its socket the daemon still serves.
     let control_listener = match control::bind(&config.control.socket) {
         Ok(listener) => Some(listener),
@@ -171,6 +184,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 
     let cancel = CancellationToken::new();
     let (publish, system_snapshot) = watch::channel(sync.snapshot());
+    let listening = config.sources.iter().any(|s| s.mode == crate::config::SourceMode::Broadcast);
+    let (heard_sender, heard) = if listening {
+        let (sender, receiver) = tokio::sync::mpsc::channel(64);
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
+    };
     let (status_sender, status) = watch::channel(StatusSnapshot::default());
     let counters = Arc::new(ServerCounters::default());
     let origin = Instant::now();
@@ -192,6 +212,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         status: status_sender,
         counters: counters.clone(),
         keys: keys.clone(),
+        broadcasts: heard,
     });
 
     let mut tasks = JoinSet::new();
@@ -213,7 +234,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         clients: clients.clone(),
         origin,
         keys,
+        broadcasts: heard_sender,
     };
+    if !broadcast_targets.is_empty() {
+        tasks.spawn(crate::broadcast::serve(
+            broadcast_targets,
+            serving.system.clone(),
+            clock.clone(),
+            cancel.clone(),
+        ));
+    }
     let serving_thread =
         spawn_serving_thread(sockets, serving, cancel.clone()).map_err(RunError::Runtime)?;
     if let Some(listener) = control_listener {

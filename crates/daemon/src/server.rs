@@ -4,6 +4,7 @@
 use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::net::TimestampedSocket;
+use crate::sources::HeardBroadcast;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use syhub_ntp_proto::server::{
     answer_with_keys,
 };
 use syhub_ntp_proto::time::Monotonic;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,8 @@ pub struct ServingContext {
     pub origin: Instant,
     /// Trusted symmetric keys: signed requests get signed answers.
     pub keys: Arc<KeyStore>,
+    /// Where broadcasts (mode 5) go, when a broadcast source listens for them.
+    pub broadcasts: Option<mpsc::Sender<HeardBroadcast>>,
 }
 
 /// How refused and too-frequent clients are treated.
@@ -65,7 +68,17 @@ enum Gate {
 
 /// Serves one socket until cancelled.
 pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: CancellationToken) {
-    let ServingContext { system, access, policy, clock, counters, clients, origin, keys } = context;
+    let ServingContext {
+        system,
+        access,
+        policy,
+        clock,
+        counters,
+        clients,
+        origin,
+        keys,
+        broadcasts,
+    } = context;
     let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
     let mut request = [0u8; RECEIVE_BUFFER_LEN];
     let mut reply = [0u8; RECEIVE_BUFFER_LEN];
@@ -93,6 +106,22 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         // Port 0 cannot be answered and is a classic reflection trick; truncated data is malformed.
         if received.peer.port() == 0 || received.truncated {
             counters.ignored.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // A broadcast is never answered, so neither rate limits nor kisses apply: it goes to the
+        // broadcast source if its sender is allowed, and is otherwise dropped.
+        if received.len >= 48 && request[0] & 7 == 5 {
+            counters.ignored.fetch_add(1, Ordering::Relaxed);
+            if let Some(feed) = &broadcasts
+                && access.borrow().check(received.peer.ip()) == Access::Allow
+            {
+                let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
+                let _ = feed.try_send(HeardBroadcast {
+                    packet: request[..received.len].to_vec(),
+                    from: received.peer,
+                    received_at,
+                });
+            }
             continue;
         }
         let gate = admit(received.peer.ip(), origin, &access, &policy, &clients, &counters);

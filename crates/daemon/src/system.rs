@@ -8,8 +8,8 @@ use crate::log_limit::{LogLimiter, held_back};
 use crate::query::{NTP_PORT, Target, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
-    Resolution, SourceCommands, SourceEvent, SourceId, SourceReport, resolve_in_background,
-    spawn_source,
+    HeardBroadcast, Resolution, SourceCommands, SourceEvent, SourceId, SourceReport,
+    recv_or_pending, resolve_in_background, spawn_source,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +90,8 @@ struct ActiveSource {
     falseticker_streak: u32,
     last_sample_at: Option<Instant>,
     problem: Option<String>,
+    /// A broadcast source's feed of the broadcasts heard from its server.
+    broadcasts: Option<mpsc::Sender<HeardBroadcast>>,
 }
 
 /// Everything the system task starts with.
@@ -105,6 +107,8 @@ pub struct SystemParts {
     pub counters: Arc<ServerCounters>,
     /// The trusted keys, for sources that sign their requests.
     pub keys: Arc<KeyStore>,
+    /// Broadcasts the serving loop heard, when a source listens for them.
+    pub broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
 }
 
 pub struct SystemTask {
@@ -123,6 +127,7 @@ pub struct SystemTask {
     publish: watch::Sender<SystemSnapshot>,
     status: watch::Sender<StatusSnapshot>,
     counters: Arc<ServerCounters>,
+    heard: Option<mpsc::Receiver<HeardBroadcast>>,
     drift_path: Option<PathBuf>,
     drift_written: Option<Instant>,
     last_update: Option<Instant>,
@@ -168,6 +173,7 @@ impl SystemTask {
             publish: parts.publish,
             status: parts.status,
             counters: parts.counters,
+            heard: parts.broadcasts,
             drift_written: None,
             last_update: None,
             spike_logged: false,
@@ -200,6 +206,7 @@ impl SystemTask {
                     }
                 }
                 Some(resolution) = self.resolutions.1.recv() => self.on_resolution(resolution),
+                Some(heard) = recv_or_pending(&mut self.heard) => self.on_broadcast(heard),
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
                     let steering = self.sync.tick(self.monotonic(now));
@@ -460,6 +467,34 @@ impl SystemTask {
         }
     }
 
+    /// A broadcast from `heard.from`: to its source, started when this is its first and the
+    /// broadcast entry has room.
+    fn on_broadcast(&mut self, heard: HeardBroadcast) {
+        let server = SocketAddr::new(heard.from.ip(), NTP_PORT);
+        let entry = self.entries.iter().position(|e| {
+            e.config.mode == SourceMode::Broadcast
+                && matches!(e.target, Target::Address(a) if a.is_ipv4() == server.is_ipv4())
+        });
+        let Some(entry) = entry else { return };
+        let known = self.sources.iter().position(|s| s.entry == entry && s.address == server);
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let members = self.sources.iter().filter(|s| s.entry == entry).count();
+                if members >= usize::from(self.entries[entry].config.max_sources) {
+                    return;
+                }
+                tracing::info!("heard broadcasts from {server}: measuring the delay to it");
+                self.add_source(entry, server);
+                self.sources.len() - 1
+            }
+        };
+        if let Some(feed) = &self.sources[index].broadcasts {
+            // A full feed means the task is behind: losing a broadcast is harmless.
+            let _ = feed.try_send(heard);
+        }
+    }
+
     fn add_source(&mut self, entry: usize, address: SocketAddr) {
         let config = &self.entries[entry].config;
         let mut poll = PollConfig {
@@ -473,6 +508,18 @@ impl SystemTask {
             // NIST asks for no more than one query per 4 s.
             poll.burst_spacing = Duration::from_secs(4);
         }
+        let broadcast = config.mode == SourceMode::Broadcast;
+        if broadcast {
+            // The burst measures the delay; broadcasts bring the time, and a rare poll re-measures.
+            poll.minpoll = config.maxpoll;
+            poll.iburst = true;
+        }
+        let (feed, heard) = if broadcast {
+            let (feed, heard) = mpsc::channel(8);
+            (Some(feed), Some(heard))
+        } else {
+            (None, None)
+        };
         let now = Instant::now();
         let source = NtpSource::new(
             poll,
@@ -493,11 +540,13 @@ impl SystemTask {
             falseticker_streak: 0,
             last_sample_at: None,
             problem: None,
+            broadcasts: feed,
         });
         spawn_source(
             id,
             address,
             source,
+            heard,
             self.clock.clone(),
             self.origin,
             self.reports.0.clone(),
@@ -523,7 +572,7 @@ impl SystemTask {
                 None
             };
             if let Some(why) = why
-                && (entry.config.mode == SourceMode::Pool
+                && (entry.config.mode != SourceMode::Server
                     || matches!(entry.target, Target::Name { .. }))
             {
                 removed.push((index, why));
@@ -543,7 +592,9 @@ impl SystemTask {
         for index in 0..self.entries.len() {
             let entry = &self.entries[index];
             let members = self.sources.iter().filter(|s| s.entry == index).count();
+            // Broadcast sources start when their server is heard.
             if entry.resolving
+                || entry.config.mode == SourceMode::Broadcast
                 || members >= usize::from(entry.config.max_sources)
                 || entry.next_resolve > now
             {
@@ -633,6 +684,7 @@ impl SystemTask {
                     kind: match entry.config.mode {
                         SourceMode::Pool => "pool".into(),
                         SourceMode::Server => "server".into(),
+                        SourceMode::Broadcast => "broadcast".into(),
                     },
                     fallback: entry.config.fallback,
                     state: state.into(),

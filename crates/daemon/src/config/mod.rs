@@ -2,6 +2,7 @@
 //! name the file, line, column and what was expected.
 
 mod auth;
+mod broadcast;
 mod clock;
 mod control;
 mod file;
@@ -11,6 +12,7 @@ mod server;
 mod source;
 
 pub use auth::AuthConfig;
+pub use broadcast::BroadcastConfig;
 pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE};
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
@@ -31,6 +33,9 @@ pub struct Config {
     #[serde(rename = "source")]
     pub sources: Vec<SourceConfig>,
     pub server: ServerConfig,
+    /// `[[broadcast]]` tables: none by default.
+    #[serde(rename = "broadcast")]
+    pub broadcasts: Vec<BroadcastConfig>,
     pub clock: ClockConfig,
     pub local: LocalConfig,
     pub control: ControlConfig,
@@ -44,6 +49,7 @@ impl Default for Config {
         Self {
             sources: default_sources(),
             server: ServerConfig::default(),
+            broadcasts: Vec::new(),
             clock: ClockConfig::default(),
             local: LocalConfig::default(),
             control: ControlConfig::default(),

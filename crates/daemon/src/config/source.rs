@@ -19,6 +19,11 @@ pub struct SourceConfig {
     pub fallback: bool,
     /// Sign requests with this key from `[auth] keys_file` and accept only answers it signed.
     pub key: Option<u32>,
+    /// Broadcast mode: follow broadcasts that carry no MAC (anyone on the LAN can forge them).
+    pub insecure_unauthenticated: bool,
+    /// Broadcast mode: the interface to join a multicast group on (the routing table decides
+    /// when unset).
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -29,6 +34,9 @@ pub enum SourceMode {
     /// A DNS name standing for many servers: up to `max_sources` of them are used and replaced
     /// when they fail.
     Pool,
+    /// Listen for broadcasts to `address` (an IPv4 broadcast address or a multicast group) and
+    /// follow up to `max_sources` servers heard there, each measured once by client exchanges.
+    Broadcast,
 }
 
 /// Poll exponent bounds: 1 s to 36 hours.
@@ -55,6 +63,9 @@ struct RawSource {
     #[serde(default)]
     fallback: bool,
     key: Option<i64>,
+    #[serde(default)]
+    insecure_unauthenticated: bool,
+    interface: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -66,6 +77,13 @@ impl TryFrom<RawSource> for SourceConfig {
     fn try_from(raw: RawSource) -> Result<Self, String> {
         let address = raw.address.trim().to_owned();
         crate::query::parse_target(&address).map_err(|e| format!("address: {e}"))?;
+        if raw.mode == SourceMode::Broadcast {
+            check_broadcast(&raw, &address)?;
+        } else if raw.insecure_unauthenticated || raw.interface.is_some() {
+            return Err(
+                "insecure_unauthenticated and interface apply to mode = \"broadcast\" only".into(),
+            );
+        }
         let poll = |name: &str, value: Option<i64>, default: i8| -> Result<i8, String> {
             match value {
                 None => Ok(default),
@@ -94,9 +112,9 @@ impl TryFrom<RawSource> for SourceConfig {
                 return Err("max_sources applies to mode = \"pool\" only".into());
             }
             (SourceMode::Server, None) => 1,
-            (SourceMode::Pool, None) => 4,
-            (SourceMode::Pool, Some(n @ 1..=16)) => n as u8,
-            (SourceMode::Pool, Some(n)) => {
+            (SourceMode::Pool | SourceMode::Broadcast, None) => 4,
+            (SourceMode::Pool | SourceMode::Broadcast, Some(n @ 1..=16)) => n as u8,
+            (SourceMode::Pool | SourceMode::Broadcast, Some(n)) => {
                 return Err(format!("max_sources = {n}: expected 1 to 16"));
             }
         };
@@ -107,6 +125,8 @@ impl TryFrom<RawSource> for SourceConfig {
         };
         Ok(Self {
             key,
+            insecure_unauthenticated: raw.insecure_unauthenticated,
+            interface: raw.interface.filter(|name| !name.is_empty()),
             mode: raw.mode,
             address,
             iburst: raw.iburst,
@@ -116,6 +136,30 @@ impl TryFrom<RawSource> for SourceConfig {
             fallback: raw.fallback,
         })
     }
+}
+
+/// A broadcast source listens on a broadcast address or multicast group, and must be signed
+/// unless the user says otherwise.
+fn check_broadcast(raw: &RawSource, address: &str) -> Result<(), String> {
+    let ip: std::net::IpAddr = address.parse().map_err(|_| {
+        format!(
+            "address {address:?}: a broadcast source listens on an address, such as \"192.168.1.255\", \
+             \"224.0.1.1\" or \"ff05::101\" (no name, no port: broadcasts go to port 123)"
+        )
+    })?;
+    if let std::net::IpAddr::V6(v6) = ip
+        && !v6.is_multicast()
+    {
+        return Err(format!(
+            "address {ip}: IPv6 has no broadcast; use a multicast group such as ff05::101"
+        ));
+    }
+    if raw.key.is_none() && !raw.insecure_unauthenticated {
+        return Err("a broadcast source needs key = N: anyone on the LAN can send a broadcast. \
+                    To follow unsigned broadcasts anyway, set insecure_unauthenticated = true"
+            .into());
+    }
+    Ok(())
 }
 
 /// The sources of the embedded default: the NTP pool, with NIST and Google as fallbacks.
@@ -129,6 +173,8 @@ pub fn default_sources() -> Vec<SourceConfig> {
         max_sources: if mode == SourceMode::Pool { 4 } else { 1 },
         fallback,
         key: None,
+        insecure_unauthenticated: false,
+        interface: None,
     };
     vec![
         source(SourceMode::Pool, "pool.ntp.org", false),

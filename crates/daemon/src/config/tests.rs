@@ -160,3 +160,44 @@ fn clock_thresholds_are_checked() {
     assert_eq!(config.clock.panic_threshold, 5.0);
     assert_eq!(config.clock.drift_file, None);
 }
+
+#[test]
+fn broadcast_tables_are_checked() {
+    let refused = |text: &str, fragment: &str| {
+        let message = Config::parse(text, "c.toml").unwrap_err().to_string();
+        assert!(message.contains(fragment), "{fragment:?} missing from: {message}");
+    };
+    refused("[[broadcast]]\naddress = \"fd00::1\"\n", "IPv6 has no broadcast");
+    refused("[[broadcast]]\naddress = \"hub.lan\"\n", "expected an IP address");
+    refused("[[broadcast]]\naddress = \"127.0.0.1\"\n", "not a broadcast or multicast address");
+    refused("[[broadcast]]\naddress = \"10.0.0.255\"\ninterval = 0\n", "expected 1 to 65536");
+    refused("[[broadcast]]\naddress = \"224.0.1.1\"\nttl = 300\n", "expected 1 to 255");
+    let config = Config::parse("[[broadcast]]\naddress = \"10.0.0.255\"\n", "c.toml").unwrap();
+    let broadcast = &config.broadcasts[0];
+    assert_eq!((broadcast.interval, broadcast.ttl, broadcast.poll_exponent()), (64, 1, 6));
+}
+
+#[test]
+fn broadcast_sources_must_be_signed_unless_told_otherwise() {
+    let source =
+        |extra: &str| format!("[[source]]\nmode = \"broadcast\"\naddress = \"224.0.1.1\"\n{extra}");
+    let message = Config::parse(&source(""), "c.toml").unwrap_err().to_string();
+    assert!(message.contains("needs key = N"), "{message}");
+    assert!(Config::parse(&source("key = 1\n"), "c.toml").is_ok());
+    let insecure = Config::parse(&source("insecure_unauthenticated = true\n"), "c.toml").unwrap();
+    assert!(insecure.sources[0].insecure_unauthenticated);
+    let message = Config::parse(
+        "[[source]]\nmode = \"broadcast\"\naddress = \"[ff05::101]:123\"\nkey = 1\n",
+        "c.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("no port"), "{message}");
+    let message = Config::parse(
+        "[[source]]\nmode = \"server\"\naddress = \"10.0.0.1\"\ninterface = \"eth0\"\n",
+        "c.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("mode = \"broadcast\" only"), "{message}");
+}

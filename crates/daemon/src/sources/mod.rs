@@ -5,4 +5,7 @@ mod resolve;
 mod task;
 
 pub use resolve::{Resolution, resolve_in_background};
-pub use task::{SourceCommands, SourceEvent, SourceId, SourceReport, spawn_source};
+pub use task::{
+    HeardBroadcast, SourceCommands, SourceEvent, SourceId, SourceReport, recv_or_pending,
+    spawn_source,
+};

@@ -39,6 +39,15 @@ pub enum SourceEvent {
     SendFailed(String),
 }
 
+/// A broadcast (mode 5) the serving loop received, for the source following its sender.
+#[derive(Debug, Clone)]
+pub struct HeardBroadcast {
+    pub packet: Vec<u8>,
+    pub from: SocketAddr,
+    /// Kernel receive time (local clock).
+    pub received_at: NtpTimestamp,
+}
+
 /// A source's report to the system task.
 #[derive(Debug, Clone)]
 pub struct SourceReport {
@@ -53,6 +62,7 @@ pub fn spawn_source(
     id: SourceId,
     address: SocketAddr,
     source: NtpSource,
+    broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     clock: Arc<dyn Clock>,
     origin: Instant,
     reports: mpsc::Sender<SourceReport>,
@@ -79,6 +89,7 @@ pub fn spawn_source(
             reports,
             commands,
             socket,
+            broadcasts,
             steps_seen: 0.0,
         };
         task.steps_seen = task.commands.borrow().steps_total;
@@ -108,6 +119,7 @@ struct SourceTask {
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
     socket: TimestampedSocket,
+    broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     steps_seen: f64,
 }
 
@@ -129,17 +141,16 @@ impl SourceTask {
                         let now = Instant::now();
                         let t4 = received.kernel_time.unwrap_or_else(|| self.clock.now());
                         let outcome = self.source.handle_response(self.monotonic(now), &buf[..received.len], t4);
-                        let event = match outcome {
-                            ResponseOutcome::Sample { measurement, .. } => SourceEvent::Sample(measurement),
-                            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
-                            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code.display_for_stratum(0)),
-                            ResponseOutcome::NotOurs(_) => continue,
-                        };
-                        self.report(event).await;
+                        self.report_outcome(outcome).await;
                     }
                     // ICMP port unreachable and the like: the reach register tells the story.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 },
+                Some(heard) = recv_or_pending(&mut self.broadcasts) => {
+                    let now = self.monotonic(Instant::now());
+                    let outcome = self.source.handle_broadcast(now, &heard.packet, heard.received_at);
+                    self.report_outcome(outcome).await;
+                }
                 changed = self.commands.changed() => {
                     if changed.is_err() {
                         return;
@@ -154,6 +165,17 @@ impl SourceTask {
                 }
             }
         }
+    }
+
+    /// Reports what an answer or a broadcast came to; packets not ours are ignored silently.
+    async fn report_outcome(&mut self, outcome: ResponseOutcome) {
+        let event = match outcome {
+            ResponseOutcome::Sample { measurement, .. } => SourceEvent::Sample(measurement),
+            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
+            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code.display_for_stratum(0)),
+            ResponseOutcome::NotOurs(_) => return,
+        };
+        self.report(event).await;
     }
 
     async fn poll(&mut self) {
@@ -182,5 +204,14 @@ impl SourceTask {
     async fn report(&self, event: SourceEvent) {
         let report = SourceReport { id: self.id, view: self.source.view(), event };
         let _ = self.reports.send(report).await;
+    }
+}
+
+/// The next message from `receiver`, or never when there is none (a `select!` arm that stays
+/// quiet).
+pub async fn recv_or_pending<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,0 +1,242 @@
+//! Broadcast and multicast: sending the hub's mode-5 announcements (`[[broadcast]]`), and joining
+//! the groups that broadcast sources listen on. Broadcasts leave from the server's own port-123
+//! socket, as ntpd's do, so listeners that expect that source port accept them; they reach
+//! listeners through their server socket too, which hears every broadcast to port 123.
+
+use crate::config::{BroadcastConfig, Config, SourceMode};
+use crate::log_limit::{LogLimiter, held_back};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+use syhub_ntp_clock::Clock;
+use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
+use syhub_ntp_proto::packet::HEADER_LEN;
+use syhub_ntp_proto::packet::MAX_MAC_LEN;
+use syhub_ntp_proto::server::{SystemSnapshot, broadcast_packet};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const NTP_PORT: u16 = 123;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    #[error(
+        "a broadcast source listening on {address} needs an {family} [server] listen address on \
+         port 123 (such as \"{example}\"): broadcasts arrive there"
+    )]
+    NoListener { address: IpAddr, family: &'static str, example: &'static str },
+    #[error("interface {name:?} ({what}) does not exist")]
+    NoInterface { name: String, what: String },
+    #[error("cannot join the multicast group {group}: {source}")]
+    Join { group: IpAddr, source: std::io::Error },
+    #[error("cannot open a socket to broadcast to {address}: {source}")]
+    Socket { address: IpAddr, source: std::io::Error },
+}
+
+/// One `[[broadcast]]`, ready to send.
+pub struct BroadcastTarget {
+    config: BroadcastConfig,
+    socket: UdpSocket,
+    /// Interface index multicast leaves by (0: the routing table decides).
+    interface: u32,
+    key: Option<SymmetricKey>,
+}
+
+fn interface_index(name: Option<&str>, what: &str) -> Result<u32, BroadcastError> {
+    match name {
+        None => Ok(0),
+        Some(name) => nix::net::if_::if_nametoindex(name).map_err(|_| {
+            BroadcastError::NoInterface { name: name.to_owned(), what: what.to_owned() }
+        }),
+    }
+}
+
+/// The server sockets of `address`'s family on port 123, wildcard ones first.
+fn server_sockets_for(address: IpAddr, sockets: &[UdpSocket]) -> Vec<&UdpSocket> {
+    let mut matching: Vec<&UdpSocket> = sockets
+        .iter()
+        .filter(|s| {
+            s.local_addr().is_ok_and(|l| l.port() == NTP_PORT && l.is_ipv4() == address.is_ipv4())
+        })
+        .collect();
+    matching.sort_by_key(|s| s.local_addr().map(|l| !l.ip().is_unspecified()).unwrap_or(true));
+    matching
+}
+
+/// Makes the server sockets hear what broadcast sources listen for: checks that a port-123
+/// socket of the right family exists and joins multicast groups on it.
+pub fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), BroadcastError> {
+    for source in config.sources.iter().filter(|s| s.mode == SourceMode::Broadcast) {
+        let Ok(address) = source.address.parse::<IpAddr>() else { continue };
+        let listeners = server_sockets_for(address, sockets);
+        let wildcard = listeners
+            .iter()
+            .copied()
+            .filter(|s| s.local_addr().is_ok_and(|l| l.ip().is_unspecified()))
+            .collect::<Vec<_>>();
+        if wildcard.is_empty() {
+            let (family, example) =
+                if address.is_ipv4() { ("IPv4", "0.0.0.0:123") } else { ("IPv6", "[::]:123") };
+            return Err(BroadcastError::NoListener { address, family, example });
+        }
+        if !address.is_multicast() {
+            continue;
+        }
+        let what = format!("[[source]] {address}");
+        let index = interface_index(source.interface.as_deref(), &what)?;
+        for socket in wildcard {
+            join(socket, address, index)
+                .map_err(|source| BroadcastError::Join { group: address, source })?;
+        }
+    }
+    Ok(())
+}
+
+fn join(socket: &UdpSocket, group: IpAddr, interface: u32) -> std::io::Result<()> {
+    match group {
+        IpAddr::V4(group) => {
+            let request = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: interface as libc::c_int,
+            };
+            set_option(socket, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &request)
+        }
+        IpAddr::V6(group) => socket.join_multicast_v6(&group, interface),
+    }
+}
+
+/// setsockopt with a value of any plain type.
+fn set_option<T>(socket: &UdpSocket, level: i32, name: i32, value: &T) -> std::io::Result<()> {
+    // SAFETY: `value` is a live, initialised T and its exact size is passed.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Opens what each `[[broadcast]]` sends from: the server's own port-123 socket of the family
+/// (shared), or a socket of its own on another port when the server has none.
+pub fn open(
+    config: &Config,
+    sockets: &[UdpSocket],
+    keys: &KeyStore,
+) -> Result<Vec<BroadcastTarget>, BroadcastError> {
+    config
+        .broadcasts
+        .iter()
+        .map(|broadcast| {
+            let address = broadcast.address;
+            let error = |source| BroadcastError::Socket { address, source };
+            let socket = match server_sockets_for(address, sockets).first() {
+                Some(server) => server.try_clone().map_err(error)?,
+                None => {
+                    let any: SocketAddr = if address.is_ipv4() {
+                        ([0, 0, 0, 0], 0).into()
+                    } else {
+                        ([0u16; 8], 0).into()
+                    };
+                    let socket = UdpSocket::bind(any).map_err(error)?;
+                    socket.set_nonblocking(true).map_err(error)?;
+                    socket
+                }
+            };
+            if address.is_ipv4() {
+                socket.set_broadcast(true).map_err(error)?;
+            }
+            let what = format!("[[broadcast]] {address}");
+            let interface = interface_index(broadcast.interface.as_deref(), &what)?;
+            let key = broadcast.key.and_then(|id| keys.key(id).copied());
+            Ok(BroadcastTarget { config: broadcast.clone(), socket, interface, key })
+        })
+        .collect()
+}
+
+/// Sends every target's broadcasts at its interval until cancelled; nothing while the system
+/// has no time to give.
+pub async fn serve(
+    targets: Vec<BroadcastTarget>,
+    system: watch::Receiver<SystemSnapshot>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets {
+        let (system, clock, cancel) = (system.clone(), clock.clone(), cancel.clone());
+        tasks.spawn(async move {
+            tracing::info!(
+                "broadcasting to {} every {} s{}",
+                target.config.address,
+                target.config.interval,
+                target.key.map_or(String::new(), |k| format!(", signed with key {}", k.id))
+            );
+            let mut interval =
+                tokio::time::interval(Duration::from_secs(u64::from(target.config.interval)));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut log_limiter = LogLimiter::new(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = interval.tick() => {}
+                }
+                let snapshot = *system.borrow();
+                if let Err(error) = send_one(&target, &snapshot, clock.as_ref()) {
+                    let now = tokio::time::Instant::now();
+                    if let Some(held) = log_limiter.allow(&error.kind().to_string(), now) {
+                        tracing::warn!(
+                            "cannot broadcast to {}: {error}{}",
+                            target.config.address,
+                            held_back(held)
+                        );
+                    }
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One broadcast: multicast settings, the packet stamped as late as possible, the MAC, the send.
+fn send_one(
+    target: &BroadcastTarget,
+    system: &SystemSnapshot,
+    clock: &dyn Clock,
+) -> std::io::Result<()> {
+    let address = target.config.address;
+    if address.is_multicast() {
+        let ttl = libc::c_int::from(target.config.ttl);
+        match address {
+            IpAddr::V4(_) => {
+                set_option(&target.socket, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
+                let request = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr { s_addr: 0 },
+                    imr_address: libc::in_addr { s_addr: 0 },
+                    imr_ifindex: target.interface as libc::c_int,
+                };
+                set_option(&target.socket, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &request)?;
+            }
+            IpAddr::V6(_) => {
+                set_option(&target.socket, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
+                let index = target.interface as libc::c_int;
+                set_option(&target.socket, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &index)?;
+            }
+        }
+    }
+    let Some(header) = broadcast_packet(system, target.config.poll_exponent(), clock.now()) else {
+        return Ok(());
+    };
+    let mut packet = [0u8; HEADER_LEN + MAX_MAC_LEN];
+    packet[..HEADER_LEN].copy_from_slice(&header);
+    let len = HEADER_LEN + target.key.map_or(0, |key| key.mac_len());
+    if let Some(key) = &target.key {
+        key.sign(&mut packet[..len]);
+    }
+    target.socket.send_to(&packet[..len], SocketAddr::new(address, NTP_PORT)).map(drop)
+}
