@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the packet seeds for the fuzz targets: requests of every version and mode, with
 extension fields, MACs and crypto-NAKs, and malformed ones near each boundary of the decoder."""
+import hashlib
 import os
 import struct
 
@@ -38,6 +39,25 @@ packets["oversized_1200"] = header(4, 3) + field(0x0104, 1148)
 packets["v1_mode0_leap3"] = header(1, 0, leap=3)
 packets["v4_client_zero_transmit"] = header(4, 3, transmit=0)
 packets["v4_symmetric_active_poll17"] = header(4, 1, poll=17)
+
+
+def signed(packet, key_id, digest):
+    return packet + struct.pack(">I", key_id) + digest(packet)
+
+
+SHA1_KEY = bytes.fromhex("00112233445566778899aabbccddeeff00112233")
+packets["v4_client_signed_sha1"] = signed(
+    header(4, 3), 1, lambda p: hashlib.sha1(SHA1_KEY + p).digest()
+)
+packets["v4_client_signed_md5"] = signed(
+    header(4, 3), 3, lambda p: hashlib.md5(b"fuzzing-key" + p).digest()
+)
+packets["v4_client_signed_md5_lan_only"] = signed(
+    header(4, 3), 4, lambda p: hashlib.md5(b"lan-only" + p).digest()
+)
+packets["v3_client_signed_sha1"] = signed(
+    header(3, 3), 1, lambda p: hashlib.sha1(SHA1_KEY + p).digest()
+)
 
 # The request_answer target reads the server's state from 26 bytes before the request: leap,
 # stratum, precision, reference id, root delay, reference time, receive time, root dispersion and

@@ -1,17 +1,34 @@
-//! Any bytes as a request, any server state: the answer and the kiss-o'-death never panic, are
-//! never longer than the request (no amplification), and when given are well-formed answers to
-//! it: the reply mode, the version mirrored, the request's transmit time as origin.
+//! Any bytes as a request, any server state, with and without symmetric keys: the answer and the
+//! kiss-o'-death never panic, are never longer than the request (no amplification), and when
+//! given are well-formed answers to it: the reply mode, the version mirrored, the request's
+//! transmit time as origin; a signed answer verifies under the key that signed the request.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use syhub_ntp_proto::packet::{LeapIndicator, Mode, ReferenceId};
-use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer, answer_kiss};
+use std::sync::OnceLock;
+use syhub_ntp_proto::auth::KeyStore;
+use syhub_ntp_proto::packet::{HEADER_LEN, LeapIndicator, Mode, ReferenceId};
+use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer_kiss, answer_with_keys};
 use syhub_ntp_proto::{NtpDuration, NtpHeader, NtpPacket, NtpTimestamp};
 
 /// Bytes 0..26 choose the server's state and the receive time; the rest is the request.
 /// 0: leap, 1: stratum, 2: precision, 3..7: reference id, 7: root delay, 8..16: reference time,
 /// 16..24: receive time, 24: root dispersion, 25: its ceiling.
 const STATE_LEN: usize = 26;
+
+/// The keys the seeds sign with (ids 1 to 3), key 4 only for 10.0.0.0/8.
+fn keys() -> &'static KeyStore {
+    static KEYS: OnceLock<KeyStore> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        KeyStore::parse(
+            "1 SHA1 00112233445566778899aabbccddeeff00112233\n\
+             2 AES128CMAC 000102030405060708090a0b0c0d0e0f\n\
+             3 MD5 fuzzing-key\n\
+             4 MD5 lan-only 10.0.0.0/8\n",
+        )
+        .expect("the fuzz keys parse")
+    })
+}
 
 fn word(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(bytes.try_into().expect("8 bytes"))
@@ -44,9 +61,16 @@ fuzz_target!(|data: &[u8]| {
     let system = snapshot(state);
     let received_at = NtpTimestamp::from_bits(word(&state[16..24]));
     let mut out = [0u8; 2048];
+    // The peer: on the LAN or not, by one bit of the state.
+    let peer =
+        std::net::IpAddr::from(if state[0] & 4 == 0 { [10, 1, 2, 3] } else { [192, 0, 2, 1] });
+    let keys = if state[0] & 8 == 0 { keys() } else { &KeyStore::EMPTY };
 
-    let request_header = NtpPacket::decode(request).ok().map(|p| p.header);
-    if let Answer::Reply(reply) = answer(request, received_at, &system, &mut out) {
+    let decoded = NtpPacket::decode(request).ok();
+    let request_header = decoded.map(|p| p.header);
+    if let Answer::Reply(reply) =
+        answer_with_keys(request, received_at, &system, keys, peer, &mut out)
+    {
         assert!(reply.len <= request.len(), "{} bytes answer {}", reply.len, request.len());
         reply.stamp_transmit_time(&mut out, received_at);
         let sent = NtpHeader::decode(&out[..reply.len]).expect("our answer decodes");
@@ -54,6 +78,12 @@ fuzz_target!(|data: &[u8]| {
         check_answers(&sent, &asked);
         assert_eq!(sent.receive_time, received_at);
         assert_eq!(sent.stratum, system.stratum);
+        if let Some(key) = reply.sign_with {
+            let mac = NtpPacket::decode(&out[..reply.len]).expect("decodes").mac.expect("a MAC");
+            assert!(key.verify(&out[..HEADER_LEN], &mac), "our signed answer does not verify");
+            let asked_mac = decoded.and_then(|p| p.mac).expect("only signed requests are signed");
+            assert_eq!(asked_mac.key_id, key.id);
+        }
     }
 
     let mut kiss = [0u8; 2048];
