@@ -15,7 +15,7 @@ fi
 
 # Debian packages the tests need: real clients and servers, the namespace tools, and a C++
 # compiler for libFuzzer.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark g++)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -45,6 +45,10 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// Write a new symmetric keys file (mode 0600) and print the lines clients need.
     Keygen(commands::keygen::KeygenArgs),
+    /// Set this hub up: config, account, systemd units, firewall; other time services stopped.
+    Install(commands::install::InstallArgs),
+    /// Undo what `install` did, as its manifest records (config, keys and drift kept unless --purge).
+    Uninstall(commands::install::UninstallArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +62,7 @@ fn main() -> ExitCode {
         Command::Clients(args) => commands::clients::run(args),
         Command::Config(command) => commands::config::run(command),
         Command::Keygen(args) => commands::keygen::run(args),
+        Command::Install(args) => commands::install::run_install(args),
+        Command::Uninstall(args) => commands::install::run_uninstall(args),
     }
 }

@@ -11,6 +11,7 @@ pub mod keygen;
 pub mod keys;
 pub mod log_limit;
 pub mod net;
+pub mod notify;
 pub mod privileges;
 pub mod query;
 pub mod runtime;

@@ -244,8 +244,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
+    let serving_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let serving_thread =
-        spawn_serving_thread(sockets, serving, cancel.clone()).map_err(RunError::Runtime)?;
+        spawn_serving_thread(sockets, serving, serving_alive.clone(), cancel.clone())
+            .map_err(RunError::Runtime)?;
     if let Some(listener) = control_listener {
         let context =
             ControlContext { status: status.clone(), counters: counters.clone(), clients, origin };
@@ -266,6 +268,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         config.sources.len(),
         config.control.socket.display(),
     );
+    let notifier = Arc::new(crate::notify::Notifier::from_environment());
+    notifier.notify("READY=1");
+    tasks.spawn(crate::notify::keep_informed(
+        notifier.clone(),
+        serving_alive,
+        status.clone(),
+        cancel.clone(),
+    ));
 
     // On a signal the system task is cancelled, not dropped, so it stops its sources and writes
     // the drift file if one is due.
@@ -278,6 +288,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         finished = &mut system => finished,
     };
     let result = finished.map_err(|panic| RunError::Panic { offset: panic.offset });
+    notifier.notify("STOPPING=1");
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
     let _ = tokio::task::spawn_blocking(move || serving_thread.join()).await;
@@ -295,9 +306,18 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 fn spawn_serving_thread(
     sockets: Vec<std::net::UdpSocket>,
     context: ServingContext,
+    alive: Arc<std::sync::atomic::AtomicBool>,
     cancel: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("ntp-serve".into()).spawn(move || {
+        // However the thread ends (even by a panic), the watchdog stops being fed.
+        struct Alive(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        let _alive = Alive(alive);
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(error) => {

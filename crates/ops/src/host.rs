@@ -1,0 +1,148 @@
+//! The system being changed: files under a root directory (`/`, or a tree for tests and images),
+//! commands run for real or, in a dry run, only described. Every change is reported as a line.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Host {
+    root: PathBuf,
+    dry_run: bool,
+    /// One line per action taken (or, in a dry run, that would be).
+    pub report: Vec<String>,
+}
+
+impl Host {
+    pub fn new(root: &Path, dry_run: bool) -> Self {
+        Self { root: root.to_owned(), dry_run, report: Vec::new() }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Whether this is the running system rather than a tree under another directory.
+    pub fn is_live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `absolute` (such as `/etc/syhub-ntp`) under the root.
+    pub fn path(&self, absolute: &str) -> PathBuf {
+        self.root.join(absolute.trim_start_matches('/'))
+    }
+
+    pub fn exists(&self, absolute: &str) -> bool {
+        self.path(absolute).symlink_metadata().is_ok()
+    }
+
+    pub fn read(&self, absolute: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path(absolute))
+    }
+
+    fn say(&mut self, line: String) {
+        let line = if self.dry_run { format!("would {line}") } else { line };
+        self.report.push(line);
+    }
+
+    /// Writes a file whole (atomically) with `mode`.
+    pub fn write(&mut self, absolute: &str, contents: &[u8], mode: u32) -> io::Result<()> {
+        self.say(format!("write {absolute} (mode {mode:04o})"));
+        if self.dry_run {
+            return Ok(());
+        }
+        syhub_ntp_daemon::atomic_file::write(&self.path(absolute), contents, mode)?;
+        // The umask may have narrowed the mode given at creation.
+        std::fs::set_permissions(self.path(absolute), std::fs::Permissions::from_mode(mode))
+    }
+
+    pub fn create_dir(&mut self, absolute: &str, mode: u32) -> io::Result<()> {
+        self.say(format!("create directory {absolute} (mode {mode:04o})"));
+        if self.dry_run {
+            return Ok(());
+        }
+        std::fs::create_dir_all(self.path(absolute))?;
+        std::fs::set_permissions(self.path(absolute), std::fs::Permissions::from_mode(mode))
+    }
+
+    /// Gives `absolute` to `user:group` by name, resolved in the root's own account files.
+    pub fn chown(&mut self, absolute: &str, user: &str) -> io::Result<()> {
+        self.say(format!("give {absolute} to {user}"));
+        if self.dry_run {
+            return Ok(());
+        }
+        let uid = self.id_of("/etc/passwd", user);
+        let gid = self.id_of("/etc/group", user);
+        let (Some(uid), Some(gid)) = (uid, gid) else {
+            return Err(io::Error::other(format!(
+                "no account {user} under {}",
+                self.root.display()
+            )));
+        };
+        std::os::unix::fs::chown(self.path(absolute), Some(uid), Some(gid))
+    }
+
+    /// The numeric id of `name` in an account file (passwd or group) under the root.
+    pub fn id_of(&self, file: &str, name: &str) -> Option<u32> {
+        let text = std::fs::read_to_string(self.path(file)).ok()?;
+        text.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(name)).then(|| fields.nth(1)?.parse().ok()).flatten()
+        })
+    }
+
+    pub fn remove_file(&mut self, absolute: &str) -> io::Result<()> {
+        self.say(format!("remove {absolute}"));
+        if self.dry_run {
+            return Ok(());
+        }
+        match std::fs::remove_file(self.path(absolute)) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes a directory if it is empty; one with contents is left and said so.
+    pub fn remove_dir_if_empty(&mut self, absolute: &str) -> io::Result<()> {
+        let path = self.path(absolute);
+        let empty = std::fs::read_dir(&path).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !empty {
+            if path.exists() {
+                self.report.push(format!("kept {absolute} (not empty)"));
+            }
+            return Ok(());
+        }
+        self.say(format!("remove directory {absolute}"));
+        if self.dry_run {
+            return Ok(());
+        }
+        std::fs::remove_dir(path)
+    }
+
+    /// Runs a command that changes the system; in a dry run only says it would.
+    pub fn run(&mut self, program: &str, args: &[&str]) -> io::Result<()> {
+        self.say(format!("run {program} {}", args.join(" ")));
+        if self.dry_run {
+            return Ok(());
+        }
+        let output = Command::new(program).args(args).output()?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{program} {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+
+    /// Runs a command that only looks (also in a dry run); `None` if it cannot run at all.
+    pub fn query(&self, program: &str, args: &[&str]) -> Option<Output> {
+        Command::new(program).args(args).output().ok()
+    }
+}

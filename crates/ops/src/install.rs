@@ -1,0 +1,397 @@
+//! `install` and `uninstall`: each step checks first and changes only what is missing, records what
+//! it changed in the manifest, and a failure undoes this run's changes before it is reported, so
+//! the system is never left half done. `uninstall` undoes the manifest in reverse.
+
+use crate::firewall;
+use crate::host::Host;
+use crate::manifest::{Change, MANIFEST_PATH, Manifest};
+use crate::ntp_conf;
+use crate::services;
+use crate::units;
+use std::path::PathBuf;
+use syhub_ntp_daemon::config::{Config, DEFAULT_CONFIG_PATH};
+
+pub const BINARY_PATH: &str = "/usr/bin/syhub-ntp";
+pub const CONFIG_DIR: &str = "/etc/syhub-ntp";
+pub const STATE_DIR: &str = "/var/lib/syhub-ntp";
+pub const KEYS_PATH: &str = "/etc/syhub-ntp/ntp.keys";
+pub const DRIFT_PATH: &str = "/var/lib/syhub-ntp/drift";
+/// Where an existing ntpd or NTPsec keeps its config.
+const NTP_CONFS: [&str; 2] = ["/etc/ntp.conf", "/etc/ntpsec/ntp.conf"];
+
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// Leave other time services running.
+    pub keep_others: bool,
+    /// Open UDP 123 in the firewall in use.
+    pub firewall: bool,
+    /// The binary to install when none is at /usr/bin/syhub-ntp (this one).
+    pub binary: PathBuf,
+    /// Network prefixes of the hub's interfaces (for the config's comments and broadcast hint).
+    pub local_networks: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{step}: {source}")]
+    Step { step: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn step(name: &str) -> impl FnOnce(std::io::Error) -> OpsError + '_ {
+    move |source| OpsError::Step { step: name.to_owned(), source }
+}
+
+/// Installs, recording into the manifest at `MANIFEST_PATH`. On failure, this run's changes are
+/// undone and the error returned.
+pub fn install(host: &mut Host, options: &InstallOptions) -> Result<Manifest, OpsError> {
+    let mut manifest = match host.read(MANIFEST_PATH) {
+        Ok(bytes) => Manifest::parse(&bytes).map_err(OpsError::Invalid)?,
+        Err(_) => Manifest::new(),
+    };
+    let mut made = Vec::new();
+    match install_steps(host, options, &mut made) {
+        Ok(()) => {
+            if made.is_empty() {
+                host.report.push("installed already: nothing to change".into());
+                return Ok(manifest);
+            }
+            for change in made {
+                manifest.record(change);
+            }
+            host.write(MANIFEST_PATH, &manifest.to_bytes(), 0o640)
+                .map_err(step("writing the install manifest"))?;
+            Ok(manifest)
+        }
+        Err(error) => {
+            host.report.push(format!("failed: {error}; undoing this run's changes"));
+            undo(host, &made, true);
+            Err(error)
+        }
+    }
+}
+
+/// Writes a new file, creating (and recording) the directories it needs on the way; `what` names
+/// the step in an error.
+fn write_new(
+    host: &mut Host,
+    path: &str,
+    contents: &[u8],
+    mode: u32,
+    data: bool,
+    made: &mut Vec<Change>,
+    what: &str,
+) -> Result<(), OpsError> {
+    // Ancestors that do not exist yet, outermost first.
+    let mut missing: Vec<String> = std::path::Path::new(path)
+        .ancestors()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a != "/" && !a.is_empty())
+        .take_while(|a| !host.exists(a))
+        .collect();
+    missing.reverse();
+    for dir in missing {
+        host.create_dir(&dir, 0o755).map_err(step(what))?;
+        made.push(Change::Directory { path: dir });
+    }
+    host.write(path, contents, mode).map_err(step(what))?;
+    made.push(Change::File { path: path.into(), data });
+    Ok(())
+}
+
+fn install_steps(
+    host: &mut Host,
+    options: &InstallOptions,
+    made: &mut Vec<Change>,
+) -> Result<(), OpsError> {
+    // The binary, unless one is there (from the Debian package, or an earlier install).
+    if !host.exists(BINARY_PATH) {
+        let binary = std::fs::read(&options.binary).map_err(step("reading this binary"))?;
+        write_new(host, BINARY_PATH, &binary, 0o755, false, made, "installing the binary")?;
+    }
+
+    // The account, through systemd-sysusers.
+    if !host.exists(units::SYSUSERS_PATH) {
+        let entry = units::SYSUSERS.as_bytes();
+        write_new(
+            host,
+            units::SYSUSERS_PATH,
+            entry,
+            0o644,
+            false,
+            made,
+            "writing the sysusers entry",
+        )?;
+    }
+    if host.id_of("/etc/passwd", units::ACCOUNT).is_none() {
+        let root = host.root().to_string_lossy().into_owned();
+        let entry = host.path(units::SYSUSERS_PATH).to_string_lossy().into_owned();
+        let args: Vec<&str> =
+            if host.is_live() { vec![&entry] } else { vec!["--root", &root, &entry] };
+        host.run("systemd-sysusers", &args).map_err(step("creating the syhub-ntp account"))?;
+        made.push(Change::Account { name: units::ACCOUNT.into() });
+    }
+
+    for (dir, mode) in [(CONFIG_DIR, 0o755), (STATE_DIR, 0o750)] {
+        if !host.exists(dir) {
+            host.create_dir(dir, mode).map_err(step("creating directories"))?;
+            made.push(Change::Directory { path: dir.into() });
+        }
+    }
+    if made.contains(&Change::Directory { path: STATE_DIR.into() }) {
+        host.chown(STATE_DIR, units::ACCOUNT).map_err(step("giving the state directory away"))?;
+    }
+
+    write_config(host, options, made)?;
+
+    for (name, text) in
+        [(units::SERVICE_NAME, units::SERVICE), (units::WAIT_SYNC_NAME, units::WAIT_SYNC_SERVICE)]
+    {
+        let path = format!("{}/{name}", units::UNIT_DIR);
+        if !host.exists(&path) {
+            write_new(
+                host,
+                &path,
+                text.as_bytes(),
+                0o644,
+                false,
+                made,
+                "writing the systemd unit",
+            )?;
+        }
+    }
+
+    if options.keep_others {
+        host.report.push("left other time services alone (--keep-others)".into());
+    } else {
+        for unit in services::CONFLICTING {
+            if services::is_enabled(host, unit) || services::is_active(host, unit) {
+                let change =
+                    services::disable(host, unit).map_err(step(&format!("disabling {unit}")))?;
+                made.push(change);
+            }
+        }
+    }
+
+    if options.firewall {
+        match firewall::detect(host) {
+            Some(backend) => {
+                if let Some(change) =
+                    firewall::open(host, backend).map_err(step("opening UDP 123"))?
+                {
+                    made.push(change);
+                }
+            }
+            None => host.report.push("no firewall in use: UDP 123 is not filtered".into()),
+        }
+    }
+
+    for unit in [units::SERVICE_NAME, units::WAIT_SYNC_NAME] {
+        if !services::is_enabled(host, unit) {
+            let change = services::enable(host, unit).map_err(step(&format!("enabling {unit}")))?;
+            made.push(change);
+        }
+    }
+    if !services::systemd_running(host) {
+        host.report.push("systemd is not running here: the service starts at the next boot".into());
+    }
+    Ok(())
+}
+
+/// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
+/// comments and a broadcast suggestion, and whatever an existing ntp.conf says. Checked by the
+/// daemon's own parser before it is written.
+fn write_config(
+    host: &mut Host,
+    options: &InstallOptions,
+    made: &mut Vec<Change>,
+) -> Result<(), OpsError> {
+    if host.exists(DEFAULT_CONFIG_PATH) {
+        host.report.push(format!("kept the existing {DEFAULT_CONFIG_PATH}"));
+        return Ok(());
+    }
+    let imported = NTP_CONFS.iter().find_map(|path| {
+        let text = String::from_utf8(host.read(path).ok()?).ok()?;
+        Some((*path, ntp_conf::parse(&text)))
+    });
+    let mut text = String::from(
+        "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
+         # default: `syhub-ntp config default` prints them all, each explained.\n\n",
+    );
+    let mut keys_file = None;
+    if let Some((path, conf)) = &imported {
+        host.report.push(format!("imported {path}"));
+        for skipped in &conf.skipped {
+            host.report.push(format!("  not imported: {skipped}"));
+        }
+        text.push_str(&format!("# Sources imported from {path}.\n"));
+        if conf.sources.is_empty() {
+            text.push_str("source = []\n");
+        }
+        for source in &conf.sources {
+            text.push_str(source);
+            text.push('\n');
+        }
+        if let Some(keys) = &conf.keys_file
+            && let Ok(bytes) = host.read(keys)
+        {
+            // The service account must read the keys: a copy of its own, group-readable.
+            write_new(host, KEYS_PATH, &bytes, 0o640, true, made, "copying the keys file")?;
+            host.chown(KEYS_PATH, units::ACCOUNT).map_err(step("giving the keys file away"))?;
+            keys_file = Some(KEYS_PATH);
+        }
+        if let Some(drift) = &conf.drift_file {
+            import_drift(host, drift, made)?;
+        }
+    }
+    let (allow, deny) = imported
+        .as_ref()
+        .map(|(_, conf)| (conf.allow.clone(), conf.deny.clone()))
+        .unwrap_or_default();
+    text.push_str("[server]\n");
+    text.push_str(&format!(
+        "# This hub's subnets when installed: {}. \"local\" follows them as they change.\n",
+        if options.local_networks.is_empty() {
+            "none found".into()
+        } else {
+            options.local_networks.join(", ")
+        }
+    ));
+    let mut allowed: Vec<String> = [
+        "127.0.0.0/8",
+        "::1",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+        "local",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for prefix in allow {
+        if !allowed.contains(&prefix) {
+            allowed.push(prefix);
+        }
+    }
+    let quoted =
+        |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    text.push_str(&format!("allow = [{}]\ndeny = [{}]\n\n", quoted(&allowed), quoted(&deny)));
+    match imported.as_ref().map(|(_, c)| &c.broadcasts).filter(|b| !b.is_empty()) {
+        Some(broadcasts) => {
+            for broadcast in broadcasts {
+                text.push_str(broadcast);
+                text.push('\n');
+            }
+        }
+        None => {
+            let hints: Vec<String> =
+                options.local_networks.iter().filter_map(|p| broadcast_address(p)).collect();
+            if let Some(first) = hints.first() {
+                text.push_str(&format!(
+                    "# To announce the time on the LAN by broadcast ({}):\n# [[broadcast]]\n# address = \"{first}\"\n# key = 1\n\n",
+                    hints.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(keys) = keys_file {
+        let trusted = imported.as_ref().map(|(_, c)| c.trusted_keys.clone()).unwrap_or_default();
+        let ids = trusted.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        text.push_str(&format!("[auth]\nkeys_file = \"{keys}\"\ntrusted_keys = [{ids}]\n\n"));
+    }
+    text.push_str(&format!("[clock]\ndrift_file = \"{DRIFT_PATH}\"\n"));
+    Config::parse(&text, "the generated config")
+        .map_err(|e| OpsError::Invalid(format!("the config to install does not validate: {e}")))?;
+    write_new(host, DEFAULT_CONFIG_PATH, text.as_bytes(), 0o644, true, made, "writing the config")?;
+    Ok(())
+}
+
+/// The IPv4 broadcast address of a prefix such as `192.168.1.20/24`; none for loopback, /31, /32.
+fn broadcast_address(prefix: &str) -> Option<String> {
+    let (address, length) = prefix.split_once('/')?;
+    let address: std::net::Ipv4Addr = address.parse().ok()?;
+    let length: u32 = length.parse().ok()?;
+    if address.is_loopback() || address.is_link_local() || length >= 31 {
+        return None;
+    }
+    let host_bits = u32::MAX >> length;
+    Some(std::net::Ipv4Addr::from(u32::from(address) | host_bits).to_string())
+}
+
+/// Copies ntpd's drift value, when it reads as one, into our drift file.
+fn import_drift(host: &mut Host, path: &str, made: &mut Vec<Change>) -> Result<(), OpsError> {
+    if host.exists(DRIFT_PATH) {
+        return Ok(());
+    }
+    let Ok(Some(ppm)) = syhub_ntp_daemon::drift::read(&host.path(path)) else {
+        host.report.push(format!("  not imported: {path} (no drift value in it)"));
+        return Ok(());
+    };
+    let value = format!("{ppm:.3}\n");
+    write_new(host, DRIFT_PATH, value.as_bytes(), 0o644, true, made, "importing the drift file")?;
+    host.chown(DRIFT_PATH, units::ACCOUNT).map_err(step("giving the drift file away"))?;
+    Ok(())
+}
+
+/// Undoes `changes` in reverse. With `purge`, the user's data goes too. Failures are reported and
+/// the rest still undone.
+pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
+    for change in changes.iter().rev() {
+        let result = match change {
+            Change::Enabled { unit, started } => services::undo_enable(host, unit, *started),
+            Change::Disabled { unit, was_active } => {
+                services::undo_disable(host, unit, *was_active)
+            }
+            Change::Firewall { backend, .. } => firewall::close(host, backend),
+            Change::File { path, data } if *data && !purge => {
+                host.report.push(format!("kept {path} (--purge removes it)"));
+                Ok(())
+            }
+            Change::File { path, .. } => host.remove_file(path),
+            Change::Directory { path } => host.remove_dir_if_empty(path),
+            Change::Account { name } => remove_account(host, name),
+        };
+        if let Err(error) = result {
+            host.report.push(format!("could not undo {change:?}: {error}"));
+        }
+    }
+}
+
+fn remove_account(host: &mut Host, name: &str) -> std::io::Result<()> {
+    let root = host.root().to_string_lossy().into_owned();
+    let mut args: Vec<&str> = Vec::new();
+    if !host.is_live() {
+        args.extend(["--root", &root]);
+    }
+    args.push(name);
+    host.run("userdel", &args)?;
+    if host.id_of("/etc/group", name).is_some() {
+        host.run("groupdel", &args)?;
+    }
+    Ok(())
+}
+
+/// Uninstalls what the manifest records, then the manifest itself.
+pub fn uninstall(host: &mut Host, purge: bool) -> Result<(), OpsError> {
+    let bytes = host.read(MANIFEST_PATH).map_err(|_| {
+        OpsError::Invalid(format!(
+            "nothing to uninstall: no install manifest at {MANIFEST_PATH} (was `syhub-ntp install` run here?)"
+        ))
+    })?;
+    let manifest = Manifest::parse(&bytes).map_err(OpsError::Invalid)?;
+    // The manifest lives in the state directory: remove it before the directory.
+    let (state_dir, rest): (Vec<Change>, Vec<Change>) = manifest
+        .changes
+        .iter()
+        .cloned()
+        .partition(|c| matches!(c, Change::Directory { path } if path == STATE_DIR));
+    undo(host, &rest, purge);
+    host.remove_file(MANIFEST_PATH).map_err(step("removing the manifest"))?;
+    undo(host, &state_dir, purge);
+    Ok(())
+}

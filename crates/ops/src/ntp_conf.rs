@@ -1,0 +1,174 @@
+//! Importing an existing ntpd (or NTPsec) configuration: its servers and pools, restrict lines,
+//! broadcasts, keys and drift file become syhub-ntp settings; what has no counterpart is listed.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// What an ntp.conf says, in syhub-ntp's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NtpConf {
+    /// `[[source]]` tables, as TOML.
+    pub sources: Vec<String>,
+    /// Prefixes from `restrict` lines that allow time service, and those that `ignore`.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    /// `[[broadcast]]` tables, as TOML.
+    pub broadcasts: Vec<String>,
+    pub keys_file: Option<String>,
+    pub trusted_keys: Vec<u32>,
+    pub drift_file: Option<String>,
+    /// Lines with no counterpart, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// Reads the options after an address: `iburst`, `minpoll N`, `maxpoll N`, `key N`, `ttl N`.
+fn options(words: &[&str]) -> (bool, Vec<(String, String)>) {
+    let mut iburst = false;
+    let mut settings = Vec::new();
+    let mut rest = words.iter();
+    while let Some(&word) = rest.next() {
+        match word {
+            "iburst" | "burst" => iburst = true,
+            "minpoll" | "maxpoll" | "key" | "ttl" => {
+                if let Some(value) = rest.next().filter(|v| v.parse::<i64>().is_ok()) {
+                    settings.push((word.to_owned(), (*value).to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    (iburst, settings)
+}
+
+fn toml_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A prefix from `restrict ADDRESS [mask MASK]`.
+fn restrict_prefix(words: &[&str]) -> Option<String> {
+    let address: IpAddr = words.first()?.parse().ok()?;
+    let mask = words.iter().position(|w| *w == "mask").and_then(|i| words.get(i + 1));
+    match (address, mask) {
+        (IpAddr::V4(_), Some(mask)) => {
+            let mask: Ipv4Addr = mask.parse().ok()?;
+            Some(format!("{address}/{}", u32::from(mask).count_ones()))
+        }
+        (IpAddr::V6(_), Some(mask)) => {
+            let mask: std::net::Ipv6Addr = mask.parse().ok()?;
+            Some(format!("{address}/{}", u128::from(mask).count_ones()))
+        }
+        (_, None) => Some(address.to_string()),
+    }
+}
+
+pub fn parse(text: &str) -> NtpConf {
+    let mut conf = NtpConf::default();
+    for line in text.lines() {
+        let content = line.split('#').next().unwrap_or("").trim();
+        let words: Vec<&str> = content.split_whitespace().collect();
+        let Some((&directive, args)) = words.split_first() else { continue };
+        let skip = |conf: &mut NtpConf, why: &str| conf.skipped.push(format!("{content} ({why})"));
+        match directive {
+            "server" | "pool" | "peer" => {
+                let Some(address) = args.first() else { continue };
+                if address.starts_with("127.127.") {
+                    skip(
+                        &mut conf,
+                        "reference clock driver: see [local] and the refclock settings",
+                    );
+                    continue;
+                }
+                let mode = if directive == "pool" { "pool" } else { "server" };
+                let (iburst, settings) = options(&args[1..]);
+                let mut table = format!(
+                    "[[source]]\nmode = \"{mode}\"\naddress = {}\niburst = {iburst}\n",
+                    toml_string(address)
+                );
+                for (key, value) in settings.iter().filter(|(k, _)| k != "ttl") {
+                    table.push_str(&format!("{key} = {value}\n"));
+                }
+                if directive == "peer" {
+                    conf.skipped
+                        .push(format!("{content} (symmetric peering: imported as a server)"));
+                }
+                conf.sources.push(table);
+            }
+            "restrict" => {
+                let args: Vec<&str> =
+                    args.iter().copied().filter(|w| *w != "-4" && *w != "-6").collect();
+                let ignore = args.iter().any(|w| matches!(*w, "ignore" | "noserve"));
+                if args.first() == Some(&"default") {
+                    if !ignore {
+                        skip(&mut conf, "serving everyone: syhub-ntp answers its LAN by default");
+                    }
+                    continue;
+                }
+                match restrict_prefix(&args) {
+                    Some(prefix) if ignore => conf.deny.push(prefix),
+                    Some(prefix) => conf.allow.push(prefix),
+                    None => skip(&mut conf, "not an address"),
+                }
+            }
+            "broadcast" => {
+                let Some(address) = args.first() else { continue };
+                let (_, settings) = options(&args[1..]);
+                let mut table = format!("[[broadcast]]\naddress = {}\n", toml_string(address));
+                for (key, value) in settings.iter().filter(|(k, _)| k == "key" || k == "ttl") {
+                    table.push_str(&format!("{key} = {value}\n"));
+                }
+                conf.broadcasts.push(table);
+            }
+            "keys" => conf.keys_file = args.first().map(|p| (*p).to_owned()),
+            "trustedkey" => {
+                conf.trusted_keys.extend(args.iter().filter_map(|id| id.parse::<u32>().ok()));
+            }
+            "driftfile" => conf.drift_file = args.first().map(|p| (*p).to_owned()),
+            "fudge" | "tos" | "statsdir" | "statistics" | "filegen" | "logfile" | "leapfile"
+            | "broadcastclient" | "disable" | "enable" | "tinker" | "includefile" => {
+                skip(&mut conf, "no counterpart");
+            }
+            _ => skip(&mut conf, "not understood"),
+        }
+    }
+    conf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN_NTP_CONF: &str = "\
+driftfile /var/lib/ntp/ntp.drift
+leapfile /usr/share/zoneinfo/leap-seconds.list
+statistics loopstats peerstats clockstats
+pool 0.debian.pool.ntp.org iburst
+server time.nist.gov iburst minpoll 6 maxpoll 10 key 2
+server 127.127.1.0
+restrict -4 default kod notrap nomodify nopeer noquery limited
+restrict -6 default kod notrap nomodify nopeer noquery limited
+restrict 127.0.0.1
+restrict ::1
+restrict 192.168.1.0 mask 255.255.255.0 nomodify notrap
+restrict 10.9.0.0 mask 255.255.0.0 ignore
+broadcast 192.168.1.255 key 2 ttl 3
+keys /etc/ntp.keys
+trustedkey 1 2
+";
+
+    #[test]
+    fn a_debian_ntp_conf_is_imported() {
+        let conf = parse(DEBIAN_NTP_CONF);
+        assert_eq!(conf.sources.len(), 2);
+        assert!(conf.sources[0].contains("mode = \"pool\"\naddress = \"0.debian.pool.ntp.org\""));
+        assert!(conf.sources[1].contains("minpoll = 6\nmaxpoll = 10\nkey = 2\n"));
+        assert_eq!(conf.allow, ["127.0.0.1", "::1", "192.168.1.0/24"]);
+        assert_eq!(conf.deny, ["10.9.0.0/16"]);
+        assert_eq!(
+            conf.broadcasts,
+            ["[[broadcast]]\naddress = \"192.168.1.255\"\nkey = 2\nttl = 3\n"]
+        );
+        assert_eq!(conf.keys_file.as_deref(), Some("/etc/ntp.keys"));
+        assert_eq!(conf.trusted_keys, [1, 2]);
+        assert_eq!(conf.drift_file.as_deref(), Some("/var/lib/ntp/ntp.drift"));
+        assert_eq!(conf.skipped.len(), 5, "{:?}", conf.skipped);
+    }
+}

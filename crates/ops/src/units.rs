@@ -1,0 +1,15 @@
+//! The files `install` puts in place: the systemd units and the sysusers entry, as shipped in the
+//! Debian package too.
+
+/// The daemon's unit: `Type=notify` with a watchdog, hardened, no restart after a panic exit.
+pub const SERVICE: &str = include_str!("../units/syhub-ntp.service");
+/// Holds `time-sync.target` until synchronised, for services that need correct time.
+pub const WAIT_SYNC_SERVICE: &str = include_str!("../units/syhub-ntp-wait-sync.service");
+/// The account, for systemd-sysusers.
+pub const SYSUSERS: &str = include_str!("../units/syhub-ntp.sysusers");
+
+pub const SERVICE_NAME: &str = "syhub-ntp.service";
+pub const WAIT_SYNC_NAME: &str = "syhub-ntp-wait-sync.service";
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+pub const SYSUSERS_PATH: &str = "/etc/sysusers.d/syhub-ntp.conf";
+pub const ACCOUNT: &str = "syhub-ntp";

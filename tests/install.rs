@@ -1,0 +1,393 @@
+//! `install` and `uninstall` into a temporary root: every file, mode and manifest entry; a second
+//! install changes nothing; uninstall --purge leaves the tree as it was. The systemd units pass
+//! `systemd-analyze verify` without a warning. The firewall is changed for real, but only inside
+//! network namespaces the tests create (ufw's files in a private copy too).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+const NTP_CONF: &str = "\
+driftfile /var/lib/ntp/ntp.drift
+pool 2.debian.pool.ntp.org iburst
+server 192.168.1.1 iburst key 1
+restrict default kod nomodify notrap nopeer noquery
+restrict 127.0.0.1
+restrict 192.168.7.0 mask 255.255.255.0 nomodify
+restrict 10.66.0.0 mask 255.255.0.0 ignore
+keys /etc/ntp.keys
+trustedkey 1
+";
+
+/// A small system tree: account files, a systemd with chrony enabled, an ntpd config to import.
+fn prepare_root(dir: &Path) {
+    let write = |path: &str, text: &str, mode: u32| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
+    write("etc/group", "root:x:0:\n", 0o644);
+    write("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640);
+    write("etc/gshadow", "root:*::\n", 0o640);
+    write("etc/.pwd.lock", "", 0o600);
+    write("etc/ntp.conf", NTP_CONF, 0o644);
+    write("etc/ntp.keys", "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n", 0o600);
+    write("var/lib/ntp/ntp.drift", "12.345\n", 0o644);
+    // The real system's units, so targets resolve, and a chrony enabled as Debian would.
+    let units = dir.join("usr/lib/systemd");
+    std::fs::create_dir_all(&units).unwrap();
+    let copied = Command::new("cp").arg("-a").arg("/usr/lib/systemd/system").arg(&units).status();
+    assert!(copied.unwrap().success());
+    write(
+        "usr/lib/systemd/system/chrony.service",
+        "[Unit]\nDescription=chrony\n[Service]\nExecStart=/usr/sbin/chronyd\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    );
+    systemctl(dir, &["enable", "chrony.service"]);
+}
+
+fn systemctl(root: &Path, args: &[&str]) -> String {
+    let output = Command::new("systemctl").arg("--root").arg(root).args(args).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Every path under `root` with its type, mode, owner and content (or link target). Backups
+/// the account tools leave (`passwd-` and the like) are left out.
+fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut tree = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if name.starts_with("etc/") && name.ends_with('-') {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let description = if meta.is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid())
+            } else {
+                let contents = std::fs::read(&path).unwrap();
+                format!(
+                    "file {:o} {}:{} {} bytes {:x}",
+                    meta.mode() & 0o7777,
+                    meta.uid(),
+                    meta.gid(),
+                    contents.len(),
+                    contents
+                        .iter()
+                        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)))
+                )
+            };
+            tree.insert(name, description);
+        }
+    }
+    tree
+}
+
+fn ops(args: &[&str], root: &Path) -> serde_json::Value {
+    let output =
+        Command::new(SYHUB_NTP).args(args).arg("--root").arg(root).arg("--json").output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert!(output.status.success(), "{args:?}: {json}");
+    json
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn install_sets_up_the_tree_a_second_run_changes_nothing_and_uninstall_restores_it() {
+    let dir = TempDir::new("install");
+    let root = dir.0.clone();
+    prepare_root(&root);
+    let before = snapshot(&root);
+
+    // A dry run says what it would do and does none of it.
+    let dry = ops(&["install", "--dry-run"], &root);
+    assert!(
+        dry["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("would write /etc/syhub-ntp/config.toml")),
+        "{dry}"
+    );
+    assert_eq!(snapshot(&root), before, "the dry run changed the tree");
+
+    let first = ops(&["install"], &root);
+    let at = |p: &str| root.join(p);
+    assert_eq!(mode(&at("usr/bin/syhub-ntp")), 0o755);
+    assert_eq!(std::fs::read(at("usr/bin/syhub-ntp")).unwrap(), std::fs::read(SYHUB_NTP).unwrap());
+    let passwd = std::fs::read_to_string(at("etc/passwd")).unwrap();
+    let account = passwd.lines().find(|l| l.starts_with("syhub-ntp:")).expect("the account");
+    let uid: u32 = account.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(account.ends_with(":/var/lib/syhub-ntp:/usr/sbin/nologin"), "{account}");
+    assert_eq!(mode(&at("etc/syhub-ntp")), 0o755);
+    assert_eq!(mode(&at("var/lib/syhub-ntp")), 0o750);
+    assert_eq!(std::fs::metadata(at("var/lib/syhub-ntp")).unwrap().uid(), uid);
+
+    // The config: valid, with ntp.conf's sources, restrictions and keys.
+    let config = std::fs::read_to_string(at("etc/syhub-ntp/config.toml")).unwrap();
+    assert_eq!(mode(&at("etc/syhub-ntp/config.toml")), 0o644);
+    for expected in [
+        "address = \"2.debian.pool.ntp.org\"",
+        "address = \"192.168.1.1\"",
+        "key = 1",
+        "\"192.168.7.0/24\"",
+        "deny = [\"10.66.0.0/16\"]",
+        "keys_file = \"/etc/syhub-ntp/ntp.keys\"",
+        "trusted_keys = [1]",
+    ] {
+        assert!(config.contains(expected), "{expected:?} missing from:\n{config}");
+    }
+    assert_eq!(mode(&at("etc/syhub-ntp/ntp.keys")), 0o640);
+    assert_eq!(std::fs::metadata(at("etc/syhub-ntp/ntp.keys")).unwrap().gid(), uid);
+    assert_eq!(std::fs::read_to_string(at("var/lib/syhub-ntp/drift")).unwrap(), "12.345\n");
+    // The daemon's own check passes on it, with the keys file where the config says (under root).
+    let checked = Command::new(SYHUB_NTP)
+        .args(["config", "check", "--config"])
+        .arg(at("etc/syhub-ntp/config.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success() || stderr.contains("/etc/syhub-ntp/ntp.keys"), "{stderr}");
+
+    // Units in place and enabled; chrony disabled.
+    for unit in ["syhub-ntp.service", "syhub-ntp-wait-sync.service"] {
+        assert_eq!(mode(&at(&format!("etc/systemd/system/{unit}"))), 0o644);
+        assert_eq!(systemctl(&root, &["is-enabled", unit]), "enabled", "{unit}");
+    }
+    assert_eq!(systemctl(&root, &["is-enabled", "chrony.service"]), "disabled");
+
+    // The manifest records each change, in order.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(at("var/lib/syhub-ntp/install.json")).unwrap())
+            .unwrap();
+    let kinds: Vec<String> = manifest["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap(),
+                c["path"].as_str().or(c["unit"].as_str()).or(c["name"].as_str()).unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            // The scratch root has no /usr/bin or /etc/sysusers.d: made, and recorded, on the way.
+            "directory /usr/bin",
+            "file /usr/bin/syhub-ntp",
+            "directory /etc/sysusers.d",
+            "file /etc/sysusers.d/syhub-ntp.conf",
+            "account syhub-ntp",
+            "directory /etc/syhub-ntp",
+            "directory /var/lib/syhub-ntp",
+            "file /etc/syhub-ntp/ntp.keys",
+            "file /var/lib/syhub-ntp/drift",
+            "file /etc/syhub-ntp/config.toml",
+            "file /etc/systemd/system/syhub-ntp.service",
+            "file /etc/systemd/system/syhub-ntp-wait-sync.service",
+            "disabled chrony.service",
+            "enabled syhub-ntp.service",
+            "enabled syhub-ntp-wait-sync.service",
+        ],
+        "{first}"
+    );
+
+    // The units pass systemd's own check, warnings included.
+    let verify = Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .args(["verify", "syhub-ntp.service", "syhub-ntp-wait-sync.service"])
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(
+        verify.status.success() && warnings.trim().is_empty(),
+        "systemd-analyze verify: {warnings}"
+    );
+    let security = Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .args(["security", "--offline=yes", "syhub-ntp.service"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&security.stdout).into_owned();
+    let exposure: f64 = report
+        .split("Overall exposure level for syhub-ntp.service: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in:\n{report}"));
+    eprintln!("systemd-analyze security --offline=yes: exposure {exposure}");
+    assert!(exposure <= 3.0, "exposure {exposure}:\n{report}");
+
+    // Again: nothing to do, nothing changed.
+    let installed = snapshot(&root);
+    let second = ops(&["install"], &root);
+    let changed: Vec<&str> = second["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .filter(|a| a.starts_with("write") || a.starts_with("run") || a.starts_with("create"))
+        .collect();
+    assert!(changed.is_empty(), "a second install changed {changed:?}");
+    assert_eq!(snapshot(&root), installed);
+
+    // Uninstall --purge: the tree as it was.
+    ops(&["uninstall", "--purge"], &root);
+    assert_eq!(systemctl(&root, &["is-enabled", "chrony.service"]), "enabled");
+    let after = snapshot(&root);
+    let differences: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {v} → {:?}", after.get(k)))
+        .chain(
+            after.keys().filter(|k| !before.contains_key(*k)).map(|k| format!("{k}: left behind")),
+        )
+        .collect();
+    assert!(differences.is_empty(), "uninstall --purge left differences: {differences:#?}");
+}
+
+#[test]
+fn uninstall_keeps_the_users_data_unless_purged_and_refuses_without_a_manifest() {
+    let dir = TempDir::new("uninstall");
+    let root = dir.0.clone();
+    prepare_root(&root);
+    ops(&["install"], &root);
+    let json = ops(&["uninstall"], &root);
+    for kept in ["etc/syhub-ntp/config.toml", "etc/syhub-ntp/ntp.keys", "var/lib/syhub-ntp/drift"] {
+        assert!(root.join(kept).exists(), "{kept} was removed: {json}");
+    }
+    for gone in [
+        "usr/bin/syhub-ntp",
+        "etc/systemd/system/syhub-ntp.service",
+        "var/lib/syhub-ntp/install.json",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} is still there");
+    }
+    assert!(!std::fs::read_to_string(root.join("etc/passwd")).unwrap().contains("syhub-ntp"));
+    let output = Command::new(SYHUB_NTP).args(["uninstall", "--root"]).arg(&root).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no install manifest"));
+}
+
+/// Runs install (or uninstall) in `ns` against a scratch root, with the firewall step on.
+fn in_namespace(ns: &NetNs, verb: &str, root: &Path) {
+    let mut args = vec![verb, "--root", root.to_str().unwrap()];
+    if verb == "install" {
+        args.extend(["--firewall", "--keep-others"]);
+    }
+    let output = ns.run(SYHUB_NTP, &args, Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{verb}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn scratch_root(label: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(label);
+    let root = dir.0.clone();
+    prepare_root(&root);
+    (dir, root)
+}
+
+#[test]
+fn nftables_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
+    let ns = NetNs::new("fwnft");
+    let nft = |args: &str| {
+        let output = ns.run("sh", &["-c", &format!("nft {args}")], Duration::from_secs(10));
+        assert!(output.status.success(), "nft {args}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    nft("add table inet filter");
+    nft("'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
+    let (_dir, root) = scratch_root("fwnft");
+    in_namespace(&ns, "install", &root);
+    let ruleset = nft("list ruleset");
+    assert!(ruleset.contains("udp dport 123 accept comment \"syhub-ntp\""), "{ruleset}");
+    in_namespace(&ns, "install", &root);
+    assert_eq!(
+        nft("list ruleset").matches("syhub-ntp").count(),
+        1,
+        "a second install added another rule"
+    );
+    in_namespace(&ns, "uninstall", &root);
+    assert!(!nft("list ruleset").contains("syhub-ntp"));
+}
+
+#[test]
+fn iptables_gets_rules_for_udp_123_and_loses_them_on_uninstall() {
+    let ns = NetNs::new("fwipt");
+    let rules = |program: &str| {
+        let output = ns.run(program, &["-S", "INPUT"], Duration::from_secs(10));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let (_dir, root) = scratch_root("fwipt");
+    in_namespace(&ns, "install", &root);
+    for program in ["iptables", "ip6tables"] {
+        let listed = rules(program);
+        assert!(
+            listed.contains(
+                "-A INPUT -p udp -m udp --dport 123 -m comment --comment syhub-ntp -j ACCEPT"
+            ),
+            "{program}: {listed}"
+        );
+    }
+    in_namespace(&ns, "uninstall", &root);
+    assert!(!rules("iptables").contains("syhub-ntp"));
+    assert!(!rules("ip6tables").contains("syhub-ntp"));
+}
+
+#[test]
+fn ufw_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
+    // ufw rewrites files under /etc/ufw: every ufw here runs in a private mount namespace with a
+    // scratch copy mounted over /etc/ufw, so the machine's own files are never touched.
+    let ns = NetNs::new("fwufw");
+    let dir = TempDir::new("fwufw-etc");
+    let copy = dir.0.join("ufw");
+    let copied = Command::new("cp").args(["-a", "/etc/ufw"]).arg(&copy).status();
+    assert!(copied.unwrap().success());
+    let private = |command: &str| {
+        let script = format!(
+            "mount --bind {} /etc/ufw && exec ip netns exec {} {command}",
+            copy.display(),
+            ns.name
+        );
+        let mut unshare = Command::new("unshare");
+        unshare.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+        let output = run_with_timeout(unshare, Duration::from_secs(60));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    assert!(private("ufw --force enable").contains("enabled"));
+    let (_root_dir, root) = scratch_root("fwufw");
+    let root = root.display().to_string();
+    let installed = private(&format!("{SYHUB_NTP} install --root {root} --firewall --keep-others"));
+    let status = private("ufw status");
+    assert!(status.contains("123/udp") && status.contains("ALLOW"), "{installed}\n{status}");
+    private(&format!("{SYHUB_NTP} uninstall --root {root}"));
+    assert!(!private("ufw status").contains("123/udp"));
+}
