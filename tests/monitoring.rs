@@ -354,3 +354,71 @@ fn mqtt_over_tls_with_a_private_ca() {
     let log = daemon.stop();
     assert!(log.contains("MQTT connected to mqtts://127.0.0.1:8883"), "{log}");
 }
+
+#[test]
+fn sync_check_wait_holds_until_synchronised_or_gives_up() {
+    let ns = NetNs::new("waitsync");
+    let _chronyd = Chronyd::server(&ns, 11123, 2);
+    let dir = TempDir::new("waitsync");
+    let socket = dir.0.join("control.sock");
+    // Started before the daemon: it waits for the daemon to come up, then for synchronisation.
+    let waiting = {
+        let mut command = std::process::Command::new(SYHUB_NTP);
+        command.args(["sync-check", "--wait", "40", "--socket", path_str(&socket)]);
+        command.stdout(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let source = "[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:11123\"\nminpoll = 1\nmaxpoll = 1\n\n";
+    let config = test_config(&["127.0.0.1:123"], source, "")
+        .replace("@DIR@/control.sock", path_str(&socket));
+    let started = std::time::Instant::now();
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+    let output = waiting.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("synchronised to 127.0.0.1:11123"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    daemon.stop();
+
+    // Never synchronised: exit 1 once the wait is over.
+    let daemon =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], "", "enabled = false\n"));
+    let started = std::time::Instant::now();
+    let (code, text) = cli(&daemon, &["sync-check", "--wait", "2"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    daemon.stop();
+}
+
+#[test]
+fn systemd_hears_ready_status_and_watchdog_pings() {
+    let ns = NetNs::new("notify");
+    let dir = TempDir::new("notify");
+    let path = dir.0.join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let env = [("NOTIFY_SOCKET", path_str(&path)), ("WATCHDOG_USEC", "1000000")];
+    let daemon =
+        Daemon::start_with_env(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], "", ""), &env);
+    let mut heard = Vec::new();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    while started.elapsed() < Duration::from_secs(3) {
+        if let Ok(len) = listener.recv(&mut buf) {
+            heard.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+    }
+    assert_eq!(heard.first().map(String::as_str), Some("READY=1"), "{heard:?}");
+    assert!(heard.iter().any(|m| m == "STATUS=serving the local clock at stratum 10"), "{heard:?}");
+    // Pings every half second: at least four in three seconds.
+    let pings = heard.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(pings >= 4, "{pings} watchdog pings: {heard:?}");
+    daemon.stop();
+    listener.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut last = None;
+    while let Ok(len) = listener.recv(&mut buf) {
+        last = Some(String::from_utf8_lossy(&buf[..len]).into_owned());
+    }
+    assert_eq!(last.as_deref(), Some("STOPPING=1"));
+}

@@ -5,6 +5,9 @@ use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use syhub_ntp_daemon::control::request_status;
+use syhub_ntp_monitor::status::StatusSnapshot;
 
 /// Exit code when the daemon is not synchronised.
 const NOT_SYNCHRONISED: u8 = 1;
@@ -16,10 +19,18 @@ pub struct SyncCheckArgs {
     /// Print the result as JSON
     #[arg(long)]
     json: bool,
+    /// Wait up to this many seconds for synchronisation (and for the daemon to come up) before
+    /// answering, like `chronyc waitsync`; what systemd's time-sync.target waits on
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
 }
 
 pub fn run(args: SyncCheckArgs) -> ExitCode {
-    let status = match status_or_exit(&args.daemon, args.json) {
+    let status = match args.wait {
+        Some(seconds) => wait_for_sync(&args, Duration::from_secs(seconds)),
+        None => status_or_exit(&args.daemon, args.json),
+    };
+    let status = match status {
         Ok(status) => status,
         Err(code) => return code,
     };
@@ -56,4 +67,20 @@ pub fn run(args: SyncCheckArgs) -> ExitCode {
         println!("{}: {reason}", paint(&word, state_colour(&status.status)));
     }
     if status.synchronised { ExitCode::SUCCESS } else { ExitCode::from(NOT_SYNCHRONISED) }
+}
+
+/// Asks once a second until the daemon is synchronised or `limit` has passed; the last answer
+/// (or, if the daemon never answered, its error) decides.
+fn wait_for_sync(args: &SyncCheckArgs, limit: Duration) -> Result<StatusSnapshot, ExitCode> {
+    let socket = args.daemon.socket()?;
+    let runtime = super::daemon::runtime();
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = runtime.block_on(request_status(&socket));
+        let done = answer.as_ref().is_ok_and(|status| status.synchronised);
+        if done || Instant::now() >= deadline {
+            return answer.map_err(|error| super::daemon::fail_unreachable(error, args.json));
+        }
+        std::thread::sleep(Duration::from_secs(1).min(deadline - Instant::now()));
+    }
 }
