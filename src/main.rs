@@ -47,6 +47,10 @@ enum Command {
     Keygen(commands::keygen::KeygenArgs),
     /// Set this hub up: config, account, systemd units, firewall; other time services stopped.
     Install(commands::install::InstallArgs),
+    /// Check the hub end to end: one line per check, PASS/WARN/FAIL, a fix for each failure.
+    Test(commands::diagnose::TestArgs),
+    /// Versions, paths, sources, clients and counters, for a support request.
+    Info(commands::diagnose::InfoArgs),
     /// Undo what `install` did, as its manifest records (config, keys and drift kept unless --purge).
     Uninstall(commands::install::UninstallArgs),
 }
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
         Command::Config(command) => commands::config::run(command),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Install(args) => commands::install::run_install(args),
+        Command::Test(args) => commands::diagnose::run_test(args),
+        Command::Info(args) => commands::diagnose::run_info(args),
         Command::Uninstall(args) => commands::install::run_uninstall(args),
     }
 }

@@ -342,6 +342,12 @@ fn iptables_gets_rules_for_udp_123_and_loses_them_on_uninstall() {
         let output = ns.run(program, &["-S", "INPUT"], Duration::from_secs(10));
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
+    // A host that filters: INPUT drops what no rule accepts.
+    for program in ["iptables", "ip6tables"] {
+        assert!(
+            ns.run(program, &["-P", "INPUT", "DROP"], Duration::from_secs(10)).status.success()
+        );
+    }
     let (_dir, root) = scratch_root("fwipt");
     in_namespace(&ns, "install", &root);
     for program in ["iptables", "ip6tables"] {

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod config;
 pub mod daemon;
+pub mod diagnose;
 pub mod install;
 pub mod keygen;
 pub mod peers;

@@ -38,6 +38,24 @@ pub fn local_networks() -> Vec<Prefix> {
     networks
 }
 
+/// The addresses on the hub's interfaces, loopback included.
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = getifaddrs() else { return Vec::new() };
+    let mut addresses: Vec<IpAddr> = interfaces
+        .filter_map(|interface| {
+            let address = interface.address?;
+            if let Some(v4) = address.as_sockaddr_in() {
+                Some(IpAddr::V4(v4.ip()))
+            } else {
+                address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
 /// The access list from `config`, with `local` standing for `local_networks`.
 pub fn build(config: &ServerConfig, local_networks: &[Prefix]) -> AccessList {
     let expand = |rules: &[AccessRule]| -> Vec<Prefix> {

@@ -31,16 +31,41 @@ fn succeeds(host: &Host, program: &str, args: &[&str]) -> bool {
     host.query(program, args).is_some_and(|o| o.status.success())
 }
 
-/// The firewall in use, if any.
+/// Whether a listing of rules drops or rejects anything (a policy or a rule).
+fn filters(listing: &str) -> bool {
+    listing.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.contains("policy drop")
+            || line.contains("-p input drop")
+            || line
+                .split_whitespace()
+                .any(|word| matches!(word, "drop" | "drop;" | "reject" | "reject;"))
+            || line.ends_with("-j drop")
+            || line.ends_with("-j reject")
+    })
+}
+
+fn listing(host: &Host, program: &str, args: &[&str]) -> Option<String> {
+    let output = host.query(program, args).filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The firewall that filters incoming packets, if any: ufw when active, else nftables' `inet
+/// filter input` chain or iptables' INPUT chain when they drop or reject anything. A chain that
+/// accepts everything is no firewall: UDP 123 passes already.
 pub fn detect(host: &Host) -> Option<Backend> {
-    let ufw_active = host
-        .query("ufw", &["status"])
-        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("Status: active"));
+    let ufw_active =
+        listing(host, "ufw", &["status"]).is_some_and(|s| s.contains("Status: active"));
     if ufw_active {
         Some(Backend::Ufw)
-    } else if succeeds(host, "nft", &["list", "chain", "inet", "filter", "input"]) {
+    } else if listing(host, "nft", &["list", "chain", "inet", "filter", "input"])
+        .is_some_and(|l| filters(&l))
+    {
         Some(Backend::Nftables)
-    } else if succeeds(host, "iptables", &["-S", "INPUT"]) {
+    } else if ["iptables", "ip6tables"]
+        .iter()
+        .any(|program| listing(host, program, &["-S", "INPUT"]).is_some_and(|l| filters(&l)))
+    {
         Some(Backend::Iptables)
     } else {
         None
