@@ -51,6 +51,10 @@ enum Command {
     Test(commands::diagnose::TestArgs),
     /// Versions, paths, sources, clients and counters, for a support request.
     Info(commands::diagnose::InfoArgs),
+    /// Save the config, keys and drift file in a tar.gz with checksums.
+    Backup(commands::backup::BackupArgs),
+    /// Put a backup back: all of it checked first, the replaced files kept as *.before-restore.
+    Restore(commands::backup::RestoreArgs),
     /// Undo what `install` did, as its manifest records (config, keys and drift kept unless --purge).
     Uninstall(commands::install::UninstallArgs),
 }
@@ -67,6 +71,8 @@ fn main() -> ExitCode {
         Command::Config(command) => commands::config::run(command),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Install(args) => commands::install::run_install(args),
+        Command::Backup(args) => commands::backup::run_backup(args),
+        Command::Restore(args) => commands::backup::run_restore(args),
         Command::Test(args) => commands::diagnose::run_test(args),
         Command::Info(args) => commands::diagnose::run_info(args),
         Command::Uninstall(args) => commands::install::run_uninstall(args),

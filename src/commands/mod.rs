@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod clients;
 pub mod config;
 pub mod daemon;

@@ -2,6 +2,7 @@
 //! other time services) recorded in a manifest so that everything done can be undone, all of it
 //! under any root directory and as a dry run.
 
+pub mod backup;
 pub mod diagnose;
 pub mod firewall;
 pub mod host;

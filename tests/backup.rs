@@ -1,0 +1,157 @@
+//! backup → restore round trip under a scratch root, and archives that must be refused without
+//! anything changing: truncated, foreign, tampered, escaping syhub-ntp's directories, or holding a
+//! config that does not parse.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+const CONFIG: &str = "source = []\n[local]\nstratum = 9\n[auth]\nkeys_file = \"/etc/syhub-ntp/ntp.keys\"\n[clock]\ndrift_file = \"/var/lib/syhub-ntp/drift\"\n";
+
+fn put(root: &Path, path: &str, text: &str, mode: u32) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn prepared_root() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("backup");
+    let root = dir.0.join("root");
+    put(&root, "etc/syhub-ntp/config.toml", CONFIG, 0o644);
+    put(
+        &root,
+        "etc/syhub-ntp/ntp.keys",
+        "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n",
+        0o640,
+    );
+    put(&root, "var/lib/syhub-ntp/drift", "3.250\n", 0o644);
+    (dir, root)
+}
+
+fn syhub(args: &[&str], root: &Path) -> (i32, serde_json::Value) {
+    let output =
+        Command::new(SYHUB_NTP).args(args).arg("--root").arg(root).arg("--json").output().unwrap();
+    let json = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.code().unwrap_or(-1), json)
+}
+
+/// Every file under `root` with its mode and contents.
+fn tree(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+                files.push((path.display().to_string(), mode, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn sh(script: &str) {
+    let status = Command::new("sh").args(["-c", script]).status().unwrap();
+    assert!(status.success(), "{script}");
+}
+
+#[test]
+fn a_backup_restores_what_it_saved_and_keeps_what_it_replaced() {
+    let (dir, root) = prepared_root();
+    let archive = dir.0.join("hub.tar.gz");
+    let (code, json) = syhub(&["backup", archive.to_str().unwrap()], &root);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600);
+    let saved: Vec<&str> = json["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        saved,
+        ["/etc/syhub-ntp/config.toml", "/etc/syhub-ntp/ntp.keys", "/var/lib/syhub-ntp/drift"]
+    );
+
+    let original = tree(&root);
+    put(&root, "etc/syhub-ntp/config.toml", "source = []\n[local]\nstratum = 12\n", 0o600);
+    std::fs::remove_file(root.join("var/lib/syhub-ntp/drift")).unwrap();
+
+    let (code, json) = syhub(&["restore", archive.to_str().unwrap()], &root);
+    assert_eq!(code, 0, "{json}");
+    let restored = tree(&root);
+    for file in &original {
+        assert!(restored.contains(file), "{} not restored as it was", file.0);
+    }
+    let kept =
+        std::fs::read_to_string(root.join("etc/syhub-ntp/config.toml.before-restore")).unwrap();
+    assert!(kept.contains("stratum = 12"), "the replaced config was not kept");
+}
+
+#[test]
+fn damaged_foreign_or_unsafe_archives_are_refused_and_nothing_changes() {
+    let (dir, root) = prepared_root();
+    let good = dir.0.join("good.tar.gz");
+    assert_eq!(syhub(&["backup", good.to_str().unwrap()], &root).0, 0);
+    let before = tree(&root);
+    let refused = |archive: &Path, why: &str| {
+        let (code, json) = syhub(&["restore", archive.to_str().unwrap()], &root);
+        assert_eq!(code, 1, "{why}: {json}");
+        assert_eq!(json["ok"], false);
+        assert_eq!(tree(&root), before, "{why}: the tree changed");
+        json["error"].as_str().unwrap().to_owned()
+    };
+
+    // Truncated to half.
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.0.join("truncated.tar.gz");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(refused(&truncated, "truncated").contains("not a syhub-ntp backup, or damaged"));
+
+    // Someone else's tarball.
+    let foreign = dir.0.join("foreign.tar.gz");
+    sh(&format!(
+        "cd {} && echo hello > note.txt && tar czf {} note.txt",
+        dir.0.display(),
+        foreign.display()
+    ));
+    assert!(refused(&foreign, "foreign").contains("no manifest.json"));
+
+    // Unpacked, altered and packed again: each change must be caught.
+    let repack = |name: &str, edit: &str| -> PathBuf {
+        let work = dir.0.join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let archive = dir.0.join(format!("{name}.tar.gz"));
+        sh(&format!(
+            "cd {w} && tar xzf {g} && {edit} && tar czf {a} manifest.json config.toml keys drift",
+            w = work.display(),
+            g = good.display(),
+            a = archive.display()
+        ));
+        archive
+    };
+    let tampered = repack("tampered", "sed -i 's/stratum = 9/stratum = 3/' config.toml");
+    assert!(refused(&tampered, "tampered").contains("does not match its checksum"));
+
+    let escaping =
+        repack("escaping", "sed -i 's#/var/lib/syhub-ntp/drift#/etc/cron.d/evil#' manifest.json");
+    assert!(refused(&escaping, "escaping").contains("outside syhub-ntp's directories"));
+
+    // A config that does not parse, with a checksum to match.
+    let invalid = repack(
+        "invalid",
+        "old=$(sha256sum config.toml | cut -d' ' -f1) && echo 'stratum = \"high\"' >> config.toml && \
+         new=$(sha256sum config.toml | cut -d' ' -f1) && sed -i \"s/$old/$new/\" manifest.json",
+    );
+    assert!(refused(&invalid, "invalid config").contains("(in the backup)"));
+}
