@@ -55,6 +55,8 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Put a backup back: all of it checked first, the replaced files kept as *.before-restore.
     Restore(commands::backup::RestoreArgs),
+    /// Settings to paste into clients (chrony, ntpd, timesyncd, Windows, ESP32/Arduino, Docker, DHCP).
+    ClientsConfig(commands::clients_config::ClientsConfigArgs),
     /// Undo what `install` did, as its manifest records (config, keys and drift kept unless --purge).
     Uninstall(commands::install::UninstallArgs),
 }
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Install(args) => commands::install::run_install(args),
         Command::Backup(args) => commands::backup::run_backup(args),
         Command::Restore(args) => commands::backup::run_restore(args),
+        Command::ClientsConfig(args) => commands::clients_config::run(args),
         Command::Test(args) => commands::diagnose::run_test(args),
         Command::Info(args) => commands::diagnose::run_info(args),
         Command::Uninstall(args) => commands::install::run_uninstall(args),

@@ -159,3 +159,22 @@ fn query_without_an_answer_times_out_with_exit_code_1() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no answer from 127.0.0.1:11123"), "{stderr}");
 }
+
+#[test]
+fn the_chrony_line_from_clients_config_works_in_chronyd() {
+    require("chronyd");
+    let ns = NetNs::new("cliconf");
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123(""));
+    let output = std::process::Command::new(SYHUB_NTP)
+        .args(["clients-config", "--address", "127.0.0.1", "--only", "chrony", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let line = json["clients"][0]["text"].as_str().unwrap().trim().to_owned();
+    assert_eq!(line, "server 127.0.0.1 iburst");
+    let output =
+        ns.run("chronyd", &["-Q", "-t", "10", "-f", "/dev/null", &line], Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && chronyd_offset(&stderr).is_some(), "{stderr}");
+    daemon.stop();
+}

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod clients;
+pub mod clients_config;
 pub mod config;
 pub mod daemon;
 pub mod diagnose;

@@ -3,6 +3,7 @@
 //! under any root directory and as a dry run.
 
 pub mod backup;
+pub mod clients_config;
 pub mod diagnose;
 pub mod firewall;
 pub mod host;

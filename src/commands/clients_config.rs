@@ -1,0 +1,55 @@
+//! `syhub-ntp clients-config`: settings to paste into each kind of client, filled with the hub's
+//! LAN address.
+
+use clap::Args;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use syhub_ntp_ops::clients_config::{default_address, settings};
+
+#[derive(Debug, Args)]
+pub struct ClientsConfigArgs {
+    /// The hub's address as clients reach it [default: its first private IPv4 address]
+    #[arg(long)]
+    address: Option<IpAddr>,
+    /// Only this kind of client (chrony, ntpd, timesyncd, windows, arduino-esp32, esp-idf,
+    /// arduino-ntpclient, docker, dnsmasq)
+    #[arg(long)]
+    only: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ClientsConfigArgs) -> ExitCode {
+    let address = match args
+        .address
+        .or_else(|| default_address(&syhub_ntp_daemon::access::interface_addresses()))
+    {
+        Some(address) => address,
+        None => return super::fail("no LAN address found on this hub: give one with --address"),
+    };
+    let mut chosen = settings(address);
+    if let Some(only) = &args.only {
+        chosen.retain(|s| s.key == only);
+        if chosen.is_empty() {
+            return super::fail(format!("no client kind {only:?}: see --help for the list"));
+        }
+    }
+    if args.json {
+        let list: Vec<_> = chosen
+            .iter()
+            .map(|s| serde_json::json!({ "key": s.key, "title": s.title, "where": s.where_, "text": s.text }))
+            .collect();
+        println!("{}", serde_json::json!({ "address": address.to_string(), "clients": list }));
+        return ExitCode::SUCCESS;
+    }
+    for (index, setting) in chosen.iter().enumerate() {
+        if index > 0 {
+            println!();
+        }
+        println!("== {} ({})", setting.title, setting.key);
+        println!("-- {}", setting.where_);
+        print!("{}", setting.text);
+    }
+    ExitCode::SUCCESS
+}
