@@ -54,6 +54,8 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
+echo "== Debian package (installs cargo-deb when missing)"
+./scripts/package.sh
 echo "== fuzz each target for 30 s (installs cargo-fuzz when missing)"
 ./scripts/fuzz.sh 30
 echo "== all tests passed"

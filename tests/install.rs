@@ -397,3 +397,21 @@ fn ufw_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
     private(&format!("{SYHUB_NTP} uninstall --root {root}"));
     assert!(!private("ufw status").contains("123/udp"));
 }
+
+#[test]
+fn an_install_that_fails_half_way_undoes_what_it_did() {
+    let dir = TempDir::new("halfway");
+    let root = dir.0.clone();
+    prepare_root(&root);
+    // The units cannot be written: /etc/systemd/system is a file here.
+    std::fs::remove_dir_all(root.join("etc/systemd/system")).ok();
+    std::fs::create_dir_all(root.join("etc/systemd")).unwrap();
+    std::fs::write(root.join("etc/systemd/system"), "not a directory").unwrap();
+    let before = snapshot(&root);
+    let output = Command::new(SYHUB_NTP).args(["install", "--root"]).arg(&root).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("writing the systemd unit"));
+    assert!(stdout.contains("undoing this run's changes"), "{stdout}");
+    assert_eq!(snapshot(&root), before, "a failed install left changes behind:\n{stdout}");
+}

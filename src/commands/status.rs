@@ -16,13 +16,33 @@ pub struct StatusArgs {
     json: bool,
 }
 
+/// The service's state as systemd sees it, on a system booted with systemd.
+fn service_state() -> Option<String> {
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        return None;
+    }
+    let output = std::process::Command::new("systemctl")
+        .args(["is-active", "syhub-ntp.service"])
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 pub fn run(args: StatusArgs) -> ExitCode {
+    let service = service_state();
+    if let Some(service) = service.as_ref().filter(|_| !args.json) {
+        println!("{:16} {service} (systemd)", "service");
+    }
     let status = match status_or_exit(&args.daemon, args.json) {
         Ok(status) => status,
         Err(code) => return code,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&status).unwrap_or_default());
+        let mut value = serde_json::to_value(&status).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("service".into(), service.into());
+        }
+        println!("{value}");
     } else {
         print_status(&status);
     }

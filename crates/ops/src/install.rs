@@ -112,8 +112,11 @@ fn install_steps(
         write_new(host, BINARY_PATH, &binary, 0o755, false, made, "installing the binary")?;
     }
 
-    // The account, through systemd-sysusers.
-    if !host.exists(units::SYSUSERS_PATH) {
+    // The account, through systemd-sysusers (the Debian package ships its entry under /usr/lib).
+    let packaged_sysusers = host.exists(units::PACKAGED_SYSUSERS_PATH);
+    let sysusers_path =
+        if packaged_sysusers { units::PACKAGED_SYSUSERS_PATH } else { units::SYSUSERS_PATH };
+    if !host.exists(sysusers_path) {
         let entry = units::SYSUSERS.as_bytes();
         write_new(
             host,
@@ -127,7 +130,7 @@ fn install_steps(
     }
     if host.id_of("/etc/passwd", units::ACCOUNT).is_none() {
         let root = host.root().to_string_lossy().into_owned();
-        let entry = host.path(units::SYSUSERS_PATH).to_string_lossy().into_owned();
+        let entry = host.path(sysusers_path).to_string_lossy().into_owned();
         let args: Vec<&str> =
             if host.is_live() { vec![&entry] } else { vec!["--root", &root, &entry] };
         host.run("systemd-sysusers", &args).map_err(step("creating the syhub-ntp account"))?;
@@ -150,7 +153,9 @@ fn install_steps(
         [(units::SERVICE_NAME, units::SERVICE), (units::WAIT_SYNC_NAME, units::WAIT_SYNC_SERVICE)]
     {
         let path = format!("{}/{name}", units::UNIT_DIR);
-        if !host.exists(&path) {
+        let packaged =
+            units::PACKAGED_UNIT_DIRS.iter().any(|dir| host.exists(&format!("{dir}/{name}")));
+        if !packaged && !host.exists(&path) {
             write_new(
                 host,
                 &path,

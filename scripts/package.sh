@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the Debian package with cargo-deb (installed when missing) and checks that it holds the
+# binary, the units, the sysusers entry, the default config and the docs, and that it takes the
+# place of other time daemons. Pass --target TRIPLE to build for a Raspberry Pi (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "scripts/package.sh: installing cargo-deb"
+  cargo install cargo-deb --locked
+fi
+
+cargo deb --locked "$@"
+deb="$(ls -t target/debian/*.deb target/*/debian/*.deb 2>/dev/null | head -n 1 || true)"
+[ -n "$deb" ] || { echo "scripts/package.sh: cargo deb made no package" >&2; exit 1; }
+echo "== $deb"
+contents="$(dpkg-deb --contents "$deb")"
+missing=0
+for path in ./usr/bin/syhub-ntp ./lib/systemd/system/syhub-ntp.service \
+  ./lib/systemd/system/syhub-ntp-wait-sync.service ./usr/lib/sysusers.d/syhub-ntp.conf \
+  ./usr/share/doc/syhub-ntp/examples/config.toml ./usr/share/doc/syhub-ntp/README.md \
+  ./usr/share/doc/syhub-ntp/architecture.md; do
+  if ! grep -q " $path\$" <<<"$contents"; then
+    echo "scripts/package.sh: $deb lacks $path"
+    missing=1
+  fi
+done
+info="$(dpkg-deb --info "$deb")"
+for field in "Provides: time-daemon" "Conflicts: time-daemon" "postinst" "prerm" "postrm"; do
+  if ! grep -q "$field" <<<"$info"; then
+    echo "scripts/package.sh: $deb lacks $field"
+    missing=1
+  fi
+done
+[ "$missing" -eq 0 ]
+dpkg-deb --field "$deb" Package Version Architecture Installed-Size Depends
+echo "== package OK: $deb ($(stat -c %s "$deb") bytes)"
