@@ -4,6 +4,10 @@
 
 use super::SystemSnapshot;
 use crate::auth::{KeyLookup, KeyStore, SymmetricKey};
+use crate::nts::cookie::Keyring;
+use crate::nts::fields::{
+    NtsRefusal, NtsSeal, RANDOM_NEEDED, answer_fields, check_request, parse_request,
+};
 use crate::packet::{
     CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket, ReferenceId,
 };
@@ -11,7 +15,7 @@ use crate::time::NtpShort;
 use crate::time::NtpTimestamp;
 
 /// What to do with a received packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Send the first `len` bytes of the output buffer, after stamping its transmit time with
     /// [`Reply::stamp_transmit_time`].
@@ -21,11 +25,13 @@ pub enum Answer {
 }
 
 /// A reply written into the caller's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub len: usize,
     /// The key that signed the request, which signs the reply once its transmit time is in.
     pub sign_with: Option<SymmetricKey>,
+    /// For an NTS request: the authenticator to seal once the transmit time is in.
+    pub nts: Option<Box<NtsSeal>>,
 }
 
 impl Reply {
@@ -35,6 +41,9 @@ impl Reply {
         NtpHeader::stamp_transmit_time(&mut out[..self.len], transmit_time);
         if let Some(key) = &self.sign_with {
             key.sign(&mut out[..self.len]);
+        }
+        if let Some(seal) = &self.nts {
+            seal.seal_into(&mut out[..self.len]);
         }
     }
 }
@@ -52,6 +61,8 @@ pub enum Ignored {
     BadMac {
         key_id: u32,
     },
+    /// An NTS request that does not check, or NTS when this server has no NTS keys.
+    Nts(NtsRefusal),
     /// The output buffer cannot hold the reply (a caller bug, never the network's fault).
     BufferTooSmall,
 }
@@ -144,7 +155,60 @@ pub fn answer_with_keys(
     // A crypto-NAK is a MAC with key id 0 and no digest; a signed reply's MAC is written last.
     mac_out.fill(0);
     debug_assert!(crypto_nak || sign_with.is_some() || mac_len == 0);
-    Answer::Reply(Reply { len, sign_with })
+    Answer::Reply(Reply { len, sign_with, nts: None })
+}
+
+/// [`answer_with_keys`] for a server that also speaks NTS: a request with NTS fields is answered
+/// only if its cookie is one of ours and its authenticator checks, with the unique identifier
+/// echoed and fresh cookies (one per cookie and placeholder sent, at most 8) sealed with the
+/// server-to-client key after the transmit time is stamped. The answer is as long as the request.
+/// `random` gives the nonces. Without a keyring an NTS request gets no answer.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_nts(
+    request: &[u8],
+    received_at: NtpTimestamp,
+    system: &SystemSnapshot,
+    keys: &KeyStore,
+    keyring: Option<&Keyring>,
+    peer: std::net::IpAddr,
+    random: &[u8; RANDOM_NEEDED],
+    out: &mut [u8],
+) -> Answer {
+    let Ok(packet) = NtpPacket::decode(request) else {
+        return answer_with_keys(request, received_at, system, keys, peer, out);
+    };
+    let nts = match parse_request(&packet) {
+        None => return answer_with_keys(request, received_at, system, keys, peer, out),
+        Some(Err(refusal)) => return Answer::Ignore(Ignored::Nts(refusal)),
+        Some(Ok(nts)) => nts,
+    };
+    if packet.header.mode != Mode::Client || packet.mac.is_some() {
+        let refusal = NtsRefusal::Malformed("not a plain client request");
+        return Answer::Ignore(Ignored::Nts(refusal));
+    }
+    let Some(keyring) = keyring else {
+        return Answer::Ignore(Ignored::Nts(NtsRefusal::UnknownCookie));
+    };
+    let session = match check_request(&nts, request, keyring) {
+        Ok(session) => session,
+        Err(refusal) => return Answer::Ignore(Ignored::Nts(refusal)),
+    };
+    // The header as for any client; the NTS fields after it.
+    match answer(&request[..HEADER_LEN], received_at, system, out) {
+        Answer::Reply(_) => {}
+        ignored => return ignored,
+    }
+    let (fields, seal) = answer_fields(&nts, &session, keyring, random);
+    let len = seal.answer_len();
+    if len > request.len() {
+        let refusal = NtsRefusal::Malformed("too few placeholders for the answer");
+        return Answer::Ignore(Ignored::Nts(refusal));
+    }
+    if out.len() < len {
+        return Answer::Ignore(Ignored::BufferTooSmall);
+    }
+    out[HEADER_LEN..HEADER_LEN + fields.len()].copy_from_slice(&fields);
+    Answer::Reply(Reply { len, sign_with: None, nts: Some(Box::new(seal)) })
 }
 
 /// A kiss-o'-death (RFC 5905 section 7.4) for `request`: stratum 0, leap 3, `code` (`RATE`,

@@ -7,7 +7,7 @@ mod clients;
 mod system;
 
 pub use access::{Access, AccessList, Prefix};
-pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_with_keys};
+pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_nts, answer_with_keys};
 pub use broadcast::broadcast_packet;
 pub use clients::{ClientIndex, ClientLog, ClientSummary, RateLimit};
 pub use system::{FREQUENCY_TOLERANCE, SystemSnapshot};

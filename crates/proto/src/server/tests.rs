@@ -37,7 +37,7 @@ fn request(version: u8, mode: Mode, transmit: NtpTimestamp) -> Vec<u8> {
 fn answer_of(request: &[u8], system: &SystemSnapshot) -> (Answer, Vec<u8>) {
     let mut out = [0u8; 1024];
     let answer = answer(request, now(), system, &mut out);
-    let len = match answer {
+    let len = match &answer {
         Answer::Reply(reply) => reply.len,
         Answer::Ignore(_) => 0,
     };
@@ -240,7 +240,7 @@ mod authenticated {
         let keys = KeyStore::parse(KEYS).unwrap();
         let mut out = [0u8; 1024];
         let answer = answer_with_keys(request, now(), &local_system(), &keys, peer, &mut out);
-        let len = match answer {
+        let len = match &answer {
             Answer::Reply(reply) => {
                 reply.stamp_transmit_time(&mut out, now() + NtpDuration::from_seconds(1));
                 reply.len
@@ -305,7 +305,10 @@ mod authenticated {
     #[test]
     fn unsigned_requests_are_answered_plainly_with_keys_loaded() {
         let (answer, reply) = ask(&request(4, Mode::Client, now()), lan());
-        assert!(matches!(answer, Answer::Reply(Reply { len: HEADER_LEN, sign_with: None })));
+        assert!(matches!(
+            answer,
+            Answer::Reply(Reply { len: HEADER_LEN, sign_with: None, nts: None })
+        ));
         assert_eq!(reply.len(), HEADER_LEN);
     }
 }
