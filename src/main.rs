@@ -45,6 +45,8 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// Write a new symmetric keys file (mode 0600) and print the lines clients need.
     Keygen(commands::keygen::KeygenArgs),
+    /// Make a self-signed certificate and key for serving NTS under a LAN name or address.
+    NtsCertificate(commands::nts_certificate::NtsCertificateArgs),
     /// Set this hub up: config, account, systemd units, firewall; other time services stopped.
     Install(commands::install::InstallArgs),
     /// Check the hub end to end: one line per check, PASS/WARN/FAIL, a fix for each failure.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Config(command) => commands::config::run(command),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Install(args) => commands::install::run_install(args),
+        Command::NtsCertificate(args) => commands::nts_certificate::run(args),
         Command::Backup(args) => commands::backup::run_backup(args),
         Command::Restore(args) => commands::backup::run_restore(args),
         Command::ClientsConfig(args) => commands::clients_config::run(args),

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod diagnose;
 pub mod install;
 pub mod keygen;
+pub mod nts_certificate;
 pub mod peers;
 pub mod query;
 pub mod run;

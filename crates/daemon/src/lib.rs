@@ -12,6 +12,7 @@ pub mod keys;
 pub mod log_limit;
 pub mod net;
 pub mod notify;
+pub mod nts_ke;
 pub mod privileges;
 pub mod query;
 pub mod runtime;

@@ -47,6 +47,8 @@ pub enum RunError {
     Keys(#[from] crate::keys::KeysError),
     #[error(transparent)]
     Broadcast(#[from] crate::broadcast::BroadcastError),
+    #[error(transparent)]
+    Nts(#[from] crate::nts_ke::NtsError),
     #[error("the clock is {offset:+.3} s from its sources, beyond panic_threshold: stopped")]
     Panic { offset: f64 },
 }
@@ -106,6 +108,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         );
     }
     let broadcast_targets = crate::broadcast::open(&config, &sockets, &keys)?;
+    // NTS: certificate, key and cookie keys read, KE ports bound, all before privileges go.
+    let ntp_port = config.server.listen.as_slice().first().map_or(123, |a| a.port());
+    let nts = crate::nts_ke::prepare(&config.nts, ntp_port)?;
     // Monitoring must never stop the time service: without its socket the daemon still serves.
     let control_listener = match control::bind(&config.control.socket) {
         Ok(listener) => Some(listener),
@@ -235,7 +240,15 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         origin,
         keys,
         broadcasts: heard_sender,
+        nts: nts.as_ref().map(|server| server.keyring.clone()),
     };
+    if let Some(server) = nts {
+        tracing::info!(
+            "serving NTS-KE on {}",
+            config.nts.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        );
+        tasks.spawn(server.serve(cancel.clone()));
+    }
     if !broadcast_targets.is_empty() {
         tasks.spawn(crate::broadcast::serve(
             broadcast_targets,

@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_monitor::status::RequestTally;
 use syhub_ntp_proto::auth::KeyStore;
+use syhub_ntp_proto::nts::cookie::Keyring;
+use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
+use syhub_ntp_proto::packet::HEADER_LEN;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{
     Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer_kiss,
-    answer_with_keys,
+    answer_nts, answer_with_keys,
 };
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
@@ -45,6 +48,8 @@ pub struct ServingContext {
     pub keys: Arc<KeyStore>,
     /// Where broadcasts (mode 5) go, when a broadcast source listens for them.
     pub broadcasts: Option<mpsc::Sender<HeardBroadcast>>,
+    /// The NTS cookie keys, when NTS is served.
+    pub nts: Option<Arc<std::sync::RwLock<Keyring>>>,
 }
 
 /// How refused and too-frequent clients are treated.
@@ -78,6 +83,7 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         origin,
         keys,
         broadcasts,
+        nts,
     } = context;
     let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
     let mut request = [0u8; RECEIVE_BUFFER_LEN];
@@ -148,14 +154,28 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
         let snapshot = *system.borrow();
         let request = &request[..received.len];
-        match answer_with_keys(
-            request,
-            received_at,
-            &snapshot,
-            &keys,
-            received.peer.ip(),
-            &mut reply,
-        ) {
+        let peer = received.peer.ip();
+        let answer = match &nts {
+            // Only a request with room for NTS fields costs the random bytes.
+            Some(keyring) if request.len() > HEADER_LEN + 36 => {
+                let mut random = [0u8; RANDOM_NEEDED];
+                let _ = getrandom::fill(&mut random);
+                let keyring = keyring.read().ok();
+                let keyring = keyring.as_deref();
+                answer_nts(
+                    request,
+                    received_at,
+                    &snapshot,
+                    &keys,
+                    keyring,
+                    peer,
+                    &random,
+                    &mut reply,
+                )
+            }
+            _ => answer_with_keys(request, received_at, &snapshot, &keys, peer, &mut reply),
+        };
+        match answer {
             Answer::Reply(prepared) => {
                 let sent = socket.send_stamped_now(
                     &mut reply[..prepared.len],
@@ -185,7 +205,10 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
             }
             Answer::Ignore(reason) => {
                 counters.ignored.fetch_add(1, Ordering::Relaxed);
-                if !matches!(reason, Ignored::Malformed(_) | Ignored::NotARequest { .. }) {
+                if !matches!(
+                    reason,
+                    Ignored::Malformed(_) | Ignored::NotARequest { .. } | Ignored::Nts(_)
+                ) {
                     tracing::warn!(peer = %received.peer, ?reason, "request not answered");
                 }
             }

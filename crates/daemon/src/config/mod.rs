@@ -8,6 +8,7 @@ mod control;
 mod file;
 mod local;
 mod monitor;
+mod nts;
 mod server;
 mod source;
 
@@ -18,6 +19,7 @@ pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
 pub use local::{LocalConfig, LocalMode, LocalStratum};
 pub use monitor::{HttpConfig, MqttConfig};
+pub use nts::{DEFAULT_NTS_KEYS, NtsConfig};
 pub use server::{
     AccessRule, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal, ServerConfig,
 };
@@ -42,6 +44,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub mqtt: MqttConfig,
     pub auth: AuthConfig,
+    pub nts: NtsConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             mqtt: MqttConfig::default(),
             auth: AuthConfig::default(),
+            nts: NtsConfig::default(),
         }
     }
 }

@@ -1,0 +1,63 @@
+//! `syhub-ntp nts-certificate --self-signed NAME`: a certificate and key for a hub with no public
+//! name, for `[nts]`; LAN clients are then told to trust that certificate.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Args)]
+pub struct NtsCertificateArgs {
+    /// Make a self-signed certificate for NAME (the hub's DNS name or IP address as clients use it)
+    #[arg(long, value_name = "NAME", required = true)]
+    self_signed: String,
+    /// Directory for cert.pem (0644) and key.pem (0600)
+    #[arg(long, default_value = "/etc/syhub-ntp")]
+    out_dir: PathBuf,
+    /// Replace existing files
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(args: NtsCertificateArgs) -> ExitCode {
+    let cert_path = args.out_dir.join("cert.pem");
+    let key_path = args.out_dir.join("key.pem");
+    if !args.force && (cert_path.exists() || key_path.exists()) {
+        return super::fail(format!(
+            "{} or {} exists: keeping them (clients may trust that certificate); --force replaces them",
+            cert_path.display(),
+            key_path.display()
+        ));
+    }
+    let certified = match rcgen::generate_simple_self_signed(vec![args.self_signed.clone()]) {
+        Ok(certified) => certified,
+        Err(error) => {
+            return super::fail(format!(
+                "cannot make a certificate for {}: {error}",
+                args.self_signed
+            ));
+        }
+    };
+    let key = certified.key_pair.serialize_pem();
+    let cert = certified.cert.pem();
+    // The key first: a certificate is no use without it.
+    if let Err(error) = syhub_ntp_daemon::atomic_file::write(&key_path, key.as_bytes(), 0o600)
+        .and_then(|()| syhub_ntp_daemon::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
+    {
+        return super::fail(format!("cannot write to {}: {error}", args.out_dir.display()));
+    }
+    println!("wrote {} and {}", cert_path.display(), key_path.display());
+    println!();
+    println!("this hub (config.toml):");
+    println!(
+        "  [nts]\n  certificate = \"{}\"\n  private_key = \"{}\"",
+        cert_path.display(),
+        key_path.display()
+    );
+    println!();
+    println!("a chrony client: copy {} to it, then in chrony.conf:", cert_path.display());
+    println!(
+        "  server {} iburst nts\n  ntstrustedcerts /etc/chrony/syhub-ntp.pem",
+        args.self_signed
+    );
+    ExitCode::SUCCESS
+}

