@@ -107,3 +107,44 @@ fn chronyc_authdata_shows_the_nts_association() {
     chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
     daemon.stop();
 }
+
+#[test]
+fn our_nts_client_synchronises_from_chronyd_serving_nts() {
+    let ns = NetNs::new("ntscli");
+    let dir = TempDir::new("ntscli");
+    certificate(&dir);
+    let extra = format!(
+        "ntsservercert {0}/cert.pem\nntsserverkey {0}/key.pem\nntsdumpdir {0}\nntsport 4460",
+        dir.0.display()
+    );
+    let _chronyd = Chronyd::server_with(&ns, 11123, 1, &extra);
+    let source = |ca: &str| {
+        format!(
+            "[[source]]\nmode = \"nts\"\naddress = \"127.0.0.1\"\nca_file = \"{ca}\"\nminpoll = 1\nmaxpoll = 1\n\n"
+        )
+    };
+    let trusted = format!("{}/cert.pem", dir.0.display());
+    let daemon =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], &source(&trusted), ""));
+    let status = daemon.wait_for_status(Duration::from_secs(40), "synchronised over NTS", |s| {
+        s["synchronised"] == true
+    });
+    assert_eq!(status["peers"][0]["kind"], "nts", "{status}");
+    // chronyd's local stratum 1, plus one: the time came from chronyd's NTP port, which its
+    // NTS-KE server named.
+    assert_eq!(status["stratum"], 2, "{status}");
+    assert_eq!(status["peers"][0]["address"], "127.0.0.1:4460", "{status}");
+    daemon.stop();
+
+    // A certificate we do not trust: no key exchange, no time.
+    let stranger = TempDir::new("ntscli-other");
+    certificate(&stranger);
+    let other = format!("{}/cert.pem", stranger.0.display());
+    let daemon =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], &source(&other), ""));
+    std::thread::sleep(Duration::from_secs(8));
+    let status = daemon.status();
+    assert_eq!(status["synchronised"], false, "{status}");
+    let log = daemon.stop();
+    assert!(log.contains("NTS-KE"), "{log}");
+}

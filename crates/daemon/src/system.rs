@@ -2,13 +2,13 @@
 //! core's synchroniser), steers the clock, keeps the drift file, resolves and maintains pools,
 //! and publishes what the server advertises and the status snapshot.
 
-use crate::config::{Config, SourceConfig, SourceMode};
+use crate::config::{Config, SourceConfig, SourceMode, nts_ke_target};
 use crate::drift;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::query::{NTP_PORT, Target, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
-    HeardBroadcast, Resolution, SourceCommands, SourceEvent, SourceId, SourceReport,
+    HeardBroadcast, NtsSetup, Resolution, SourceCommands, SourceEvent, SourceId, SourceReport,
     recv_or_pending, resolve_in_background, spawn_source,
 };
 use std::net::SocketAddr;
@@ -72,6 +72,8 @@ struct Entry {
     config: SourceConfig,
     /// The key named by `config.key`, looked up in the keys file at start.
     key: Option<SymmetricKey>,
+    /// For an NTS source: the TLS client and the name its server's certificate must show.
+    nts: Option<NtsSetup>,
     target: Target,
     resolving: bool,
     next_resolve: Instant,
@@ -146,9 +148,14 @@ impl SystemTask {
             .map(|config| Entry {
                 config: config.clone(),
                 key: config.key.and_then(|id| parts.keys.key(id).copied()),
+                nts: nts_setup(config),
                 // Validated with the config.
-                target: parse_target(&config.address)
-                    .unwrap_or(Target::Name { host: config.address.clone(), port: NTP_PORT }),
+                target: if config.mode == SourceMode::Nts {
+                    nts_ke_target(&config.address)
+                } else {
+                    parse_target(&config.address)
+                        .unwrap_or(Target::Name { host: config.address.clone(), port: NTP_PORT })
+                },
                 resolving: false,
                 next_resolve: now,
                 backoff: RESOLVE_BACKOFF.0,
@@ -546,6 +553,7 @@ impl SystemTask {
             id,
             address,
             source,
+            self.entries[entry].nts.clone(),
             heard,
             self.clock.clone(),
             self.origin,
@@ -685,6 +693,7 @@ impl SystemTask {
                         SourceMode::Pool => "pool".into(),
                         SourceMode::Server => "server".into(),
                         SourceMode::Broadcast => "broadcast".into(),
+                        SourceMode::Nts => "nts".into(),
                     },
                     fallback: entry.config.fallback,
                     state: state.into(),
@@ -752,5 +761,24 @@ pub fn leap_name(leap: LeapIndicator) -> &'static str {
         LeapIndicator::InsertSecond => "insert second",
         LeapIndicator::DeleteSecond => "delete second",
         LeapIndicator::Unsynchronised => "unsynchronised",
+    }
+}
+
+/// The TLS client of an NTS source; `None` for other sources, or (logged) when it cannot be made.
+fn nts_setup(config: &SourceConfig) -> Option<NtsSetup> {
+    if config.mode != SourceMode::Nts {
+        return None;
+    }
+    let host = match nts_ke_target(&config.address) {
+        Target::Name { host, .. } => host,
+        Target::Address(address) => address.ip().to_string(),
+    };
+    match crate::sources::nts::tls_config(config.ca_file.as_deref(), config.ignore_certificate_time)
+    {
+        Ok(tls) => Some(NtsSetup { tls, host }),
+        Err(error) => {
+            tracing::error!("[[source]] {}: cannot set up NTS: {error}", config.address);
+            None
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use nts::{DEFAULT_NTS_KEYS, NtsConfig};
 pub use server::{
     AccessRule, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal, ServerConfig,
 };
-pub use source::{SourceConfig, SourceMode, default_sources};
+pub use source::{SourceConfig, SourceMode, default_sources, nts_ke_target};
 
 use serde::Deserialize;
 

@@ -24,6 +24,12 @@ pub struct SourceConfig {
     /// Broadcast mode: the interface to join a multicast group on (the routing table decides
     /// when unset).
     pub interface: Option<String>,
+    /// NTS mode: a PEM file of CA certificates to trust for the NTS-KE server, instead of the
+    /// system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// NTS mode: accept the server's certificate outside its validity dates (chrony's
+    /// `nocerttimecheck`), for a hub that boots with a wrong clock and no real-time clock.
+    pub ignore_certificate_time: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,6 +43,9 @@ pub enum SourceMode {
     /// Listen for broadcasts to `address` (an IPv4 broadcast address or a multicast group) and
     /// follow up to `max_sources` servers heard there, each measured once by client exchanges.
     Broadcast,
+    /// Network Time Security: `address` is the NTS-KE server (port 4460 unless given), whose
+    /// certificate must be valid; time comes authenticated from the NTP server it names.
+    Nts,
 }
 
 /// Poll exponent bounds: 1 s to 36 hours.
@@ -66,6 +75,9 @@ struct RawSource {
     #[serde(default)]
     insecure_unauthenticated: bool,
     interface: Option<String>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    ignore_certificate_time: bool,
 }
 
 fn default_true() -> bool {
@@ -77,6 +89,12 @@ impl TryFrom<RawSource> for SourceConfig {
     fn try_from(raw: RawSource) -> Result<Self, String> {
         let address = raw.address.trim().to_owned();
         crate::query::parse_target(&address).map_err(|e| format!("address: {e}"))?;
+        if (raw.ca_file.is_some() || raw.ignore_certificate_time) && raw.mode != SourceMode::Nts {
+            return Err("ca_file and ignore_certificate_time apply to mode = \"nts\" only".into());
+        }
+        if raw.mode == SourceMode::Nts && raw.key.is_some() {
+            return Err("an NTS source authenticates with NTS: key does not apply".into());
+        }
         if raw.mode == SourceMode::Broadcast {
             check_broadcast(&raw, &address)?;
         } else if raw.insecure_unauthenticated || raw.interface.is_some() {
@@ -108,10 +126,10 @@ impl TryFrom<RawSource> for SourceConfig {
             ));
         }
         let max_sources = match (raw.mode, raw.max_sources) {
-            (SourceMode::Server, Some(_)) => {
+            (SourceMode::Server | SourceMode::Nts, Some(_)) => {
                 return Err("max_sources applies to mode = \"pool\" only".into());
             }
-            (SourceMode::Server, None) => 1,
+            (SourceMode::Server | SourceMode::Nts, None) => 1,
             (SourceMode::Pool | SourceMode::Broadcast, None) => 4,
             (SourceMode::Pool | SourceMode::Broadcast, Some(n @ 1..=16)) => n as u8,
             (SourceMode::Pool | SourceMode::Broadcast, Some(n)) => {
@@ -126,6 +144,8 @@ impl TryFrom<RawSource> for SourceConfig {
         Ok(Self {
             key,
             insecure_unauthenticated: raw.insecure_unauthenticated,
+            ca_file: raw.ca_file.filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
+            ignore_certificate_time: raw.ignore_certificate_time,
             interface: raw.interface.filter(|name| !name.is_empty()),
             mode: raw.mode,
             address,
@@ -175,10 +195,29 @@ pub fn default_sources() -> Vec<SourceConfig> {
         key: None,
         insecure_unauthenticated: false,
         interface: None,
+        ca_file: None,
+        ignore_certificate_time: false,
     };
     vec![
         source(SourceMode::Pool, "pool.ntp.org", false),
         source(SourceMode::Server, "time.nist.gov", true),
         source(SourceMode::Server, "time.google.com", true),
     ]
+}
+
+/// The NTS-KE server of an NTS source's address: its port, or 4460 when none is given.
+pub fn nts_ke_target(address: &str) -> crate::query::Target {
+    use crate::query::Target;
+    let explicit_port =
+        address.starts_with('[') && address.contains("]:") || address.matches(':').count() == 1;
+    match crate::query::parse_target(address) {
+        Ok(Target::Address(socket)) if !explicit_port => {
+            Target::Address(std::net::SocketAddr::new(socket.ip(), syhub_ntp_proto::nts::KE_PORT))
+        }
+        Ok(Target::Name { host, .. }) if !explicit_port => {
+            Target::Name { host, port: syhub_ntp_proto::nts::KE_PORT }
+        }
+        Ok(target) => target,
+        Err(_) => Target::Name { host: address.to_owned(), port: syhub_ntp_proto::nts::KE_PORT },
+    }
 }

@@ -1,12 +1,14 @@
 //! One upstream server: polls when its core state says, receives answers with kernel timestamps,
 //! and reports every change to the system task.
 
+use super::nts::{Association, key_exchange};
 use crate::net::TimestampedSocket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_proto::nts::fields::NtsAnswerError;
 use syhub_ntp_proto::source::{Measurement, NtpSource, ResponseOutcome, SourceView};
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
@@ -56,12 +58,22 @@ pub struct SourceReport {
     pub event: SourceEvent,
 }
 
-/// Starts the task for `source` at `address`. It stops when `cancel` fires.
+/// What an NTS source needs for its key exchanges.
+#[derive(Clone)]
+pub struct NtsSetup {
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The NTS-KE server's name, as its certificate must show it.
+    pub host: String,
+}
+
+/// Starts the task for `source` at `address` (for an NTS source, its NTS-KE server). It stops
+/// when `cancel` fires.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_source(
     id: SourceId,
     address: SocketAddr,
     source: NtpSource,
+    nts: Option<NtsSetup>,
     broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     clock: Arc<dyn Clock>,
     origin: Instant,
@@ -91,6 +103,9 @@ pub fn spawn_source(
             socket,
             broadcasts,
             steps_seen: 0.0,
+            ke_server: address,
+            nts,
+            association: None,
         };
         task.steps_seen = task.commands.borrow().steps_total;
         tokio::select! {
@@ -121,6 +136,10 @@ struct SourceTask {
     socket: TimestampedSocket,
     broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     steps_seen: f64,
+    /// For an NTS source: its NTS-KE server, setup and current association.
+    ke_server: SocketAddr,
+    nts: Option<NtsSetup>,
+    association: Option<Association>,
 }
 
 impl SourceTask {
@@ -140,6 +159,18 @@ impl SourceTask {
                     Ok(received) => {
                         let now = Instant::now();
                         let t4 = received.kernel_time.unwrap_or_else(|| self.clock.now());
+                        if let Some(association) = self.association.as_mut() {
+                            match association.accept(&buf[..received.len]) {
+                                Ok(()) => {}
+                                Err(NtsAnswerError::Nak) => {
+                                    self.association = None;
+                                    self.report(SourceEvent::Unusable("NTS NAK: the server no longer knows our cookie; keys again")).await;
+                                    continue;
+                                }
+                                // Not authenticated, or not for our request: not ours.
+                                Err(_) => continue,
+                            }
+                        }
                         let outcome = self.source.handle_response(self.monotonic(now), &buf[..received.len], t4);
                         self.report_outcome(outcome).await;
                     }
@@ -184,11 +215,32 @@ impl SourceTask {
             getrandom::u64().unwrap_or_else(|_| self.clock.now().to_bits()),
         );
         let jitter = (getrandom::u32().unwrap_or(0) as f64) / (u32::MAX as f64 + 1.0);
-        let mut request = self.source.poll(now, cookie, jitter);
+        let request = self.source.poll(now, cookie, jitter);
+        let mut packet = request.to_vec();
+        if let Some(setup) = self.nts.clone() {
+            let empty = self.association.as_ref().is_none_or(|a| a.cookies.is_empty());
+            if empty {
+                match key_exchange(setup.tls, &setup.host, self.ke_server).await {
+                    Ok(association) => {
+                        self.address = association.ntp_server;
+                        self.association = Some(association);
+                    }
+                    Err(error) => {
+                        self.association = None;
+                        self.report(SourceEvent::SendFailed(format!("NTS-KE: {error}"))).await;
+                        return;
+                    }
+                }
+            }
+            match self.association.as_mut().and_then(|a| a.protect(&request)) {
+                Some(protected) => packet = protected,
+                None => return,
+            }
+        }
         let sent_at = AtomicU64::new(0);
         let sent = self
             .socket
-            .send_stamped(&mut request, self.address, None, self.clock.as_ref(), |_, t1| {
+            .send_stamped(&mut packet, self.address, None, self.clock.as_ref(), |_, t1| {
                 sent_at.store(t1.to_bits(), Ordering::Relaxed)
             })
             .await;
