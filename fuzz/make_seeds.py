@@ -83,3 +83,42 @@ for state_name, prefix in states.items():
             continue
         with open(os.path.join(HERE, "seeds", "request_answer", f"{state_name}_{name}"), "wb") as out:
             out.write(prefix + packet)
+
+
+# NTS-KE messages: the client's request, a server's answer, an error, a truncated one.
+def record(kind, body, critical=True):
+    return struct.pack(">HH", kind | (0x8000 if critical else 0), len(body)) + body
+
+
+ke = {
+    "client_request": record(1, b"\x00\x00") + record(4, b"\x00\x0f") + record(0, b""),
+    "server_answer": record(1, b"\x00\x00") + record(4, b"\x00\x0f")
+    + b"".join(record(5, bytes([i]) * 104, False) for i in range(8))
+    + record(6, b"hub.lan") + record(7, b"\x00\x7b") + record(0, b""),
+    "error": record(2, b"\x00\x01") + record(0, b""),
+    "unknown_critical": record(1, b"\x00\x00") + record(99, b"") + record(0, b""),
+    "truncated": (record(1, b"\x00\x00") + record(0, b""))[:-2],
+}
+os.makedirs(os.path.join(HERE, "seeds", "nts_ke"), exist_ok=True)
+for name, message in ke.items():
+    with open(os.path.join(HERE, "seeds", "nts_ke", name), "wb") as out:
+        out.write(message)
+
+
+# NTS requests: structure right, cryptography not (the target builds real ones from a 0 byte).
+def field(kind, body):
+    return struct.pack(">HH", kind, 4 + len(body)) + body
+
+
+nts = {
+    "request": header(4, 3) + field(0x0104, bytes(32)) + field(0x0204, bytes(104))
+    + field(0x0304, bytes(104)) + field(0x0404, struct.pack(">HH", 16, 16) + bytes(32)),
+    "no_authenticator": header(4, 3) + field(0x0104, bytes(32)) + field(0x0204, bytes(104)),
+    "built_ok": b"\x00" + bytes([3]) + bytes(range(32)) + bytes([0, 0, 0, 0]) + bytes(20),
+    "built_damaged": b"\x00" + bytes([1]) + bytes(range(32)) + bytes([12, 3, 1, 0x40]) + bytes(20),
+}
+os.makedirs(os.path.join(HERE, "seeds", "nts_fields"), exist_ok=True)
+for name, packet in nts.items():
+    with open(os.path.join(HERE, "seeds", "nts_fields", name), "wb") as out:
+        out.write(packet)
+

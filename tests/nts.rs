@@ -148,3 +148,59 @@ fn our_nts_client_synchronises_from_chronyd_serving_nts() {
     let log = daemon.stop();
     assert!(log.contains("NTS-KE"), "{log}");
 }
+
+/// Keys and cookies from our own NTS-KE server, through the daemon's NTS client code.
+fn key_exchange_with(ns: &NetNs, dir: &TempDir) -> syhub_ntp_daemon::sources::nts::Association {
+    let ca = dir.0.join("cert.pem");
+    let thread = ns.spawn_inside(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let tls = syhub_ntp_daemon::sources::nts::tls_config(Some(&ca), false).unwrap();
+        runtime.block_on(syhub_ntp_daemon::sources::nts::key_exchange(
+            tls,
+            "127.0.0.1",
+            "127.0.0.1:4460".parse().unwrap(),
+        ))
+    });
+    thread.join().unwrap().expect("key exchange with our server")
+}
+
+#[test]
+fn tampered_nts_requests_and_unknown_cookies_get_no_answer() {
+    let ns = NetNs::new("ntstamper");
+    let dir = TempDir::new("ntstamper");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let mut association = key_exchange_with(&ns, &dir);
+    assert_eq!(association.cookies.len(), 8, "eight cookies per exchange");
+    assert_eq!(association.ntp_server.to_string(), "127.0.0.1:123");
+
+    let socket = ns.udp_socket("127.0.0.1:0");
+    socket.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    let mut header = [0u8; 48];
+    header[0] = 0x23;
+    header[40..48].copy_from_slice(&77u64.to_be_bytes());
+    let mut buf = [0u8; 2048];
+    let mut exchange = |packet: &[u8]| -> Option<Vec<u8>> {
+        socket.send_to(packet, "127.0.0.1:123").unwrap();
+        socket.recv(&mut buf).ok().map(|len| buf[..len].to_vec())
+    };
+
+    // A good request: an answer as long as the request, authenticated, with cookies.
+    let request = association.protect(&header).unwrap();
+    let answer = exchange(&request).expect("an answer to a good NTS request");
+    assert_eq!(answer.len(), request.len());
+    association.accept(&answer).expect("the answer checks");
+    assert_eq!(association.cookies.len(), 8, "the jar is full again");
+
+    // One bit changed in the header, or in the authenticated unique identifier: nothing.
+    for at in [44, 60] {
+        let mut tampered = association.protect(&header).unwrap();
+        tampered[at] ^= 1;
+        assert_eq!(exchange(&tampered), None, "a request altered at byte {at} was answered");
+    }
+    // A cookie we never made (one byte of it changed): nothing.
+    let mut forged = association.protect(&header).unwrap();
+    forged[48 + 36 + 4 + 30] ^= 1;
+    assert_eq!(exchange(&forged), None, "a request with a forged cookie was answered");
+    daemon.stop();
+}
