@@ -61,7 +61,7 @@ fn handshakes(
     ke: SocketAddr,
     count: u64,
 ) -> (f64, Association) {
-    let tls = tls_config(Some(ca), false).expect("TLS client");
+    let tls = tls_config(Some(ca), None).expect("TLS client");
     let started = Instant::now();
     let mut last = None;
     for _ in 0..count {

@@ -154,7 +154,7 @@ fn key_exchange_with(ns: &NetNs, dir: &TempDir) -> syhub_ntp_daemon::sources::nt
     let ca = dir.0.join("cert.pem");
     let thread = ns.spawn_inside(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let tls = syhub_ntp_daemon::sources::nts::tls_config(Some(&ca), false).unwrap();
+        let tls = syhub_ntp_daemon::sources::nts::tls_config(Some(&ca), None).unwrap();
         runtime.block_on(syhub_ntp_daemon::sources::nts::key_exchange(
             tls,
             "127.0.0.1",
@@ -203,4 +203,43 @@ fn tampered_nts_requests_and_unknown_cookies_get_no_answer() {
     forged[48 + 36 + 4 + 30] ^= 1;
     assert_eq!(exchange(&forged), None, "a request with a forged cookie was answered");
     daemon.stop();
+}
+
+#[test]
+fn an_expired_certificate_is_refused_unless_certificate_time_is_ignored() {
+    let ns = NetNs::new("ntsexp");
+    let dir = TempDir::new("ntsexp");
+    // A certificate for 127.0.0.1 that expired in 2021, as a hub booting in 2020 would see valid.
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    dir.write("cert.pem", &cert.pem());
+    dir.write("key.pem", &key.serialize_pem());
+    let extra = format!(
+        "ntsservercert {0}/cert.pem\nntsserverkey {0}/key.pem\nntsdumpdir {0}\nntsport 4460",
+        dir.0.display()
+    );
+    let _chronyd = Chronyd::server_with(&ns, 11123, 1, &extra);
+    let source = |ignore: bool| {
+        format!(
+            "[[source]]\nmode = \"nts\"\naddress = \"127.0.0.1\"\nca_file = \"{}/cert.pem\"\n\
+             ignore_certificate_time = {ignore}\nminpoll = 1\nmaxpoll = 1\n\n",
+            dir.0.display()
+        )
+    };
+    let strict =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], &source(false), ""));
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(strict.status()["synchronised"], false);
+    let log = strict.stop();
+    assert!(log.contains("NTS-KE") && log.to_lowercase().contains("expired"), "{log}");
+
+    let lenient =
+        Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], &source(true), ""));
+    lenient.wait_for_status(Duration::from_secs(40), "synchronised despite the dates", |s| {
+        s["synchronised"] == true
+    });
+    lenient.stop();
 }

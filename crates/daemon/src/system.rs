@@ -176,7 +176,12 @@ impl SystemTask {
             next_id: 0,
             reports: mpsc::channel(64),
             resolutions: mpsc::channel(16),
-            commands: watch::channel(SourceCommands { poll, steps_total: 0.0 }).0,
+            commands: watch::channel(SourceCommands {
+                poll,
+                steps_total: 0.0,
+                synchronised: false,
+            })
+            .0,
             publish: parts.publish,
             status: parts.status,
             counters: parts.counters,
@@ -320,7 +325,12 @@ impl SystemTask {
             self.tell_kernel();
         }
         let poll = self.sync.poll_exponent();
-        self.commands.send_if_modified(|c| std::mem::replace(&mut c.poll, poll) != poll);
+        let synchronised = self.sync.selection().is_some();
+        self.commands.send_if_modified(|c| {
+            let newly_synchronised = synchronised && !c.synchronised;
+            c.synchronised |= synchronised;
+            std::mem::replace(&mut c.poll, poll) != poll || newly_synchronised
+        });
         self.publish.send_replace(self.sync.snapshot());
         self.publish_status();
         Ok(())
@@ -773,9 +783,10 @@ fn nts_setup(config: &SourceConfig) -> Option<NtsSetup> {
         Target::Name { host, .. } => host,
         Target::Address(address) => address.ip().to_string(),
     };
-    match crate::sources::nts::tls_config(config.ca_file.as_deref(), config.ignore_certificate_time)
-    {
-        Ok(tls) => Some(NtsSetup { tls, host }),
+    let clock_trusted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ignore_time = config.ignore_certificate_time.then(|| clock_trusted.clone());
+    match crate::sources::nts::tls_config(config.ca_file.as_deref(), ignore_time) {
+        Ok(tls) => Some(NtsSetup { tls, host, clock_trusted }),
         Err(error) => {
             tracing::error!("[[source]] {}: cannot set up NTS: {error}", config.address);
             None

@@ -9,6 +9,7 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use syhub_ntp_proto::nts::cookie::NONCE_LEN;
 use syhub_ntp_proto::nts::fields::{MAX_COOKIES, NtsAnswerError, check_answer, client_request};
@@ -19,10 +20,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts certificates outside their validity period, for a hub whose clock is not yet right
-/// (a Pi without a real-time clock boots in the past); everything else is checked as usual.
+/// Accepts certificates outside their validity period until the clock has been synchronised
+/// (chrony's `nocerttimecheck`), for a hub whose clock is not yet right (a Pi without a real-time
+/// clock boots in the past); everything else is checked as usual, and dates too once synchronised.
 #[derive(Debug)]
-struct IgnoreCertificateTime(Arc<rustls::client::WebPkiServerVerifier>);
+struct IgnoreCertificateTime {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    clock_trusted: Arc<AtomicBool>,
+}
 
 impl ServerCertVerifier for IgnoreCertificateTime {
     fn verify_server_cert(
@@ -33,8 +38,17 @@ impl ServerCertVerifier for IgnoreCertificateTime {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if self.clock_trusted.load(Ordering::Relaxed) {
+            return verdict;
+        }
+        match verdict {
             Err(Error::InvalidCertificate(
                 CertificateError::Expired
                 | CertificateError::NotValidYet
@@ -51,7 +65,7 @@ impl ServerCertVerifier for IgnoreCertificateTime {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -60,18 +74,20 @@ impl ServerCertVerifier for IgnoreCertificateTime {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
 /// The TLS client for NTS-KE: roots from `ca_file` or the system, TLS 1.3, ALPN `ntske/1`.
+/// With `ignore_certificate_time_until`, certificate dates are not checked until that flag is
+/// set (the clock synchronised).
 pub fn tls_config(
     ca_file: Option<&Path>,
-    ignore_certificate_time: bool,
+    ignore_certificate_time_until: Option<Arc<AtomicBool>>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
@@ -96,13 +112,14 @@ pub fn tls_config(
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?;
-    let mut config = if ignore_certificate_time {
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+    let mut config = if let Some(clock_trusted) = ignore_certificate_time_until {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| e.to_string())?;
+        let verifier = IgnoreCertificateTime { inner, clock_trusted };
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(IgnoreCertificateTime(verifier)))
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth()
     } else {
         builder.with_root_certificates(roots).with_no_client_auth()

@@ -26,6 +26,8 @@ pub struct SourceCommands {
     /// Sum of every clock step so far, seconds: a source shifts its samples by what it has not
     /// yet seen.
     pub steps_total: f64,
+    /// The clock has been synchronised since start: certificate dates can be checked now.
+    pub synchronised: bool,
 }
 
 /// What happened at a source.
@@ -64,6 +66,9 @@ pub struct NtsSetup {
     pub tls: Arc<rustls::ClientConfig>,
     /// The NTS-KE server's name, as its certificate must show it.
     pub host: String,
+    /// Set once the clock has been synchronised: from then on certificate dates are checked
+    /// even with `ignore_certificate_time`.
+    pub clock_trusted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts the task for `source` at `address` (for an NTS source, its NTS-KE server). It stops
@@ -188,6 +193,9 @@ impl SourceTask {
                     }
                     let commands = *self.commands.borrow_and_update();
                     self.source.set_system_poll(commands.poll);
+                    if let Some(setup) = self.nts.as_ref().filter(|_| commands.synchronised) {
+                        setup.clock_trusted.store(true, Ordering::Relaxed);
+                    }
                     let unseen = commands.steps_total - self.steps_seen;
                     if unseen != 0.0 {
                         self.source.clock_stepped(unseen);
