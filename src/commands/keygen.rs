@@ -32,6 +32,12 @@ pub struct KeygenArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Say what would be written, and write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Write under this directory instead of / (--out is taken inside it)
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
 }
 
 pub fn run(args: KeygenArgs) -> ExitCode {
@@ -40,6 +46,19 @@ pub fn run(args: KeygenArgs) -> ExitCode {
         KeyTypeArg::Sha1 => KeyType::Sha1,
         KeyTypeArg::Md5 => KeyType::Md5,
     };
+    let out = args.root.join(args.out.strip_prefix("/").unwrap_or(&args.out));
+    if args.dry_run {
+        println!(
+            "would write {} {:?} key(s) to {} (mode 0600)",
+            args.count,
+            args.kind,
+            out.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    // Paths as the hub will see them, without --root.
+    let shown = args.out.clone();
+    let args = KeygenArgs { out, ..args };
     if args.out.exists() && !args.force {
         return super::fail(format!(
             "{} exists: keeping it (its keys may be on clients already); --force replaces it",
@@ -54,7 +73,7 @@ pub fn run(args: KeygenArgs) -> ExitCode {
     if let Err(error) = atomic_file::write(&args.out, text.as_bytes(), 0o600) {
         return super::fail(format!("cannot write {}: {error}", args.out.display()));
     }
-    let path = args.out.display();
+    let path = shown.display();
     let first = &keys[0];
     if args.json {
         let json = serde_json::json!({

@@ -16,11 +16,27 @@ pub struct NtsCertificateArgs {
     /// Replace existing files
     #[arg(long)]
     force: bool,
+    /// Say what would be written, and write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Write under this directory instead of / (--out-dir is taken inside it)
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
 }
 
 pub fn run(args: NtsCertificateArgs) -> ExitCode {
-    let cert_path = args.out_dir.join("cert.pem");
-    let key_path = args.out_dir.join("key.pem");
+    let out_dir = args.root.join(args.out_dir.strip_prefix("/").unwrap_or(&args.out_dir));
+    let cert_path = out_dir.join("cert.pem");
+    let key_path = out_dir.join("key.pem");
+    if args.dry_run {
+        println!(
+            "would write {} (0644) and {} (0600) for {}",
+            cert_path.display(),
+            key_path.display(),
+            args.self_signed
+        );
+        return ExitCode::SUCCESS;
+    }
     if !args.force && (cert_path.exists() || key_path.exists()) {
         return super::fail(format!(
             "{} or {} exists: keeping them (clients may trust that certificate); --force replaces them",
@@ -43,7 +59,7 @@ pub fn run(args: NtsCertificateArgs) -> ExitCode {
     if let Err(error) = syhub_ntp_daemon::atomic_file::write(&key_path, key.as_bytes(), 0o600)
         .and_then(|()| syhub_ntp_daemon::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
     {
-        return super::fail(format!("cannot write to {}: {error}", args.out_dir.display()));
+        return super::fail(format!("cannot write to {}: {error}", out_dir.display()));
     }
     println!("wrote {} and {}", cert_path.display(), key_path.display());
     println!();
