@@ -264,20 +264,8 @@ fn write_config(
             options.local_networks.join(", ")
         }
     ));
-    let mut allowed: Vec<String> = [
-        "127.0.0.0/8",
-        "::1",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-        "local",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut allowed: Vec<String> =
+        syhub_ntp_daemon::config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     for prefix in allow {
         if !allowed.contains(&prefix) {
             allowed.push(prefix);

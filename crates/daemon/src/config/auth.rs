@@ -7,16 +7,11 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// The keys file; `None` (`""`, the default): no keys, and signed requests get a crypto-NAK.
-    #[serde(deserialize_with = "optional_path")]
+    #[serde(deserialize_with = "super::optional_path")]
     pub keys_file: Option<PathBuf>,
     /// Key ids trusted for serving and for sources; empty: every key in the file.
     #[serde(deserialize_with = "key_ids")]
     pub trusted_keys: Vec<u32>,
-}
-
-fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let path = String::deserialize(d)?;
-    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
 }
 
 fn key_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {

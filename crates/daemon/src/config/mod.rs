@@ -21,7 +21,8 @@ pub use local::{LocalConfig, LocalMode, LocalStratum};
 pub use monitor::{HttpConfig, MqttConfig};
 pub use nts::{DEFAULT_NTS_KEYS, NtsConfig};
 pub use server::{
-    AccessRule, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal, ServerConfig,
+    AccessRule, DEFAULT_ALLOW, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal,
+    ServerConfig,
 };
 pub use source::{SourceConfig, SourceMode, default_sources, nts_ke_target};
 
@@ -66,3 +67,11 @@ impl Default for Config {
 
 #[cfg(test)]
 mod tests;
+
+/// A path that may be `""`, meaning none.
+fn optional_path<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::path::PathBuf>, D::Error> {
+    let path = String::deserialize(d)?;
+    Ok((!path.is_empty()).then(|| std::path::PathBuf::from(path)))
+}

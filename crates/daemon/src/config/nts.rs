@@ -11,10 +11,10 @@ pub const DEFAULT_NTS_KEYS: &str = "/var/lib/syhub-ntp/nts-keys";
 #[serde(deny_unknown_fields, default)]
 pub struct NtsConfig {
     /// PEM certificate chain; `None` (`""`, the default) turns NTS serving off.
-    #[serde(deserialize_with = "optional_path")]
+    #[serde(deserialize_with = "super::optional_path")]
     pub certificate: Option<PathBuf>,
     /// PEM private key of the certificate.
-    #[serde(deserialize_with = "optional_path")]
+    #[serde(deserialize_with = "super::optional_path")]
     pub private_key: Option<PathBuf>,
     /// TCP addresses of the NTS-KE server.
     pub listen: Vec<SocketAddr>,
@@ -34,9 +34,4 @@ impl Default for NtsConfig {
             keys_file: PathBuf::from(DEFAULT_NTS_KEYS),
         }
     }
-}
-
-fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let path = String::deserialize(d)?;
-    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
 }

@@ -24,19 +24,23 @@ pub struct ServerConfig {
 /// The account the daemon switches to when started as root and it exists.
 pub const DEFAULT_USER: &str = "syhub-ntp";
 
+/// Who is answered by default: loopback, the private IPv4 ranges, link-local, IPv6 ULA, and the
+/// hub's own subnets.
+pub const DEFAULT_ALLOW: [&str; 9] = [
+    "127.0.0.0/8",
+    "::1",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+    "local",
+];
+
 impl Default for ServerConfig {
     fn default() -> Self {
-        let allow = [
-            "127.0.0.0/8",
-            "::1",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "169.254.0.0/16",
-            "fc00::/7",
-            "fe80::/10",
-            "local",
-        ];
+        let allow = DEFAULT_ALLOW;
         Self {
             listen: ListenAddresses(vec![
                 SocketAddr::from(([0, 0, 0, 0], 123)),
