@@ -4,15 +4,8 @@
 # are passed on.
 #   sudo ./scripts/setup_ntp.sh install|status|test|uninstall [ARGS...]
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-if command -v syhub-ntp >/dev/null 2>&1; then
-  syhub=syhub-ntp
-elif [ -x "$here/target/release/syhub-ntp" ]; then
-  syhub="$here/target/release/syhub-ntp"
-else
-  echo "setup_ntp.sh: no syhub-ntp binary: build it with 'cargo build --release' or install the package" >&2
-  exit 1
-fi
+# shellcheck source=scripts/syhub_binary.sh
+source "$(dirname "$0")/syhub_binary.sh"
 verb="${1:-}"
 [ $# -gt 0 ] && shift
 case "$verb" in

@@ -3,15 +3,8 @@
 # (PASS/WARN/FAIL, exit 0 only when nothing failed), `info` prints versions, paths and counters.
 #   ./scripts/test_ntp.sh test|info [--json]
 set -euo pipefail
-here="$(cd "$(dirname "$0")/.." && pwd)"
-if command -v syhub-ntp >/dev/null 2>&1; then
-  syhub=syhub-ntp
-elif [ -x "$here/target/release/syhub-ntp" ]; then
-  syhub="$here/target/release/syhub-ntp"
-else
-  echo "test_ntp.sh: no syhub-ntp binary: build it with 'cargo build --release' or install the package" >&2
-  exit 1
-fi
+# shellcheck source=scripts/syhub_binary.sh
+source "$(dirname "$0")/syhub_binary.sh"
 verb="${1:-}"
 [ $# -gt 0 ] && shift
 case "$verb" in

@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         &KeyStore::EMPTY,
         Some(&keyring),
         peer,
-        &[9; RANDOM_NEEDED],
+        || [9; RANDOM_NEEDED],
         &mut out,
     );
     if let Answer::Reply(reply) = answer {

@@ -13,8 +13,8 @@ use syhub_ntp_monitor::status::RequestTally;
 use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::nts::cookie::Keyring;
 use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
-use syhub_ntp_proto::packet::HEADER_LEN;
 use syhub_ntp_proto::packet::ReferenceId;
+use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN};
 use syhub_ntp_proto::server::{
     Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer_kiss,
     answer_nts, answer_with_keys,
@@ -156,11 +156,14 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
         let request = &request[..received.len];
         let peer = received.peer.ip();
         let answer = match &nts {
-            // Only a request with room for NTS fields costs the random bytes.
-            Some(keyring) if request.len() > HEADER_LEN + 36 => {
-                let mut random = [0u8; RANDOM_NEEDED];
-                let _ = getrandom::fill(&mut random);
+            // A packet too short for extension fields cannot be NTS: no need for the keyring.
+            Some(keyring) if request.len() > HEADER_LEN + MAX_MAC_LEN => {
                 let keyring = keyring.read().ok();
+                let random = || {
+                    let mut random = [0u8; RANDOM_NEEDED];
+                    let _ = getrandom::fill(&mut random);
+                    random
+                };
                 let keyring = keyring.as_deref();
                 answer_nts(
                     request,
@@ -169,7 +172,7 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
                     &keys,
                     keyring,
                     peer,
-                    &random,
+                    random,
                     &mut reply,
                 )
             }

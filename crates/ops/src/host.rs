@@ -141,6 +141,30 @@ impl Host {
         }
     }
 
+    /// `args` after `--root ROOT` when this is not the live system: how systemctl,
+    /// systemd-sysusers, userdel and groupdel are pointed at a tree.
+    fn rooted(&self, args: &[&str]) -> Vec<String> {
+        let mut full = Vec::with_capacity(args.len() + 2);
+        if !self.is_live() {
+            full.push("--root".to_owned());
+            full.push(self.root.to_string_lossy().into_owned());
+        }
+        full.extend(args.iter().map(|a| (*a).to_owned()));
+        full
+    }
+
+    /// [`run`](Self::run) for a tool that takes `--root`, pointed at this host's root.
+    pub fn run_rooted(&mut self, program: &str, args: &[&str]) -> io::Result<()> {
+        let full = self.rooted(args);
+        self.run(program, &full.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// [`query`](Self::query) for a tool that takes `--root`, pointed at this host's root.
+    pub fn query_rooted(&self, program: &str, args: &[&str]) -> Option<Output> {
+        let full = self.rooted(args);
+        self.query(program, &full.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Runs a command that only looks (also in a dry run); `None` if it cannot run at all.
     pub fn query(&self, program: &str, args: &[&str]) -> Option<Output> {
         Command::new(program).args(args).output().ok()

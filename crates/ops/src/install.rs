@@ -129,11 +129,9 @@ fn install_steps(
         )?;
     }
     if host.id_of("/etc/passwd", units::ACCOUNT).is_none() {
-        let root = host.root().to_string_lossy().into_owned();
         let entry = host.path(sysusers_path).to_string_lossy().into_owned();
-        let args: Vec<&str> =
-            if host.is_live() { vec![&entry] } else { vec!["--root", &root, &entry] };
-        host.run("systemd-sysusers", &args).map_err(step("creating the syhub-ntp account"))?;
+        host.run_rooted("systemd-sysusers", &[&entry])
+            .map_err(step("creating the syhub-ntp account"))?;
         made.push(Change::Account { name: units::ACCOUNT.into() });
     }
 
@@ -356,15 +354,9 @@ pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
 }
 
 fn remove_account(host: &mut Host, name: &str) -> std::io::Result<()> {
-    let root = host.root().to_string_lossy().into_owned();
-    let mut args: Vec<&str> = Vec::new();
-    if !host.is_live() {
-        args.extend(["--root", &root]);
-    }
-    args.push(name);
-    host.run("userdel", &args)?;
+    host.run_rooted("userdel", &[name])?;
     if host.id_of("/etc/group", name).is_some() {
-        host.run("groupdel", &args)?;
+        host.run_rooted("groupdel", &[name])?;
     }
     Ok(())
 }

@@ -13,27 +13,8 @@ pub fn systemd_running(host: &Host) -> bool {
     host.is_live() && std::path::Path::new("/run/systemd/system").exists()
 }
 
-/// `args` for systemctl, offline under the host's root when it is not the live system.
-fn offline_args(host: &Host, args: &[&str]) -> Vec<String> {
-    let mut full = Vec::new();
-    if !host.is_live() {
-        full.push("--root".to_owned());
-        full.push(host.root().to_string_lossy().into_owned());
-    }
-    full.extend(args.iter().map(|a| (*a).to_owned()));
-    full
-}
-
-fn run_systemctl(host: &mut Host, args: &[&str]) -> std::io::Result<()> {
-    let full = offline_args(host, args);
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    host.run("systemctl", &refs)
-}
-
 pub fn is_enabled(host: &Host, unit: &str) -> bool {
-    let full = offline_args(host, &["is-enabled", unit]);
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    host.query("systemctl", &refs)
+    host.query_rooted("systemctl", &["is-enabled", unit])
         .is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "enabled")
 }
 
@@ -46,7 +27,7 @@ pub fn is_active(host: &Host, unit: &str) -> bool {
 
 /// Enables `unit`, and starts it on a running system.
 pub fn enable(host: &mut Host, unit: &str) -> std::io::Result<Change> {
-    run_systemctl(host, &["enable", unit])?;
+    host.run_rooted("systemctl", &["enable", unit])?;
     let started = systemd_running(host);
     if started {
         host.run("systemctl", &["daemon-reload"])?;
@@ -61,7 +42,7 @@ pub fn disable(host: &mut Host, unit: &str) -> std::io::Result<Change> {
     if was_active {
         host.run("systemctl", &["stop", unit])?;
     }
-    run_systemctl(host, &["disable", unit])?;
+    host.run_rooted("systemctl", &["disable", unit])?;
     Ok(Change::Disabled { unit: unit.to_owned(), was_active })
 }
 
@@ -70,12 +51,12 @@ pub fn undo_enable(host: &mut Host, unit: &str, started: bool) -> std::io::Resul
     if started && systemd_running(host) {
         host.run("systemctl", &["stop", unit])?;
     }
-    run_systemctl(host, &["disable", unit])
+    host.run_rooted("systemctl", &["disable", unit])
 }
 
 /// Undoes `disable`: enabled again, and started again if it was running.
 pub fn undo_disable(host: &mut Host, unit: &str, was_active: bool) -> std::io::Result<()> {
-    run_systemctl(host, &["enable", unit])?;
+    host.run_rooted("systemctl", &["enable", unit])?;
     if was_active && systemd_running(host) {
         host.run("systemctl", &["start", unit])?;
     }

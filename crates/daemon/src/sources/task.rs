@@ -223,8 +223,9 @@ impl SourceTask {
             getrandom::u64().unwrap_or_else(|_| self.clock.now().to_bits()),
         );
         let jitter = (getrandom::u32().unwrap_or(0) as f64) / (u32::MAX as f64 + 1.0);
-        let request = self.source.poll(now, cookie, jitter);
-        let mut packet = request.to_vec();
+        let mut request = self.source.poll(now, cookie, jitter);
+        // An NTS request is the plain one wrapped with a cookie and an authenticator.
+        let mut protected = None;
         if let Some(setup) = self.nts.clone() {
             let empty = self.association.as_ref().is_none_or(|a| a.cookies.is_empty());
             if empty {
@@ -240,15 +241,19 @@ impl SourceTask {
                     }
                 }
             }
-            match self.association.as_mut().and_then(|a| a.protect(&request)) {
-                Some(protected) => packet = protected,
-                None => return,
+            protected = self.association.as_mut().and_then(|a| a.protect(&request));
+            if protected.is_none() {
+                return;
             }
         }
+        let packet: &mut [u8] = match protected.as_mut() {
+            Some(protected) => protected,
+            None => &mut request,
+        };
         let sent_at = AtomicU64::new(0);
         let sent = self
             .socket
-            .send_stamped(&mut packet, self.address, None, self.clock.as_ref(), |_, t1| {
+            .send_stamped(packet, self.address, None, self.clock.as_ref(), |_, t1| {
                 sent_at.store(t1.to_bits(), Ordering::Relaxed)
             })
             .await;

@@ -149,6 +149,14 @@ impl SymmetricKey {
         mac[4..].copy_from_slice(&digest[..self.kind.digest_len()]);
     }
 
+    /// Whether `mac`, the MAC that ends `packet`, is this key's MAC of everything before it.
+    pub fn verify_packet(&self, packet: &[u8], mac: &Mac<'_>) -> bool {
+        packet
+            .len()
+            .checked_sub(mac.encoded_len())
+            .is_some_and(|signed| self.verify(&packet[..signed], mac))
+    }
+
     /// Whether `mac` is this key's MAC of `data`: the same key id, the digest length of this
     /// key's type, and the right digest (compared in constant time).
     pub fn verify(&self, data: &[u8], mac: &Mac<'_>) -> bool {

@@ -126,25 +126,9 @@ impl Sample {
         self.unusable_reason().is_none()
     }
 
-    /// Why the server's own header says its time should not be used (RFC 5905's header tests), or
-    /// `None` when it is usable.
+    /// Why the server's own header says its time should not be used: see [`unusable_reason`].
     pub fn unusable_reason(&self) -> Option<&'static str> {
-        let server = &self.server;
-        if server.leap == LeapIndicator::Unsynchronised {
-            Some("the server says it is unsynchronised (leap indicator 3)")
-        } else if !(1..16).contains(&server.stratum) {
-            Some("the server's stratum is 16 or more (unsynchronised)")
-        } else if server.reference_time.is_zero() {
-            Some("the server has never been synchronised (zero reference time)")
-        } else if (server.transmit_time - server.reference_time).is_negative() {
-            Some("the server's reference time is later than its transmit time")
-        } else if server.root_delay.to_seconds_f64() / 2.0 + server.root_dispersion.to_seconds_f64()
-            > MAX_ROOT_DISTANCE
-        {
-            Some("the server's root distance exceeds 1.5 s")
-        } else {
-            None
-        }
+        unusable_reason(&self.server)
     }
 
     /// Root distance: the most our clock could be from true time if it followed this sample;
@@ -154,6 +138,27 @@ impl Sample {
         NtpDuration::from_bits(delay_to_root.to_bits() / 2)
             .saturating_add(self.server.root_dispersion.to_duration())
             .saturating_add(NtpDuration::from_log2_seconds(self.server.precision))
+    }
+}
+
+/// Why a server's header says its time should not be used (RFC 5905's header tests), or `None`
+/// when it is usable: unsynchronised, stratum out of range, never synchronised, a reference time
+/// after its transmit time, or a root distance beyond 1.5 s.
+pub fn unusable_reason(server: &NtpHeader) -> Option<&'static str> {
+    if server.leap == LeapIndicator::Unsynchronised {
+        Some("the server says it is unsynchronised (leap indicator 3)")
+    } else if !(1..16).contains(&server.stratum) {
+        Some("the server's stratum is 16 or more (unsynchronised)")
+    } else if server.reference_time.is_zero() {
+        Some("the server has never been synchronised (zero reference time)")
+    } else if (server.transmit_time - server.reference_time).is_negative() {
+        Some("the server's reference time is later than its transmit time")
+    } else if server.root_delay.to_seconds_f64() / 2.0 + server.root_dispersion.to_seconds_f64()
+        > MAX_ROOT_DISTANCE
+    {
+        Some("the server's root distance exceeds 1.5 s")
+    } else {
+        None
     }
 }
 
@@ -174,7 +179,7 @@ pub fn evaluate_response(
     if let Some(key) = &request.key {
         match packet.mac {
             Some(mac) if mac.is_crypto_nak() => return Err(ResponseError::CryptoNak),
-            Some(mac) if key.verify(&response[..response.len() - mac.encoded_len()], &mac) => {}
+            Some(mac) if key.verify_packet(response, &mac) => {}
             _ => return Err(ResponseError::BadMac),
         }
     }

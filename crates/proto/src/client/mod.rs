@@ -3,7 +3,9 @@
 
 mod exchange;
 
-pub use exchange::{ClientRequest, RequestPacket, ResponseError, Sample, evaluate_response};
+pub use exchange::{
+    ClientRequest, RequestPacket, ResponseError, Sample, evaluate_response, unusable_reason,
+};
 
 #[cfg(test)]
 mod tests;

@@ -49,14 +49,24 @@ fn authenticator_parts(body: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((nonce, ciphertext))
 }
 
+/// A packet's extension fields, each with its offset in the packet.
+fn located_fields<'a>(
+    packet: &NtpPacket<'a>,
+) -> impl Iterator<Item = (usize, crate::packet::ExtensionField<'a>)> + 'a {
+    packet.extensions.iter().scan(HEADER_LEN, |offset, field| {
+        let at = *offset;
+        *offset += 4 + field.value.len();
+        Some((at, field))
+    })
+}
+
 /// The NTS fields of a decoded request; `None` when it has no unique identifier (not NTS).
 pub fn parse_request<'a>(packet: &NtpPacket<'a>) -> Option<Result<NtsRequest<'a>, NtsRefusal>> {
-    let mut offset = HEADER_LEN;
     let mut unique_id = None;
     let mut cookie = None;
     let mut placeholders = 0;
     let mut authenticator = None;
-    for field in packet.extensions.iter() {
+    for (offset, field) in located_fields(packet) {
         if authenticator.is_some() {
             return Some(Err(NtsRefusal::Malformed("a field after the authenticator")));
         }
@@ -70,7 +80,6 @@ pub fn parse_request<'a>(packet: &NtpPacket<'a>) -> Option<Result<NtsRequest<'a>
             }
             _ => {}
         }
-        offset += 4 + field.value.len();
     }
     let unique_id = unique_id?;
     Some((|| {
@@ -221,16 +230,14 @@ pub fn check_answer(
     keys: &SessionKeys,
 ) -> Result<Vec<Vec<u8>>, NtsAnswerError> {
     let packet = NtpPacket::decode(answer).map_err(|_| NtsAnswerError::NotNts)?;
-    let mut offset = HEADER_LEN;
     let mut seen_id = None;
     let mut authenticator = None;
-    for field in packet.extensions.iter() {
+    for (offset, field) in located_fields(&packet) {
         match field.field_type {
             UNIQUE_IDENTIFIER => seen_id = Some(field.value),
             AUTHENTICATOR => authenticator = Some((offset, field.value)),
             _ => {}
         }
-        offset += 4 + field.value.len();
     }
     match seen_id {
         None => return Err(NtsAnswerError::NotNts),

@@ -5,9 +5,10 @@ use super::cookie::{COOKIE_LEN, Keyring, ServerKey};
 use super::fields::*;
 use super::ke::*;
 use super::*;
-use crate::packet::{HEADER_LEN, LeapIndicator, Mode, NtpHeader, ReferenceId};
+use crate::client::ClientRequest;
+use crate::packet::{HEADER_LEN, Mode, NtpHeader};
 use crate::server::{Answer, Ignored, SystemSnapshot, answer_nts};
-use crate::time::{NtpDuration, NtpShort, NtpTimestamp};
+use crate::time::{NtpDuration, NtpTimestamp};
 
 fn keyring() -> Keyring {
     Keyring { current: ServerKey { id: 7, key: [0x42; KEY_LEN] }, previous: None }
@@ -65,22 +66,7 @@ fn cookies_open_under_the_current_and_previous_key_only() {
 
 fn header(transmit: u64) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
-    NtpHeader {
-        leap: LeapIndicator::NoWarning,
-        version: 4,
-        mode: Mode::Client,
-        stratum: 0,
-        poll: 4,
-        precision: 0,
-        root_delay: NtpShort::ZERO,
-        root_dispersion: NtpShort::ZERO,
-        reference_id: ReferenceId::NONE,
-        reference_time: NtpTimestamp::ZERO,
-        origin_time: NtpTimestamp::ZERO,
-        receive_time: NtpTimestamp::ZERO,
-        transmit_time: NtpTimestamp::from_bits(transmit),
-    }
-    .encode(&mut out);
+    ClientRequest::new(NtpTimestamp::from_bits(transmit)).encode(&mut out);
     out
 }
 
@@ -91,7 +77,7 @@ fn ask(request: &[u8], ring: &Keyring) -> (Answer, Vec<u8>) {
     let mut out = [0u8; 2048];
     let peer = std::net::IpAddr::from([10, 0, 0, 2]);
     let keys = crate::auth::KeyStore::EMPTY;
-    let answer = answer_nts(request, now, &system, &keys, Some(ring), peer, &random, &mut out);
+    let answer = answer_nts(request, now, &system, &keys, Some(ring), peer, || random, &mut out);
     let len = match &answer {
         Answer::Reply(reply) => {
             reply.stamp_transmit_time(&mut out, now + NtpDuration::from_seconds(1));

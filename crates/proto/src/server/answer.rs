@@ -67,6 +67,56 @@ pub enum Ignored {
     BufferTooSmall,
 }
 
+/// The mode a request is answered in: client requests (mode 3, and mode 0 from NTPv1 clients,
+/// which predate the mode field) get server replies, symmetric active requests (mode 1) stateless
+/// symmetric passive ones; anything else is not a request.
+fn reply_mode(request: &NtpHeader) -> Result<Mode, Ignored> {
+    match (request.mode, request.version) {
+        (Mode::Client, _) | (Mode::Unspecified, 1) => Ok(Mode::Server),
+        (Mode::SymmetricActive, _) => Ok(Mode::SymmetricPassive),
+        (mode, version) => Err(Ignored::NotARequest { mode, version }),
+    }
+}
+
+/// Writes the reply header for `request` in `mode`: the system state, version and poll mirrored,
+/// the request's transmit time as origin, and `received_at` as receive (and provisional transmit)
+/// time. Returns `false` when `out` is shorter than a header.
+fn write_reply_header(
+    request: &NtpHeader,
+    mode: Mode,
+    received_at: NtpTimestamp,
+    system: &SystemSnapshot,
+    out: &mut [u8],
+) -> bool {
+    let Some(Ok(out)) = out.get_mut(..HEADER_LEN).map(<&mut [u8; HEADER_LEN]>::try_from) else {
+        return false;
+    };
+    NtpHeader {
+        leap: system.leap,
+        version: request.version,
+        mode,
+        stratum: system.stratum,
+        poll: request.poll,
+        precision: system.precision,
+        root_delay: NtpShort::from_duration_saturating(system.root_delay),
+        root_dispersion: NtpShort::from_duration_saturating(system.root_dispersion_at(received_at)),
+        reference_id: system.reference_id,
+        // Never later than the receive time (clients discard such answers), even if the clock
+        // was stepped back since the reference time was taken.
+        reference_time: if (received_at - system.reference_time).is_negative() {
+            received_at
+        } else {
+            system.reference_time
+        },
+        origin_time: request.transmit_time,
+        receive_time: received_at,
+        // Provisional: the caller stamps the real transmit time just before sending.
+        transmit_time: received_at,
+    }
+    .encode(out);
+    true
+}
+
 /// Answers one request received at `received_at`, writing the reply into `out`.
 ///
 /// Client requests (mode 3, and mode 0 from NTPv1 clients, which predate the mode field) get a
@@ -98,63 +148,43 @@ pub fn answer_with_keys(
     peer: std::net::IpAddr,
     out: &mut [u8],
 ) -> Answer {
-    let packet = match NtpPacket::decode(request) {
-        Ok(packet) => packet,
-        Err(error) => return Answer::Ignore(Ignored::Malformed(error)),
+    match NtpPacket::decode(request) {
+        Ok(packet) => answer_packet(&packet, request, received_at, system, keys, peer, out),
+        Err(error) => Answer::Ignore(Ignored::Malformed(error)),
+    }
+}
+
+/// [`answer_with_keys`] for a request decoded already.
+fn answer_packet(
+    packet: &NtpPacket<'_>,
+    request: &[u8],
+    received_at: NtpTimestamp,
+    system: &SystemSnapshot,
+    keys: &KeyStore,
+    peer: std::net::IpAddr,
+    out: &mut [u8],
+) -> Answer {
+    let mode = match reply_mode(&packet.header) {
+        Ok(mode) => mode,
+        Err(ignored) => return Answer::Ignore(ignored),
     };
-    let request_header = packet.header;
-    let reply_mode = match (request_header.mode, request_header.version) {
-        (Mode::Client, _) | (Mode::Unspecified, 1) => Mode::Server,
-        (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
-        (mode, version) => return Answer::Ignore(Ignored::NotARequest { mode, version }),
-    };
+    // A crypto-NAK is a MAC with key id 0 and no digest; a signed reply's MAC is written last.
     let (mac_len, sign_with) = match packet.mac {
         Some(mac) if !mac.is_crypto_nak() => match keys.lookup(mac.key_id, peer) {
-            KeyLookup::Usable(key) => {
-                let signed = &request[..request.len() - mac.encoded_len()];
-                if !key.verify(signed, &mac) {
-                    return Answer::Ignore(Ignored::BadMac { key_id: mac.key_id });
-                }
+            KeyLookup::Usable(key) if key.verify_packet(request, &mac) => {
                 (key.mac_len(), Some(*key))
             }
+            KeyLookup::Usable(_) => return Answer::Ignore(Ignored::BadMac { key_id: mac.key_id }),
             KeyLookup::Unknown => (CRYPTO_NAK_LEN, None),
         },
         _ => (0, None),
     };
-    let crypto_nak = mac_len == CRYPTO_NAK_LEN;
     let len = HEADER_LEN + mac_len;
     let Some(out) = out.get_mut(..len) else {
         return Answer::Ignore(Ignored::BufferTooSmall);
     };
-    let reply = NtpHeader {
-        leap: system.leap,
-        version: request_header.version,
-        mode: reply_mode,
-        stratum: system.stratum,
-        poll: request_header.poll,
-        precision: system.precision,
-        root_delay: NtpShort::from_duration_saturating(system.root_delay),
-        root_dispersion: NtpShort::from_duration_saturating(system.root_dispersion_at(received_at)),
-        reference_id: system.reference_id,
-        // Never later than the receive time (clients discard such answers), even if the clock
-        // was stepped back since the reference time was taken.
-        reference_time: if (received_at - system.reference_time).is_negative() {
-            received_at
-        } else {
-            system.reference_time
-        },
-        origin_time: request_header.transmit_time,
-        receive_time: received_at,
-        // Provisional: the caller stamps the real transmit time just before sending.
-        transmit_time: received_at,
-    };
-    let (header_out, mac_out) = out.split_at_mut(HEADER_LEN);
-    if let Ok(header_out) = <&mut [u8; HEADER_LEN]>::try_from(header_out) {
-        reply.encode(header_out);
-    }
-    // A crypto-NAK is a MAC with key id 0 and no digest; a signed reply's MAC is written last.
-    mac_out.fill(0);
-    debug_assert!(crypto_nak || sign_with.is_some() || mac_len == 0);
+    write_reply_header(&packet.header, mode, received_at, system, out);
+    out[HEADER_LEN..].fill(0);
     Answer::Reply(Reply { len, sign_with, nts: None })
 }
 
@@ -162,7 +192,8 @@ pub fn answer_with_keys(
 /// only if its cookie is one of ours and its authenticator checks, with the unique identifier
 /// echoed and fresh cookies (one per cookie and placeholder sent, at most 8) sealed with the
 /// server-to-client key after the transmit time is stamped. The answer is as long as the request.
-/// `random` gives the nonces. Without a keyring an NTS request gets no answer.
+/// `random` gives the nonces; it is called only for a request that checked. Without a keyring an
+/// NTS request gets no answer.
 #[allow(clippy::too_many_arguments)]
 pub fn answer_nts(
     request: &[u8],
@@ -171,14 +202,15 @@ pub fn answer_nts(
     keys: &KeyStore,
     keyring: Option<&Keyring>,
     peer: std::net::IpAddr,
-    random: &[u8; RANDOM_NEEDED],
+    random: impl FnOnce() -> [u8; RANDOM_NEEDED],
     out: &mut [u8],
 ) -> Answer {
-    let Ok(packet) = NtpPacket::decode(request) else {
-        return answer_with_keys(request, received_at, system, keys, peer, out);
+    let packet = match NtpPacket::decode(request) {
+        Ok(packet) => packet,
+        Err(error) => return Answer::Ignore(Ignored::Malformed(error)),
     };
     let nts = match parse_request(&packet) {
-        None => return answer_with_keys(request, received_at, system, keys, peer, out),
+        None => return answer_packet(&packet, request, received_at, system, keys, peer, out),
         Some(Err(refusal)) => return Answer::Ignore(Ignored::Nts(refusal)),
         Some(Ok(nts)) => nts,
     };
@@ -193,12 +225,7 @@ pub fn answer_nts(
         Ok(session) => session,
         Err(refusal) => return Answer::Ignore(Ignored::Nts(refusal)),
     };
-    // The header as for any client; the NTS fields after it.
-    match answer(&request[..HEADER_LEN], received_at, system, out) {
-        Answer::Reply(_) => {}
-        ignored => return ignored,
-    }
-    let (fields, seal) = answer_fields(&nts, &session, keyring, random);
+    let (fields, seal) = answer_fields(&nts, &session, keyring, &random());
     let len = seal.answer_len();
     if len > request.len() {
         let refusal = NtsRefusal::Malformed("too few placeholders for the answer");
@@ -207,6 +234,7 @@ pub fn answer_nts(
     if out.len() < len {
         return Answer::Ignore(Ignored::BufferTooSmall);
     }
+    write_reply_header(&packet.header, Mode::Server, received_at, system, out);
     out[HEADER_LEN..HEADER_LEN + fields.len()].copy_from_slice(&fields);
     Answer::Reply(Reply { len, sign_with: None, nts: Some(Box::new(seal)) })
 }
@@ -219,11 +247,7 @@ pub fn answer_nts(
 pub fn answer_kiss(request: &[u8], code: ReferenceId, poll: i8, out: &mut [u8]) -> Option<usize> {
     let packet = NtpPacket::decode(request).ok()?;
     let request_header = packet.header;
-    let mode = match (request_header.mode, request_header.version) {
-        (Mode::Client, _) | (Mode::Unspecified, 1) => Mode::Server,
-        (Mode::SymmetricActive, _) => Mode::SymmetricPassive,
-        _ => return None,
-    };
+    let mode = reply_mode(&request_header).ok()?;
     let out: &mut [u8; HEADER_LEN] = out.get_mut(..HEADER_LEN)?.try_into().ok()?;
     let echo = request_header.transmit_time;
     NtpHeader {

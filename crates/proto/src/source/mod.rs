@@ -9,7 +9,7 @@ pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISP
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 
 use crate::auth::SymmetricKey;
-use crate::client::Sample;
+use crate::client::unusable_reason;
 use crate::client::{ClientRequest, RequestPacket, ResponseError, evaluate_response};
 use crate::packet::{Mode, NtpPacket, ReferenceId};
 use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
@@ -299,26 +299,26 @@ impl NtpSource {
             return ResponseOutcome::Unusable(reason);
         }
         let delay = sample.delay.to_seconds_f64().max(self.local_precision);
+        self.path_delay.add(delay);
         // The offset is that of the middle of the exchange: while the clock is slewed fast, the
         // difference from the arrival time matters.
-        let midpoint = now - Duration::from_secs_f64(delay / 2.0);
-        let measurement = Measurement {
-            offset: sample.offset.to_seconds_f64(),
-            delay,
-            dispersion: server.precision_seconds() + self.local_precision + PHI * delay,
-            time: midpoint,
-            server,
-        };
-        self.path_delay.add(measurement.delay);
-        let filter = self.filter.add(
-            FilterSample {
-                offset: measurement.offset,
-                delay: measurement.delay,
-                dispersion: measurement.dispersion,
-                time: midpoint,
-            },
-            self.local_precision,
-        );
+        self.take_sample(sample.offset.to_seconds_f64(), delay, now, server)
+    }
+
+    /// Files a measurement of `offset` over a path of round trip `delay`, whose answer arrived
+    /// `now`: it held half the delay earlier.
+    fn take_sample(
+        &mut self,
+        offset: f64,
+        delay: f64,
+        now: Monotonic,
+        server: ServerInfo,
+    ) -> ResponseOutcome {
+        let time = now - Duration::from_secs_f64(delay / 2.0);
+        let dispersion = server.precision_seconds() + self.local_precision + PHI * delay;
+        let measurement = Measurement { offset, delay, dispersion, time, server };
+        let filter =
+            self.filter.add(FilterSample { offset, delay, dispersion, time }, self.local_precision);
         ResponseOutcome::Sample { measurement, filter }
     }
 
@@ -343,13 +343,10 @@ impl NtpSource {
         if header.mode != Mode::Broadcast {
             return ResponseOutcome::NotOurs(ResponseError::UnexpectedMode(header.mode));
         }
-        if let Some(key) = &self.config.key {
-            let signed = decoded
-                .mac
-                .is_some_and(|mac| key.verify(&packet[..packet.len() - mac.encoded_len()], &mac));
-            if !signed {
-                return ResponseOutcome::NotOurs(ResponseError::BadMac);
-            }
+        if let Some(key) = &self.config.key
+            && !decoded.mac.is_some_and(|mac| key.verify_packet(packet, &mac))
+        {
+            return ResponseOutcome::NotOurs(ResponseError::BadMac);
         }
         let replayed = !self.last_broadcast_transmit.is_zero()
             && header.transmit_time - self.last_broadcast_transmit <= NtpDuration::ZERO;
@@ -361,8 +358,7 @@ impl NtpSource {
         self.unanswered = 0;
         let server = ServerInfo::from_header(&header);
         self.server = Some(server);
-        let sample = Sample { offset: NtpDuration::ZERO, delay: NtpDuration::ZERO, server: header };
-        if let Some(reason) = sample.unusable_reason() {
+        if let Some(reason) = unusable_reason(&header) {
             return ResponseOutcome::Unusable(reason);
         }
         let Some(delay) = self.path_delay.minimum() else {
@@ -370,24 +366,8 @@ impl NtpSource {
                 "waiting for a client exchange to measure the delay to the broadcast server",
             );
         };
-        let one_way = delay / 2.0;
-        let measurement = Measurement {
-            offset: (header.transmit_time - t4).to_seconds_f64() + one_way,
-            delay,
-            dispersion: server.precision_seconds() + self.local_precision + PHI * delay,
-            time: now - Duration::from_secs_f64(one_way),
-            server,
-        };
-        let filter = self.filter.add(
-            FilterSample {
-                offset: measurement.offset,
-                delay,
-                dispersion: measurement.dispersion,
-                time: measurement.time,
-            },
-            self.local_precision,
-        );
-        ResponseOutcome::Sample { measurement, filter }
+        let offset = (header.transmit_time - t4).to_seconds_f64() + delay / 2.0;
+        self.take_sample(offset, delay, now, server)
     }
 
     fn handle_kiss(
