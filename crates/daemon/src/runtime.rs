@@ -6,11 +6,12 @@ use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
 use crate::control;
 use crate::control::ControlContext;
 use crate::drift;
-use crate::net::{BindError, TimestampedSocket, bind_server_socket};
+use crate::net::{BindError, bind_server_sockets};
 use crate::privileges::{PrivilegeError, drop_privileges};
-use crate::server::{ServerCounters, ServingContext, ServingPolicy, serve};
+use crate::server::{ServerCounters, ServingContext, ServingPolicy};
 use crate::system::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
-use std::sync::atomic::Ordering;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::{
     Clock, ClockControl, ClockError, KernelClock, ObservingClock, SteerPermission, SystemClock,
@@ -96,7 +97,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tracing::info!("{} symmetric key(s) trusted", keys.len());
     }
     // Sockets first: a port that cannot be bound stops the start before anything else happens.
-    let sockets = bind_all(config.server.listen.as_slice())?;
+    let threads = config.server.threads.get();
+    let (sockets, shared_sockets) =
+        bind_all(config.server.listen.as_slice(), threads, config.server.receive_buffer.0)?;
     // Broadcast sources listen on these sockets (multicast groups joined while privileged), and
     // broadcasts leave from them.
     crate::broadcast::listen(&config, &sockets)?;
@@ -257,9 +260,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
-    let serving_alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let serving_thread =
-        spawn_serving_thread(sockets, serving, serving_alive.clone(), cancel.clone())
+    let serving_alive = Arc::new(AtomicBool::new(true));
+    let serving_threads =
+        spawn_serving_threads(sockets, shared_sockets, serving, serving_alive.clone())
             .map_err(RunError::Runtime)?;
     if let Some(listener) = control_listener {
         let context =
@@ -304,7 +307,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     notifier.notify("STOPPING=1");
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
-    let _ = tokio::task::spawn_blocking(move || serving_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || serving_threads.stop()).await;
     tracing::info!(
         received = counters.received.load(Ordering::Relaxed),
         answered = counters.answered.load(Ordering::Relaxed),
@@ -314,43 +317,68 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     result
 }
 
-/// Serves NTP on a thread and runtime of its own, so that nothing the control plane does (a burst
-/// of HTTP requests, a status to render) delays an answer.
-fn spawn_serving_thread(
+/// The threads serving NTP, and how to stop them.
+struct ServingThreads {
+    sockets: Vec<Arc<std::net::UdpSocket>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ServingThreads {
+    /// Wakes every thread and waits for it to end.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for socket in &self.sockets {
+            crate::net::mmsg::wake_receivers(socket.as_raw_fd());
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves NTP on threads of their own, one per socket, so that nothing the control plane does (a
+/// burst of HTTP requests, a status to render) delays an answer. `sockets` holds the first socket
+/// of each listen address (which also forwards heard broadcasts), `shared` the others sharing
+/// their ports.
+fn spawn_serving_threads(
     sockets: Vec<std::net::UdpSocket>,
+    shared: Vec<std::net::UdpSocket>,
     context: ServingContext,
-    alive: Arc<std::sync::atomic::AtomicBool>,
-    cancel: CancellationToken,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("ntp-serve".into()).spawn(move || {
-        // However the thread ends (even by a panic), the watchdog stops being fed.
-        struct Alive(Arc<std::sync::atomic::AtomicBool>);
-        impl Drop for Alive {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Relaxed);
+    alive: Arc<AtomicBool>,
+) -> std::io::Result<ServingThreads> {
+    // However a thread ends (even by a panic), the watchdog stops being fed.
+    struct Alive(Arc<AtomicBool>);
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut serving =
+        ServingThreads { sockets: Vec::new(), stop: stop.clone(), threads: Vec::new() };
+    let all = sockets.into_iter().map(|s| (s, true)).chain(shared.into_iter().map(|s| (s, false)));
+    for (index, (socket, first)) in all.enumerate() {
+        let socket = Arc::new(socket);
+        serving.sockets.push(socket.clone());
+        let (context, stop, alive) = (context.clone(), stop.clone(), Alive(alive.clone()));
+        let thread = std::thread::Builder::new()
+            .name(format!("ntp-serve-{index}"))
+            // The serving loop keeps its buffers on the heap: a small stack suffices.
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let _alive = alive;
+                crate::server::serve_socket(&socket, context, first, &stop);
+            });
+        match thread {
+            Ok(thread) => serving.threads.push(thread),
+            Err(error) => {
+                serving.stop();
+                return Err(error);
             }
         }
-        let _alive = Alive(alive);
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!("cannot start the serving runtime: {error}");
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let mut tasks = JoinSet::new();
-            for socket in sockets {
-                match TimestampedSocket::new(socket) {
-                    Ok(socket) => {
-                        tasks.spawn(serve(socket, context.clone(), cancel.clone()));
-                    }
-                    Err(error) => tracing::error!("cannot serve on a socket: {error}"),
-                }
-            }
-            while tasks.join_next().await.is_some() {}
-        });
-    })
+    }
+    Ok(serving)
 }
 
 /// The monitoring surfaces, made ready while still privileged: HTTP ports bound, the MQTT
@@ -429,14 +457,23 @@ fn refused(error: ClockError) -> (ClockMode, Box<dyn ClockControl>) {
     )
 }
 
-/// Binds every listen address. Permission and address-in-use errors stop the start; an address or
-/// family this host lacks (no IPv6) is skipped with a warning as long as something else is bound.
-fn bind_all(addresses: &[std::net::SocketAddr]) -> Result<Vec<std::net::UdpSocket>, RunError> {
-    let mut sockets = Vec::new();
+/// Binds every listen address, `threads` sockets each: the first of each address, then the others
+/// sharing their ports. Permission and address-in-use errors stop the start; an address or family
+/// this host lacks (no IPv6) is skipped with a warning as long as something else is bound.
+fn bind_all(
+    addresses: &[std::net::SocketAddr],
+    threads: usize,
+    receive_buffer: usize,
+) -> Result<(Vec<std::net::UdpSocket>, Vec<std::net::UdpSocket>), RunError> {
+    let (mut first, mut shared) = (Vec::new(), Vec::new());
     let mut skipped = 0;
     for &address in addresses {
-        match bind_server_socket(address) {
-            Ok(socket) => sockets.push(socket),
+        match bind_server_sockets(address, threads, receive_buffer) {
+            Ok(sockets) => {
+                let mut sockets = sockets.into_iter();
+                first.extend(sockets.next());
+                shared.extend(sockets);
+            }
             Err(error @ BindError::Unavailable { .. }) => {
                 tracing::warn!("{error}; skipping it");
                 skipped += 1;
@@ -444,10 +481,10 @@ fn bind_all(addresses: &[std::net::SocketAddr]) -> Result<Vec<std::net::UdpSocke
             Err(error) => return Err(error.into()),
         }
     }
-    if sockets.is_empty() && skipped > 0 {
+    if first.is_empty() && skipped > 0 {
         return Err(RunError::NothingBound);
     }
-    Ok(sockets)
+    Ok((first, shared))
 }
 
 async fn wait_for_shutdown_signal() {

@@ -1,12 +1,15 @@
-//! The serving loop: receive a request with its kernel timestamp, let the protocol core answer it,
-//! stamp the transmit time and send the reply from the address the request came to.
+//! The serving threads: receive a batch of requests with their kernel timestamps, let the protocol
+//! core answer each, stamp the transmit times and send the replies from the addresses the requests
+//! came to. No allocation and no lock per request; one lock of the client log per batch.
 
 use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
-use crate::net::TimestampedSocket;
+use crate::net::Received;
+use crate::net::mmsg::{ReceiveBatch, SendBatch};
 use crate::sources::HeardBroadcast;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_monitor::status::RequestTally;
@@ -16,21 +19,17 @@ use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN};
 use syhub_ntp_proto::server::{
-    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, SystemSnapshot, answer_kiss,
+    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, Reply, SystemSnapshot, answer_kiss,
     answer_nts, answer_with_keys,
 };
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-/// Largest datagram read; longer ones are truncated and ignored. Room for NTS requests.
-const RECEIVE_BUFFER_LEN: usize = 2048;
-
-/// Counters of the serving path, shared by all serving tasks and read live by monitoring.
+/// Counters of the serving path, shared by all serving threads and read live by monitoring.
 pub type ServerCounters = RequestTally;
 
-/// What every serving task shares.
+/// What every serving thread shares.
 #[derive(Clone)]
 pub struct ServingContext {
     /// What the server advertises, published by the system task.
@@ -64,98 +63,210 @@ pub struct ServingPolicy {
 /// A client gets at most one kiss-o'-death this often, seconds.
 const KISS_INTERVAL: u32 = 8;
 
-/// What becomes of one datagram before the protocol core sees it.
-enum Gate {
-    Pass,
-    /// Refused: answer with this kiss code if the policy and the kiss limit allow, else drop.
-    Refuse(Option<ReferenceId>),
+/// Requests taken from the socket by one receive call. 32 covers a burst from a whole LAN waking
+/// at once while keeping a worker's buffers (two slots of 2 KiB per request) small.
+const BATCH: usize = 32;
+
+/// Replies stamped and then sent together. Each reply leaves after the ones before it in its
+/// run, so the run is short: its last reply leaves at most a few µs after its transmit time was
+/// read (one loopback or NIC send costs about a µs), while one send call still serves several.
+const SEND_RUN: usize = 4;
+
+/// One serving thread's state: what it read of the shared context, cached between batches.
+struct Worker {
+    context: ServingContext,
+    /// The system snapshot, reread only when the system task has published a new one.
+    snapshot: SystemSnapshot,
+    access: Arc<AccessList>,
+    /// The least poll a rate-limited client is asked for: the average interval.
+    kiss_poll: i8,
+    /// Broadcasts reach every socket of a shared port: only one worker passes them on.
+    forwards_broadcasts: bool,
+    log_limiter: LogLimiter,
+    /// Counts of the batch, added to the shared counters once per batch.
+    tally: Tally,
 }
 
-/// Serves one socket until cancelled.
-pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: CancellationToken) {
-    let ServingContext {
-        system,
-        access,
-        policy,
-        clock,
-        counters,
-        clients,
-        origin,
-        keys,
-        broadcasts,
-        nts,
-    } = context;
-    let mut log_limiter = LogLimiter::new(std::time::Duration::from_secs(600));
-    let mut request = [0u8; RECEIVE_BUFFER_LEN];
-    let mut reply = [0u8; RECEIVE_BUFFER_LEN];
-    // The least poll a rate-limited client is asked for: the average interval.
-    let kiss_poll =
-        policy.rate_limit.map_or(6, |l| l.average.max(1.0).log2().ceil().clamp(0.0, 17.0) as i8);
-    loop {
-        let received = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return,
-            received = socket.recv(&mut request) => received,
-        };
-        let received = match received {
-            Ok(received) => received,
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    answered: u64,
+    ignored: u64,
+    denied: u64,
+    rate_limited: u64,
+    send_errors: u64,
+}
+
+/// What a received datagram becomes.
+#[derive(Clone, Copy)]
+enum Verdict {
+    /// Nothing (malformed, port 0, a broadcast, or refused without a kiss).
+    Skip,
+    /// Refused: answer with this kiss code.
+    Kiss(ReferenceId),
+    Answer,
+}
+
+/// Serves `socket` on the calling thread until `stop` is set and the socket is shut down for
+/// reading ([`crate::net::mmsg::wake_receivers`]). `forwards_broadcasts` is set for one worker
+/// per listen address.
+pub fn serve_socket(
+    socket: &std::net::UdpSocket,
+    context: ServingContext,
+    forwards_broadcasts: bool,
+    stop: &AtomicBool,
+) {
+    let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+    let fd = socket.as_raw_fd();
+    let mut requests = ReceiveBatch::new(BATCH);
+    let mut replies = SendBatch::new(BATCH, wildcard);
+    let mut worker = Worker::new(context, forwards_broadcasts);
+    let mut verdicts = [Verdict::Skip; BATCH];
+    // For each reply slot: the answer to stamp (None for a kiss, which carries no time of ours).
+    let mut stamps: [Option<Reply>; BATCH] = [const { None }; BATCH];
+    while !stop.load(Ordering::Relaxed) {
+        let count = match requests.receive(fd) {
+            Ok(count) => count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 // Rare (ICMP errors, memory pressure); a pause keeps a persistent one from spinning.
-                if let Some(held) = log_limiter.allow(&error.to_string(), Instant::now()) {
-                    tracing::warn!("receive error: {error}{}", held_back(held));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                worker.warn_limited(&error.to_string(), || format!("receive error: {error}"));
+                std::thread::sleep(std::time::Duration::from_millis(10));
                 continue;
             }
         };
-        counters.received.fetch_add(1, Ordering::Relaxed);
-        // Port 0 cannot be answered and is a classic reflection trick; truncated data is malformed.
-        if received.peer.port() == 0 || received.truncated {
-            counters.ignored.fetch_add(1, Ordering::Relaxed);
-            continue;
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
-        // A broadcast is never answered, so neither rate limits nor kisses apply: it goes to the
-        // broadcast source if its sender is allowed, and is otherwise dropped.
-        if received.len >= 48 && request[0] & 7 == 5 {
-            counters.ignored.fetch_add(1, Ordering::Relaxed);
-            if let Some(feed) = &broadcasts
-                && access.borrow().check(received.peer.ip()) == Access::Allow
-            {
-                let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
-                let _ = feed.try_send(HeardBroadcast {
-                    packet: request[..received.len].to_vec(),
-                    from: received.peer,
-                    received_at,
-                });
+        worker.refresh();
+        worker.judge(&requests, count, &mut verdicts);
+        let mut pending = 0;
+        for (index, verdict) in verdicts[..count].iter().enumerate() {
+            let Some((received, request)) = requests.datagram(index) else { continue };
+            let buffer = replies.buffer(pending);
+            let (len, stamp) = match *verdict {
+                Verdict::Skip => continue,
+                Verdict::Kiss(code) => match answer_kiss(request, code, worker.kiss_poll, buffer) {
+                    Some(len) => (len, None),
+                    None => continue,
+                },
+                Verdict::Answer => match worker.answer(&received, request, buffer) {
+                    Some(reply) => (reply.len, Some(reply)),
+                    None => continue,
+                },
+            };
+            replies.address(pending, len, received.peer, received.arrived_on);
+            stamps[pending] = stamp;
+            pending += 1;
+        }
+        worker.send(fd, &mut replies, &mut stamps[..pending]);
+        worker.flush_tally();
+    }
+}
+
+impl Worker {
+    fn new(mut context: ServingContext, forwards_broadcasts: bool) -> Self {
+        let snapshot = *context.system.borrow_and_update();
+        let access = context.access.borrow_and_update().clone();
+        let kiss_poll = context
+            .policy
+            .rate_limit
+            .map_or(6, |l| l.average.max(1.0).log2().ceil().clamp(0.0, 17.0) as i8);
+        Self {
+            context,
+            snapshot,
+            access,
+            kiss_poll,
+            forwards_broadcasts,
+            log_limiter: LogLimiter::new(std::time::Duration::from_secs(600)),
+            tally: Tally::default(),
+        }
+    }
+
+    /// Rereads the system snapshot and access list if they changed: one atomic load each when
+    /// they did not, no lock.
+    fn refresh(&mut self) {
+        if self.context.system.has_changed().unwrap_or(false) {
+            self.snapshot = *self.context.system.borrow_and_update();
+        }
+        if self.context.access.has_changed().unwrap_or(false) {
+            self.access = self.context.access.borrow_and_update().clone();
+        }
+    }
+
+    /// Decides what becomes of each datagram of the batch: checks that need no state, then access
+    /// and rate limits under one lock of the client log for the whole batch.
+    fn judge(&mut self, requests: &ReceiveBatch, count: usize, verdicts: &mut [Verdict; BATCH]) {
+        let now = Monotonic::from_duration(self.context.origin.elapsed());
+        let clients = self.context.clients.clone();
+        let mut clients = clients.lock().ok();
+        for (index, verdict) in verdicts[..count].iter_mut().enumerate() {
+            *verdict = Verdict::Skip;
+            let Some((received, request)) = requests.datagram(index) else { continue };
+            self.tally.received += 1;
+            // Port 0 cannot be answered and is a classic reflection trick; truncated data is
+            // malformed.
+            if received.peer.port() == 0 || received.truncated {
+                self.tally.ignored += 1;
+                continue;
             }
-            continue;
-        }
-        let gate = admit(received.peer.ip(), origin, &access, &policy, &clients, &counters);
-        if let Gate::Refuse(kiss) = gate {
-            if let Some(len) = kiss
-                .and_then(|code| answer_kiss(&request[..received.len], code, kiss_poll, &mut reply))
-            {
-                // A kiss carries no time of ours: nothing to stamp.
-                if socket
-                    .send_stamped_now(
-                        &mut reply[..len],
-                        received.peer,
-                        received.arrived_on,
-                        clock.as_ref(),
-                        |_, _| {},
-                    )
-                    .is_err()
-                {
-                    counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                }
+            // A broadcast is never answered, so neither rate limits nor kisses apply: it goes to
+            // the broadcast source if its sender is allowed, and is otherwise dropped.
+            if request.len() >= HEADER_LEN && request[0] & 7 == 5 {
+                self.tally.ignored += 1;
+                self.forward_broadcast(&received, request);
+                continue;
             }
-            continue;
+            *verdict = match clients.as_deref_mut() {
+                Some(clients) => self.admit(received.peer.ip(), now, clients),
+                None => Verdict::Answer,
+            };
         }
-        let received_at = received.kernel_time.unwrap_or_else(|| clock.now());
-        let snapshot = *system.borrow();
-        let request = &request[..received.len];
+    }
+
+    fn forward_broadcast(&self, received: &Received, request: &[u8]) {
+        let Some(feed) = &self.context.broadcasts else { return };
+        if !self.forwards_broadcasts || self.access.check(received.peer.ip()) != Access::Allow {
+            return;
+        }
+        let received_at = received.kernel_time.unwrap_or_else(|| self.context.clock.now());
+        let _ = feed.try_send(HeardBroadcast {
+            packet: request.to_vec(),
+            from: received.peer,
+            received_at,
+        });
+    }
+
+    /// Records the client, then applies access control and its rate limit.
+    fn admit(&mut self, address: IpAddr, now: Monotonic, clients: &mut ClientLog) -> Verdict {
+        let index = clients.record(now, address);
+        let policy = self.context.policy;
+        let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
+            if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
+                Verdict::Kiss(code)
+            } else {
+                Verdict::Skip
+            }
+        };
+        if self.access.check(address) == Access::Deny {
+            self.tally.denied += 1;
+            return refuse(clients, policy.deny_action, ReferenceId::KISS_DENY);
+        }
+        if let Some(limit) = &policy.rate_limit
+            && !clients.within_limit(index, now, limit)
+        {
+            self.tally.rate_limited += 1;
+            return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
+        }
+        Verdict::Answer
+    }
+
+    /// The protocol core's answer to an admitted request, written into `out`.
+    fn answer(&mut self, received: &Received, request: &[u8], out: &mut [u8]) -> Option<Reply> {
+        let received_at = received.kernel_time.unwrap_or_else(|| self.context.clock.now());
+        let keys = &self.context.keys;
         let peer = received.peer.ip();
-        let answer = match &nts {
+        let answer = match &self.context.nts {
             // A packet too short for extension fields cannot be NTS: no need for the keyring.
             Some(keyring) if request.len() > HEADER_LEN + MAX_MAC_LEN => {
                 let keyring = keyring.read().ok();
@@ -164,86 +275,94 @@ pub async fn serve(socket: TimestampedSocket, context: ServingContext, cancel: C
                     let _ = getrandom::fill(&mut random);
                     random
                 };
-                let keyring = keyring.as_deref();
                 answer_nts(
                     request,
                     received_at,
-                    &snapshot,
-                    &keys,
-                    keyring,
+                    &self.snapshot,
+                    keys,
+                    keyring.as_deref(),
                     peer,
                     random,
-                    &mut reply,
+                    out,
                 )
             }
-            _ => answer_with_keys(request, received_at, &snapshot, &keys, peer, &mut reply),
+            _ => answer_with_keys(request, received_at, &self.snapshot, keys, peer, out),
         };
         match answer {
-            Answer::Reply(prepared) => {
-                let sent = socket.send_stamped_now(
-                    &mut reply[..prepared.len],
-                    received.peer,
-                    received.arrived_on,
-                    clock.as_ref(),
-                    |out, now| prepared.stamp_transmit_time(out, now),
-                );
-                match sent {
-                    Ok(()) => counters.answered.fetch_add(1, Ordering::Relaxed),
-                    Err(error) => {
-                        tracing::debug!(peer = %received.peer, %error, "send failed");
-                        counters.send_errors.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-            }
+            Answer::Reply(reply) => return Some(reply),
             Answer::Ignore(Ignored::BadMac { key_id }) => {
-                counters.ignored.fetch_add(1, Ordering::Relaxed);
-                if let Some(held) = log_limiter.allow("bad MAC", Instant::now()) {
-                    tracing::warn!(
-                        "a request from {} signed with key {key_id} has a wrong MAC (a wrong key, or \
-                         forged): not answered{}",
-                        received.peer.ip(),
-                        held_back(held)
-                    );
+                self.warn_limited("bad MAC", || {
+                    format!(
+                        "a request from {peer} signed with key {key_id} has a wrong MAC (a wrong \
+                         key, or forged): not answered"
+                    )
+                });
+            }
+            Answer::Ignore(
+                Ignored::Malformed(_) | Ignored::NotARequest { .. } | Ignored::Nts(_),
+            ) => {}
+            Answer::Ignore(reason) => {
+                tracing::warn!(peer = %received.peer, ?reason, "request not answered");
+            }
+        }
+        self.tally.ignored += 1;
+        None
+    }
+
+    /// Stamps and sends the batch's replies, a short run at a time so that each leaves soon
+    /// after its transmit time was read. Never waits: a full send buffer (replies to unresolved
+    /// neighbours hold it until resolution fails, seconds later) loses replies rather than
+    /// stopping the reading. A server must keep reading; its clients retry.
+    fn send(&mut self, fd: RawFd, replies: &mut SendBatch, stamps: &mut [Option<Reply>]) {
+        let mut next = 0;
+        while next < stamps.len() {
+            let end = (next + SEND_RUN).min(stamps.len());
+            for (index, stamp) in stamps.iter().enumerate().take(end).skip(next) {
+                if let Some(reply) = stamp {
+                    reply.stamp_transmit_time(replies.datagram(index), self.context.clock.now());
                 }
             }
-            Answer::Ignore(reason) => {
-                counters.ignored.fetch_add(1, Ordering::Relaxed);
-                if !matches!(
-                    reason,
-                    Ignored::Malformed(_) | Ignored::NotARequest { .. } | Ignored::Nts(_)
-                ) {
-                    tracing::warn!(peer = %received.peer, ?reason, "request not answered");
+            let (sent, error) = replies.send(fd, next..end);
+            let answers = |range: std::ops::Range<usize>| {
+                stamps[range].iter().filter(|stamp| stamp.is_some()).count() as u64
+            };
+            self.tally.answered += answers(next..next + sent);
+            next += sent;
+            if let Some(error) = error {
+                if error.kind() == std::io::ErrorKind::WouldBlock {
+                    self.tally.send_errors += (stamps.len() - next) as u64;
+                    break;
                 }
+                tracing::debug!(%error, "send failed");
+                self.tally.send_errors += 1;
+                next += 1;
+            }
+        }
+        for stamp in stamps.iter_mut() {
+            *stamp = None;
+        }
+    }
+
+    fn flush_tally(&mut self) {
+        let tally = std::mem::take(&mut self.tally);
+        let counters = &self.context.counters;
+        for (counter, value) in [
+            (&counters.received, tally.received),
+            (&counters.answered, tally.answered),
+            (&counters.ignored, tally.ignored),
+            (&counters.denied, tally.denied),
+            (&counters.rate_limited, tally.rate_limited),
+            (&counters.send_errors, tally.send_errors),
+        ] {
+            if value > 0 {
+                counter.fetch_add(value, Ordering::Relaxed);
             }
         }
     }
-}
 
-/// Records the client, then applies access control and its rate limit.
-fn admit(
-    address: IpAddr,
-    origin: Instant,
-    access: &watch::Receiver<Arc<AccessList>>,
-    policy: &ServingPolicy,
-    clients: &Mutex<ClientLog>,
-    counters: &ServerCounters,
-) -> Gate {
-    let now = Monotonic::from_duration(origin.elapsed());
-    let Ok(mut clients) = clients.lock() else { return Gate::Pass };
-    let index = clients.record(now, address);
-    let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
-        let kiss = action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL);
-        Gate::Refuse(kiss.then_some(code))
-    };
-    if access.borrow().check(address) == Access::Deny {
-        counters.denied.fetch_add(1, Ordering::Relaxed);
-        return refuse(&mut clients, policy.deny_action, ReferenceId::KISS_DENY);
+    fn warn_limited(&mut self, key: &str, message: impl FnOnce() -> String) {
+        if let Some(held) = self.log_limiter.allow(key, Instant::now()) {
+            tracing::warn!("{}{}", message(), held_back(held));
+        }
     }
-    if let Some(limit) = &policy.rate_limit
-        && !clients.within_limit(index, now, limit)
-    {
-        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-        return refuse(&mut clients, policy.rate_action, ReferenceId::KISS_RATE);
-    }
-    Gate::Pass
 }

@@ -19,6 +19,68 @@ pub struct ServerConfig {
     pub rate_limit: RateLimitConfig,
     /// The account to run as once the sockets are bound; "" keeps the one started as.
     pub user: String,
+    /// Serving threads (each with its own socket) per listen address.
+    pub threads: Threads,
+    /// Kernel memory for requests queued on each socket, bytes, as SO_RCVBUF reads it back.
+    pub receive_buffer: ReceiveBuffer,
+}
+
+/// Serving threads per listen address: 0 in the file means one per CPU core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Threads(usize);
+
+impl Threads {
+    /// Most threads per address: beyond the cores of any hub, and a bound on memory.
+    pub const MAX: usize = 64;
+
+    pub fn get(self) -> usize {
+        if self.0 == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(Self::MAX)
+        } else {
+            self.0
+        }
+    }
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        Self(0)
+    }
+}
+
+impl TryFrom<i64> for Threads {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        match usize::try_from(value) {
+            Ok(n) if n <= Self::MAX => Ok(Self(n)),
+            _ => Err(format!(
+                "threads = {value}: expected 1 to {} (or 0 for one per CPU core)",
+                Self::MAX
+            )),
+        }
+    }
+}
+
+/// Socket receive buffer, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct ReceiveBuffer(pub usize);
+
+impl Default for ReceiveBuffer {
+    fn default() -> Self {
+        Self(crate::net::RECEIVE_BUFFER)
+    }
+}
+
+impl TryFrom<i64> for ReceiveBuffer {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        match usize::try_from(value) {
+            Ok(n @ 4096..=268_435_456) => Ok(Self(n)),
+            _ => Err(format!("receive_buffer = {value}: expected 4096 to 268435456 bytes")),
+        }
+    }
 }
 
 /// The account the daemon switches to when started as root and it exists.
@@ -51,6 +113,8 @@ impl Default for ServerConfig {
             deny_action: Refusal::Drop,
             rate_limit: RateLimitConfig::default(),
             user: DEFAULT_USER.into(),
+            threads: Threads::default(),
+            receive_buffer: ReceiveBuffer::default(),
         }
     }
 }

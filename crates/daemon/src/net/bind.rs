@@ -2,11 +2,11 @@
 
 use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
-
-/// Receive buffer asked for on server sockets, bytes.
-const RECEIVE_BUFFER: usize = 4 << 20;
 use std::io;
 use std::net::SocketAddr;
+
+/// Receive buffer asked for on each server socket, bytes.
+pub const RECEIVE_BUFFER: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -27,10 +27,27 @@ pub enum BindError {
     Other { address: SocketAddr, source: io::Error },
 }
 
-/// Opens a UDP server socket on `address` (IPv6 sockets are IPv6-only, so `0.0.0.0` and `[::]` can
-/// both be bound), non-blocking, ready for [`super::TimestampedSocket::new`] on the runtime that
-/// will serve it.
-pub fn bind_server_socket(address: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
+/// Opens `count` UDP server sockets on `address` (IPv6 sockets are IPv6-only, so `0.0.0.0` and
+/// `[::]` can both be bound), blocking, each with a large receive buffer. More than one share the
+/// port through SO_REUSEPORT, the kernel spreading clients over them; the port is first bound
+/// alone for a moment, so that another server already on it (even one sharing with SO_REUSEPORT)
+/// is reported as in use rather than silently joined.
+pub fn bind_server_sockets(
+    address: SocketAddr,
+    count: usize,
+    receive_buffer: usize,
+) -> Result<Vec<std::net::UdpSocket>, BindError> {
+    if count > 1 {
+        drop(bind_one(address, false, receive_buffer)?);
+    }
+    (0..count.max(1)).map(|_| bind_one(address, count > 1, receive_buffer)).collect()
+}
+
+fn bind_one(
+    address: SocketAddr,
+    share: bool,
+    receive_buffer: usize,
+) -> Result<std::net::UdpSocket, BindError> {
     let classify = |source: io::Error| match source.raw_os_error() {
         Some(libc::EACCES | libc::EPERM) => BindError::PermissionDenied(address),
         Some(libc::EADDRINUSE) => BindError::InUse(address),
@@ -44,13 +61,18 @@ pub fn bind_server_socket(address: SocketAddr) -> Result<std::net::UdpSocket, Bi
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(classify)?;
     }
-    socket.set_nonblocking(true).map_err(classify)?;
+    if share {
+        socket.set_reuse_port(true).map_err(classify)?;
+    }
     socket.bind(&address.into()).map_err(classify)?;
-    // Room for a burst of requests while the serving loop is busy: beyond the default when
-    // privileged (SO_RCVBUFFORCE), else as much as the system allows.
+    // Room for a burst of requests while a serving thread is busy: beyond the system's limit when
+    // privileged (SO_RCVBUFFORCE), else as much as it allows. The kernel doubles what it is asked
+    // for (half is bookkeeping) and reports the doubled figure, which is what the config names.
     let socket: std::net::UdpSocket = socket.into();
-    if setsockopt(&socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
-        let _ = setsockopt(&socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
+    super::udp::enable_arrival_info(&socket).map_err(classify)?;
+    let asked = receive_buffer / 2;
+    if setsockopt(&socket, sockopt::RcvBufForce, &asked).is_err() {
+        let _ = setsockopt(&socket, sockopt::RcvBuf, &asked);
     }
     Ok(socket)
 }

@@ -1,8 +1,9 @@
 //! UDP sockets for NTP: kernel receive timestamps, the local address a request arrived on, and
-//! sending from that address.
+//! sending from that address; batched receiving and sending for the serving threads.
 
 mod bind;
+pub mod mmsg;
 mod udp;
 
-pub use bind::{BindError, bind_server_socket};
+pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets};
 pub use udp::{ArrivedOn, Received, TimestampedSocket};

@@ -56,23 +56,9 @@ pub struct TimestampedSocket {
 
 impl TimestampedSocket {
     /// Wraps a bound, non-blocking socket, turning on receive timestamps and (for wildcard
-    /// addresses) packet info. An option the kernel refuses (old kernels, qemu-user) is left off:
-    /// receive times are then read from the clock after recvmsg returns.
+    /// addresses) packet info with [`enable_arrival_info`].
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
-        let local = socket.local_addr()?;
-        if setsockopt(&socket, sockopt::ReceiveTimestampns, &true).is_err() {
-            tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
-        }
-        let wildcard = local.ip().is_unspecified();
-        if wildcard {
-            let pktinfo = match local {
-                SocketAddr::V4(_) => setsockopt(&socket, sockopt::Ipv4PacketInfo, &true),
-                SocketAddr::V6(_) => setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true),
-            };
-            if let Err(error) = pktinfo {
-                tracing::warn!(%local, %error, "cannot learn request destinations; replies use the kernel's choice of source address");
-            }
-        }
+        let wildcard = enable_arrival_info(&socket)?;
         Ok(Self { socket: UdpSocket::from_std(socket)?, wildcard })
     }
 
@@ -212,6 +198,27 @@ impl TimestampedSocket {
         };
         sent.map(drop).map_err(io::Error::from)
     }
+}
+
+/// Turns on kernel receive timestamps and, for a wildcard address (the returned `true`), packet
+/// info. An option the kernel refuses (old kernels, qemu-user) is left off: receive times are then
+/// read from the clock after receipt.
+pub fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<bool> {
+    let local = socket.local_addr()?;
+    if setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_err() {
+        tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
+    }
+    let wildcard = local.ip().is_unspecified();
+    if wildcard {
+        let pktinfo = match local {
+            SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
+            SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true),
+        };
+        if let Err(error) = pktinfo {
+            tracing::warn!(%local, %error, "cannot learn request destinations; replies use the kernel's choice of source address");
+        }
+    }
+    Ok(wildcard)
 }
 
 fn socket_addr_of(address: &SockaddrStorage) -> Option<SocketAddr> {

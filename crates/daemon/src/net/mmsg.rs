@@ -1,0 +1,470 @@
+//! Batched datagram I/O for the serving path: recvmmsg(2) fills a batch of preallocated slots, each
+//! with its sender, kernel receive timestamp and destination address; sendmmsg(2) sends a run of
+//! replies, each from the address its request arrived on. Nothing is allocated after creation.
+
+use super::udp::{ArrivedOn, Received};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::ops::Range;
+use std::os::fd::RawFd;
+use syhub_ntp_clock::SystemClock;
+
+/// Largest datagram read; longer ones are flagged truncated. Room for NTS requests.
+pub const SLOT_LEN: usize = 2048;
+
+/// Room for the control messages of one datagram (a timespec and a pktinfo struct), aligned as
+/// `cmsghdr` requires: strict-alignment ARM faults on a byte-aligned buffer.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct ControlBuffer([u8; 128]);
+
+/// One datagram's bytes.
+type Slot = [u8; SLOT_LEN];
+
+/// Up to `capacity` datagrams received by one recvmmsg call.
+pub struct ReceiveBatch {
+    headers: Vec<libc::mmsghdr>,
+    iovecs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
+    controls: Vec<ControlBuffer>,
+    buffers: Vec<Slot>,
+    filled: usize,
+}
+
+impl ReceiveBatch {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            // SAFETY: all-zero is a valid value of these plain C structs (null pointers, zero lengths).
+            headers: vec![unsafe { zeroed() }; capacity],
+            iovecs: vec![unsafe { zeroed() }; capacity],
+            names: vec![unsafe { zeroed() }; capacity],
+            controls: vec![ControlBuffer([0; 128]); capacity],
+            buffers: vec![[0; SLOT_LEN]; capacity],
+            filled: 0,
+        }
+    }
+
+    /// Waits for at least one datagram (on a blocking socket), then takes whatever else is already
+    /// queued, up to the batch's capacity. Returns how many were received.
+    pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.filled = 0;
+        for i in 0..self.headers.len() {
+            self.iovecs[i] =
+                libc::iovec { iov_base: self.buffers[i].as_mut_ptr().cast(), iov_len: SLOT_LEN };
+            let header = &mut self.headers[i];
+            header.msg_len = 0;
+            let message = &mut header.msg_hdr;
+            message.msg_name = (&raw mut self.names[i]).cast();
+            message.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            message.msg_iov = &raw mut self.iovecs[i];
+            message.msg_iovlen = 1;
+            message.msg_control = self.controls[i].0.as_mut_ptr().cast();
+            message.msg_controllen = size_of::<ControlBuffer>() as _;
+            message.msg_flags = 0;
+        }
+        // SAFETY: every header points into this batch's own vectors, which outlive the call and
+        // are not resized; the lengths given are those of the buffers pointed to.
+        let count = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                self.headers.len() as _,
+                libc::MSG_WAITFORONE as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if count < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.filled = count as usize;
+        Ok(self.filled)
+    }
+
+    /// The `index`th datagram of the last [`receive`](Self::receive): its description and bytes.
+    /// `None` for an entry without a sender (what a socket shut down for reading returns).
+    pub fn datagram(&self, index: usize) -> Option<(Received, &[u8])> {
+        if index >= self.filled {
+            return None;
+        }
+        let header = &self.headers[index];
+        let message = &header.msg_hdr;
+        let peer = socket_addr_of(&self.names[index], message.msg_namelen)?;
+        let len = (header.msg_len as usize).min(SLOT_LEN);
+        let mut received = Received {
+            len,
+            peer,
+            kernel_time: None,
+            arrived_on: None,
+            truncated: message.msg_flags & libc::MSG_TRUNC != 0,
+        };
+        read_control_messages(message, &mut received);
+        Some((received, &self.buffers[index][..len]))
+    }
+}
+
+/// Reads the receive timestamp and packet info the kernel attached to `message`.
+fn read_control_messages(message: &libc::msghdr, received: &mut Received) {
+    // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control messages into the
+    // buffer `msg_control` points to; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that length, and each
+    // payload is read unaligned with the size its type has.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(message);
+        while !cmsg.is_null() {
+            let level = (*cmsg).cmsg_level;
+            let kind = (*cmsg).cmsg_type;
+            let data = libc::CMSG_DATA(cmsg);
+            let payload = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+            match (level, kind) {
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                    if payload >= size_of::<libc::timespec>() =>
+                {
+                    let ts = std::ptr::read_unaligned(data.cast::<libc::timespec>());
+                    received.kernel_time =
+                        Some(SystemClock::timestamp_from_timespec(ts.tv_sec, ts.tv_nsec));
+                }
+                (libc::IPPROTO_IP, libc::IP_PKTINFO)
+                    if payload >= size_of::<libc::in_pktinfo>() =>
+                {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                    received.arrived_on = Some(ArrivedOn::V4 {
+                        spec_dst: Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)),
+                        ifindex: info.ipi_ifindex,
+                    });
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                    if payload >= size_of::<libc::in6_pktinfo>() =>
+                {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                    received.arrived_on = Some(ArrivedOn::V6 {
+                        address: Ipv6Addr::from(info.ipi6_addr.s6_addr),
+                        ifindex: info.ipi6_ifindex,
+                    });
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(message, cmsg);
+        }
+    }
+}
+
+/// Replies to send with sendmmsg: each slot holds a datagram, its destination and, on a wildcard
+/// socket, the source address to send it from.
+pub struct SendBatch {
+    headers: Vec<libc::mmsghdr>,
+    iovecs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_storage>,
+    name_lens: Vec<libc::socklen_t>,
+    controls: Vec<ControlBuffer>,
+    control_lens: Vec<usize>,
+    buffers: Vec<Slot>,
+    lens: Vec<usize>,
+    /// The socket is bound to a wildcard address, so replies must name their source address.
+    wildcard: bool,
+}
+
+impl SendBatch {
+    pub fn new(capacity: usize, wildcard: bool) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            // SAFETY: all-zero is a valid value of these plain C structs.
+            headers: vec![unsafe { zeroed() }; capacity],
+            iovecs: vec![unsafe { zeroed() }; capacity],
+            names: vec![unsafe { zeroed() }; capacity],
+            name_lens: vec![0; capacity],
+            controls: vec![ControlBuffer([0; 128]); capacity],
+            control_lens: vec![0; capacity],
+            buffers: vec![[0; SLOT_LEN]; capacity],
+            lens: vec![0; capacity],
+            wildcard,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// The buffer of slot `index`, to write a reply into.
+    pub fn buffer(&mut self, index: usize) -> &mut [u8; SLOT_LEN] {
+        &mut self.buffers[index]
+    }
+
+    /// Slot `index` holds `len` bytes for `peer`, to leave from the address the request arrived on.
+    pub fn address(
+        &mut self,
+        index: usize,
+        len: usize,
+        peer: SocketAddr,
+        arrived_on: Option<ArrivedOn>,
+    ) {
+        self.lens[index] = len.min(SLOT_LEN);
+        self.name_lens[index] = write_socket_addr(&mut self.names[index], peer);
+        let control = &mut self.controls[index];
+        self.control_lens[index] = match (self.wildcard, peer, arrived_on) {
+            (true, SocketAddr::V4(_), Some(ArrivedOn::V4 { spec_dst, ifindex })) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: ifindex,
+                    ipi_spec_dst: libc::in_addr { s_addr: u32::from(spec_dst).to_be() },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                write_control(control, libc::IPPROTO_IP, libc::IP_PKTINFO, &info)
+            }
+            // A request to a multicast group is answered from the kernel's choice of address.
+            (true, SocketAddr::V6(_), Some(ArrivedOn::V6 { address, ifindex }))
+                if !address.is_multicast() =>
+            {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: address.octets() },
+                    ipi6_ifindex: ifindex,
+                };
+                write_control(control, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info)
+            }
+            _ => 0,
+        };
+    }
+
+    /// The bytes of slot `index` as addressed.
+    pub fn datagram(&mut self, index: usize) -> &mut [u8] {
+        &mut self.buffers[index][..self.lens[index]]
+    }
+
+    /// Sends the slots in `range` without waiting. Returns how many left, counting from the
+    /// start of the range; when fewer than all, the error is that of the first one not sent.
+    pub fn send(&mut self, fd: RawFd, range: Range<usize>) -> (usize, Option<io::Error>) {
+        let range = range.start..range.end.min(self.headers.len());
+        if range.is_empty() {
+            return (0, None);
+        }
+        for i in range.clone() {
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.buffers[i].as_mut_ptr().cast(),
+                iov_len: self.lens[i],
+            };
+            let header = &mut self.headers[i];
+            header.msg_len = 0;
+            let message = &mut header.msg_hdr;
+            message.msg_name = (&raw mut self.names[i]).cast();
+            message.msg_namelen = self.name_lens[i];
+            message.msg_iov = &raw mut self.iovecs[i];
+            message.msg_iovlen = 1;
+            message.msg_control = if self.control_lens[i] == 0 {
+                std::ptr::null_mut()
+            } else {
+                self.controls[i].0.as_mut_ptr().cast()
+            };
+            message.msg_controllen = self.control_lens[i] as _;
+            message.msg_flags = 0;
+        }
+        // SAFETY: the headers in `range` point into this batch's own vectors, which outlive the
+        // call; every length given is that of the data written there.
+        let sent = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.headers[range.start..].as_mut_ptr(),
+                range.len() as _,
+                libc::MSG_DONTWAIT as _,
+            )
+        };
+        if sent < 0 {
+            return (0, Some(io::Error::last_os_error()));
+        }
+        let sent = sent as usize;
+        if sent < range.len() {
+            // sendmmsg stops at the first failure and reports only what went; ask again for
+            // the one that failed to learn why.
+            let (_, error) = self.send(fd, range.start + sent..range.start + sent + 1);
+            return (sent, error.or_else(|| Some(io::Error::other("datagram not sent"))));
+        }
+        (sent, None)
+    }
+}
+
+/// Writes one control message of `value` at the start of `buffer`; returns the space it takes.
+fn write_control<T: Copy>(buffer: &mut ControlBuffer, level: i32, kind: i32, value: &T) -> usize {
+    buffer.0 = [0; 128];
+    // SAFETY: a msghdr describing `buffer` (large enough for one message of any pktinfo type, as
+    // the assertion checks) lets CMSG_FIRSTHDR find its first header; the payload is written
+    // unaligned within it.
+    unsafe {
+        let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
+        assert!(space <= size_of::<ControlBuffer>());
+        let mut message: libc::msghdr = zeroed();
+        message.msg_control = buffer.0.as_mut_ptr().cast();
+        message.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&message);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<T>(), *value);
+        space
+    }
+}
+
+fn write_socket_addr(storage: &mut libc::sockaddr_storage, address: SocketAddr) -> libc::socklen_t {
+    match address {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+            unsafe { std::ptr::write((storage as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+fn socket_addr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(storage.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Wakes every thread blocked receiving on `fd` (Linux wakes readers of a UDP socket shut down
+/// for reading, though the call itself reports ENOTCONN on an unconnected socket); later receives
+/// return at once with nothing.
+pub fn wake_receivers(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor the caller keeps open; the result is deliberately unused.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    fn pair() -> (UdpSocket, UdpSocket) {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+            .unwrap();
+        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+            .unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn a_batch_takes_every_queued_datagram_with_sender_timestamp_and_destination() {
+        let (server, client) = pair();
+        for i in 0..5u8 {
+            client.send_to(&[i; 48], server.local_addr().unwrap()).unwrap();
+        }
+        let mut batch = ReceiveBatch::new(8);
+        let mut seen = 0;
+        while seen < 5 {
+            let count = batch.receive(server.as_raw_fd()).unwrap();
+            for i in 0..count {
+                let (received, bytes) = batch.datagram(i).unwrap();
+                assert_eq!(bytes, &[seen as u8; 48]);
+                assert_eq!(received.peer, client.local_addr().unwrap());
+                assert!(received.kernel_time.is_some());
+                assert!(matches!(
+                    received.arrived_on,
+                    Some(ArrivedOn::V4 { spec_dst, .. }) if spec_dst == Ipv4Addr::LOCALHOST
+                ));
+                assert!(!received.truncated);
+                seen += 1;
+            }
+        }
+        assert!(batch.datagram(5).is_none());
+    }
+
+    #[test]
+    fn an_oversized_datagram_is_flagged_truncated() {
+        let (server, client) = pair();
+        client.send_to(&[7; SLOT_LEN + 10], server.local_addr().unwrap()).unwrap();
+        let mut batch = ReceiveBatch::new(2);
+        assert_eq!(batch.receive(server.as_raw_fd()).unwrap(), 1);
+        let (received, bytes) = batch.datagram(0).unwrap();
+        assert!(received.truncated);
+        assert_eq!(bytes.len(), SLOT_LEN);
+    }
+
+    #[test]
+    fn a_send_batch_reaches_each_destination_from_the_arrival_address() {
+        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let clients: Vec<UdpSocket> =
+            (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let mut batch = SendBatch::new(4, true);
+        for (i, client) in clients.iter().enumerate() {
+            batch.buffer(i)[..3].copy_from_slice(&[i as u8; 3]);
+            let arrived_on = Some(ArrivedOn::V4 { spec_dst: Ipv4Addr::LOCALHOST, ifindex: 0 });
+            batch.address(i, 3, client.local_addr().unwrap(), arrived_on);
+        }
+        assert_eq!(batch.send(server.as_raw_fd(), 0..3).0, 3);
+        for (i, client) in clients.iter().enumerate() {
+            let mut buf = [0u8; 16];
+            let (len, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], &[i as u8; 3]);
+            assert_eq!(from, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+    }
+
+    #[test]
+    fn a_failed_send_reports_how_many_left_and_why() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = SendBatch::new(3, false);
+        batch.address(0, 1, client.local_addr().unwrap(), None);
+        // Port 0 cannot be sent to: the second datagram fails, the first has left.
+        batch.address(1, 1, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None);
+        batch.address(2, 1, client.local_addr().unwrap(), None);
+        let (sent, error) = batch.send(server.as_raw_fd(), 0..3);
+        assert_eq!(sent, 1);
+        assert!(error.is_some());
+    }
+
+    #[test]
+    fn shutting_down_wakes_a_blocked_receiver() {
+        let (server, _client) = pair();
+        let server = std::sync::Arc::new(server);
+        let waiting = server.clone();
+        let thread = std::thread::spawn(move || {
+            let mut batch = ReceiveBatch::new(4);
+            let count = batch.receive(waiting.as_raw_fd()).unwrap();
+            (0..count).filter_map(|i| batch.datagram(i)).count()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        wake_receivers(server.as_raw_fd());
+        assert_eq!(thread.join().unwrap(), 0);
+    }
+}
