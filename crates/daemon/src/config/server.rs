@@ -26,7 +26,7 @@ pub struct ServerConfig {
 }
 
 /// Serving threads per listen address: 0 in the file means one per CPU core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
 pub struct Threads(usize);
 
@@ -40,12 +40,6 @@ impl Threads {
         } else {
             self.0
         }
-    }
-}
-
-impl Default for Threads {
-    fn default() -> Self {
-        Self(0)
     }
 }
 
