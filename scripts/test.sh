@@ -7,6 +7,7 @@
 # change the system clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/packages.sh
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/test.sh: run as root: the tests create network namespaces (ip netns) and bind port 123 inside them" >&2
@@ -16,30 +17,7 @@ fi
 # Debian packages the tests need: real clients and servers, the namespace tools, and a C++
 # compiler for libFuzzer.
 packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "scripts/test.sh: installing ${missing[*]}"
-  # A policy-rc.d that refuses every service start keeps chrony's package from starting chronyd.
-  policy=/usr/sbin/policy-rc.d
-  own_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"
-    chmod 755 "$policy"
-    own_policy=1
-  fi
-  cleanup_policy() { if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi; }
-  trap cleanup_policy EXIT
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends "${missing[@]}" || {
-    apt-get update -q
-    apt-get install -y --no-install-recommends "${missing[@]}"
-  }
-  cleanup_policy
-  trap - EXIT
-fi
+need_packages "${packages[@]}"
 
 # Toolchain components for the checks.
 for component in rustfmt clippy; do

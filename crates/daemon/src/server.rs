@@ -70,7 +70,7 @@ const BATCH: usize = 32;
 /// Replies stamped and then sent together. Each reply leaves after the ones before it in its
 /// run, so the run is short: its last reply leaves at most a few µs after its transmit time was
 /// read (one loopback or NIC send costs about a µs), while one send call still serves several.
-const SEND_RUN: usize = 4;
+const SEND_RUN: usize = 1;
 
 /// One serving thread's state: what it read of the shared context, cached between batches.
 struct Worker {

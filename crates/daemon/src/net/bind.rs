@@ -4,6 +4,7 @@ use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 /// Receive buffer asked for on each server socket, bytes.
 pub const RECEIVE_BUFFER: usize = 4 << 20;
@@ -65,6 +66,22 @@ fn bind_one(
         socket.set_reuse_port(true).map_err(classify)?;
     }
     socket.bind(&address.into()).map_err(classify)?;
+    if address.is_ipv4() {
+        // Don't-fragment on replies (no reply comes near an MTU): the kernel then gives them IP ID
+        // 0 instead of drawing one from its shared, hashed ID table for each datagram.
+        let value: libc::c_int = libc::IP_PMTUDISC_DO;
+        // SAFETY: setsockopt on a live socket with a pointer to a c_int and its size; a refusal
+        // only leaves the kernel's default.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&raw const value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
     // Room for a burst of requests while a serving thread is busy: beyond the system's limit when
     // privileged (SO_RCVBUFFORCE), else as much as it allows. The kernel doubles what it is asked
     // for (half is bookkeeping) and reports the doubled figure, which is what the config names.

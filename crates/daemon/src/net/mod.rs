@@ -6,4 +6,4 @@ pub mod mmsg;
 mod udp;
 
 pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets};
-pub use udp::{ArrivedOn, Received, TimestampedSocket};
+pub use udp::{ArrivedOn, Received, TimestampedSocket, enable_arrival_info};

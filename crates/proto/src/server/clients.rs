@@ -1,5 +1,5 @@
 //! The clients of the server: per address, how many requests, when last seen, how many were
-//! rate-limited, and the token bucket that limits them. Fixed memory (column arrays allocated zeroed,
+//! rate-limited, and the token bucket that limits them. Fixed memory (arrays allocated zeroed,
 //! so pages are only touched as clients arrive), O(1) per packet, no allocation after creation:
 //! addresses hash (with a secret key, so a flood cannot aim at one bucket) into buckets of a few
 //! slots, and a full bucket gives up its least recently seen client.
@@ -45,33 +45,80 @@ pub struct ClientSummary {
     pub first_seen_ago: u32,
 }
 
-/// The log, as columns indexed by slot.
+/// One remembered client: what its rate limit and monitoring need, in 40 bytes, so that a
+/// request touches the bucket's keys (two cache lines) and one record.
+#[derive(Debug, Clone, Copy, Default)]
+struct Record {
+    requests: u32,
+    rate_limited: u32,
+    /// Seconds since the origin.
+    first_seen: u32,
+    last_seen: u32,
+    /// Milliseconds since the origin, plus one (0: none yet).
+    last_request_ms: u64,
+    /// When the tokens were last counted (ms + 1; 0: never).
+    tokens_at_ms: u64,
+    /// Tokens left in the client's bucket.
+    tokens: f32,
+    /// When the client was last sent a kiss-o'-death, seconds + 1 (0: never).
+    last_kiss: u32,
+}
+
+/// A record as stored: plain words, so the table is allocated zeroed (untouched pages cost no
+/// memory until clients arrive).
+type Packed = [u64; 5];
+
+impl From<Packed> for Record {
+    fn from(words: Packed) -> Self {
+        let high = |word: u64| (word >> 32) as u32;
+        let low = |word: u64| word as u32;
+        Self {
+            requests: high(words[0]),
+            rate_limited: low(words[0]),
+            first_seen: high(words[1]),
+            last_seen: low(words[1]),
+            last_request_ms: words[2],
+            tokens_at_ms: words[3],
+            tokens: f32::from_bits(high(words[4])),
+            last_kiss: low(words[4]),
+        }
+    }
+}
+
+impl From<Record> for Packed {
+    fn from(record: Record) -> Self {
+        let join = |high: u32, low: u32| (u64::from(high) << 32) | u64::from(low);
+        [
+            join(record.requests, record.rate_limited),
+            join(record.first_seen, record.last_seen),
+            record.last_request_ms,
+            record.tokens_at_ms,
+            join(record.tokens.to_bits(), record.last_kiss),
+        ]
+    }
+}
+
+/// The log: slot keys (scanned a bucket at a time) and the records they own.
 #[derive(Debug, Clone)]
 pub struct ClientLog {
-    /// 0 for an empty slot, 4 or 6.
-    family: Vec<u8>,
-    address: Vec<u128>,
-    requests: Vec<u32>,
-    rate_limited: Vec<u32>,
-    /// Seconds since the origin.
-    first_seen: Vec<u32>,
-    last_seen: Vec<u32>,
-    /// Milliseconds since the origin, plus one (0: none yet).
-    last_request_ms: Vec<u64>,
-    /// Tokens left in the client's bucket, and when they were counted (ms + 1).
-    tokens: Vec<f32>,
-    tokens_at_ms: Vec<u64>,
-    /// When the client was last sent a kiss-o'-death, seconds + 1 (0: never).
-    last_kiss: Vec<u32>,
+    /// The client's address as an IPv6 address (IPv4 ones mapped, `::ffff:a.b.c.d`); 0 (`::`,
+    /// never a source address) marks an empty slot.
+    keys: Vec<u128>,
+    records: Vec<Packed>,
     buckets: usize,
     hash_key: u64,
 }
 
-fn key_of(address: IpAddr) -> (u8, u128) {
+fn key_of(address: IpAddr) -> u128 {
     match address {
-        IpAddr::V4(v4) => (4, u128::from(u32::from(v4))),
-        IpAddr::V6(v6) => (6, u128::from(v6)),
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
     }
+}
+
+fn address_of(key: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(key);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 fn seconds(now: Monotonic) -> u32 {
@@ -88,58 +135,43 @@ impl ClientLog {
     pub fn new(capacity: usize, hash_key: u64) -> Self {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         let slots = buckets * WAYS;
-        Self {
-            family: vec![0; slots],
-            address: vec![0; slots],
-            requests: vec![0; slots],
-            rate_limited: vec![0; slots],
-            first_seen: vec![0; slots],
-            last_seen: vec![0; slots],
-            last_request_ms: vec![0; slots],
-            tokens: vec![0.0; slots],
-            tokens_at_ms: vec![0; slots],
-            last_kiss: vec![0; slots],
-            buckets,
-            hash_key,
-        }
+        Self { keys: vec![0; slots], records: vec![[0; 5]; slots], buckets, hash_key }
     }
 
     pub fn capacity(&self) -> usize {
-        self.family.len()
+        self.keys.len()
     }
 
-    fn bucket_start(&self, family: u8, address: u128) -> usize {
+    fn bucket_start(&self, key: u128) -> usize {
         let mut hasher = DefaultHasher::new();
         self.hash_key.hash(&mut hasher);
-        family.hash(&mut hasher);
-        address.hash(&mut hasher);
+        key.hash(&mut hasher);
         ((hasher.finish() as usize) & (self.buckets - 1)) * WAYS
     }
 
     /// Counts a request from `address` at `now` and returns its place.
     pub fn record(&mut self, now: Monotonic, address: IpAddr) -> ClientIndex {
-        let (family, bits) = key_of(address);
-        let start = self.bucket_start(family, bits);
-        let range = start..start + WAYS;
-        let index = range
-            .clone()
-            .find(|&i| self.family[i] == family && self.address[i] == bits)
-            .or_else(|| range.clone().find(|&i| self.family[i] == 0))
-            // Full: the least recently seen client makes room.
-            .unwrap_or_else(|| range.min_by_key(|&i| self.last_seen[i]).unwrap_or(start));
-        let now_seconds = seconds(now);
-        if self.family[index] != family || self.address[index] != bits {
-            self.family[index] = family;
-            self.address[index] = bits;
-            self.requests[index] = 0;
-            self.rate_limited[index] = 0;
-            self.first_seen[index] = now_seconds;
-            self.last_request_ms[index] = 0;
-            self.tokens_at_ms[index] = 0;
-            self.last_kiss[index] = 0;
-        }
-        self.requests[index] = self.requests[index].saturating_add(1);
-        self.last_seen[index] = now_seconds;
+        let key = key_of(address);
+        let start = self.bucket_start(key);
+        let keys = &self.keys[start..start + WAYS];
+        let index = match keys.iter().position(|&k| k == key) {
+            Some(way) => start + way,
+            None => {
+                let way = keys.iter().position(|&k| k == 0).unwrap_or_else(|| {
+                    // Full: the least recently seen client makes room.
+                    let records = &self.records[start..start + WAYS];
+                    (0..WAYS).min_by_key(|&way| Record::from(records[way]).last_seen).unwrap_or(0)
+                });
+                self.keys[start + way] = key;
+                self.records[start + way] =
+                    Record { first_seen: seconds(now), ..Record::default() }.into();
+                start + way
+            }
+        };
+        let mut record = Record::from(self.records[index]);
+        record.requests = record.requests.saturating_add(1);
+        record.last_seen = seconds(now);
+        self.records[index] = record.into();
         ClientIndex(index)
     }
 
@@ -147,25 +179,31 @@ impl ClientLog {
     /// rate-limited. A token bucket of `burst` refilled every `average` seconds, and at least
     /// `minimum` seconds since the client's previous request (answered or not).
     pub fn within_limit(&mut self, index: ClientIndex, now: Monotonic, limit: &RateLimit) -> bool {
-        let i = index.0;
+        let mut record = Record::from(self.records[index.0]);
+        let within = Self::take_token(&mut record, now, limit);
+        self.records[index.0] = record.into();
+        within
+    }
+
+    fn take_token(record: &mut Record, now: Monotonic, limit: &RateLimit) -> bool {
         let now_ms = millis_plus_one(now);
-        let previous = std::mem::replace(&mut self.last_request_ms[i], now_ms);
-        if self.tokens_at_ms[i] == 0 {
+        let previous = std::mem::replace(&mut record.last_request_ms, now_ms);
+        if record.tokens_at_ms == 0 {
             // A new client starts with a full bucket.
-            self.tokens[i] = limit.burst as f32;
+            record.tokens = limit.burst as f32;
         } else {
-            let elapsed = now_ms.saturating_sub(self.tokens_at_ms[i]) as f64 / 1e3;
-            self.tokens[i] =
-                (f64::from(self.tokens[i]) + elapsed / limit.average).min(limit.burst) as f32;
+            let elapsed = now_ms.saturating_sub(record.tokens_at_ms) as f64 / 1e3;
+            record.tokens =
+                (f64::from(record.tokens) + elapsed / limit.average).min(limit.burst) as f32;
         }
-        self.tokens_at_ms[i] = now_ms;
+        record.tokens_at_ms = now_ms;
         let gap = now_ms.saturating_sub(previous) as f64 / 1e3;
         let spaced = previous == 0 || gap >= 0.9 * limit.minimum;
-        if spaced && self.tokens[i] >= 1.0 {
-            self.tokens[i] -= 1.0;
+        if spaced && record.tokens >= 1.0 {
+            record.tokens -= 1.0;
             true
         } else {
-            self.rate_limited[i] = self.rate_limited[i].saturating_add(1);
+            record.rate_limited = record.rate_limited.saturating_add(1);
             false
         }
     }
@@ -173,30 +211,28 @@ impl ClientLog {
     /// Whether the client at `index` may be sent a kiss-o'-death now: at most one every
     /// `interval` seconds, so the kisses themselves cannot be used to flood anyone.
     pub fn may_kiss(&mut self, index: ClientIndex, now: Monotonic, interval: u32) -> bool {
-        let i = index.0;
+        let mut record = Record::from(self.records[index.0]);
         let now_plus_one = seconds(now).saturating_add(1);
-        if self.last_kiss[i] != 0 && now_plus_one.saturating_sub(self.last_kiss[i]) < interval {
+        if record.last_kiss != 0 && now_plus_one.saturating_sub(record.last_kiss) < interval {
             return false;
         }
-        self.last_kiss[i] = now_plus_one;
+        record.last_kiss = now_plus_one;
+        self.records[index.0] = record.into();
         true
     }
 
     /// The `limit` clients with the most requests, busiest first.
     pub fn busiest(&self, now: Monotonic, limit: usize) -> Vec<ClientSummary> {
         let now_seconds = seconds(now);
-        let mut clients: Vec<ClientSummary> = (0..self.capacity())
-            .filter(|&i| self.family[i] != 0)
-            .map(|i| ClientSummary {
-                address: if self.family[i] == 4 {
-                    IpAddr::from((self.address[i] as u32).to_be_bytes())
-                } else {
-                    IpAddr::from(self.address[i].to_be_bytes())
-                },
-                requests: self.requests[i],
-                rate_limited: self.rate_limited[i],
-                last_seen_ago: now_seconds.saturating_sub(self.last_seen[i]),
-                first_seen_ago: now_seconds.saturating_sub(self.first_seen[i]),
+        let mut clients: Vec<ClientSummary> = (self.keys.iter().zip(&self.records))
+            .filter(|(key, _)| **key != 0)
+            .map(|(&key, &record)| (key, Record::from(record)))
+            .map(|(key, record)| ClientSummary {
+                address: address_of(key),
+                requests: record.requests,
+                rate_limited: record.rate_limited,
+                last_seen_ago: now_seconds.saturating_sub(record.last_seen),
+                first_seen_ago: now_seconds.saturating_sub(record.first_seen),
             })
             .collect();
         clients.sort_by(|a, b| {

@@ -1,0 +1,471 @@
+//! The side-by-side server benchmark: each server (ours, chronyd, NTPsec, ntpd-rs and the UDP echo
+//! ceiling) runs alone in a network namespace of its own under `setpriv --bounding-set -sys_time`,
+//! and the load generator, inside the same namespace, asks it on loopback. Measured per server:
+//! idle memory and wakeups, CPU per answer and latency at a fixed rate, the highest rate answered
+//! with under 1 % loss on a rate ladder, and peak memory.
+
+use crate::load::LoadReport;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use syhub_ntp_testkit::{NetNs, Process, TempDir, path_str, run_with_timeout};
+
+/// The programs compared; a missing one is left out of the table with the reason.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    pub syhub: PathBuf,
+    pub load: PathBuf,
+    pub echo: PathBuf,
+    pub chronyd: Option<PathBuf>,
+    pub ntpsec: Option<PathBuf>,
+    pub ntpd_rs: Option<PathBuf>,
+}
+
+/// How long and how hard.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Idle time watched for wakeups (all servers at once).
+    pub idle: Duration,
+    /// Length of each rate step.
+    pub step: Duration,
+    /// The fixed rate at which CPU per answer and latency are compared.
+    pub fixed_rate: f64,
+    /// First rung of the ladder.
+    pub ladder_start: f64,
+    /// Loss under which a rate counts as served.
+    pub max_loss: f64,
+    /// Distinct client addresses the load comes from.
+    pub clients: u32,
+    /// Socket receive buffer every server gets, bytes (the kernel's default, which the others use).
+    pub receive_buffer: usize,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60),
+            step: Duration::from_secs(2),
+            fixed_rate: 50_000.0,
+            ladder_start: 20_000.0,
+            max_loss: 0.01,
+            clients: 4096,
+            receive_buffer: 212_992,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Ours with this many serving threads.
+    Syhub(u8),
+    /// Ours on the embedded default config, idle only.
+    SyhubDefault,
+    Chronyd,
+    Ntpsec,
+    NtpdRs,
+    Echo,
+}
+
+impl Kind {
+    pub fn name(self) -> String {
+        match self {
+            Kind::Syhub(1) => "syhub-ntp, 1 thread".into(),
+            Kind::Syhub(n) => format!("syhub-ntp, {n} threads"),
+            Kind::SyhubDefault => "syhub-ntp, default config".into(),
+            Kind::Chronyd => "chronyd".into(),
+            Kind::Ntpsec => "NTPsec ntpd".into(),
+            Kind::NtpdRs => "ntpd-rs".into(),
+            Kind::Echo => "UDP echo".into(),
+        }
+    }
+}
+
+/// One server's results.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub kind: Kind,
+    pub binary_bytes: u64,
+    pub idle_rss_kb: u64,
+    pub idle_wakeups_per_s: f64,
+    /// At the fixed rate.
+    pub fixed: LoadReport,
+    /// Server CPU time per answer at the fixed rate, µs.
+    pub cpu_per_answer_us: f64,
+    /// Highest rate of the ladder answered with under the loss limit, and whether the load tool
+    /// (not the server) stopped the ladder by not reaching the next rung.
+    pub max_rate: f64,
+    pub tool_limited: bool,
+    pub ladder: Vec<(f64, f64)>,
+    pub peak_rss_kb: u64,
+}
+
+/// A server running in its namespace.
+struct Running {
+    process: Process,
+    ns: NetNs,
+    _dir: TempDir,
+}
+
+fn proc_status_kb(pid: i32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time (ns) and times scheduled, summed over every thread of `pid`.
+fn schedstat(pid: i32) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return total };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        if let [cpu, _, runs] = fields[..] {
+            total.0 += cpu;
+            total.1 += runs;
+        }
+    }
+    total
+}
+
+fn start(kind: Kind, programs: &Programs, plan: &Plan) -> Result<Running, String> {
+    let ns = NetNs::new("bench");
+    let dir = TempDir::new("bench");
+    let mut command = match kind {
+        Kind::Syhub(_) | Kind::SyhubDefault => {
+            let config = syhub_config(kind, &programs.syhub, &dir, plan)?;
+            let mut command = ns.command(path_str(&programs.syhub));
+            command.args(["run", "--config"]).arg(config);
+            command
+        }
+        Kind::Chronyd => {
+            let chronyd = programs.chronyd.as_ref().ok_or("chronyd not found")?;
+            let config = format!(
+                "port 123\nlocal stratum 10\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n",
+                path_str(&dir.0.join("chronyd.pid"))
+            );
+            let path = dir.write("chrony.conf", &config);
+            let mut command = ns.command(path_str(chronyd));
+            command.args(["-x", "-d", "-u", "root", "-f"]).arg(path);
+            command
+        }
+        Kind::Ntpsec => {
+            let ntpd = programs.ntpsec.as_ref().ok_or("NTPsec's ntpd not found")?;
+            let config = format!(
+                "restrict default\nrestrict -6 default\ndisable ntp\ndriftfile {}\n",
+                path_str(&dir.0.join("drift"))
+            );
+            let path = dir.write("ntp.conf", &config);
+            let mut command = ns.command(path_str(ntpd));
+            command.args(["-n", "-c"]).arg(path);
+            command
+        }
+        Kind::NtpdRs => {
+            let daemon = programs.ntpd_rs.as_ref().ok_or("ntpd-rs not found")?;
+            let config = "[observability]\nlog-level = \"warn\"\n\n[[server]]\nlisten = \"0.0.0.0:123\"\n\n\
+                          [synchronization]\nlocal-stratum = 1\n";
+            let path = dir.write("ntp.toml", config);
+            let mut command = ns.command(path_str(daemon));
+            command.arg("-c").arg(path);
+            command
+        }
+        Kind::Echo => {
+            let mut command = ns.command(path_str(&programs.echo));
+            command.arg("127.0.0.1:123");
+            command
+        }
+    };
+    command.current_dir(&dir.0);
+    let process = Process::spawn(command);
+    let running = Running { process, ns, _dir: dir };
+    // Ready when it answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = load(&running, programs, 200.0, Duration::from_millis(200), 1, 1);
+        if probe.as_ref().is_ok_and(|r| r.answered > 0) {
+            return Ok(running);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} did not answer within 15 s: {}\n{}",
+                kind.name(),
+                probe.err().unwrap_or_default(),
+                running.process.log()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The embedded default config, with only what keeps it off this machine's own files changed
+/// (control socket, drift file). For the load: the thread count, the same receive buffer as the
+/// others, the local clock served at stratum 10 (as chronyd's `local stratum 10`) and a rate limit
+/// that stays on but lets each emulated client ask 1000 times a second.
+fn syhub_config(kind: Kind, syhub: &Path, dir: &TempDir, plan: &Plan) -> Result<PathBuf, String> {
+    let output = Command::new(syhub)
+        .args(["config", "default"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", syhub.display()))?;
+    let mut config = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut edits = vec![
+        (
+            "/run/syhub-ntp/control.sock".to_owned(),
+            path_str(&dir.0.join("control.sock")).to_owned(),
+        ),
+        ("/var/lib/syhub-ntp/drift".to_owned(), path_str(&dir.0.join("drift")).to_owned()),
+    ];
+    if let Kind::Syhub(threads) = kind {
+        for (from, to) in [
+            ("\nthreads = 0\n".to_owned(), format!("\nthreads = {threads}\n")),
+            (
+                "\nreceive_buffer = 4194304\n".to_owned(),
+                format!("\nreceive_buffer = {}\n", plan.receive_buffer),
+            ),
+            ("\naverage = 8\n".to_owned(), "\naverage = 0.001\n".to_owned()),
+            ("\nminimum = 2\n".to_owned(), "\nminimum = 0\n".to_owned()),
+            ("\nburst = 8\n".to_owned(), "\nburst = 1000\n".to_owned()),
+            ("\nmode = \"holdover\"\n".to_owned(), "\nmode = \"always\"\n".to_owned()),
+        ] {
+            edits.push((from, to));
+        }
+    }
+    for (from, to) in edits {
+        if !config.contains(&from) {
+            return Err(format!("the default config no longer has {from:?}: update the benchmark"));
+        }
+        config = config.replacen(&from, &to, 1);
+    }
+    Ok(dir.write("config.toml", &config))
+}
+
+/// Runs the load generator inside the server's namespace.
+fn load(
+    server: &Running,
+    programs: &Programs,
+    rate: f64,
+    duration: Duration,
+    clients: u32,
+    batch: usize,
+) -> Result<LoadReport, String> {
+    let mut command = server.ns.command(path_str(&programs.load));
+    command.args([
+        "--server",
+        "127.0.0.1:123",
+        "--rate",
+        &rate.to_string(),
+        "--duration",
+        &duration.as_secs_f64().to_string(),
+        "--clients",
+        &clients.to_string(),
+        "--batch",
+        &batch.to_string(),
+        "--json",
+    ]);
+    let output = run_with_timeout(command, duration + Duration::from_secs(20));
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("load tool output: {e}"))?;
+    serde_json::from_value(value).map_err(|e| format!("load tool output: {e}"))
+}
+
+/// Measures every server in turn; `report` is told of each step as it happens.
+pub fn run(
+    kinds: &[Kind],
+    programs: &Programs,
+    plan: &Plan,
+    report: &mut dyn FnMut(&str),
+) -> Outcome {
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    let mut idle_default = None;
+    // Idle first, all at once: memory and wakeups of servers left alone.
+    let mut idle = Vec::new();
+    for &kind in kinds {
+        match start(kind, programs, plan) {
+            Ok(running) => idle.push((kind, running)),
+            Err(error) => skipped.push(format!("{}: {error}", kind.name())),
+        }
+    }
+    report(&format!("idle: watching {} servers for {} s", idle.len(), plan.idle.as_secs()));
+    std::thread::sleep(Duration::from_secs(2));
+    let before: Vec<(u64, u64)> = idle.iter().map(|(_, r)| schedstat(r.process.pid())).collect();
+    std::thread::sleep(plan.idle);
+    for ((kind, running), before) in idle.into_iter().zip(before) {
+        let pid = running.process.pid();
+        let after = schedstat(pid);
+        let idle_rss_kb = proc_status_kb(pid, "VmRSS:");
+        let wakeups = (after.1 - before.1) as f64 / plan.idle.as_secs_f64();
+        report(&format!("{}: idle RSS {idle_rss_kb} kB, {wakeups:.2} wakeups/s", kind.name()));
+        if kind == Kind::SyhubDefault {
+            idle_default = Some((idle_rss_kb, wakeups));
+            continue;
+        }
+        match measure(kind, running, programs, plan, report) {
+            Ok(mut row) => {
+                row.idle_rss_kb = idle_rss_kb;
+                row.idle_wakeups_per_s = wakeups;
+                rows.push(row);
+            }
+            Err(error) => skipped.push(format!("{}: {error}", kind.name())),
+        }
+    }
+    Outcome { rows, skipped, idle_default }
+}
+
+/// Everything one run measured.
+pub struct Outcome {
+    pub rows: Vec<Row>,
+    /// Servers left out, and why.
+    pub skipped: Vec<String>,
+    /// Ours idle on the embedded default config: RSS kB and wakeups per second.
+    pub idle_default: Option<(u64, f64)>,
+}
+
+fn measure(
+    kind: Kind,
+    running: Running,
+    programs: &Programs,
+    plan: &Plan,
+    report: &mut dyn FnMut(&str),
+) -> Result<Row, String> {
+    let pid = running.process.pid();
+    let binary_bytes = binary_size(kind, programs);
+    // A fixed, even rate (one request per send) for CPU and latency.
+    let before = schedstat(pid);
+    let fixed = load(&running, programs, plan.fixed_rate, Duration::from_secs(3), plan.clients, 1)?;
+    let after = schedstat(pid);
+    let cpu_per_answer_us = (after.0 - before.0) as f64 / 1e3 / fixed.answered.max(1) as f64;
+    report(&format!(
+        "{}: at {:.0}/s: {:.2} µs CPU per answer, loss {:.3} %, latency p99 {:.1} µs, processing p99 {:.1} µs",
+        kind.name(),
+        plan.fixed_rate,
+        cpu_per_answer_us,
+        fixed.loss * 100.0,
+        fixed.latency_us.p99,
+        fixed.processing_us.p99
+    ));
+    // The ladder: up by a quarter while served, then in steps of 4 % from the last rate served.
+    let mut ladder = Vec::new();
+    let mut step = |rate: f64, ladder: &mut Vec<(f64, f64)>| -> Result<LoadReport, String> {
+        let result = load(&running, programs, rate, plan.step, plan.clients, 16)?;
+        ladder.push((rate, result.loss));
+        report(&format!(
+            "{}: {rate:.0}/s sent {:.0}/s, answered {:.0}/s, loss {:.2} %",
+            kind.name(),
+            result.send_rate,
+            result.answer_rate,
+            result.loss * 100.0
+        ));
+        Ok(result)
+    };
+    let served = |r: &LoadReport| r.loss < plan.max_loss;
+    let reached = |r: &LoadReport, rate: f64| r.send_rate >= 0.97 * rate;
+    let mut best = 0.0;
+    let mut rate = plan.ladder_start;
+    let mut tool_limited = false;
+    let failed_at = loop {
+        let result = step(rate, &mut ladder)?;
+        if !reached(&result, rate) {
+            tool_limited = served(&result);
+            break rate;
+        }
+        if !served(&result) {
+            break rate;
+        }
+        best = rate;
+        rate *= 1.25;
+        if rate > 5e6 {
+            break rate;
+        }
+    };
+    if best > 0.0 && !tool_limited {
+        let mut rate = best * 1.04;
+        while rate < failed_at {
+            let result = step(rate, &mut ladder)?;
+            if !served(&result) || !reached(&result, rate) {
+                tool_limited = served(&result);
+                break;
+            }
+            best = rate;
+            rate *= 1.04;
+        }
+    }
+    let peak_rss_kb = proc_status_kb(pid, "VmHWM:");
+    Ok(Row {
+        kind,
+        binary_bytes,
+        idle_rss_kb: 0,
+        idle_wakeups_per_s: 0.0,
+        fixed,
+        cpu_per_answer_us,
+        max_rate: best,
+        tool_limited,
+        ladder,
+        peak_rss_kb,
+    })
+}
+
+fn binary_size(kind: Kind, programs: &Programs) -> u64 {
+    let path = match kind {
+        Kind::Syhub(_) | Kind::SyhubDefault => Some(&programs.syhub),
+        Kind::Chronyd => programs.chronyd.as_ref(),
+        Kind::Ntpsec => programs.ntpsec.as_ref(),
+        Kind::NtpdRs => programs.ntpd_rs.as_ref(),
+        Kind::Echo => Some(&programs.echo),
+    };
+    path.and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len())
+}
+
+/// Memory with a full client table: requests from more addresses than the table holds.
+pub fn full_table_rss(programs: &Programs, plan: &Plan) -> Result<(u64, LoadReport), String> {
+    let running = start(Kind::Syhub(1), programs, plan)?;
+    let result = load(&running, programs, plan.fixed_rate, Duration::from_secs(5), 131_072, 16)?;
+    Ok((proc_status_kb(running.process.pid(), "VmHWM:"), result))
+}
+
+/// The comparison as one table, with our ratios to each.
+pub fn table(rows: &[Row], plan: &Plan) -> String {
+    // Ours: the thread count that served most.
+    let ours = rows
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Syhub(_)))
+        .max_by(|a, b| a.max_rate.total_cmp(&b.max_rate));
+    let mut out = format!(
+        "| server | answers/s, <{:.0} % loss | syhub-ntp ÷ it | CPU µs/answer at {:.0}k/s | it ÷ syhub-ntp | \
+         latency p99 µs | processing p99 µs | stamp→wire p99 µs | idle RSS | peak RSS | idle wakeups/s | binary |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        plan.max_loss * 100.0,
+        plan.fixed_rate / 1e3
+    );
+    for row in rows {
+        let throughput_ratio =
+            ours.map_or(String::new(), |o| format!("{:.2}", o.max_rate / row.max_rate));
+        let cpu_ratio = ours.map_or(String::new(), |o| {
+            format!("{:.2}", row.cpu_per_answer_us / o.cpu_per_answer_us)
+        });
+        let ntp = row.kind != Kind::Echo;
+        let or_dash = |value: f64| if ntp { format!("{value:.1}") } else { "–".into() };
+        out.push_str(&format!(
+            "| {} | {:.0}{} | {} | {:.2} | {} | {:.1} | {} | {} | {:.1} MB | {:.1} MB | {:.2} | {:.1} MB |\n",
+            row.kind.name(),
+            row.max_rate,
+            if row.tool_limited { " (tool-limited)" } else { "" },
+            throughput_ratio,
+            row.cpu_per_answer_us,
+            cpu_ratio,
+            row.fixed.latency_us.p99,
+            or_dash(row.fixed.processing_us.p99),
+            or_dash(row.fixed.stamp_to_wire_us.p99),
+            row.idle_rss_kb as f64 / 1024.0,
+            row.peak_rss_kb as f64 / 1024.0,
+            row.idle_wakeups_per_s,
+            row.binary_bytes as f64 / 1e6,
+        ));
+    }
+    out
+}
