@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
-need_packages chrony iproute2 util-linux
+need_packages chrony iproute2 util-linux musl-tools
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/syhub-ntp-bench"
 mkdir -p "$cache/ntpsec"
@@ -25,10 +25,13 @@ if [ ! -x "$cache/ntpd-rs/bin/ntp-daemon" ]; then
         --target-dir "$cache/ntpd-rs-build"
 fi
 
-cargo build --release --bins -p syhub-ntp -p syhub-ntp-bench
+# The daemon as shipped: a static musl build (scripts/package.sh); the tools as usual.
+. scripts/static_build.sh
+static_binary=$(build_static_binary)
+cargo build --release --bins -p syhub-ntp-bench
 echo "$(date -u +%Y-%m-%d) on $(nproc) cores of $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)" >&2
 exec target/release/syhub-ntp-bench \
-    --syhub target/release/syhub-ntp \
+    --syhub "$static_binary" \
     --chronyd "$(command -v chronyd)" \
     --ntpsec "$cache/ntpsec/root/usr/sbin/ntpd" \
     --ntpd-rs "$cache/ntpd-rs/bin/ntp-daemon" \

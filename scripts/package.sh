@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Builds the Debian package with cargo-deb (installed when missing) and checks that it holds the
 # binary, the units, the sysusers entry, the default config and the docs, and that it takes the
-# place of other time daemons. Pass --target TRIPLE to build for a Raspberry Pi (see README).
+# place of other time daemons. Without arguments it packages the static musl build for this
+# machine (scripts/static_build.sh); pass --target TRIPLE to build for a Raspberry Pi (see README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/packages.sh
+. scripts/static_build.sh
 
 if ! cargo deb --version >/dev/null 2>&1; then
   echo "scripts/package.sh: installing cargo-deb"
   cargo install cargo-deb --locked
 fi
 
+if [ $# -eq 0 ]; then
+  build_static_binary >/dev/null
+  set -- --target "$(static_target)"
+fi
 cargo deb --locked "$@"
 deb="$(ls -t target/debian/*.deb target/*/debian/*.deb 2>/dev/null | head -n 1 || true)"
 [ -n "$deb" ] || { echo "scripts/package.sh: cargo deb made no package" >&2; exit 1; }
@@ -34,4 +41,10 @@ for field in "Provides: time-daemon" "Conflicts: time-daemon" "postinst" "prerm"
 done
 [ "$missing" -eq 0 ]
 dpkg-deb --field "$deb" Package Version Architecture Installed-Size Depends
+binary_size="$(dpkg-deb --fsys-tarfile "$deb" | tar -tvf - ./usr/bin/syhub-ntp | awk '{print $3}')"
+echo "== /usr/bin/syhub-ntp: $binary_size bytes"
+if [ "$binary_size" -gt 4000000 ]; then
+  echo "scripts/package.sh: the daemon is over 4 MB ($binary_size bytes)" >&2
+  exit 1
+fi
 echo "== package OK: $deb ($(stat -c %s "$deb") bytes)"

@@ -393,3 +393,63 @@ fn config_default_prints_a_config_that_checks() {
     );
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Times each serving thread of `pid` has been scheduled.
+fn serving_thread_runs(pid: i32) -> Vec<u64> {
+    let mut runs = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.starts_with("ntp-serve") {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap();
+            runs.push(stat.split_whitespace().nth(2).unwrap().parse().unwrap());
+        }
+    }
+    runs
+}
+
+/// Sends one request from each socket, then collects what comes back within a second: the
+/// answers carrying time (stratum above 0) and the kisses.
+fn ask_from_each(sockets: &[UdpSocket], server: &str) -> (usize, usize) {
+    for socket in sockets {
+        socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        socket.send_to(&raw_request(0, 4, 3, 6, ntp_now()), server).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut timed, mut kisses) = (0, 0);
+    for socket in sockets {
+        let mut buf = [0u8; 128];
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            if parse_reply(&buf[..len]).stratum == 0 { kisses += 1 } else { timed += 1 }
+        }
+    }
+    (timed, kisses)
+}
+
+#[test]
+fn serving_threads_share_the_port_spread_the_clients_and_keep_one_rate_limit_per_client() {
+    let ns = NetNs::new("threads");
+    let config = |rate_limited: bool| {
+        format!(
+            "source = []\n[server]\nlisten = [\"127.0.0.1:123\"]\nthreads = 3\nreceive_buffer = 65536\n\
+             [server.rate_limit]\nenabled = {rate_limited}\n[clock]\nmode = \"observe\"\n\
+             drift_file = \"@DIR@/drift\"\n[local]\nmode = \"always\"\n[control]\nsocket = \"@DIR@/control.sock\"\n"
+        )
+    };
+    // 120 clients on distinct source ports: every one answered, by more than one thread.
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config(false));
+    let before = serving_thread_runs(daemon.process.pid());
+    assert_eq!(before.len(), 3, "one serving thread per configured thread");
+    let sockets: Vec<UdpSocket> = (0..120).map(|_| ns.udp_socket("127.0.0.1:0")).collect();
+    assert_eq!(ask_from_each(&sockets, "127.0.0.1:123"), (120, 0));
+    let after = serving_thread_runs(daemon.process.pid());
+    let busy = before.iter().zip(&after).filter(|(b, a)| a > b).count();
+    assert!(busy >= 2, "the kernel spread the clients over the sockets: {before:?} -> {after:?}");
+    daemon.stop();
+
+    // One address asking from 40 ports at once is one client to the rate limit, whichever thread
+    // each request reaches: one answer with time, one kiss, the rest dropped.
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config(true));
+    let sockets: Vec<UdpSocket> = (0..40).map(|_| ns.udp_socket("127.0.0.1:0")).collect();
+    assert_eq!(ask_from_each(&sockets, "127.0.0.1:123"), (1, 1));
+    daemon.stop();
+}

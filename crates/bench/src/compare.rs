@@ -44,7 +44,7 @@ impl Default for Plan {
     fn default() -> Self {
         Self {
             idle: Duration::from_secs(60),
-            step: Duration::from_secs(2),
+            step: Duration::from_secs(3),
             fixed_rate: 50_000.0,
             ladder_start: 20_000.0,
             max_loss: 0.01,
@@ -97,6 +97,8 @@ pub struct Row {
     pub tool_limited: bool,
     pub ladder: Vec<(f64, f64)>,
     pub peak_rss_kb: u64,
+    /// User-space instructions per answer under callgrind, when valgrind could run it.
+    pub instructions: Option<f64>,
 }
 
 /// A server running in its namespace.
@@ -116,30 +118,52 @@ fn proc_status_kb(pid: i32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (ns) and times scheduled, summed over every thread of `pid`.
-fn schedstat(pid: i32) -> (u64, u64) {
-    let mut total = (0, 0);
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return total };
+/// CPU time (ns) and times scheduled of every thread of `pid`, by thread id.
+fn schedstat(pid: i32) -> Vec<(u64, u64, u64)> {
+    let mut threads = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return threads };
     for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
         let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
         let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
         if let [cpu, _, runs] = fields[..] {
-            total.0 += cpu;
-            total.1 += runs;
+            threads.push((tid, cpu, runs));
         }
     }
-    total
+    threads
+}
+
+/// CPU time (ns) and times scheduled between two readings: threads in both count their
+/// difference, threads new in the second all of theirs (a thread that ended between the two
+/// readings is missed).
+fn schedstat_delta(before: &[(u64, u64, u64)], after: &[(u64, u64, u64)]) -> (u64, u64) {
+    after.iter().fold((0, 0), |(cpu, runs), &(tid, cpu_after, runs_after)| {
+        let (cpu_before, runs_before) =
+            before.iter().find(|(t, _, _)| *t == tid).map_or((0, 0), |&(_, c, r)| (c, r));
+        (cpu + cpu_after.saturating_sub(cpu_before), runs + runs_after.saturating_sub(runs_before))
+    })
 }
 
 fn start(kind: Kind, programs: &Programs, plan: &Plan) -> Result<Running, String> {
+    start_under(kind, programs, plan, None)
+}
+
+/// Starts `kind` in a new namespace, under `valgrind ARGS` when given, and waits until it answers.
+fn start_under(
+    kind: Kind,
+    programs: &Programs,
+    plan: &Plan,
+    valgrind: Option<&[String]>,
+) -> Result<Running, String> {
     let ns = NetNs::new("bench");
     let dir = TempDir::new("bench");
-    let mut command = match kind {
+    let (program, args): (PathBuf, Vec<String>) = match kind {
         Kind::Syhub(_) | Kind::SyhubDefault => {
             let config = syhub_config(kind, &programs.syhub, &dir, plan)?;
-            let mut command = ns.command(path_str(&programs.syhub));
-            command.args(["run", "--config"]).arg(config);
-            command
+            (
+                programs.syhub.clone(),
+                vec!["run".into(), "--config".into(), path_str(&config).into()],
+            )
         }
         Kind::Chronyd => {
             let chronyd = programs.chronyd.as_ref().ok_or("chronyd not found")?;
@@ -148,41 +172,45 @@ fn start(kind: Kind, programs: &Programs, plan: &Plan) -> Result<Running, String
                 path_str(&dir.0.join("chronyd.pid"))
             );
             let path = dir.write("chrony.conf", &config);
-            let mut command = ns.command(path_str(chronyd));
-            command.args(["-x", "-d", "-u", "root", "-f"]).arg(path);
-            command
+            let args = ["-x", "-d", "-u", "root", "-f", path_str(&path)];
+            (chronyd.clone(), args.iter().map(|a| (*a).into()).collect())
         }
         Kind::Ntpsec => {
             let ntpd = programs.ntpsec.as_ref().ok_or("NTPsec's ntpd not found")?;
             let config = format!(
-                "restrict default\nrestrict -6 default\ndisable ntp\ndriftfile {}\n",
+                // `restrict default` alone held each loopback client to about 20 requests (NTPsec
+                // 1.2.2); an explicit entry for 127/8 without flags lets the load through.
+                "restrict default\nrestrict -6 default\nrestrict 127.0.0.0 mask 255.0.0.0\n\
+                 disable ntp\ndriftfile {}\n",
                 path_str(&dir.0.join("drift"))
             );
             let path = dir.write("ntp.conf", &config);
-            let mut command = ns.command(path_str(ntpd));
-            command.args(["-n", "-c"]).arg(path);
-            command
+            (ntpd.clone(), vec!["-n".into(), "-c".into(), path_str(&path).into()])
         }
         Kind::NtpdRs => {
             let daemon = programs.ntpd_rs.as_ref().ok_or("ntpd-rs not found")?;
             let config = "[observability]\nlog-level = \"warn\"\n\n[[server]]\nlisten = \"0.0.0.0:123\"\n\n\
                           [synchronization]\nlocal-stratum = 1\n";
             let path = dir.write("ntp.toml", config);
-            let mut command = ns.command(path_str(daemon));
-            command.arg("-c").arg(path);
-            command
+            (daemon.clone(), vec!["-c".into(), path_str(&path).into()])
         }
-        Kind::Echo => {
-            let mut command = ns.command(path_str(&programs.echo));
-            command.arg("127.0.0.1:123");
-            command
-        }
+        Kind::Echo => (programs.echo.clone(), vec!["127.0.0.1:123".into()]),
     };
+    let mut command = match valgrind {
+        Some(valgrind_args) => {
+            let mut command = ns.command("valgrind");
+            command.args(valgrind_args).arg(&program);
+            command
+        }
+        None => ns.command(path_str(&program)),
+    };
+    command.args(&args);
     command.current_dir(&dir.0);
     let process = Process::spawn(command);
     let running = Running { process, ns, _dir: dir };
-    // Ready when it answers.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // Ready when it answers (slowly under valgrind).
+    let patience = Duration::from_secs(if valgrind.is_some() { 90 } else { 15 });
+    let deadline = Instant::now() + patience;
     loop {
         let probe = load(&running, programs, 200.0, Duration::from_millis(200), 1, 1);
         if probe.as_ref().is_ok_and(|r| r.answered > 0) {
@@ -190,7 +218,7 @@ fn start(kind: Kind, programs: &Programs, plan: &Plan) -> Result<Running, String
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "{} did not answer within 15 s: {}\n{}",
+                "{} did not answer within {patience:?}: {}\n{}",
                 kind.name(),
                 probe.err().unwrap_or_default(),
                 running.process.log()
@@ -293,13 +321,13 @@ pub fn run(
     }
     report(&format!("idle: watching {} servers for {} s", idle.len(), plan.idle.as_secs()));
     std::thread::sleep(Duration::from_secs(2));
-    let before: Vec<(u64, u64)> = idle.iter().map(|(_, r)| schedstat(r.process.pid())).collect();
+    let before: Vec<_> = idle.iter().map(|(_, r)| schedstat(r.process.pid())).collect();
     std::thread::sleep(plan.idle);
     for ((kind, running), before) in idle.into_iter().zip(before) {
         let pid = running.process.pid();
-        let after = schedstat(pid);
+        let (_, runs) = schedstat_delta(&before, &schedstat(pid));
         let idle_rss_kb = proc_status_kb(pid, "VmRSS:");
-        let wakeups = (after.1 - before.1) as f64 / plan.idle.as_secs_f64();
+        let wakeups = runs as f64 / plan.idle.as_secs_f64();
         report(&format!("{}: idle RSS {idle_rss_kb} kB, {wakeups:.2} wakeups/s", kind.name()));
         if kind == Kind::SyhubDefault {
             idle_default = Some((idle_rss_kb, wakeups));
@@ -309,6 +337,13 @@ pub fn run(
             Ok(mut row) => {
                 row.idle_rss_kb = idle_rss_kb;
                 row.idle_wakeups_per_s = wakeups;
+                match instructions_per_answer(kind, programs, plan, 3) {
+                    Ok(count) => {
+                        report(&format!("{}: {count:.0} instructions per answer", kind.name()));
+                        row.instructions = Some(count);
+                    }
+                    Err(error) => report(&format!("{}: callgrind: {error}", kind.name())),
+                }
                 rows.push(row);
             }
             Err(error) => skipped.push(format!("{}: {error}", kind.name())),
@@ -338,8 +373,8 @@ fn measure(
     // A fixed, even rate (one request per send) for CPU and latency.
     let before = schedstat(pid);
     let fixed = load(&running, programs, plan.fixed_rate, Duration::from_secs(3), plan.clients, 1)?;
-    let after = schedstat(pid);
-    let cpu_per_answer_us = (after.0 - before.0) as f64 / 1e3 / fixed.answered.max(1) as f64;
+    let (cpu, _) = schedstat_delta(&before, &schedstat(pid));
+    let cpu_per_answer_us = cpu as f64 / 1e3 / fixed.answered.max(1) as f64;
     report(&format!(
         "{}: at {:.0}/s: {:.2} µs CPU per answer, loss {:.3} %, latency p99 {:.1} µs, processing p99 {:.1} µs",
         kind.name(),
@@ -365,33 +400,37 @@ fn measure(
     };
     let served = |r: &LoadReport| r.loss < plan.max_loss;
     let reached = |r: &LoadReport, rate: f64| r.send_rate >= 0.97 * rate;
+    // Up by a quarter while served (a failed rung is tried once more: the machine is noisy),
+    // then every 4 % between the last rung served and the first failed; the best rate served
+    // counts.
     let mut best = 0.0;
     let mut rate = plan.ladder_start;
     let mut tool_limited = false;
-    let failed_at = loop {
-        let result = step(rate, &mut ladder)?;
+    let mut failed_at = f64::INFINITY;
+    while rate <= 5e6 {
+        let mut result = step(rate, &mut ladder)?;
+        if reached(&result, rate) && !served(&result) {
+            result = step(rate, &mut ladder)?;
+        }
         if !reached(&result, rate) {
             tool_limited = served(&result);
-            break rate;
+            failed_at = rate;
+            break;
         }
         if !served(&result) {
-            break rate;
+            failed_at = rate;
+            break;
         }
         best = rate;
         rate *= 1.25;
-        if rate > 5e6 {
-            break rate;
-        }
-    };
+    }
     if best > 0.0 && !tool_limited {
         let mut rate = best * 1.04;
         while rate < failed_at {
             let result = step(rate, &mut ladder)?;
-            if !served(&result) || !reached(&result, rate) {
-                tool_limited = served(&result);
-                break;
+            if served(&result) && reached(&result, rate) {
+                best = rate;
             }
-            best = rate;
             rate *= 1.04;
         }
     }
@@ -407,6 +446,7 @@ fn measure(
         tool_limited,
         ladder,
         peak_rss_kb,
+        instructions: None,
     })
 }
 
@@ -428,6 +468,61 @@ pub fn full_table_rss(programs: &Programs, plan: &Plan) -> Result<(u64, LoadRepo
     Ok((proc_status_kb(running.process.pid(), "VmHWM:"), result))
 }
 
+/// User-space instructions per answer, counted by callgrind (repeatable whatever else the machine
+/// does): the count over a load of `requests` at 2000/s, less the count over as long idle.
+pub fn instructions_per_answer(
+    kind: Kind,
+    programs: &Programs,
+    plan: &Plan,
+    seconds: u64,
+) -> Result<f64, String> {
+    let dir = TempDir::new("callgrind");
+    let out = dir.0.join("callgrind.out.%p");
+    let valgrind =
+        ["--tool=callgrind".to_owned(), format!("--callgrind-out-file={}", path_str(&out))];
+    let running = start_under(kind, programs, plan, Some(&valgrind))?;
+    let pid = running.process.pid();
+    let control = |what: &str| -> Result<(), String> {
+        let output = Command::new("callgrind_control")
+            .args([what, &pid.to_string()])
+            .output()
+            .map_err(|e| format!("callgrind_control: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into())
+        }
+    };
+    let newest_total = || -> Result<u64, String> {
+        let newest = std::fs::read_dir(&dir.0)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains('.'))
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .ok_or("no callgrind dump")?;
+        let text = std::fs::read_to_string(newest.path()).map_err(|e| e.to_string())?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("totals: ").or_else(|| l.strip_prefix("summary: ")))
+            .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| "no totals in the callgrind dump".to_owned())
+    };
+    let duration = Duration::from_secs(seconds);
+    control("-z")?;
+    std::thread::sleep(duration);
+    control("-d")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = newest_total()?;
+    control("-z")?;
+    let report = load(&running, programs, 2000.0, duration, plan.clients, 1)?;
+    control("-d")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let loaded = newest_total()?;
+    if report.answered == 0 {
+        return Err("nothing answered under callgrind".into());
+    }
+    Ok(loaded.saturating_sub(idle) as f64 / report.answered as f64)
+}
+
 /// The comparison as one table, with our ratios to each.
 pub fn table(rows: &[Row], plan: &Plan) -> String {
     // Ours: the thread count that served most.
@@ -437,8 +532,9 @@ pub fn table(rows: &[Row], plan: &Plan) -> String {
         .max_by(|a, b| a.max_rate.total_cmp(&b.max_rate));
     let mut out = format!(
         "| server | answers/s, <{:.0} % loss | syhub-ntp ÷ it | CPU µs/answer at {:.0}k/s | it ÷ syhub-ntp | \
-         latency p99 µs | processing p99 µs | stamp→wire p99 µs | idle RSS | peak RSS | idle wakeups/s | binary |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         instructions/answer | it ÷ syhub-ntp | latency p99 µs | processing p99 µs | stamp→wire p99 µs | \
+         idle RSS | peak RSS | idle wakeups/s | binary |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         plan.max_loss * 100.0,
         plan.fixed_rate / 1e3
     );
@@ -448,16 +544,23 @@ pub fn table(rows: &[Row], plan: &Plan) -> String {
         let cpu_ratio = ours.map_or(String::new(), |o| {
             format!("{:.2}", row.cpu_per_answer_us / o.cpu_per_answer_us)
         });
+        let instructions = row.instructions.map_or("–".into(), |i| format!("{i:.0}"));
+        let instructions_ratio = match (row.instructions, ours.and_then(|o| o.instructions)) {
+            (Some(theirs), Some(ours)) => format!("{:.2}", theirs / ours),
+            _ => "–".into(),
+        };
         let ntp = row.kind != Kind::Echo;
         let or_dash = |value: f64| if ntp { format!("{value:.1}") } else { "–".into() };
         out.push_str(&format!(
-            "| {} | {:.0}{} | {} | {:.2} | {} | {:.1} | {} | {} | {:.1} MB | {:.1} MB | {:.2} | {:.1} MB |\n",
+            "| {} | {:.0}{} | {} | {:.2} | {} | {} | {} | {:.1} | {} | {} | {:.1} MB | {:.1} MB | {:.2} | {:.2} MB |\n",
             row.kind.name(),
             row.max_rate,
             if row.tool_limited { " (tool-limited)" } else { "" },
             throughput_ratio,
             row.cpu_per_answer_us,
             cpu_ratio,
+            instructions,
+            instructions_ratio,
             row.fixed.latency_us.p99,
             or_dash(row.fixed.processing_us.p99),
             or_dash(row.fixed.stamp_to_wire_us.p99),

@@ -361,6 +361,7 @@ fn spawn_serving_threads(
     for (index, (socket, first)) in all.enumerate() {
         let socket = Arc::new(socket);
         serving.sockets.push(socket.clone());
+        let socket = crate::server::ServingSocket::new(socket);
         let (context, stop, alive) = (context.clone(), stop.clone(), Alive(alive.clone()));
         let thread = std::thread::Builder::new()
             .name(format!("ntp-serve-{index}"))
@@ -368,7 +369,7 @@ fn spawn_serving_threads(
             .stack_size(256 << 10)
             .spawn(move || {
                 let _alive = alive;
-                crate::server::serve_socket(&socket, context, first, &stop);
+                crate::server::serve_socket(socket, context, first, &stop);
             });
         match thread {
             Ok(thread) => serving.threads.push(thread),

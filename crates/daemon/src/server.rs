@@ -107,19 +107,36 @@ enum Verdict {
     Answer,
 }
 
-/// Serves `socket` on the calling thread until `stop` is set and the socket is shut down for
-/// reading ([`crate::net::mmsg::wake_receivers`]). `forwards_broadcasts` is set for one worker
-/// per listen address.
+/// A serving thread's socket and buffers, made before the thread starts so that the thread itself
+/// never allocates (and so gets no heap arena of its own).
+pub struct ServingSocket {
+    socket: Arc<std::net::UdpSocket>,
+    requests: ReceiveBatch,
+    replies: SendBatch,
+}
+
+impl ServingSocket {
+    pub fn new(socket: Arc<std::net::UdpSocket>) -> Self {
+        let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+        Self {
+            socket,
+            requests: ReceiveBatch::new(BATCH),
+            replies: SendBatch::new(BATCH, wildcard),
+        }
+    }
+}
+
+/// Serves on the calling thread until `stop` is set and the socket is shut down for reading
+/// ([`crate::net::mmsg::wake_receivers`]). `forwards_broadcasts` is set for one socket per listen
+/// address.
 pub fn serve_socket(
-    socket: &std::net::UdpSocket,
+    serving: ServingSocket,
     context: ServingContext,
     forwards_broadcasts: bool,
     stop: &AtomicBool,
 ) {
-    let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+    let ServingSocket { socket, mut requests, mut replies } = serving;
     let fd = socket.as_raw_fd();
-    let mut requests = ReceiveBatch::new(BATCH);
-    let mut replies = SendBatch::new(BATCH, wildcard);
     let mut worker = Worker::new(context, forwards_broadcasts);
     let mut verdicts = [Verdict::Skip; BATCH];
     // For each reply slot: the answer to stamp (None for a kiss, which carries no time of ours).

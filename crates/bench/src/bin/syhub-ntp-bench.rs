@@ -28,24 +28,29 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     idle: u64,
     /// Seconds per rate step.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 3.0)]
     step: f64,
     /// The fixed rate for CPU per answer and latency, requests per second.
     #[arg(long, default_value_t = 50_000.0)]
     fixed_rate: f64,
+    /// Only these, comma-separated: syhub, chronyd, ntpsec, ntpd-rs, echo.
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
 }
 
 fn main() {
     let args = Args::parse();
     let here = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from));
     let sibling = |name: &str| here.as_ref().map_or_else(|| PathBuf::from(name), |d| d.join(name));
+    // Servers start in scratch directories: every path must be absolute.
+    let absolute = |path: PathBuf| std::fs::canonicalize(&path).unwrap_or(path);
     let programs = Programs {
-        syhub: args.syhub,
+        syhub: absolute(args.syhub),
         load: sibling("syhub-ntp-load"),
         echo: sibling("syhub-ntp-echo"),
-        chronyd: args.chronyd,
-        ntpsec: args.ntpsec,
-        ntpd_rs: args.ntpd_rs,
+        chronyd: args.chronyd.map(absolute),
+        ntpsec: args.ntpsec.map(absolute),
+        ntpd_rs: args.ntpd_rs.map(absolute),
     };
     let plan = Plan {
         idle: Duration::from_secs(args.idle.clamp(1, 600)),
@@ -53,18 +58,23 @@ fn main() {
         fixed_rate: args.fixed_rate.clamp(1_000.0, 1e6),
         ..Plan::default()
     };
-    let kinds = [
-        Kind::SyhubDefault,
-        Kind::Syhub(1),
-        Kind::Syhub(2),
-        Kind::Chronyd,
-        Kind::Ntpsec,
-        Kind::NtpdRs,
-        Kind::Echo,
-    ];
+    let wanted = |name: &str| args.servers.is_empty() || args.servers.iter().any(|s| s == name);
+    let kinds: Vec<Kind> = [
+        ("syhub", Kind::SyhubDefault),
+        ("syhub", Kind::Syhub(1)),
+        ("syhub", Kind::Syhub(2)),
+        ("chronyd", Kind::Chronyd),
+        ("ntpsec", Kind::Ntpsec),
+        ("ntpd-rs", Kind::NtpdRs),
+        ("echo", Kind::Echo),
+    ]
+    .into_iter()
+    .filter(|(name, _)| wanted(name))
+    .map(|(_, kind)| kind)
+    .collect();
     let outcome = run(&kinds, &programs, &plan, &mut |line| eprintln!("{line}"));
     let (rows, skipped) = (outcome.rows, outcome.skipped);
-    let full = full_table_rss(&programs, &plan);
+    let full = wanted("syhub").then(|| full_table_rss(&programs, &plan));
     println!("{}", table(&rows, &plan));
     for skip in skipped {
         println!("Not measured: {skip}");
@@ -76,13 +86,14 @@ fn main() {
         );
     }
     match full {
-        Ok((kb, report)) => println!(
+        None => {}
+        Some(Ok((kb, report))) => println!(
             "syhub-ntp with a full client table (131072 addresses, table of 65536) at {:.0}/s: peak RSS {:.1} MB, loss {:.2} %",
             plan.fixed_rate,
             kb as f64 / 1024.0,
             report.loss * 100.0
         ),
-        Err(error) => println!("Full-table run failed: {error}"),
+        Some(Err(error)) => println!("Full-table run failed: {error}"),
     }
     println!();
     for row in &rows {

@@ -2,6 +2,7 @@
 //! second, loss and latency percentiles. Bounded in time and count; stops by itself.
 
 use clap::Parser;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 use syhub_ntp_bench::load::{LoadConfig, run};
@@ -37,7 +38,9 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    if !(args.duration > 0.0 && args.duration <= 600.0) || !(args.rate >= 0.0 && args.rate <= 1e8) {
+    let duration_ok = args.duration > 0.0 && args.duration <= 600.0;
+    let rate_ok = (0.0..=1e8).contains(&args.rate);
+    if !(duration_ok && rate_ok) {
         eprintln!("error: --duration must be in (0, 600] seconds and --rate in [0, 1e8]");
         std::process::exit(2);
     }
@@ -62,10 +65,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+    // A reader that went away (`| head`) is not an error of the load.
+    let mut out = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("report serialises"))
     } else {
-        println!(
+        writeln!(
+            out,
             "sent {} ({:.0}/s), answered {} ({:.0}/s), loss {:.3} %\n\
              latency µs: p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}\n\
              server processing µs: p50 {:.1}  p99 {:.1}  p99.9 {:.1}\n\
@@ -85,6 +91,6 @@ fn main() {
             report.stamp_to_wire_us.p50,
             report.stamp_to_wire_us.p99,
             report.stamp_to_wire_us.p999,
-        );
-    }
+        )
+    };
 }

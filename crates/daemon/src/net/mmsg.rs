@@ -19,8 +19,58 @@ pub const SLOT_LEN: usize = 2048;
 #[repr(C, align(8))]
 struct ControlBuffer([u8; 128]);
 
-/// One datagram's bytes.
-type Slot = [u8; SLOT_LEN];
+/// The bytes of a batch's datagrams, in anonymous pages mapped for it: the kernel provides them
+/// zeroed on first touch, so an idle serving thread costs no memory for slots it never used (a
+/// heap allocation may be cleared, and so touched, in full).
+struct Slots {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Slots {
+    fn new(count: usize) -> Self {
+        let len = count * SLOT_LEN;
+        // SAFETY: a private anonymous mapping of `len` bytes, owned by this value and unmapped on
+        // drop; no other mapping is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        // Out of address space: the process cannot serve; the error says why.
+        assert!(
+            base != libc::MAP_FAILED,
+            "cannot map {len} bytes for datagrams: {}",
+            io::Error::last_os_error()
+        );
+        Self { base: base.cast(), len }
+    }
+
+    fn slot(&self, index: usize) -> &[u8; SLOT_LEN] {
+        assert!((index + 1) * SLOT_LEN <= self.len);
+        // SAFETY: in bounds (asserted) of the mapping this value owns, which outlives the borrow;
+        // a shared borrow of `self` excludes writers.
+        unsafe { &*self.base.add(index * SLOT_LEN).cast::<[u8; SLOT_LEN]>() }
+    }
+
+    fn slot_mut(&mut self, index: usize) -> &mut [u8; SLOT_LEN] {
+        assert!((index + 1) * SLOT_LEN <= self.len);
+        // SAFETY: as above, with the exclusive borrow of `self` making this the only reference.
+        unsafe { &mut *self.base.add(index * SLOT_LEN).cast::<[u8; SLOT_LEN]>() }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, to which no reference outlives `self`.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
 
 /// Up to `capacity` datagrams received by one recvmmsg call.
 pub struct ReceiveBatch {
@@ -28,9 +78,14 @@ pub struct ReceiveBatch {
     iovecs: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     controls: Vec<ControlBuffer>,
-    buffers: Vec<Slot>,
+    buffers: Slots,
     filled: usize,
 }
+
+// SAFETY: the raw pointers inside (in the headers and the slots) point only into the batch's own
+// allocations, which move with it; nothing else holds them.
+unsafe impl Send for ReceiveBatch {}
+unsafe impl Send for SendBatch {}
 
 impl ReceiveBatch {
     pub fn new(capacity: usize) -> Self {
@@ -41,7 +96,7 @@ impl ReceiveBatch {
             iovecs: vec![unsafe { zeroed() }; capacity],
             names: vec![unsafe { zeroed() }; capacity],
             controls: vec![ControlBuffer([0; 128]); capacity],
-            buffers: vec![[0; SLOT_LEN]; capacity],
+            buffers: Slots::new(capacity),
             filled: 0,
         }
     }
@@ -51,8 +106,10 @@ impl ReceiveBatch {
     pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
         self.filled = 0;
         for i in 0..self.headers.len() {
-            self.iovecs[i] =
-                libc::iovec { iov_base: self.buffers[i].as_mut_ptr().cast(), iov_len: SLOT_LEN };
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.buffers.slot_mut(i).as_mut_ptr().cast(),
+                iov_len: SLOT_LEN,
+            };
             let header = &mut self.headers[i];
             header.msg_len = 0;
             let message = &mut header.msg_hdr;
@@ -100,7 +157,7 @@ impl ReceiveBatch {
             truncated: message.msg_flags & libc::MSG_TRUNC != 0,
         };
         read_control_messages(message, &mut received);
-        Some((received, &self.buffers[index][..len]))
+        Some((received, &self.buffers.slot(index)[..len]))
     }
 }
 
@@ -158,7 +215,7 @@ pub struct SendBatch {
     name_lens: Vec<libc::socklen_t>,
     controls: Vec<ControlBuffer>,
     control_lens: Vec<usize>,
-    buffers: Vec<Slot>,
+    buffers: Slots,
     lens: Vec<usize>,
     /// The socket is bound to a wildcard address, so replies must name their source address.
     wildcard: bool,
@@ -175,19 +232,19 @@ impl SendBatch {
             name_lens: vec![0; capacity],
             controls: vec![ControlBuffer([0; 128]); capacity],
             control_lens: vec![0; capacity],
-            buffers: vec![[0; SLOT_LEN]; capacity],
+            buffers: Slots::new(capacity),
             lens: vec![0; capacity],
             wildcard,
         }
     }
 
     pub fn capacity(&self) -> usize {
-        self.buffers.len()
+        self.lens.len()
     }
 
     /// The buffer of slot `index`, to write a reply into.
     pub fn buffer(&mut self, index: usize) -> &mut [u8; SLOT_LEN] {
-        &mut self.buffers[index]
+        self.buffers.slot_mut(index)
     }
 
     /// Slot `index` holds `len` bytes for `peer`, to leave from the address the request arrived on.
@@ -226,7 +283,8 @@ impl SendBatch {
 
     /// The bytes of slot `index` as addressed.
     pub fn datagram(&mut self, index: usize) -> &mut [u8] {
-        &mut self.buffers[index][..self.lens[index]]
+        let len = self.lens[index];
+        &mut self.buffers.slot_mut(index)[..len]
     }
 
     /// Sends the slots in `range` without waiting. Returns how many left, counting from the
@@ -238,7 +296,7 @@ impl SendBatch {
         }
         for i in range.clone() {
             self.iovecs[i] = libc::iovec {
-                iov_base: self.buffers[i].as_mut_ptr().cast(),
+                iov_base: self.buffers.slot_mut(i).as_mut_ptr().cast(),
                 iov_len: self.lens[i],
             };
             let header = &mut self.headers[i];
