@@ -503,7 +503,7 @@ pub fn instructions_per_answer(
         let text = std::fs::read_to_string(newest.path()).map_err(|e| e.to_string())?;
         text.lines()
             .find_map(|l| l.strip_prefix("totals: ").or_else(|| l.strip_prefix("summary: ")))
-            .and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .ok_or_else(|| "no totals in the callgrind dump".to_owned())
     };
     let duration = Duration::from_secs(seconds);
