@@ -7,7 +7,6 @@ use crate::log_limit::{LogLimiter, held_back};
 use crate::net::Received;
 use crate::net::mmsg::{ReceiveBatch, SendBatch};
 use crate::sources::HeardBroadcast;
-use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,14 +96,14 @@ struct Tally {
     send_errors: u64,
 }
 
-/// What a received datagram becomes.
+/// What a received datagram becomes (with what its receipt said, read once).
 #[derive(Clone, Copy)]
 enum Verdict {
     /// Nothing (malformed, port 0, a broadcast, or refused without a kiss).
     Skip,
     /// Refused: answer with this kiss code.
-    Kiss(ReferenceId),
-    Answer,
+    Kiss(ReferenceId, Received),
+    Answer(Received),
 }
 
 /// A serving thread's socket and buffers, made before the thread starts so that the thread itself
@@ -159,16 +158,18 @@ pub fn serve_socket(
         worker.judge(&requests, count, &mut verdicts);
         let mut pending = 0;
         for (index, verdict) in verdicts[..count].iter().enumerate() {
-            let Some((received, request)) = requests.datagram(index) else { continue };
+            let request = requests.bytes(index);
             let buffer = replies.buffer(pending);
-            let (len, stamp) = match *verdict {
+            let (len, stamp, received) = match *verdict {
                 Verdict::Skip => continue,
-                Verdict::Kiss(code) => match answer_kiss(request, code, worker.kiss_poll, buffer) {
-                    Some(len) => (len, None),
-                    None => continue,
-                },
-                Verdict::Answer => match worker.answer(&received, request, buffer) {
-                    Some(reply) => (reply.len, Some(reply)),
+                Verdict::Kiss(code, received) => {
+                    match answer_kiss(request, code, worker.kiss_poll, buffer) {
+                        Some(len) => (len, None, received),
+                        None => continue,
+                    }
+                }
+                Verdict::Answer(received) => match worker.answer(&received, request, buffer) {
+                    Some(reply) => (reply.len, Some(reply), received),
                     None => continue,
                 },
             };
@@ -235,8 +236,8 @@ impl Worker {
                 continue;
             }
             *verdict = match clients.as_deref_mut() {
-                Some(clients) => self.admit(received.peer.ip(), now, clients),
-                None => Verdict::Answer,
+                Some(clients) => self.admit(received, now, clients),
+                None => Verdict::Answer(received),
             };
         }
     }
@@ -255,12 +256,13 @@ impl Worker {
     }
 
     /// Records the client, then applies access control and its rate limit.
-    fn admit(&mut self, address: IpAddr, now: Monotonic, clients: &mut ClientLog) -> Verdict {
+    fn admit(&mut self, received: Received, now: Monotonic, clients: &mut ClientLog) -> Verdict {
+        let address = received.peer.ip();
         let index = clients.record(now, address);
         let policy = self.context.policy;
         let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
             if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
-                Verdict::Kiss(code)
+                Verdict::Kiss(code, received)
             } else {
                 Verdict::Skip
             }
@@ -275,7 +277,7 @@ impl Worker {
             self.tally.rate_limited += 1;
             return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
         }
-        Verdict::Answer
+        Verdict::Answer(received)
     }
 
     /// The protocol core's answer to an admitted request, written into `out`.

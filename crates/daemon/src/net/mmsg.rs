@@ -80,6 +80,8 @@ pub struct ReceiveBatch {
     controls: Vec<ControlBuffer>,
     buffers: Slots,
     filled: usize,
+    /// Entries whose lengths the kernel overwrote, to restore before the next receive.
+    dirty: usize,
 }
 
 // SAFETY: the raw pointers inside (in the headers and the slots) point only into the batch's own
@@ -90,7 +92,7 @@ unsafe impl Send for SendBatch {}
 impl ReceiveBatch {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self {
+        let mut batch = Self {
             // SAFETY: all-zero is a valid value of these plain C structs (null pointers, zero lengths).
             headers: vec![unsafe { zeroed() }; capacity],
             iovecs: vec![unsafe { zeroed() }; capacity],
@@ -98,45 +100,74 @@ impl ReceiveBatch {
             controls: vec![ControlBuffer([0; 128]); capacity],
             buffers: Slots::new(capacity),
             filled: 0,
+            dirty: 0,
+        };
+        // The pointers stay valid for the batch's life: the vectors are never resized and their
+        // heap storage does not move when the batch does.
+        for i in 0..capacity {
+            batch.iovecs[i] = libc::iovec {
+                iov_base: batch.buffers.slot_mut(i).as_mut_ptr().cast(),
+                iov_len: SLOT_LEN,
+            };
+            let message = &mut batch.headers[i].msg_hdr;
+            message.msg_name = (&raw mut batch.names[i]).cast();
+            message.msg_iov = &raw mut batch.iovecs[i];
+            message.msg_iovlen = 1;
+            message.msg_control = batch.controls[i].0.as_mut_ptr().cast();
+            batch.reset(i);
         }
+        batch
+    }
+
+    /// Restores the lengths the kernel overwrites when it fills entry `i`.
+    fn reset(&mut self, i: usize) {
+        let header = &mut self.headers[i];
+        header.msg_len = 0;
+        header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        header.msg_hdr.msg_controllen = size_of::<ControlBuffer>() as _;
+        header.msg_hdr.msg_flags = 0;
     }
 
     /// Waits for at least one datagram (on a blocking socket), then takes whatever else is already
     /// queued, up to the batch's capacity. Returns how many were received.
     pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
-        self.filled = 0;
-        for i in 0..self.headers.len() {
-            self.iovecs[i] = libc::iovec {
-                iov_base: self.buffers.slot_mut(i).as_mut_ptr().cast(),
-                iov_len: SLOT_LEN,
-            };
-            let header = &mut self.headers[i];
-            header.msg_len = 0;
-            let message = &mut header.msg_hdr;
-            message.msg_name = (&raw mut self.names[i]).cast();
-            message.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            message.msg_iov = &raw mut self.iovecs[i];
-            message.msg_iovlen = 1;
-            message.msg_control = self.controls[i].0.as_mut_ptr().cast();
-            message.msg_controllen = size_of::<ControlBuffer>() as _;
-            message.msg_flags = 0;
+        // Only the entries the last call filled were changed by the kernel.
+        for i in 0..self.dirty {
+            self.reset(i);
         }
+        self.filled = 0;
         // SAFETY: every header points into this batch's own vectors, which outlive the call and
         // are not resized; the lengths given are those of the buffers pointed to.
+        // The system call itself: musl's wrapper first clears padding in every header, which for a
+        // batch of 32 costs more than the rest of a request's handling.
         let count = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 fd,
                 self.headers.as_mut_ptr(),
-                self.headers.len() as _,
-                libc::MSG_WAITFORONE as _,
-                std::ptr::null_mut(),
+                self.headers.len() as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if count < 0 {
+            // Whatever the kernel wrote before failing is restored next time.
+            self.dirty = self.headers.len();
             return Err(io::Error::last_os_error());
         }
         self.filled = count as usize;
+        self.dirty = self.filled;
         Ok(self.filled)
+    }
+
+    /// The bytes of the `index`th datagram of the last [`receive`](Self::receive) (empty past
+    /// the last).
+    pub fn bytes(&self, index: usize) -> &[u8] {
+        if index >= self.filled {
+            return &[];
+        }
+        let len = (self.headers[index].msg_len as usize).min(SLOT_LEN);
+        &self.buffers.slot(index)[..len]
     }
 
     /// The `index`th datagram of the last [`receive`](Self::receive): its description and bytes.
@@ -316,12 +347,14 @@ impl SendBatch {
         }
         // SAFETY: the headers in `range` point into this batch's own vectors, which outlive the
         // call; every length given is that of the data written there.
+        // The system call itself: musl's wrapper sends message by message on 64-bit machines.
         let sent = unsafe {
-            libc::sendmmsg(
+            libc::syscall(
+                libc::SYS_sendmmsg,
                 fd,
                 self.headers[range.start..].as_mut_ptr(),
-                range.len() as _,
-                libc::MSG_DONTWAIT as _,
+                range.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
             )
         };
         if sent < 0 {
@@ -340,13 +373,14 @@ impl SendBatch {
 
 /// Writes one control message of `value` at the start of `buffer`; returns the space it takes.
 fn write_control<T: Copy>(buffer: &mut ControlBuffer, level: i32, kind: i32, value: &T) -> usize {
-    buffer.0 = [0; 128];
     // SAFETY: a msghdr describing `buffer` (large enough for one message of any pktinfo type, as
     // the assertion checks) lets CMSG_FIRSTHDR find its first header; the payload is written
     // unaligned within it.
     unsafe {
         let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
         assert!(space <= size_of::<ControlBuffer>());
+        // Padding included: the kernel reads all of `space`.
+        buffer.0[..space].fill(0);
         let mut message: libc::msghdr = zeroed();
         message.msg_control = buffer.0.as_mut_ptr().cast();
         message.msg_controllen = space as _;

@@ -4,8 +4,8 @@
 //! addresses hash (with a secret key, so a flood cannot aim at one bucket) into buckets of a few
 //! slots, and a full bucket gives up its least recently seen client.
 
+use super::keyed_hash::siphash13;
 use crate::time::Monotonic;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 /// Slots per bucket.
@@ -106,7 +106,8 @@ pub struct ClientLog {
     keys: Vec<u128>,
     records: Vec<Packed>,
     buckets: usize,
-    hash_key: u64,
+    /// The secret SipHash key.
+    hash_key: (u64, u64),
 }
 
 fn key_of(address: IpAddr) -> u128 {
@@ -135,6 +136,11 @@ impl ClientLog {
     pub fn new(capacity: usize, hash_key: u64) -> Self {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         let slots = buckets * WAYS;
+        // The second half of the key spread from the first (splitmix64's finaliser).
+        let mut spread = hash_key ^ 0x9e37_79b9_7f4a_7c15;
+        spread = (spread ^ (spread >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        spread = (spread ^ (spread >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let hash_key = (hash_key, spread ^ (spread >> 31));
         Self { keys: vec![0; slots], records: vec![[0; 5]; slots], buckets, hash_key }
     }
 
@@ -143,10 +149,7 @@ impl ClientLog {
     }
 
     fn bucket_start(&self, key: u128) -> usize {
-        let mut hasher = DefaultHasher::new();
-        self.hash_key.hash(&mut hasher);
-        key.hash(&mut hasher);
-        ((hasher.finish() as usize) & (self.buckets - 1)) * WAYS
+        ((siphash13(self.hash_key, key) as usize) & (self.buckets - 1)) * WAYS
     }
 
     /// Counts a request from `address` at `now` and returns its place.

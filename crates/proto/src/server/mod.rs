@@ -4,6 +4,7 @@ mod access;
 mod answer;
 mod broadcast;
 mod clients;
+mod keyed_hash;
 mod system;
 
 pub use access::{Access, AccessList, Prefix};
