@@ -1,8 +1,9 @@
 //! The side-by-side server benchmark: each server (ours, chronyd, NTPsec, ntpd-rs and the UDP echo
 //! ceiling) runs alone in a network namespace of its own under `setpriv --bounding-set -sys_time`,
 //! and the load generator, inside the same namespace, asks it on loopback. Measured per server:
-//! idle memory and wakeups, CPU per answer and latency at a fixed rate, the highest rate answered
-//! with under 1 % loss on a rate ladder, and peak memory.
+//! idle memory and wakeups (all servers at once), CPU per answer and latency at a fixed rate, the
+//! highest rate answered with under 1 % loss on a rate ladder that all servers climb rung by rung
+//! together, peak memory, and user-space instructions per answer under callgrind.
 
 use crate::load::LoadReport;
 use std::path::{Path, PathBuf};
@@ -323,6 +324,7 @@ pub fn run(
     std::thread::sleep(Duration::from_secs(2));
     let before: Vec<_> = idle.iter().map(|(_, r)| schedstat(r.process.pid())).collect();
     std::thread::sleep(plan.idle);
+    let mut contenders = Vec::new();
     for ((kind, running), before) in idle.into_iter().zip(before) {
         let pid = running.process.pid();
         let (_, runs) = schedstat_delta(&before, &schedstat(pid));
@@ -333,21 +335,40 @@ pub fn run(
             idle_default = Some((idle_rss_kb, wakeups));
             continue;
         }
-        match measure(kind, running, programs, plan, report) {
-            Ok(mut row) => {
-                row.idle_rss_kb = idle_rss_kb;
-                row.idle_wakeups_per_s = wakeups;
-                match instructions_per_answer(kind, programs, plan, 3) {
-                    Ok(count) => {
-                        report(&format!("{}: {count:.0} instructions per answer", kind.name()));
-                        row.instructions = Some(count);
-                    }
-                    Err(error) => report(&format!("{}: callgrind: {error}", kind.name())),
-                }
-                rows.push(row);
+        match fixed_rate(kind, &running, programs, plan, report) {
+            Ok((fixed, cpu_per_answer_us)) => {
+                let row = Row {
+                    kind,
+                    binary_bytes: binary_size(kind, programs),
+                    idle_rss_kb,
+                    idle_wakeups_per_s: wakeups,
+                    fixed,
+                    cpu_per_answer_us,
+                    max_rate: 0.0,
+                    tool_limited: false,
+                    ladder: Vec::new(),
+                    peak_rss_kb: 0,
+                    instructions: None,
+                };
+                contenders.push((running, row, Climb::default()));
             }
             Err(error) => skipped.push(format!("{}: {error}", kind.name())),
         }
+    }
+    climb_together(&mut contenders, programs, plan, report);
+    for (running, mut row, climb) in contenders {
+        row.peak_rss_kb = proc_status_kb(running.process.pid(), "VmHWM:");
+        drop(running);
+        row.max_rate = climb.best;
+        row.tool_limited = climb.tool_limited;
+        match instructions_per_answer(row.kind, programs, plan, 3) {
+            Ok(count) => {
+                report(&format!("{}: {count:.0} instructions per answer", row.kind.name()));
+                row.instructions = Some(count);
+            }
+            Err(error) => report(&format!("{}: callgrind: {error}", row.kind.name())),
+        }
+        rows.push(row);
     }
     Outcome { rows, skipped, idle_default }
 }
@@ -361,18 +382,17 @@ pub struct Outcome {
     pub idle_default: Option<(u64, f64)>,
 }
 
-fn measure(
+/// CPU per answer and latency at the plan's fixed rate, sent evenly one request at a time.
+fn fixed_rate(
     kind: Kind,
-    running: Running,
+    running: &Running,
     programs: &Programs,
     plan: &Plan,
     report: &mut dyn FnMut(&str),
-) -> Result<Row, String> {
+) -> Result<(LoadReport, f64), String> {
     let pid = running.process.pid();
-    let binary_bytes = binary_size(kind, programs);
-    // A fixed, even rate (one request per send) for CPU and latency.
     let before = schedstat(pid);
-    let fixed = load(&running, programs, plan.fixed_rate, Duration::from_secs(3), plan.clients, 1)?;
+    let fixed = load(running, programs, plan.fixed_rate, Duration::from_secs(3), plan.clients, 1)?;
     let (cpu, _) = schedstat_delta(&before, &schedstat(pid));
     let cpu_per_answer_us = cpu as f64 / 1e3 / fixed.answered.max(1) as f64;
     report(&format!(
@@ -384,70 +404,90 @@ fn measure(
         fixed.latency_us.p99,
         fixed.processing_us.p99
     ));
-    // The ladder: up by a quarter while served, then in steps of 4 % from the last rate served.
-    let mut ladder = Vec::new();
-    let mut step = |rate: f64, ladder: &mut Vec<(f64, f64)>| -> Result<LoadReport, String> {
-        let result = load(&running, programs, rate, plan.step, plan.clients, 16)?;
-        ladder.push((rate, result.loss));
-        report(&format!(
-            "{}: {rate:.0}/s sent {:.0}/s, answered {:.0}/s, loss {:.2} %",
-            kind.name(),
-            result.send_rate,
-            result.answer_rate,
-            result.loss * 100.0
-        ));
-        Ok(result)
-    };
+    Ok((fixed, cpu_per_answer_us))
+}
+
+/// One server's way up the rate ladder.
+#[derive(Debug, Default)]
+struct Climb {
+    best: f64,
+    /// The first rung not served (infinite while climbing).
+    failed_at: Option<f64>,
+    tool_limited: bool,
+}
+
+/// The ladder, every server on a rung before any goes to the next, so that a noisy spell of the
+/// machine falls on all of them alike: up by a quarter while served (a failed rung is tried once
+/// more), then every 4 % between the last rung served and the first failed. The best rate served
+/// counts.
+fn climb_together(
+    contenders: &mut [(Running, Row, Climb)],
+    programs: &Programs,
+    plan: &Plan,
+    report: &mut dyn FnMut(&str),
+) {
     let served = |r: &LoadReport| r.loss < plan.max_loss;
     let reached = |r: &LoadReport, rate: f64| r.send_rate >= 0.97 * rate;
-    // Up by a quarter while served (a failed rung is tried once more: the machine is noisy),
-    // then every 4 % between the last rung served and the first failed; the best rate served
-    // counts.
-    let mut best = 0.0;
+    let mut step = |running: &Running, row: &mut Row, rate: f64| -> Option<LoadReport> {
+        match load(running, programs, rate, plan.step, plan.clients, 16) {
+            Ok(result) => {
+                row.ladder.push((rate, result.loss));
+                report(&format!(
+                    "{}: {rate:.0}/s sent {:.0}/s, answered {:.0}/s, loss {:.2} %",
+                    row.kind.name(),
+                    result.send_rate,
+                    result.answer_rate,
+                    result.loss * 100.0
+                ));
+                Some(result)
+            }
+            Err(error) => {
+                report(&format!("{}: load failed: {error}", row.kind.name()));
+                None
+            }
+        }
+    };
     let mut rate = plan.ladder_start;
-    let mut tool_limited = false;
-    let mut failed_at = f64::INFINITY;
-    while rate <= 5e6 {
-        let mut result = step(rate, &mut ladder)?;
-        if reached(&result, rate) && !served(&result) {
-            result = step(rate, &mut ladder)?;
+    while rate <= 5e6 && contenders.iter().any(|(_, _, c)| c.failed_at.is_none()) {
+        for (running, row, climb) in contenders.iter_mut().filter(|(_, _, c)| c.failed_at.is_none())
+        {
+            let Some(mut result) = step(running, row, rate) else {
+                climb.failed_at = Some(rate);
+                continue;
+            };
+            if reached(&result, rate) && !served(&result) {
+                result = step(running, row, rate).unwrap_or(result);
+            }
+            if !reached(&result, rate) || !served(&result) {
+                climb.tool_limited = !reached(&result, rate) && served(&result);
+                climb.failed_at = Some(rate);
+            } else {
+                climb.best = rate;
+            }
         }
-        if !reached(&result, rate) {
-            tool_limited = served(&result);
-            failed_at = rate;
-            break;
-        }
-        if !served(&result) {
-            failed_at = rate;
-            break;
-        }
-        best = rate;
         rate *= 1.25;
     }
-    if best > 0.0 && !tool_limited {
-        let mut rate = best * 1.04;
-        while rate < failed_at {
-            let result = step(rate, &mut ladder)?;
-            if served(&result) && reached(&result, rate) {
-                best = rate;
+    for rung in 1.. {
+        let mut any = false;
+        for (running, row, climb) in contenders.iter_mut() {
+            let Some(failed_at) = climb.failed_at else { continue };
+            let last_coarse = failed_at / 1.25;
+            let rate = last_coarse * 1.04f64.powi(rung);
+            if climb.tool_limited || climb.best == 0.0 || rate >= failed_at {
+                continue;
             }
-            rate *= 1.04;
+            any = true;
+            if let Some(result) = step(running, row, rate)
+                && served(&result)
+                && reached(&result, rate)
+            {
+                climb.best = climb.best.max(rate);
+            }
+        }
+        if !any {
+            break;
         }
     }
-    let peak_rss_kb = proc_status_kb(pid, "VmHWM:");
-    Ok(Row {
-        kind,
-        binary_bytes,
-        idle_rss_kb: 0,
-        idle_wakeups_per_s: 0.0,
-        fixed,
-        cpu_per_answer_us,
-        max_rate: best,
-        tool_limited,
-        ladder,
-        peak_rss_kb,
-        instructions: None,
-    })
 }
 
 fn binary_size(kind: Kind, programs: &Programs) -> u64 {
