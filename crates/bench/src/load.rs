@@ -297,11 +297,13 @@ fn read_answer(packet: &[u8]) -> Option<AnswerSeen> {
         u64::from_be_bytes(packet[at..at + 8].try_into().expect("eight bytes of a 48-byte packet"))
     };
     match packet[0] & 7 {
-        // A server's answer: our token is its origin timestamp. A kiss-o'-death (stratum 0)
-        // carries no times of the server's.
+        // A server's answer: our token is its origin timestamp. A kiss-o'-death (stratum 0 with
+        // no time of the server's: zeros, or our own timestamp echoed) is counted but not timed;
+        // an unsynchronised answer may also be stratum 0 and still carry the server's times.
         4 => Some(AnswerSeen {
             token: field(24),
-            server_times: (packet[1] != 0 && field(40) != 0)
+            server_times: !(packet[1] == 0
+                && (field(40) == 0 || field(40) == field(24) || field(32) == 0))
                 .then(|| (NtpTimestamp::from_bits(field(32)), NtpTimestamp::from_bits(field(40)))),
         }),
         // An echo of our request.
