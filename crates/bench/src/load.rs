@@ -302,8 +302,8 @@ fn read_answer(packet: &[u8]) -> Option<AnswerSeen> {
         // an unsynchronised answer may also be stratum 0 and still carry the server's times.
         4 => Some(AnswerSeen {
             token: field(24),
-            server_times: !(packet[1] == 0
-                && (field(40) == 0 || field(40) == field(24) || field(32) == 0))
+            server_times: (packet[1] != 0
+                || (field(40) != 0 && field(40) != field(24) && field(32) != 0))
                 .then(|| (NtpTimestamp::from_bits(field(32)), NtpTimestamp::from_bits(field(40)))),
         }),
         // An echo of our request.
