@@ -319,7 +319,8 @@ impl SendBatch {
     }
 
     /// Sends the slots in `range` without waiting. Returns how many left, counting from the
-    /// start of the range; when fewer than all, the error is that of the first one not sent.
+    /// start of the range, and the error of the first one that could not be sent; fewer than all
+    /// without an error means the caller should send the rest again.
     pub fn send(&mut self, fd: RawFd, range: Range<usize>) -> (usize, Option<io::Error>) {
         let range = range.start..range.end.min(self.headers.len());
         if range.is_empty() {
@@ -362,10 +363,13 @@ impl SendBatch {
         }
         let sent = sent as usize;
         if sent < range.len() {
-            // sendmmsg stops at the first failure and reports only what went; ask again for
-            // the one that failed to learn why.
-            let (_, error) = self.send(fd, range.start + sent..range.start + sent + 1);
-            return (sent, error.or_else(|| Some(io::Error::other("datagram not sent"))));
+            // sendmmsg stops at the first failure and reports only what went; sending the one that
+            // failed by itself tells why (or, if the trouble has passed, sends it).
+            let (retried, error) = self.send(fd, range.start + sent..range.start + sent + 1);
+            return match error {
+                Some(error) => (sent, Some(error)),
+                None => (sent + retried, None),
+            };
         }
         (sent, None)
     }
