@@ -106,8 +106,9 @@ enum Verdict {
     Answer(Received),
 }
 
-/// A serving thread's socket and buffers, made before the thread starts so that the thread itself
-/// never allocates (and so gets no heap arena of its own).
+/// A serving thread's socket and buffers, made before the thread starts: serving a plain or signed
+/// request then allocates nothing, so the thread gets no heap arena of its own (NTS answers,
+/// forwarded broadcasts and log lines still allocate).
 pub struct ServingSocket {
     socket: Arc<std::net::UdpSocket>,
     requests: ReceiveBatch,
