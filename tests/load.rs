@@ -22,11 +22,9 @@ fn load_inside(ns: &NetNs, server: &str, rate: f64, clients: u32) -> LoadReport 
 }
 
 fn daemon_config(rate_limited: bool) -> String {
-    format!(
-        "source = []\n[server]\nlisten = [\"0.0.0.0:123\"]\nthreads = 2\n[server.rate_limit]\n\
-         enabled = {rate_limited}\n[clock]\nmode = \"observe\"\ndrift_file = \"@DIR@/drift\"\n\
-         [local]\nmode = \"always\"\n[control]\nsocket = \"@DIR@/control.sock\"\n"
-    )
+    test_config(&["0.0.0.0:123"], "", "")
+        .replacen("[server]\n", "[server]\nthreads = 2\n", 1)
+        .replacen("enabled = false", &format!("enabled = {rate_limited}"), 1)
 }
 
 #[test]

@@ -429,11 +429,9 @@ fn ask_from_each(sockets: &[UdpSocket], server: &str) -> (usize, usize) {
 fn serving_threads_share_the_port_spread_the_clients_and_keep_one_rate_limit_per_client() {
     let ns = NetNs::new("threads");
     let config = |rate_limited: bool| {
-        format!(
-            "source = []\n[server]\nlisten = [\"127.0.0.1:123\"]\nthreads = 3\nreceive_buffer = 65536\n\
-             [server.rate_limit]\nenabled = {rate_limited}\n[clock]\nmode = \"observe\"\n\
-             drift_file = \"@DIR@/drift\"\n[local]\nmode = \"always\"\n[control]\nsocket = \"@DIR@/control.sock\"\n"
-        )
+        test_config(&["127.0.0.1:123"], "", "")
+            .replacen("[server]\n", "[server]\nthreads = 3\nreceive_buffer = 65536\n", 1)
+            .replacen("enabled = false", &format!("enabled = {rate_limited}"), 1)
     };
     // 120 clients on distinct source ports: every one answered, by more than one thread.
     let daemon = Daemon::start(SYHUB_NTP, &ns, &config(false));

@@ -9,7 +9,7 @@ use crate::load::LoadReport;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use syhub_ntp_testkit::{NetNs, Process, TempDir, path_str, run_with_timeout};
+use syhub_ntp_testkit::{Chronyd, NetNs, Process, TempDir, path_str, run_with_timeout};
 
 /// The programs compared; a missing one is left out of the table with the reason.
 #[derive(Debug, Clone)]
@@ -168,11 +168,7 @@ fn start_under(
         }
         Kind::Chronyd => {
             let chronyd = programs.chronyd.as_ref().ok_or("chronyd not found")?;
-            let config = format!(
-                "port 123\nlocal stratum 10\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n",
-                path_str(&dir.0.join("chronyd.pid"))
-            );
-            let path = dir.write("chrony.conf", &config);
+            let path = dir.write("chrony.conf", &Chronyd::config(&dir, 123, 10, ""));
             let args = ["-x", "-d", "-u", "root", "-f", path_str(&path)];
             (chronyd.clone(), args.iter().map(|a| (*a).into()).collect())
         }

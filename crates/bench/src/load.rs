@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use syhub_ntp_clock::{Clock, SystemClock};
 use syhub_ntp_daemon::net::mmsg::{ReceiveBatch, SendBatch};
-use syhub_ntp_daemon::net::{ArrivedOn, enable_arrival_info};
+use syhub_ntp_daemon::net::{ArrivedOn, enable_arrival_info, set_option};
 use syhub_ntp_proto::NtpTimestamp;
 
 /// What to send, how fast and for how long.
@@ -115,25 +115,13 @@ fn open_sockets(config: &LoadConfig) -> io::Result<Vec<UdpSocket>> {
             let socket = UdpSocket::bind(any)?;
             socket.set_nonblocking(true)?;
             enable_arrival_info(&socket)?;
-            set_buffer(&socket, libc::SO_RCVBUFFORCE, 8 << 20);
-            set_buffer(&socket, libc::SO_SNDBUFFORCE, 8 << 20);
+            // Refused without privilege, which only leaves the default buffers.
+            let bytes: libc::c_int = 8 << 20;
+            let _ = set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes);
+            let _ = set_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &bytes);
             Ok(socket)
         })
         .collect()
-}
-
-fn set_buffer(socket: &UdpSocket, option: libc::c_int, bytes: libc::c_int) {
-    // SAFETY: setsockopt with a pointer to a live c_int and its size. Refused without privilege,
-    // which only leaves the default buffer.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&raw const bytes).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
 }
 
 /// Sleeps until a socket is readable or `timeout` passes, with nanosecond timer slack so that

@@ -5,8 +5,8 @@
 
 use crate::config::{BroadcastConfig, Config, SourceMode};
 use crate::log_limit::{LogLimiter, held_back};
+use crate::net::set_option;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::Clock;
@@ -105,21 +105,6 @@ fn join(socket: &UdpSocket, group: IpAddr, interface: u32) -> std::io::Result<()
         }
         IpAddr::V6(group) => socket.join_multicast_v6(&group, interface),
     }
-}
-
-/// setsockopt with a value of any plain type.
-fn set_option<T>(socket: &UdpSocket, level: i32, name: i32, value: &T) -> std::io::Result<()> {
-    // SAFETY: `value` is a live, initialised T and its exact size is passed.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Opens what each `[[broadcast]]` sends from: the server's own port-123 socket of the family

@@ -99,7 +99,7 @@ pub async fn query(target: &str, timeout: Duration) -> Result<QueryOutcome, Quer
     let clock = SystemClock;
     let sent_at = std::cell::Cell::new(NtpTimestamp::ZERO);
     socket
-        .send_stamped(&mut packet, server, None, &clock, |_, now| sent_at.set(now))
+        .send_stamped(&mut packet, server, &clock, |_, now| sent_at.set(now))
         .await
         .map_err(io)?;
 

@@ -66,11 +66,6 @@ const KISS_INTERVAL: u32 = 8;
 /// at once while keeping a worker's buffers (two slots of 2 KiB per request) small.
 const BATCH: usize = 32;
 
-/// Replies stamped and then sent together. Each reply leaves after the ones before it in its
-/// run, so the run is short: its last reply leaves at most a few µs after its transmit time was
-/// read (one loopback or NIC send costs about a µs), while one send call still serves several.
-const SEND_RUN: usize = 1;
-
 /// One serving thread's state: what it read of the shared context, cached between batches.
 struct Worker {
     context: ServingContext,
@@ -217,68 +212,32 @@ impl Worker {
     /// and rate limits under one lock of the client log for the whole batch.
     fn judge(&mut self, requests: &ReceiveBatch, count: usize, verdicts: &mut [Verdict; BATCH]) {
         let now = Monotonic::from_duration(self.context.origin.elapsed());
-        let clients = self.context.clients.clone();
-        let mut clients = clients.lock().ok();
+        let Worker { context, access, tally, forwards_broadcasts, .. } = self;
+        let mut clients = context.clients.lock().ok();
         for (index, verdict) in verdicts[..count].iter_mut().enumerate() {
             *verdict = Verdict::Skip;
             let Some((received, request)) = requests.datagram(index) else { continue };
-            self.tally.received += 1;
+            tally.received += 1;
             // Port 0 cannot be answered and is a classic reflection trick; truncated data is
             // malformed.
             if received.peer.port() == 0 || received.truncated {
-                self.tally.ignored += 1;
+                tally.ignored += 1;
                 continue;
             }
             // A broadcast is never answered, so neither rate limits nor kisses apply: it goes to
             // the broadcast source if its sender is allowed, and is otherwise dropped.
             if request.len() >= HEADER_LEN && request[0] & 7 == 5 {
-                self.tally.ignored += 1;
-                self.forward_broadcast(&received, request);
+                tally.ignored += 1;
+                if *forwards_broadcasts {
+                    forward_broadcast(context, access, &received, request);
+                }
                 continue;
             }
             *verdict = match clients.as_deref_mut() {
-                Some(clients) => self.admit(received, now, clients),
+                Some(clients) => admit(access, &context.policy, tally, received, now, clients),
                 None => Verdict::Answer(received),
             };
         }
-    }
-
-    fn forward_broadcast(&self, received: &Received, request: &[u8]) {
-        let Some(feed) = &self.context.broadcasts else { return };
-        if !self.forwards_broadcasts || self.access.check(received.peer.ip()) != Access::Allow {
-            return;
-        }
-        let received_at = received.kernel_time.unwrap_or_else(|| self.context.clock.now());
-        let _ = feed.try_send(HeardBroadcast {
-            packet: request.to_vec(),
-            from: received.peer,
-            received_at,
-        });
-    }
-
-    /// Records the client, then applies access control and its rate limit.
-    fn admit(&mut self, received: Received, now: Monotonic, clients: &mut ClientLog) -> Verdict {
-        let address = received.peer.ip();
-        let index = clients.record(now, address);
-        let policy = self.context.policy;
-        let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
-            if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
-                Verdict::Kiss(code, received)
-            } else {
-                Verdict::Skip
-            }
-        };
-        if self.access.check(address) == Access::Deny {
-            self.tally.denied += 1;
-            return refuse(clients, policy.deny_action, ReferenceId::KISS_DENY);
-        }
-        if let Some(limit) = &policy.rate_limit
-            && !clients.within_limit(index, now, limit)
-        {
-            self.tally.rate_limited += 1;
-            return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
-        }
-        Verdict::Answer(received)
     }
 
     /// The protocol core's answer to an admitted request, written into `out`.
@@ -329,33 +288,26 @@ impl Worker {
         None
     }
 
-    /// Stamps and sends the batch's replies, a short run at a time so that each leaves soon
-    /// after its transmit time was read. Never waits: a full send buffer (replies to unresolved
-    /// neighbours hold it until resolution fails, seconds later) loses replies rather than
-    /// stopping the reading. A server must keep reading; its clients retry.
+    /// Stamps each reply and sends it at once, by itself: replies sent together in one call each
+    /// leave after the kernel's work on the ones before (about 10 µs each on loopback here), which
+    /// would put their transmit timestamps that far early. Never waits: a full send buffer
+    /// (replies to unresolved neighbours hold it until resolution fails, seconds later) loses
+    /// replies rather than stopping the reading. A server must keep reading; its clients retry.
     fn send(&mut self, fd: RawFd, replies: &mut SendBatch, stamps: &mut [Option<Reply>]) {
-        let mut next = 0;
-        while next < stamps.len() {
-            let end = (next + SEND_RUN).min(stamps.len());
-            for (index, stamp) in stamps.iter().enumerate().take(end).skip(next) {
-                if let Some(reply) = stamp {
-                    reply.stamp_transmit_time(replies.datagram(index), self.context.clock.now());
-                }
+        for index in 0..stamps.len() {
+            if let Some(reply) = &stamps[index] {
+                reply.stamp_transmit_time(replies.datagram(index), self.context.clock.now());
             }
-            let (sent, error) = replies.send(fd, next..end);
-            let answers = |range: std::ops::Range<usize>| {
-                stamps[range].iter().filter(|stamp| stamp.is_some()).count() as u64
-            };
-            self.tally.answered += answers(next..next + sent);
-            next += sent;
-            if let Some(error) = error {
-                if error.kind() == std::io::ErrorKind::WouldBlock {
-                    self.tally.send_errors += (stamps.len() - next) as u64;
+            match replies.send(fd, index..index + 1) {
+                (1, _) => self.tally.answered += u64::from(stamps[index].is_some()),
+                (_, Some(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.tally.send_errors += (stamps.len() - index) as u64;
                     break;
                 }
-                tracing::debug!(%error, "send failed");
-                self.tally.send_errors += 1;
-                next += 1;
+                (_, error) => {
+                    tracing::debug!(?error, "send failed");
+                    self.tally.send_errors += 1;
+                }
             }
         }
         for stamp in stamps.iter_mut() {
@@ -385,4 +337,54 @@ impl Worker {
             tracing::warn!("{}{}", message(), held_back(held));
         }
     }
+}
+
+/// Passes a broadcast from an allowed sender to the broadcast sources.
+fn forward_broadcast(
+    context: &ServingContext,
+    access: &AccessList,
+    received: &Received,
+    request: &[u8],
+) {
+    let Some(feed) = &context.broadcasts else { return };
+    if access.check(received.peer.ip()) != Access::Allow {
+        return;
+    }
+    let received_at = received.kernel_time.unwrap_or_else(|| context.clock.now());
+    let _ = feed.try_send(HeardBroadcast {
+        packet: request.to_vec(),
+        from: received.peer,
+        received_at,
+    });
+}
+
+/// Records the client, then applies access control and its rate limit.
+fn admit(
+    access: &AccessList,
+    policy: &ServingPolicy,
+    tally: &mut Tally,
+    received: Received,
+    now: Monotonic,
+    clients: &mut ClientLog,
+) -> Verdict {
+    let address = received.peer.ip();
+    let index = clients.record(now, address);
+    let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
+        if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
+            Verdict::Kiss(code, received)
+        } else {
+            Verdict::Skip
+        }
+    };
+    if access.check(address) == Access::Deny {
+        tally.denied += 1;
+        return refuse(clients, policy.deny_action, ReferenceId::KISS_DENY);
+    }
+    if let Some(limit) = &policy.rate_limit
+        && !clients.within_limit(index, now, limit)
+    {
+        tally.rate_limited += 1;
+        return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
+    }
+    Verdict::Answer(received)
 }

@@ -419,16 +419,23 @@ impl Chronyd {
     /// Like [`Chronyd::server`], with `extra` directives (such as a `keyfile`).
     pub fn server_with(ns: &NetNs, port: u16, stratum: u8, extra: &str) -> Self {
         let dir = TempDir::new("chronyd");
-        let config = format!(
-            "port {port}\nlocal stratum {stratum}\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n{extra}\n",
-            path_str(&dir.0.join("chronyd.pid"))
-        );
-        let path = dir.write("chrony.conf", &config);
+        let path = dir.write("chrony.conf", &Self::config(&dir, port, stratum, extra));
         let mut command = ns.command("chronyd");
         command.args(["-x", "-d", "-u", "root", "-f"]).arg(&path);
         let mut process = Process::spawn(command);
         process.wait_for_line("Disabled control of system clock", Duration::from_secs(10));
         Self { process, _dir: dir }
+    }
+}
+
+impl Chronyd {
+    /// The config of a chronyd serving its local clock at `stratum` on `port` to anyone, with no
+    /// command port and its pid file in `dir`, plus `extra` directives.
+    pub fn config(dir: &TempDir, port: u16, stratum: u8, extra: &str) -> String {
+        format!(
+            "port {port}\nlocal stratum {stratum}\nallow all\ncmdport 0\nbindcmdaddress /\npidfile {}\n{extra}\n",
+            path_str(&dir.0.join("chronyd.pid"))
+        )
     }
 }
 

@@ -4,6 +4,7 @@ use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
 /// Receive buffer asked for on each server socket, bytes.
@@ -66,30 +67,35 @@ fn bind_one(
         socket.set_reuse_port(true).map_err(classify)?;
     }
     socket.bind(&address.into()).map_err(classify)?;
+    let socket: std::net::UdpSocket = socket.into();
     if address.is_ipv4() {
         // Don't-fragment on replies (no reply comes near an MTU): the kernel then gives them IP ID
-        // 0 instead of drawing one from its shared, hashed ID table for each datagram.
-        let value: libc::c_int = libc::IP_PMTUDISC_DO;
-        // SAFETY: setsockopt on a live socket with a pointer to a c_int and its size; a refusal
+        // 0 instead of drawing one from its shared, hashed ID table for each datagram. A refusal
         // only leaves the kernel's default.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_MTU_DISCOVER,
-                (&raw const value).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let _ = set_option(&socket, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, &libc::IP_PMTUDISC_DO);
     }
     // Room for a burst of requests while a serving thread is busy: beyond the system's limit when
     // privileged (SO_RCVBUFFORCE), else as much as it allows. The kernel doubles what it is asked
     // for (half is bookkeeping) and reports the doubled figure, which is what the config names.
-    let socket: std::net::UdpSocket = socket.into();
     super::udp::enable_arrival_info(&socket).map_err(classify)?;
     let asked = receive_buffer / 2;
     if setsockopt(&socket, sockopt::RcvBufForce, &asked).is_err() {
         let _ = setsockopt(&socket, sockopt::RcvBuf, &asked);
     }
     Ok(socket)
+}
+
+/// setsockopt with a value of any plain type.
+pub fn set_option<T>(socket: &UdpSocket, level: i32, name: i32, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised T and its exact size is passed.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if result == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }

@@ -176,19 +176,18 @@ impl ReceiveBatch {
         if index >= self.filled {
             return None;
         }
-        let header = &self.headers[index];
-        let message = &header.msg_hdr;
+        let message = &self.headers[index].msg_hdr;
         let peer = socket_addr_of(&self.names[index], message.msg_namelen)?;
-        let len = (header.msg_len as usize).min(SLOT_LEN);
+        let bytes = self.bytes(index);
         let mut received = Received {
-            len,
+            len: bytes.len(),
             peer,
             kernel_time: None,
             arrived_on: None,
             truncated: message.msg_flags & libc::MSG_TRUNC != 0,
         };
         read_control_messages(message, &mut received);
-        Some((received, &self.buffers.slot(index)[..len]))
+        Some((received, bytes))
     }
 }
 
@@ -235,6 +234,59 @@ fn read_control_messages(message: &libc::msghdr, received: &mut Received) {
             cmsg = libc::CMSG_NXTHDR(message, cmsg);
         }
     }
+}
+
+/// Receives one datagram into `buf` with recvmsg(2), described as a batch describes each of its
+/// own: for the sources' sockets, which take one at a time. `buf`'s tail is cut off (and
+/// `truncated` set) for a longer datagram.
+pub fn receive_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut control = ControlBuffer([0; 128]);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut message: libc::msghdr = unsafe { zeroed() };
+    message.msg_name = (&raw mut name).cast();
+    message.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.0.as_mut_ptr().cast();
+    message.msg_controllen = size_of::<ControlBuffer>() as _;
+    // SAFETY: the header points at locals (and `buf`) that outlive the call, with their lengths.
+    let len = unsafe { libc::recvmsg(fd, &mut message, 0) };
+    if len < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let peer = socket_addr_of(&name, message.msg_namelen).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "datagram without a source address")
+    })?;
+    let mut received = Received {
+        len: (len as usize).min(buf.len()),
+        peer,
+        kernel_time: None,
+        arrived_on: None,
+        truncated: message.msg_flags & libc::MSG_TRUNC != 0,
+    };
+    read_control_messages(&message, &mut received);
+    Ok(received)
+}
+
+/// Sends `packet` to `peer` with sendto(2), from the kernel's choice of source address.
+pub fn send_one(fd: RawFd, packet: &[u8], peer: SocketAddr) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    let name_len = write_socket_addr(&mut name, peer);
+    // SAFETY: `packet` and `name` outlive the call; the lengths given are theirs.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const name).cast(),
+            name_len,
+        )
+    };
+    if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Replies to send with sendmmsg: each slot holds a datagram, its destination and, on a wildcard

@@ -5,5 +5,5 @@ mod bind;
 pub mod mmsg;
 mod udp;
 
-pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets};
+pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets, set_option};
 pub use udp::{ArrivedOn, Received, TimestampedSocket, enable_arrival_info};

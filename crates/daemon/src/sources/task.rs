@@ -253,7 +253,7 @@ impl SourceTask {
         let sent_at = AtomicU64::new(0);
         let sent = self
             .socket
-            .send_stamped(packet, self.address, None, self.clock.as_ref(), |_, t1| {
+            .send_stamped(packet, self.address, self.clock.as_ref(), |_, t1| {
                 sent_at.store(t1.to_bits(), Ordering::Relaxed)
             })
             .await;
