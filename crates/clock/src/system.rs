@@ -1,7 +1,8 @@
-//! The system's real-time clock, read with clock_gettime(CLOCK_REALTIME) through libc.
+//! The system's real-time clock (CLOCK_REALTIME), and kernel `timespec`s converted to NTP time.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Clock;
-use nix::time::{ClockId, clock_gettime};
 use syhub_ntp_proto::NtpTimestamp;
 
 /// The kernel's CLOCK_REALTIME. Reading it needs no privilege and never changes it.
@@ -13,13 +14,32 @@ impl SystemClock {
     pub fn timestamp_from_timespec(seconds: i64, nanos: i64) -> NtpTimestamp {
         NtpTimestamp::from_unix(seconds, nanos.clamp(0, 999_999_999) as u32)
     }
+
+    /// Converts a `libc::timespec` whatever the width of its fields on the target: `time_t` is 32
+    /// bits on 32-bit ARM, where the kernel truncates seconds after January 2038 (SO_TIMESTAMPNS);
+    /// NTP time is modulo 2^32 seconds, so a truncated value still gives the right timestamp.
+    #[allow(clippy::useless_conversion)] // i64 to i64 on 64-bit targets
+    pub fn timestamp_from_libc(ts: &libc::timespec) -> NtpTimestamp {
+        Self::timestamp_from_timespec(i64::from(ts.tv_sec), i64::from(ts.tv_nsec))
+    }
+
+    /// Converts a `libc::timeval` (SO_TIMESTAMP control messages, in microseconds).
+    #[allow(clippy::useless_conversion)] // i64 to i64 on 64-bit targets
+    pub fn timestamp_from_libc_micros(tv: &libc::timeval) -> NtpTimestamp {
+        Self::timestamp_from_timespec(i64::from(tv.tv_sec), i64::from(tv.tv_usec) * 1000)
+    }
 }
 
 impl Clock for SystemClock {
     fn now(&self) -> NtpTimestamp {
-        // CLOCK_REALTIME cannot fail on Linux; should it ever, zero means "unknown" to NTP.
-        match clock_gettime(ClockId::CLOCK_REALTIME) {
-            Ok(ts) => Self::timestamp_from_timespec(ts.tv_sec(), ts.tv_nsec()),
+        // The standard library reads CLOCK_REALTIME with 64-bit seconds on every target (on
+        // 32-bit ARM through clock_gettime64, where libc's 32-bit call fails after 2038). Before
+        // 1970 cannot happen on a running system; zero means "unknown" to NTP.
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => Self::timestamp_from_timespec(
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                i64::from(since.subsec_nanos()),
+            ),
             Err(_) => NtpTimestamp::ZERO,
         }
     }
@@ -33,5 +53,21 @@ mod tests {
     fn reads_a_time_after_2025() {
         let (seconds, _) = SystemClock.now().to_unix_near(1_735_689_600);
         assert!(seconds > 1_735_689_600, "clock reads {seconds}");
+    }
+
+    #[test]
+    fn seconds_truncated_to_32_bits_give_the_same_ntp_time() {
+        // 2040-06-01: what a 32-bit time_t holds then is the true value less 2^32.
+        let after_2038: i64 = 2_222_208_000;
+        let truncated = i64::from(after_2038 as i32);
+        assert!(truncated < 0);
+        assert_eq!(
+            SystemClock::timestamp_from_timespec(truncated, 5),
+            SystemClock::timestamp_from_timespec(after_2038, 5)
+        );
+        assert_eq!(
+            SystemClock::timestamp_from_timespec(after_2038, 0).to_unix_near(2_200_000_000),
+            (after_2038, 0)
+        );
     }
 }

@@ -364,9 +364,12 @@ fn deliver(shared: &Shared) {
     }
 }
 
-/// Asks the kernel to timestamp each datagram `socket` receives.
+/// Asks the kernel to timestamp each datagram `socket` receives: in nanoseconds, or in
+/// microseconds where that is refused (qemu-user implements only SO_TIMESTAMP).
 fn stamp_arrivals(socket: &UdpSocket) {
-    setsockopt(socket, sockopt::ReceiveTimestampns, &true).expect("kernel receive timestamps");
+    if setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_err() {
+        setsockopt(socket, sockopt::ReceiveTimestamp, &true).expect("kernel receive timestamps");
+    }
 }
 
 /// Reads one datagram from the non-blocking `socket`: its length, sender, and when the kernel
@@ -388,6 +391,9 @@ fn receive_stamped(
     })?;
     let kernel = message.cmsgs().ok().into_iter().flatten().find_map(|cmsg| match cmsg {
         ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+        ControlMessageOwned::ScmTimestamp(tv) => {
+            Some(TimeSpec::new(tv.tv_sec(), (tv.tv_usec() * 1000) as _))
+        }
         _ => None,
     });
     let (realtime, now) = clocks_together();

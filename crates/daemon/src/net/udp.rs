@@ -89,12 +89,17 @@ impl TimestampedSocket {
 }
 
 /// Turns on kernel receive timestamps and, for a wildcard address (the returned `true`), packet
-/// info. An option the kernel refuses (old kernels, qemu-user) is left off: receive times are then
-/// read from the clock after receipt.
+/// info. An option the kernel refuses is left off: nanosecond timestamps (SO_TIMESTAMPNS) fall
+/// back to microsecond ones (SO_TIMESTAMP, all qemu-user implements), and without either the
+/// receive time is read from the clock after receipt.
 pub fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<bool> {
     let local = socket.local_addr()?;
     if setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_err() {
-        tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
+        if setsockopt(socket, sockopt::ReceiveTimestamp, &true).is_ok() {
+            tracing::info!(%local, "kernel receive timestamps in microseconds (SO_TIMESTAMPNS refused)");
+        } else {
+            tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
+        }
     }
     let wildcard = local.ip().is_unspecified();
     if wildcard {
