@@ -35,6 +35,8 @@ echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
 echo "== Debian package (installs cargo-deb when missing)"
 ./scripts/package.sh
+echo "== Raspberry Pi: arm64 and armhf builds, tests under qemu, packages (scripts/pi.sh)"
+./scripts/pi.sh
 echo "== fuzz each target for 30 s (installs cargo-fuzz when missing)"
 ./scripts/fuzz.sh 30
 echo "== all tests passed"
