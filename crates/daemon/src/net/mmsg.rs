@@ -562,6 +562,33 @@ mod tests {
     }
 
     #[test]
+    fn microsecond_kernel_timestamps_are_read_as_well() {
+        // What a socket gets where SO_TIMESTAMPNS is refused (qemu-user): SO_TIMESTAMP alone.
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::ReceiveTimestamp, &true)
+            .unwrap();
+        let before = syhub_ntp_clock::Clock::now(&SystemClock);
+        client.send_to(&[1; 48], server.local_addr().unwrap()).unwrap();
+        let mut batch = ReceiveBatch::new(1);
+        assert_eq!(batch.receive(server.as_raw_fd()).unwrap(), 1);
+        let after = syhub_ntp_clock::Clock::now(&SystemClock);
+        let stamp = batch.datagram(0).unwrap().0.kernel_time.expect("a kernel timestamp");
+        // Microsecond resolution: the stamp may read up to 1 µs before `before`.
+        let earliest = before.to_unix_near(0);
+        let (seconds, nanos) = stamp.to_unix_near(0);
+        let stamp_ns = seconds as i128 * 1_000_000_000 + nanos as i128;
+        let before_ns = earliest.0 as i128 * 1_000_000_000 + earliest.1 as i128;
+        let (after_s, after_n) = after.to_unix_near(0);
+        let after_ns = after_s as i128 * 1_000_000_000 + after_n as i128;
+        assert!(
+            stamp_ns >= before_ns - 1_000 && stamp_ns <= after_ns,
+            "{stamp_ns} not in {before_ns}..{after_ns}"
+        );
+        assert_eq!(stamp_ns % 1_000, 0, "microseconds, not nanoseconds");
+    }
+
+    #[test]
     fn an_oversized_datagram_is_flagged_truncated() {
         let (server, client) = pair();
         client.send_to(&[7; SLOT_LEN + 10], server.local_addr().unwrap()).unwrap();
