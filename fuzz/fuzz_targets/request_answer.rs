@@ -50,6 +50,7 @@ fn snapshot(state: &[u8]) -> SystemSnapshot {
         root_delay: NtpDuration::from_bits(i64::from(state[7]) << 24),
         root_dispersion: NtpDuration::from_bits(i64::from(state[24]) << 26),
         max_root_dispersion: NtpDuration::from_bits(i64::from(state[25]) << 30),
+        smear: None,
     }
 }
 

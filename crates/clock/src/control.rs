@@ -29,6 +29,8 @@ pub struct KernelSyncStatus {
     pub max_error: f64,
     /// Seconds.
     pub estimated_error: f64,
+    /// The leap second the kernel should make at the end of this UTC day.
+    pub leap: Option<syhub_ntp_proto::leap::LeapKind>,
 }
 
 /// Control of the system clock. Frequencies are corrections in s/s, positive = faster.

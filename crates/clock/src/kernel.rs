@@ -4,6 +4,7 @@
 
 use crate::control::{ClockControl, ClockError, KernelSyncStatus};
 use std::io;
+use syhub_ntp_proto::leap::LeapKind;
 
 /// Kernel frequency field units: 2^-16 ppm.
 const FREQUENCY_SCALE: f64 = 65_536.0;
@@ -81,6 +82,16 @@ impl KernelClock {
     }
 }
 
+/// Whether the kernel is in or just past a leap second (its clock state TIME_OOP, during an
+/// inserted second, or TIME_WAIT, after a leap). Reading needs no privilege.
+pub fn kernel_leap_in_progress_or_done() -> bool {
+    // SAFETY: all-zero is a valid timex; modes = 0 only reads.
+    let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
+    let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, &mut timex) };
+    state == libc::TIME_OOP || state == libc::TIME_WAIT
+}
+
 impl ClockControl for KernelClock {
     fn frequency(&self) -> Result<f64, ClockError> {
         let timex = self.read()?;
@@ -141,6 +152,13 @@ impl ClockControl for KernelClock {
             timex.status |= libc::STA_UNSYNC;
         }
         timex.status &= !FOREIGN_DISCIPLINE;
+        // The leap second to make at the end of this UTC day (the kernel clears it after).
+        timex.status &= !(libc::STA_INS | libc::STA_DEL);
+        match status.leap {
+            Some(LeapKind::Insert) => timex.status |= libc::STA_INS,
+            Some(LeapKind::Delete) => timex.status |= libc::STA_DEL,
+            None => {}
+        }
         timex.maxerror = (status.max_error * 1e6).clamp(0.0, 16e6) as _;
         timex.esterror = (status.estimated_error * 1e6).clamp(0.0, 16e6) as _;
         self.adjust(&mut timex).map(drop)

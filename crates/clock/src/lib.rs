@@ -9,7 +9,9 @@ mod precision;
 mod system;
 
 pub use control::{ClockControl, ClockError, KernelSyncStatus, ObservingClock};
-pub use kernel::{KernelClock, TickAndFrequency, join_frequency, split_frequency};
+pub use kernel::{
+    KernelClock, TickAndFrequency, join_frequency, kernel_leap_in_progress_or_done, split_frequency,
+};
 pub use permission::{SteerPermission, steer_permission};
 pub use precision::measure_precision;
 pub use system::SystemClock;

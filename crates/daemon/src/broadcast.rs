@@ -214,7 +214,8 @@ fn send_one(
             }
         }
     }
-    let Some(header) = broadcast_packet(system, target.config.poll_exponent(), clock.now()) else {
+    let now = system.served_time(clock.now(), syhub_ntp_clock::kernel_leap_in_progress_or_done);
+    let Some(header) = broadcast_packet(system, target.config.poll_exponent(), now) else {
         return Ok(());
     };
     let mut packet = [0u8; HEADER_LEN + MAX_MAC_LEN];

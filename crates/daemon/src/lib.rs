@@ -9,6 +9,7 @@ pub mod control;
 pub mod drift;
 pub mod keygen;
 pub mod keys;
+pub mod leap_file;
 pub mod log_limit;
 pub mod net;
 pub mod notify;

@@ -23,7 +23,8 @@ use syhub_ntp_monitor::mqtt::{self, MqttSettings};
 use syhub_ntp_monitor::status::StatusSnapshot;
 use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::sync::{
-    DisciplineConfig, FrequencyStart, LocalMode as CoreLocalMode, SyncConfig, Synchroniser,
+    DisciplineConfig, FrequencyStart, LeapMode as CoreLeapMode, LocalMode as CoreLocalMode,
+    SyncConfig, Synchroniser,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -157,6 +158,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let kernel_synchronised = control.kernel_synchronised().unwrap_or(false);
 
+    // Reference clocks: gpsd's root-only segments attached, SOCK sockets bound under /run and PPS
+    // devices opened while still root. One that cannot be opened is reported as its problem.
+    let refclocks = crate::sources::open_refclocks(&config);
+
     // Everything that needs root is done (ports, sockets, clock control, files): give it up before
     // any other thread exists, keeping CAP_SYS_TIME only to steer.
     let monitoring = prepare_monitoring(&config);
@@ -185,6 +190,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 LocalMode::Always => CoreLocalMode::Always,
             },
             precision,
+            leap_mode: match config.clock.leap_mode {
+                crate::config::LeapMode::Kernel => CoreLeapMode::Kernel,
+                crate::config::LeapMode::Step => CoreLeapMode::Step,
+                crate::config::LeapMode::Smear => {
+                    CoreLeapMode::Smear { window: config.clock.leap_smear_window }
+                }
+            },
         },
         FrequencyStart { frequency, known: drift.is_some(), applied },
         kernel_synchronised,
@@ -221,6 +233,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         counters: counters.clone(),
         keys: keys.clone(),
         broadcasts: heard,
+        refclocks,
     });
 
     let mut tasks = JoinSet::new();

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
+use syhub_ntp_clock::kernel_leap_in_progress_or_done;
 use syhub_ntp_monitor::status::RequestTally;
 use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::nts::cookie::Keyring;
@@ -243,6 +244,7 @@ impl Worker {
     /// The protocol core's answer to an admitted request, written into `out`.
     fn answer(&mut self, received: &Received, request: &[u8], out: &mut [u8]) -> Option<Reply> {
         let received_at = received.kernel_time.unwrap_or_else(|| self.context.clock.now());
+        let received_at = self.snapshot.served_time(received_at, kernel_leap_in_progress_or_done);
         let keys = &self.context.keys;
         let peer = received.peer.ip();
         let answer = match &self.context.nts {
@@ -296,7 +298,9 @@ impl Worker {
     fn send(&mut self, fd: RawFd, replies: &mut SendBatch, stamps: &mut [Option<Reply>]) {
         for index in 0..stamps.len() {
             if let Some(reply) = &stamps[index] {
-                reply.stamp_transmit_time(replies.datagram(index), self.context.clock.now());
+                let now = self.context.clock.now();
+                let now = self.snapshot.served_time(now, kernel_leap_in_progress_or_done);
+                reply.stamp_transmit_time(replies.datagram(index), now);
             }
             match replies.send(fd, index..index + 1) {
                 (1, _) => self.tally.answered += u64::from(stamps[index].is_some()),

@@ -4,12 +4,13 @@
 
 use crate::config::{Config, SourceConfig, SourceMode, nts_ke_target};
 use crate::drift;
+use crate::leap_file::LeapFile;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::query::{NTP_PORT, Target, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
-    HeardBroadcast, NtsSetup, Resolution, SourceCommands, SourceEvent, SourceId, SourceReport,
-    recv_or_pending, resolve_in_background, spawn_source,
+    HeardBroadcast, NtsSetup, RefclockDriver, Resolution, SourceCommands, SourceEvent, SourceId,
+    SourceReport, recv_or_pending, resolve_in_background, spawn_refclock, spawn_source,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,9 @@ use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::SystemSnapshot;
-use syhub_ntp_proto::source::{NtpSource, SourceConfig as PollConfig, SourceView};
+use syhub_ntp_proto::source::{
+    NtpSource, RefclockConfig, RefclockSource, SourceConfig as PollConfig, SourceView,
+};
 use syhub_ntp_proto::sync::{
     DisciplineEvent, SourceInput, Steering, SyncState, SyncUpdate, Synchroniser,
 };
@@ -67,6 +70,10 @@ pub struct Panic {
     pub offset: f64,
 }
 
+/// What a reference clock's `ActiveSource::address` holds: it has no network address.
+const REFCLOCK_ADDRESS: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+
 /// One configured `[[source]]`.
 struct Entry {
     config: SourceConfig,
@@ -111,6 +118,14 @@ pub struct SystemParts {
     pub keys: Arc<KeyStore>,
     /// Broadcasts the serving loop heard, when a source listens for them.
     pub broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
+    /// The reference clocks' drivers, opened before privileges were dropped.
+    pub refclocks: Vec<OpenedRefclock>,
+}
+
+/// A reference clock's driver for the `[[source]]` at index `entry`.
+pub struct OpenedRefclock {
+    pub entry: usize,
+    pub driver: Box<dyn RefclockDriver>,
 }
 
 pub struct SystemTask {
@@ -136,6 +151,13 @@ pub struct SystemTask {
     /// The start of the current spike was logged.
     spike_logged: bool,
     log_limiter: LogLimiter,
+    /// Reference clocks not started yet (they start with the task).
+    refclocks: Vec<OpenedRefclock>,
+    /// For each PPS clock: the refid of the source that numbers its seconds, and the feed of
+    /// that source's offset.
+    pairs: Vec<(String, watch::Sender<Option<f64>>)>,
+    /// `[clock] leap_file`, read again when it changes.
+    leap_file: Option<LeapFile>,
 }
 
 impl SystemTask {
@@ -163,6 +185,7 @@ impl SystemTask {
             })
             .collect();
         let poll = parts.sync.poll_exponent();
+        let leap_file = parts.config.clock.leap_file.clone().map(LeapFile::new);
         Self {
             drift_path: parts.config.clock.drift_file.clone(),
             config: parts.config,
@@ -190,6 +213,9 @@ impl SystemTask {
             last_update: None,
             spike_logged: false,
             log_limiter: LogLimiter::new(LOG_REPEAT_PERIOD),
+            refclocks: parts.refclocks,
+            pairs: Vec::new(),
+            leap_file,
         }
     }
 
@@ -203,13 +229,18 @@ impl SystemTask {
 
     /// Runs until cancelled (Ok) or until the clock is beyond the panic threshold (Err).
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), Panic> {
+        for refclock in std::mem::take(&mut self.refclocks) {
+            self.start_refclock(refclock);
+        }
         self.log_state();
         self.maintain(Instant::now());
         self.publish_status();
         let mut next_maintenance = Instant::now() + MAINTENANCE_INTERVAL;
         let result = loop {
             let slew_end = self.sync.next_tick_at().map(|t| self.origin + t.since_origin());
-            let wake = slew_end.map_or(next_maintenance, |t| t.min(next_maintenance));
+            let leap_due = self.leap_due_at();
+            let wake =
+                [slew_end, leap_due].into_iter().flatten().fold(next_maintenance, Instant::min);
             tokio::select! {
                 _ = cancel.cancelled() => break Ok(()),
                 Some(report) = self.reports.1.recv() => {
@@ -228,6 +259,8 @@ impl SystemTask {
                     if now >= next_maintenance {
                         self.maintain(now);
                         next_maintenance = now + MAINTENANCE_INTERVAL;
+                    } else if leap_due.is_some_and(|due| now >= due) {
+                        self.follow_leap();
                     }
                     self.publish_status();
                 }
@@ -245,7 +278,12 @@ impl SystemTask {
     fn inputs(&self) -> Vec<SourceInput> {
         self.sources
             .iter()
-            .map(|s| SourceInput { view: s.view, fallback: self.entries[s.entry].config.fallback })
+            .map(|s| SourceInput {
+                view: s.view,
+                fallback: self.entries[s.entry].config.fallback,
+                prefer: self.entries[s.entry].config.prefer,
+                noselect: self.numbers_a_pps(s.entry),
+            })
             .collect()
     }
 
@@ -300,7 +338,93 @@ impl SystemTask {
             self.last_update = Some(now);
             self.count_falsetickers();
         }
+        self.feed_pairs();
         self.after_update(update)
+    }
+
+    /// Whether the source of `entry` numbers a PPS clock's seconds: then it is only watched.
+    fn numbers_a_pps(&self, entry: usize) -> bool {
+        let refid = self.entries[entry].config.refclock.as_ref().map(|r| &r.refid);
+        refid.is_some_and(|refid| {
+            self.entries
+                .iter()
+                .any(|e| e.config.refclock.as_ref().and_then(|r| r.pair.as_ref()) == Some(refid))
+        })
+    }
+
+    /// Tells each PPS clock the offset of the source that numbers its seconds.
+    fn feed_pairs(&self) {
+        for (refid, feed) in &self.pairs {
+            let offset = self
+                .sources
+                .iter()
+                .filter(|s| {
+                    self.entries[s.entry]
+                        .config
+                        .refclock
+                        .as_ref()
+                        .is_some_and(|r| &r.refid == refid)
+                        && s.view.reach != 0
+                })
+                .find_map(|s| s.view.filter.map(|f| f.offset));
+            feed.send_if_modified(|current| {
+                let changed = *current != offset;
+                *current = offset;
+                changed
+            });
+        }
+    }
+
+    /// Starts a reference clock's task with its opened driver.
+    fn start_refclock(&mut self, refclock: OpenedRefclock) {
+        let entry = refclock.entry;
+        let config = &self.entries[entry].config;
+        let Some(settings) = config.refclock.clone() else { return };
+        let now = Instant::now();
+        // An ASCII reference id, zero-padded (RFC 5905 for stratum-1 references).
+        let mut refid = [0u8; 4];
+        refid[..settings.refid.len()].copy_from_slice(settings.refid.as_bytes());
+        let source = RefclockSource::new(
+            RefclockConfig {
+                poll: settings.poll,
+                offset: settings.offset(),
+                precision: settings.precision,
+                stratum: settings.stratum,
+                reference_id: ReferenceId::from_bytes(refid),
+            },
+            self.monotonic(now),
+        );
+        let pair = settings.pair.as_ref().map(|refid| {
+            let (feed, offsets) = watch::channel(None);
+            self.pairs.push((refid.clone(), feed));
+            offsets
+        });
+        let id = self.next_id;
+        self.next_id += 1;
+        let cancel = CancellationToken::new();
+        tracing::info!("using reference clock {} ({})", config.address, settings.refid);
+        self.sources.push(ActiveSource {
+            id,
+            entry,
+            address: REFCLOCK_ADDRESS,
+            view: source.view(),
+            cancel: cancel.clone(),
+            falseticker_streak: 0,
+            last_sample_at: None,
+            problem: None,
+            broadcasts: None,
+        });
+        spawn_refclock(
+            id,
+            refclock.driver,
+            source,
+            pair,
+            self.clock.clone(),
+            self.origin,
+            self.reports.0.clone(),
+            self.commands.subscribe(),
+            cancel,
+        );
     }
 
     fn count_falsetickers(&mut self) {
@@ -434,6 +558,7 @@ impl SystemTask {
             max_error: snapshot.root_delay.to_seconds_f64() / 2.0
                 + snapshot.root_dispersion.to_seconds_f64(),
             estimated_error: estimate.offset_variance.sqrt(),
+            leap: self.sync.leap().kernel_leap(self.clock.now()),
         };
         if let Err(error) = self.control.set_sync_status(&status) {
             tracing::debug!("cannot update the kernel's synchronisation status: {error}");
@@ -590,6 +715,7 @@ impl SystemTask {
                 None
             };
             if let Some(why) = why
+                && !entry.config.mode.is_refclock()
                 && (entry.config.mode != SourceMode::Server
                     || matches!(entry.target, Target::Name { .. }))
             {
@@ -613,6 +739,7 @@ impl SystemTask {
             // Broadcast sources start when their server is heard.
             if entry.resolving
                 || entry.config.mode == SourceMode::Broadcast
+                || entry.config.mode.is_refclock()
                 || members >= usize::from(entry.config.max_sources)
                 || entry.next_resolve > now
             {
@@ -627,9 +754,47 @@ impl SystemTask {
             }
         }
         self.sync.refresh_local(self.clock.now());
+        if let Some(news) = self.leap_file.as_mut().and_then(|f| f.refresh(self.clock.now())) {
+            self.sync.leap_mut().set_table(news);
+        }
+        self.follow_leap();
         self.publish.send_replace(self.sync.snapshot());
         self.tell_kernel();
         self.write_drift(now, false);
+    }
+
+    /// When the leap second in hand next needs the task (the warning starts, a step is due, the
+    /// smear ends), if within the next maintenance interval.
+    fn leap_due_at(&self) -> Option<Instant> {
+        let seconds = self.sync.leap().seconds_until_due(self.clock.now())?;
+        (seconds < MAINTENANCE_INTERVAL.as_secs_f64())
+            .then(|| Instant::now() + Duration::from_secs_f64(seconds.max(0.001)))
+    }
+
+    /// Brings the leap second in hand up to date: what is advertised of it, the kernel's leap
+    /// flag, and in step mode the step itself. A leap step leaves the sources' samples alone: the
+    /// servers' time leaps with ours.
+    fn follow_leap(&mut self) {
+        let now = self.clock.now();
+        let before = self.sync.snapshot();
+        self.sync.refresh_leap(now);
+        if let Some(step) = self.sync.leap_mut().step_due(now) {
+            if self.clock_mode == ClockMode::Steering {
+                match self.control.step(step) {
+                    Ok(()) => tracing::info!("leap second: stepped the clock by {step:+} s"),
+                    Err(error) => self.steering_failed(error),
+                }
+            } else {
+                tracing::info!(
+                    "leap second due: a {step:+} s step is not made in {}",
+                    self.clock_mode
+                );
+            }
+        }
+        if self.sync.snapshot() != before {
+            self.publish.send_replace(self.sync.snapshot());
+            self.tell_kernel();
+        }
     }
 
     /// Writes the frequency estimate when the clock has been synchronised a while and the last
@@ -698,12 +863,19 @@ impl SystemTask {
                 };
                 SourceStatus {
                     name: entry.config.address.clone(),
-                    address: source.address.to_string(),
+                    address: if entry.config.mode.is_refclock() {
+                        entry.config.address.clone()
+                    } else {
+                        source.address.to_string()
+                    },
                     kind: match entry.config.mode {
                         SourceMode::Pool => "pool".into(),
                         SourceMode::Server => "server".into(),
                         SourceMode::Broadcast => "broadcast".into(),
                         SourceMode::Nts => "nts".into(),
+                        SourceMode::GpsdShm => "gpsd-shm".into(),
+                        SourceMode::Sock => "sock".into(),
+                        SourceMode::Pps => "pps".into(),
                     },
                     fallback: entry.config.fallback,
                     state: state.into(),

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod leap;
 pub mod nts;
 pub mod packet;
 pub mod server;

@@ -11,11 +11,14 @@ pub use rng::Rng;
 
 use std::time::Duration;
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_proto::packet::LeapIndicator;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
-use syhub_ntp_proto::source::{NtpSource, ResponseOutcome, SourceConfig};
+use syhub_ntp_proto::source::{
+    NtpSource, RefclockConfig, RefclockSource, ResponseOutcome, SourceConfig, pps_offset,
+};
 use syhub_ntp_proto::sync::{
-    DisciplineConfig, DisciplineEvent, FrequencyStart, LocalMode, SourceInput, Steering,
+    DisciplineConfig, DisciplineEvent, FrequencyStart, LeapMode, LocalMode, SourceInput, Steering,
     SyncConfig, SyncState, Synchroniser,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpDuration};
@@ -65,6 +68,30 @@ impl ServerSpec {
     }
 }
 
+/// What a simulated reference clock delivers once a true second.
+#[derive(Debug, Clone, Copy)]
+pub enum RefclockKind {
+    /// A time sample (NMEA through gpsd) naming each true second, read on the local clock
+    /// `delay` + `jitter` × Exp(1) seconds after the second began.
+    Coarse { delay: f64, jitter: f64 },
+    /// A PPS edge at each true second, ± `jitter` (uniform), numbered by the reference clock at
+    /// index `pair` of [`Scenario::refclocks`].
+    Pps { jitter: f64, pair: usize },
+}
+
+/// A simulated reference clock.
+#[derive(Debug, Clone)]
+pub struct RefclockSpec {
+    pub kind: RefclockKind,
+    pub config: RefclockConfig,
+    pub prefer: bool,
+    pub fallback: bool,
+    /// Only numbers a PPS clock's seconds, never selected itself.
+    pub noselect: bool,
+    /// Intervals of true time during which it delivers nothing.
+    pub outages: Vec<(f64, f64)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
@@ -83,6 +110,8 @@ pub struct Scenario {
     pub statistics_from: f64,
     /// The drift file's frequency correction, if any (s/s).
     pub drift: Option<f64>,
+    /// Reference clocks, after the servers in the synchroniser's list of sources.
+    pub refclocks: Vec<RefclockSpec>,
 }
 
 impl Scenario {
@@ -102,6 +131,7 @@ impl Scenario {
             local_mode: LocalMode::Holdover,
             statistics_from: 210.0,
             drift: None,
+            refclocks: Vec::new(),
         }
     }
 }
@@ -133,6 +163,11 @@ pub struct Simulation {
     pub clock: SimClock,
     time: f64,
     sources: Vec<NtpSource>,
+    refclocks: Vec<RefclockSource>,
+    /// Driver deliveries due: (true time, refclock index, local clock reading at the event).
+    deliveries: Vec<(f64, usize, NtpTimestamp)>,
+    /// The next true second at which the reference clocks' events are drawn.
+    next_second: f64,
     pub sync: Synchroniser,
     in_flight: Vec<InFlight>,
     next_sample: f64,
@@ -172,6 +207,7 @@ impl Simulation {
                 local_stratum: scenario.local_stratum,
                 local_mode: scenario.local_mode,
                 precision: PRECISION,
+                leap_mode: LeapMode::Kernel,
             },
             FrequencyStart {
                 frequency: scenario.drift.unwrap_or(0.0),
@@ -184,6 +220,11 @@ impl Simulation {
             },
             false,
         );
+        let refclocks = scenario
+            .refclocks
+            .iter()
+            .map(|spec| RefclockSource::new(spec.config, Monotonic::ZERO))
+            .collect();
         let mut clock = clock;
         if scenario.discipline.steer {
             clock.set_frequency(scenario.drift.unwrap_or(0.0));
@@ -194,6 +235,9 @@ impl Simulation {
             clock,
             time: 0.0,
             sources,
+            refclocks,
+            deliveries: Vec::new(),
+            next_second: 1.0,
             sync,
             in_flight: Vec::new(),
             next_sample: 0.0,
@@ -248,7 +292,18 @@ impl Simulation {
                 .map_or(f64::INFINITY, |t| t.seconds_since(Monotonic::ZERO));
             let next_disturbance =
                 self.disturbances.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
+            let next_refclock_poll = self
+                .refclocks
+                .iter()
+                .map(|s| s.next_poll_at().seconds_since(Monotonic::ZERO))
+                .fold(f64::INFINITY, f64::min);
+            let next_reading = self.deliveries.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
+            let next_second =
+                if self.refclocks.is_empty() { f64::INFINITY } else { self.next_second };
             let next = next_poll
+                .min(next_refclock_poll)
+                .min(next_reading)
+                .min(next_second)
                 .min(next_delivery)
                 .min(next_tick)
                 .min(next_disturbance)
@@ -274,6 +329,23 @@ impl Simulation {
             } else if next == next_tick {
                 let steering = self.sync.tick(self.now());
                 self.apply(steering);
+            } else if next == next_second {
+                self.draw_refclock_events();
+                self.next_second += 1.0;
+            } else if next == next_reading {
+                let index = self.deliveries.iter().position(|d| d.0 == next).unwrap_or(0);
+                let (_, refclock, local) = self.deliveries.remove(index);
+                self.read_refclock(refclock, local);
+            } else if next == next_refclock_poll {
+                let index = self
+                    .refclocks
+                    .iter()
+                    .position(|s| s.next_poll_at().seconds_since(Monotonic::ZERO) == next)
+                    .unwrap_or(0);
+                let now = self.now();
+                let measurement = self.refclocks[index].poll(now);
+                let sample = measurement.map(|m| (self.sources.len() + index, m));
+                self.update_system(sample);
             } else {
                 let index = self
                     .sources
@@ -283,6 +355,55 @@ impl Simulation {
                 self.poll(index);
             }
         }
+    }
+
+    /// At a true second: each reference clock's event, read on the local clock when it happens.
+    fn draw_refclock_events(&mut self) {
+        let second = self.next_second;
+        for index in 0..self.scenario.refclocks.len() {
+            let spec = &self.scenario.refclocks[index];
+            if spec.outages.iter().any(|&(from, to)| second >= from && second < to) {
+                continue;
+            }
+            let at = match spec.kind {
+                RefclockKind::Coarse { delay, jitter } => {
+                    second + delay + jitter * self.rng.exponential()
+                }
+                RefclockKind::Pps { jitter, .. } => {
+                    second + jitter * (2.0 * self.rng.uniform() - 1.0)
+                }
+            };
+            // The local clock's reading at `at`, from its error now (it moves by ppm in between).
+            let local = NtpTimestamp::from_unix(EPOCH_UNIX, 0)
+                + NtpDuration::from_seconds_f64(at + self.clock.error());
+            self.deliveries.push((at.max(self.time), index, local));
+        }
+    }
+
+    /// A reference clock's driver delivers: a coarse sample names the true second before it; a
+    /// PPS edge is numbered by its pair's current offset.
+    fn read_refclock(&mut self, index: usize, local: NtpTimestamp) {
+        let now = self.now();
+        match self.scenario.refclocks[index].kind {
+            RefclockKind::Coarse { .. } => {
+                let named = NtpTimestamp::from_unix(EPOCH_UNIX, 0)
+                    + NtpDuration::from_seconds_f64(self.time.floor());
+                let offset = (named - local).to_seconds_f64();
+                self.refclocks[index].add_sample(now, offset, LeapIndicator::NoWarning);
+            }
+            RefclockKind::Pps { pair, .. } => {
+                let view = self.refclocks[pair].view();
+                let coarse = view.filter.filter(|_| view.reach != 0).map(|f| f.offset);
+                if let Some(offset) = coarse.and_then(|c| pps_offset(local, c)) {
+                    self.refclocks[index].add_sample(now, offset, LeapIndicator::NoWarning);
+                }
+            }
+        }
+    }
+
+    /// The reference clocks, for inspecting their state.
+    pub fn refclocks(&self) -> &[RefclockSource] {
+        &self.refclocks
     }
 
     fn poll(&mut self, index: usize) {
@@ -354,7 +475,20 @@ impl Simulation {
             .sources
             .iter()
             .zip(&self.scenario.servers)
-            .map(|(s, spec)| SourceInput { view: s.view(), fallback: spec.fallback })
+            .map(|(s, spec)| SourceInput {
+                view: s.view(),
+                fallback: spec.fallback,
+                prefer: false,
+                noselect: false,
+            })
+            .chain(self.refclocks.iter().zip(&self.scenario.refclocks).map(|(s, spec)| {
+                SourceInput {
+                    view: s.view(),
+                    fallback: spec.fallback,
+                    prefer: spec.prefer,
+                    noselect: spec.noselect,
+                }
+            }))
             .collect();
         let local = self.local_timestamp();
         let update =
@@ -380,6 +514,9 @@ impl Simulation {
             self.clock.step(step);
             for source in &mut self.sources {
                 source.clock_stepped(step);
+            }
+            for refclock in &mut self.refclocks {
+                refclock.clock_stepped(step);
             }
         }
         if let Some(frequency) = steering.frequency {

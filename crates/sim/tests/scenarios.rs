@@ -230,3 +230,86 @@ fn observe_mode_estimates_without_touching_the_clock() {
         assert!((estimate.frequency + 20e-6).abs() < 0.1e-6, "seed {seed}: {estimate:?}");
     }
 }
+
+use syhub_ntp_proto::packet::ReferenceId;
+use syhub_ntp_proto::source::RefclockConfig;
+use syhub_ntp_sim::{RefclockKind, RefclockSpec};
+
+/// A GPS whose sentences arrive 50 ms after their second (uncorrected), and a PPS with 1 µs
+/// jitter numbered by it: the hub locks to the PPS and serves stratum 1.
+fn gps_with_pps(seed: u64) -> Scenario {
+    let mut scenario = Scenario::reference(seed);
+    scenario.servers = Vec::new();
+    let config = |refid: &[u8; 4], precision| RefclockConfig {
+        poll: 4,
+        offset: 0.0,
+        precision,
+        stratum: 0,
+        reference_id: ReferenceId::from_bytes(*refid),
+    };
+    scenario.refclocks = vec![
+        RefclockSpec {
+            kind: RefclockKind::Coarse { delay: 0.050, jitter: 0.002 },
+            config: config(b"GPS\0", -10),
+            prefer: false,
+            fallback: false,
+            // Numbering the PPS's seconds is its only job (chrony's `noselect` + `lock`).
+            noselect: true,
+            outages: Vec::new(),
+        },
+        RefclockSpec {
+            kind: RefclockKind::Pps { jitter: 1e-6, pair: 0 },
+            config: config(b"PPS\0", -20),
+            prefer: true,
+            fallback: false,
+            noselect: false,
+            outages: Vec::new(),
+        },
+    ];
+    scenario
+}
+
+#[test]
+fn pps_paired_with_a_coarse_gps_locks_to_the_pulse() {
+    for seed in SEEDS {
+        let mut sim = Simulation::new(gps_with_pps(seed));
+        sim.run_until(3_000.0);
+        let stats = sim.statistics();
+        let gps = sim.refclocks()[0].view().filter.expect("GPS samples").offset;
+        println!(
+            "seed {seed}: synchronised at {:?} s, RMS {:.2} µs, max {:.2} µs, GPS offset {:.1} ms",
+            stats.synchronised_at,
+            stats.rms_offset * 1e6,
+            stats.max_offset * 1e6,
+            gps * 1e3
+        );
+        assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1), "seed {seed}");
+        assert_eq!(sim.stratum(), 1);
+        assert_eq!(sim.sync.snapshot().reference_id, ReferenceId::from_bytes(*b"PPS\0"));
+        // The GPS alone is 50 ms off; the PPS brings the clock within a few µs.
+        assert!((gps + 0.050).abs() < 0.005, "seed {seed}: GPS offset {gps}");
+        assert!(stats.rms_offset < 5e-6, "seed {seed}: RMS {} µs", stats.rms_offset * 1e6);
+        assert!(stats.max_offset < 20e-6, "seed {seed}: max {} µs", stats.max_offset * 1e6);
+    }
+}
+
+#[test]
+fn without_pulses_the_hub_holds_over_and_locks_again() {
+    let mut scenario = gps_with_pps(1);
+    scenario.refclocks[1].outages = vec![(2_000.0, 3_000.0)];
+    let mut sim = Simulation::new(scenario);
+    sim.run_until(1_900.0);
+    assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1));
+    assert_eq!(sim.stratum(), 1);
+    sim.run_until(2_900.0);
+    // The PPS stopped: unreachable like any source; the GPS alone only numbers seconds, so the
+    // hub serves its local clock (stratum 10) until the pulses come back.
+    assert_eq!(sim.refclocks()[1].view().reach, 0);
+    assert!(sim.sync.selection().is_none());
+    assert!(matches!(sim.sync.state(), SyncState::LocalClock { .. }), "{:?}", sim.sync.state());
+    assert_eq!(sim.stratum(), 10);
+    sim.run_until(4_000.0);
+    assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1));
+    assert_eq!(sim.stratum(), 1);
+    assert!(sim.clock.error().abs() < 20e-6, "error {} µs", sim.clock.error() * 1e6);
+}

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 /// Where the frequency correction is kept between runs.
 pub const DEFAULT_DRIFT_FILE: &str = "/var/lib/syhub-ntp/drift";
+/// The leap-seconds list Debian's tzdata ships.
+pub const DEFAULT_LEAP_FILE: &str = "/usr/share/zoneinfo/leap-seconds.list";
+/// Default smear window: a day, as the public smearing servers use.
+const DEFAULT_SMEAR_WINDOW: f64 = 86_400.0;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "RawClockConfig")]
@@ -19,6 +23,24 @@ pub struct ClockConfig {
     pub panic_threshold: f64,
     /// The drift file; `None` keeps none.
     pub drift_file: Option<PathBuf>,
+    /// The leap-seconds list; `None` relies on the sources' warnings alone.
+    pub leap_file: Option<PathBuf>,
+    pub leap_mode: LeapMode,
+    /// Seconds over which `leap_mode = "smear"` spreads a leap second.
+    pub leap_smear_window: f64,
+}
+
+/// How a leap second is handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeapMode {
+    /// The kernel inserts or deletes the second at midnight; clients are warned.
+    #[default]
+    Kernel,
+    /// Served time absorbs the second over `leap_smear_window`; clients are not warned.
+    Smear,
+    /// The daemon steps the clock by the second after midnight; clients are warned.
+    Step,
 }
 
 impl Default for ClockConfig {
@@ -29,6 +51,9 @@ impl Default for ClockConfig {
             stepout: 900.0,
             panic_threshold: 1000.0,
             drift_file: Some(PathBuf::from(DEFAULT_DRIFT_FILE)),
+            leap_file: Some(PathBuf::from(DEFAULT_LEAP_FILE)),
+            leap_mode: LeapMode::Kernel,
+            leap_smear_window: DEFAULT_SMEAR_WINDOW,
         }
     }
 }
@@ -53,6 +78,10 @@ struct RawClockConfig {
     stepout: Option<f64>,
     panic_threshold: Option<f64>,
     drift_file: Option<String>,
+    leap_file: Option<String>,
+    #[serde(default)]
+    leap_mode: LeapMode,
+    leap_smear_window: Option<f64>,
 }
 
 impl TryFrom<RawClockConfig> for ClockConfig {
@@ -84,6 +113,37 @@ impl TryFrom<RawClockConfig> for ClockConfig {
                 ));
             }
         };
-        Ok(Self { mode: raw.mode, step_threshold, stepout, panic_threshold, drift_file })
+        let leap_file = match raw.leap_file {
+            None => default.leap_file,
+            Some(path) if path.is_empty() => None,
+            Some(path) if path.starts_with('/') => Some(PathBuf::from(path)),
+            Some(path) => {
+                return Err(format!(
+                    "leap_file = {path:?}: expected an absolute path, or \"\" for none"
+                ));
+            }
+        };
+        let leap_smear_window = match raw.leap_smear_window {
+            None => DEFAULT_SMEAR_WINDOW,
+            Some(w) if w.is_finite() && (60.0..=172_800.0).contains(&w) => w,
+            Some(w) => {
+                return Err(format!(
+                    "leap_smear_window = {w}: expected seconds from 60 to 172800 (86400 is a day)"
+                ));
+            }
+        };
+        if raw.leap_smear_window.is_some() && raw.leap_mode != LeapMode::Smear {
+            return Err("leap_smear_window applies to leap_mode = \"smear\" only".into());
+        }
+        Ok(Self {
+            mode: raw.mode,
+            step_threshold,
+            stepout,
+            panic_threshold,
+            drift_file,
+            leap_file,
+            leap_mode: raw.leap_mode,
+            leap_smear_window,
+        })
     }
 }

@@ -14,7 +14,7 @@ mod source;
 
 pub use auth::AuthConfig;
 pub use broadcast::BroadcastConfig;
-pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE};
+pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE, DEFAULT_LEAP_FILE, LeapMode};
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
 pub use local::{LocalConfig, LocalMode, LocalStratum};
@@ -24,7 +24,7 @@ pub use server::{
     AccessRule, DEFAULT_ALLOW, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal,
     ServerConfig,
 };
-pub use source::{SourceConfig, SourceMode, default_sources, nts_ke_target};
+pub use source::{RefclockSettings, SourceConfig, SourceMode, default_sources, nts_ke_target};
 
 use serde::Deserialize;
 

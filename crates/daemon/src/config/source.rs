@@ -30,6 +30,32 @@ pub struct SourceConfig {
     /// NTS mode: accept the server's certificate outside its validity dates (chrony's
     /// `nocerttimecheck`), for a hub that boots with a wrong clock and no real-time clock.
     pub ignore_certificate_time: bool,
+    /// Follow this source alone whenever it survives selection (RFC 5905's prefer peer).
+    pub prefer: bool,
+    /// The reference-clock modes' settings (`gpsd-shm`, `sock`, `pps`).
+    pub refclock: Option<RefclockSettings>,
+}
+
+/// How a reference clock (`mode = "gpsd-shm"`, `"sock"` or `"pps"`) is read and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefclockSettings {
+    /// gpsd-shm: the segment's unit (0 and 1 are gpsd's first device; key 0x4E545030 + unit).
+    pub unit: u32,
+    /// sock: the Unix socket gpsd sends to (`/run/chrony.<device>.sock`); pps: the device.
+    pub path: Option<std::path::PathBuf>,
+    /// Seconds added to every sample (how late the device's timestamps are), in nanoseconds so
+    /// the settings stay comparable.
+    pub offset_nanos: i64,
+    /// log2 seconds.
+    pub precision: i8,
+    pub stratum: u8,
+    /// Up to four ASCII characters: `GPS`, `PPS`.
+    pub refid: String,
+    /// pps: the reference id of the source that numbers the seconds (another `[[source]]`'s
+    /// `refid`, such as the gpsd-shm clock's `GPS`).
+    pub pair: Option<String>,
+    /// log2 seconds between reductions of the samples (default 4: 16 s).
+    pub poll: i8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -46,6 +72,22 @@ pub enum SourceMode {
     /// Network Time Security: `address` is the NTS-KE server (port 4460 unless given), whose
     /// certificate must be valid; time comes authenticated from the NTP server it names.
     Nts,
+    /// A reference clock read from gpsd's NTP shared-memory segment `unit`.
+    #[serde(rename = "gpsd-shm")]
+    GpsdShm,
+    /// A reference clock whose samples gpsd sends to a Unix socket at `path` (chrony's SOCK
+    /// protocol).
+    Sock,
+    /// A pulse-per-second device (`path`, such as /dev/pps0); `pair` names the source that
+    /// numbers the seconds.
+    Pps,
+}
+
+impl SourceMode {
+    /// A reference clock rather than a network server.
+    pub fn is_refclock(self) -> bool {
+        matches!(self, Self::GpsdShm | Self::Sock | Self::Pps)
+    }
 }
 
 /// Poll exponent bounds: 1 s to 36 hours.
@@ -63,6 +105,7 @@ fn is_public_pool(address: &str) -> bool {
 #[serde(deny_unknown_fields)]
 struct RawSource {
     mode: SourceMode,
+    #[serde(default)]
     address: String,
     #[serde(default = "default_true")]
     iburst: bool,
@@ -78,6 +121,145 @@ struct RawSource {
     ca_file: Option<String>,
     #[serde(default)]
     ignore_certificate_time: bool,
+    #[serde(default)]
+    prefer: bool,
+    unit: Option<i64>,
+    path: Option<String>,
+    offset: Option<f64>,
+    precision: Option<i64>,
+    stratum: Option<i64>,
+    refid: Option<String>,
+    pair: Option<String>,
+    poll: Option<i64>,
+}
+
+impl RawSource {
+    /// Whether any reference-clock setting is given.
+    fn has_refclock_settings(&self) -> bool {
+        self.unit.is_some()
+            || self.path.is_some()
+            || self.offset.is_some()
+            || self.precision.is_some()
+            || self.stratum.is_some()
+            || self.refid.is_some()
+            || self.pair.is_some()
+            || self.poll.is_some()
+    }
+}
+
+/// Checks a reference clock's settings; `address` becomes its display name.
+fn refclock_settings(raw: &RawSource) -> Result<RefclockSettings, String> {
+    if raw.key.is_some()
+        || raw.minpoll.is_some()
+        || raw.maxpoll.is_some()
+        || raw.max_sources.is_some()
+    {
+        return Err("key, minpoll, maxpoll and max_sources do not apply to a reference clock \
+                    (its poll is `poll`)"
+            .into());
+    }
+    if raw.insecure_unauthenticated || raw.interface.is_some() || raw.ca_file.is_some() {
+        return Err("broadcast and NTS settings do not apply to a reference clock".into());
+    }
+    let unit = match (raw.mode, raw.unit) {
+        (SourceMode::GpsdShm, None) => 0,
+        (SourceMode::GpsdShm, Some(unit @ 0..=255)) => unit as u32,
+        (SourceMode::GpsdShm, Some(unit)) => {
+            return Err(format!(
+                "unit = {unit}: expected 0 to 255 (gpsd uses 0 and 1 for its first device)"
+            ));
+        }
+        (_, Some(_)) => return Err("unit applies to mode = \"gpsd-shm\" only".into()),
+        (_, None) => 0,
+    };
+    let path = match (raw.mode, raw.path.as_deref().map(str::trim)) {
+        (SourceMode::GpsdShm, Some(_)) => {
+            return Err("path does not apply to mode = \"gpsd-shm\" (it uses unit)".into());
+        }
+        (SourceMode::GpsdShm, None) => None,
+        (SourceMode::Server | SourceMode::Pool | SourceMode::Broadcast | SourceMode::Nts, None) => {
+            None
+        }
+        (SourceMode::Sock, None) => {
+            return Err("mode = \"sock\" needs path, the socket gpsd sends to, such as \
+                        \"/run/chrony.ttyAMA0.sock\""
+                .into());
+        }
+        (SourceMode::Pps, None) => {
+            return Err("mode = \"pps\" needs path, the PPS device, such as \"/dev/pps0\"".into());
+        }
+        (_, Some(path)) if !path.starts_with('/') => {
+            return Err(format!("path = {path:?}: expected an absolute path"));
+        }
+        (_, Some(path)) => Some(std::path::PathBuf::from(path)),
+    };
+    let offset = raw.offset.unwrap_or(0.0);
+    if !offset.is_finite() || offset.abs() > 1.0 {
+        return Err(format!("offset = {offset}: expected seconds between -1 and 1"));
+    }
+    let precision = match raw.precision {
+        None if raw.mode == SourceMode::Pps => -20,
+        None => -10,
+        Some(p @ -30..=0) => p as i8,
+        Some(p) => return Err(format!("precision = {p}: expected log2 seconds from -30 to 0")),
+    };
+    let stratum = match raw.stratum {
+        None => 0,
+        Some(s @ 0..=15) => s as u8,
+        Some(s) => {
+            return Err(format!("stratum = {s}: expected 0 to 15 (0: the hub serves stratum 1)"));
+        }
+    };
+    let refid = raw
+        .refid
+        .clone()
+        .unwrap_or_else(|| if raw.mode == SourceMode::Pps { "PPS" } else { "GPS" }.to_owned());
+    if refid.is_empty() || refid.len() > 4 || !refid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "refid = {refid:?}: expected 1 to 4 ASCII letters or digits, such as \"GPS\""
+        ));
+    }
+    let pair = match (raw.mode, raw.pair.clone()) {
+        (SourceMode::Pps, None) => {
+            return Err("mode = \"pps\" needs pair, the refid of the source that numbers the \
+                        seconds, such as \"GPS\" for a gpsd-shm clock"
+                .into());
+        }
+        (SourceMode::Pps, Some(pair)) => Some(pair),
+        (_, Some(_)) => return Err("pair applies to mode = \"pps\" only".into()),
+        (_, None) => None,
+    };
+    let poll = match raw.poll {
+        None => 4,
+        Some(p @ 0..=10) => p as i8,
+        Some(p) => return Err(format!("poll = {p}: expected 0 to 10 (log2 seconds: 4 is 16 s)")),
+    };
+    Ok(RefclockSettings {
+        unit,
+        path,
+        offset_nanos: (offset * 1e9).round() as i64,
+        precision,
+        stratum,
+        refid,
+        pair,
+        poll,
+    })
+}
+
+impl RefclockSettings {
+    /// The fixed correction, seconds.
+    pub fn offset(&self) -> f64 {
+        self.offset_nanos as f64 / 1e9
+    }
+
+    /// What the source is called where no address is given.
+    fn default_name(&self, mode: SourceMode) -> String {
+        match (mode, &self.path) {
+            (SourceMode::GpsdShm, _) => format!("SHM({})", self.unit),
+            (_, Some(path)) => path.display().to_string(),
+            (_, None) => self.refid.clone(),
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -87,6 +269,37 @@ fn default_true() -> bool {
 impl TryFrom<RawSource> for SourceConfig {
     type Error = String;
     fn try_from(raw: RawSource) -> Result<Self, String> {
+        if raw.mode.is_refclock() {
+            let settings = refclock_settings(&raw)?;
+            let address = match raw.address.trim() {
+                "" => settings.default_name(raw.mode),
+                name => name.to_owned(),
+            };
+            return Ok(Self {
+                mode: raw.mode,
+                address,
+                iburst: false,
+                minpoll: settings.poll,
+                maxpoll: settings.poll,
+                max_sources: 1,
+                fallback: raw.fallback,
+                key: None,
+                insecure_unauthenticated: false,
+                interface: None,
+                ca_file: None,
+                ignore_certificate_time: false,
+                prefer: raw.prefer,
+                refclock: Some(settings),
+            });
+        }
+        if raw.has_refclock_settings() {
+            return Err("unit, path, offset, precision, stratum, refid, pair and poll apply to \
+                        reference clocks only (mode = \"gpsd-shm\", \"sock\" or \"pps\")"
+                .into());
+        }
+        if raw.address.trim().is_empty() {
+            return Err("address is missing: the server's name or address".into());
+        }
         let address = raw.address.trim().to_owned();
         crate::query::parse_target(&address).map_err(|e| format!("address: {e}"))?;
         if (raw.ca_file.is_some() || raw.ignore_certificate_time) && raw.mode != SourceMode::Nts {
@@ -135,6 +348,7 @@ impl TryFrom<RawSource> for SourceConfig {
             (SourceMode::Pool | SourceMode::Broadcast, Some(n)) => {
                 return Err(format!("max_sources = {n}: expected 1 to 16"));
             }
+            (SourceMode::GpsdShm | SourceMode::Sock | SourceMode::Pps, _) => 1,
         };
         let key = match raw.key {
             None => None,
@@ -154,6 +368,8 @@ impl TryFrom<RawSource> for SourceConfig {
             maxpoll,
             max_sources,
             fallback: raw.fallback,
+            prefer: raw.prefer,
+            refclock: None,
         })
     }
 }
@@ -197,6 +413,8 @@ pub fn default_sources() -> Vec<SourceConfig> {
         interface: None,
         ca_file: None,
         ignore_certificate_time: false,
+        prefer: false,
+        refclock: None,
     };
     vec![
         source(SourceMode::Pool, "pool.ntp.org", false),

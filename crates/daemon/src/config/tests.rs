@@ -127,9 +127,9 @@ fn sources_are_checked_with_their_position() {
     assert_refused(&source("mode = \"server\"\naddress = \"a b\""), "1:1", &["address"]);
     assert_refused(&source("mode = \"peer\"\naddress = \"10.0.0.1\""), "2:8", &["server", "pool"]);
     assert_refused(
-        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nprefer = true"),
+        &source("mode = \"server\"\naddress = \"10.0.0.1\"\nnoselect = true"),
         "4:1",
-        &["prefer"],
+        &["noselect"],
     );
     // A LAN pool of the hub's own may poll faster than the public one.
     let lan = source("mode = \"pool\"\naddress = \"ntp.factory.lan\"\nminpoll = 1\nmaxpoll = 2");
@@ -200,4 +200,57 @@ fn broadcast_sources_must_be_signed_unless_told_otherwise() {
     .unwrap_err()
     .to_string();
     assert!(message.contains("mode = \"broadcast\" only"), "{message}");
+}
+
+#[test]
+fn reference_clocks_parse_with_their_defaults() {
+    let text = "[[source]]\nmode = \"gpsd-shm\"\noffset = 0.12\nprefer = true\n\n\
+                [[source]]\nmode = \"pps\"\npath = \"/dev/pps0\"\npair = \"GPS\"\n\n\
+                [[source]]\nmode = \"sock\"\naddress = \"gpsd\"\npath = \"/run/chrony.ttyAMA0.sock\"\nrefid = \"NMEA\"\nstratum = 1\n";
+    let config = Config::parse(text, "test").unwrap();
+    let shm = &config.sources[0];
+    assert_eq!((shm.mode, shm.address.as_str(), shm.prefer), (SourceMode::GpsdShm, "SHM(0)", true));
+    let settings = shm.refclock.as_ref().unwrap();
+    assert_eq!(
+        (
+            settings.unit,
+            settings.refid.as_str(),
+            settings.stratum,
+            settings.precision,
+            settings.poll
+        ),
+        (0, "GPS", 0, -10, 4)
+    );
+    assert!((settings.offset() - 0.12).abs() < 1e-12);
+    let pps = config.sources[1].refclock.as_ref().unwrap();
+    assert_eq!((pps.refid.as_str(), pps.precision, pps.pair.as_deref()), ("PPS", -20, Some("GPS")));
+    assert_eq!(config.sources[1].address, "/dev/pps0");
+    let sock = &config.sources[2];
+    assert_eq!(sock.address, "gpsd");
+    assert_eq!(sock.refclock.as_ref().map(|r| (r.refid.as_str(), r.stratum)), Some(("NMEA", 1)));
+}
+
+#[test]
+fn reference_clock_settings_are_checked() {
+    let source = |body: &str| format!("[[source]]\n{body}\n");
+    for (body, fragments) in [
+        ("mode = \"pps\"\npath = \"/dev/pps0\"", &["needs pair"][..]),
+        ("mode = \"pps\"\npair = \"GPS\"", &["needs path", "/dev/pps0"]),
+        ("mode = \"sock\"", &["needs path", "/run/chrony"]),
+        ("mode = \"sock\"\npath = \"run/x.sock\"", &["absolute path"]),
+        ("mode = \"gpsd-shm\"\nunit = 300", &["unit = 300"]),
+        ("mode = \"gpsd-shm\"\npath = \"/x\"", &["uses unit"]),
+        ("mode = \"gpsd-shm\"\nrefid = \"TOOLONG\"", &["refid", "1 to 4"]),
+        ("mode = \"gpsd-shm\"\nstratum = 16", &["stratum = 16"]),
+        ("mode = \"gpsd-shm\"\noffset = 2.5", &["offset = 2.5"]),
+        ("mode = \"gpsd-shm\"\nminpoll = 4", &["do not apply to a reference clock"]),
+        ("mode = \"gpsd-shm\"\npair = \"GPS\"", &["pair applies to mode = \"pps\" only"]),
+        ("mode = \"server\"\naddress = \"192.0.2.1\"\nunit = 1", &["reference clocks only"]),
+        ("mode = \"server\"", &["address is missing"]),
+    ] {
+        let message = Config::parse(&source(body), "test").unwrap_err().to_string();
+        for fragment in fragments {
+            assert!(message.contains(fragment), "{body:?}: {fragment:?} missing from: {message}");
+        }
+    }
 }

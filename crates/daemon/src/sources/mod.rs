@@ -1,10 +1,14 @@
 //! Upstream sources in the daemon: a task per server that drives its protocol-core state over a
 //! UDP socket, and the resolution of names (servers and pools) into such tasks.
 
+mod drivers;
 pub mod nts;
+mod refclock;
 mod resolve;
 mod task;
 
+pub use drivers::open_refclocks;
+pub use refclock::{Reading, RefclockDriver, spawn_refclock};
 pub use resolve::{Resolution, resolve_in_background};
 pub use task::{
     HeardBroadcast, NtsSetup, SourceCommands, SourceEvent, SourceId, SourceReport, recv_or_pending,

@@ -1,6 +1,7 @@
 //! The system state a server advertises in every answer: leap, stratum, reference and the root
 //! delay and dispersion that tell clients how far from true time it may be.
 
+use crate::leap::Smear;
 use crate::packet::{LeapIndicator, ReferenceId};
 use crate::time::{NtpDuration, NtpTimestamp};
 
@@ -24,6 +25,8 @@ pub struct SystemSnapshot {
     pub root_dispersion: NtpDuration,
     /// The growth stops here.
     pub max_root_dispersion: NtpDuration,
+    /// A leap second being smeared into served time (`leap_mode = "smear"`).
+    pub smear: Option<Smear>,
 }
 
 impl SystemSnapshot {
@@ -38,6 +41,7 @@ impl SystemSnapshot {
             root_delay: NtpDuration::ZERO,
             root_dispersion: NtpDuration::ZERO,
             max_root_dispersion: NtpDuration::from_seconds(16),
+            smear: None,
         }
     }
 
@@ -53,7 +57,22 @@ impl SystemSnapshot {
             root_delay: NtpDuration::ZERO,
             root_dispersion: NtpDuration::ZERO,
             max_root_dispersion: NtpDuration::ONE_SECOND,
+            smear: None,
         }
+    }
+
+    /// The time to serve for clock reading `clock`: the reading, or while a leap is smeared the
+    /// reading plus the smear's correction. `leap_passed` is asked only for a reading in the second
+    /// an insertion repeats (or a deletion skips): whether the clock has made its leap step.
+    pub fn served_time(
+        &self,
+        clock: NtpTimestamp,
+        leap_passed: impl FnOnce() -> bool,
+    ) -> NtpTimestamp {
+        let Some(smear) = self.smear else { return clock };
+        let from_leap = (clock - smear.leap.at).to_seconds_f64();
+        let after = from_leap >= 0.0 || (from_leap >= -1.0 && leap_passed());
+        clock + NtpDuration::from_seconds_f64(smear.correction(clock, after))
     }
 
     pub fn is_synchronised(&self) -> bool {

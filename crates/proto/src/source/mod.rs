@@ -3,9 +3,11 @@
 //! asks for and hands back what arrives.
 
 mod filter;
+mod refclock;
 mod view;
 
 pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISPERSION, PHI};
+pub use refclock::{PPS_PAIRING_LIMIT, RefclockConfig, RefclockSource, pps_offset};
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 
 use crate::auth::SymmetricKey;
@@ -415,6 +417,7 @@ impl NtpSource {
             samples_seen: self.path_delay.total,
             recent: self.filter.samples(),
             server: self.server,
+            reference_clock: false,
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct SourceView {
     /// The samples in the filter, newest first.
     pub recent: [Option<FilterSample>; 8],
     pub server: Option<ServerInfo>,
+    /// A reference clock (GPS, PPS) rather than a server: stratum 0 is its normal state.
+    pub reference_clock: bool,
 }
 
 impl SourceView {
@@ -98,7 +100,7 @@ impl SourceView {
         }
         let Some(server) = self.server else { return Some("no answer yet") };
         if server.leap == LeapIndicator::Unsynchronised
-            || server.stratum == 0
+            || (server.stratum == 0 && !self.reference_clock)
             || server.stratum >= 16
         {
             return Some("the server is not synchronised");

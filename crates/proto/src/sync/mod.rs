@@ -4,12 +4,15 @@
 
 mod discipline;
 mod estimator;
+mod leap;
 mod selection;
 
 pub use discipline::{Discipline, DisciplineConfig, DisciplineEvent, FrequencyStart, Steering};
 pub use estimator::{ClockEstimate, Estimator, Measured};
+pub use leap::{LeapMode, LeapWatch, civil_date, next_month_start};
 pub use selection::{Candidate, Selection, select};
 
+use crate::leap::LeapKind;
 use crate::packet::{LeapIndicator, ReferenceId};
 use crate::server::SystemSnapshot;
 use crate::source::{Measurement, PHI, SourceView};
@@ -43,6 +46,7 @@ pub struct SyncConfig {
     pub local_mode: LocalMode,
     /// Precision of the local clock, log2 seconds.
     pub precision: i8,
+    pub leap_mode: LeapMode,
 }
 
 /// A source as the synchroniser sees it.
@@ -51,6 +55,11 @@ pub struct SourceInput {
     pub view: SourceView,
     /// Used only while no other source is selectable, never combined with them.
     pub fallback: bool,
+    /// Preferred: when it survives selection it is the system peer and its offset alone is
+    /// followed (RFC 5905's prefer peer), e.g. a PPS clock among network servers.
+    pub prefer: bool,
+    /// Never selected: only watched (the coarse clock that numbers a PPS clock's seconds).
+    pub noselect: bool,
 }
 
 /// Where the system's time comes from now.
@@ -86,6 +95,9 @@ pub struct Synchroniser {
     /// The last synchronised snapshot, for holdover.
     last_synchronised: Option<SystemSnapshot>,
     started: bool,
+    leap: LeapWatch,
+    /// The leap the selected sources last warned of.
+    warned: Option<LeapKind>,
 }
 
 impl Synchroniser {
@@ -103,6 +115,8 @@ impl Synchroniser {
             synchronised_since_boot: kernel_synchronised,
             last_synchronised: None,
             started: false,
+            leap: LeapWatch::new(config.leap_mode, None),
+            warned: None,
         };
         synchroniser.fall_back(NtpTimestamp::ZERO, reason);
         synchroniser
@@ -119,6 +133,15 @@ impl Synchroniser {
 
     pub fn selection(&self) -> Option<&Selection> {
         self.selection.as_ref()
+    }
+
+    /// The leap second in hand and what the leap mode asks for.
+    pub fn leap(&self) -> &LeapWatch {
+        &self.leap
+    }
+
+    pub fn leap_mut(&mut self) -> &mut LeapWatch {
+        &mut self.leap
     }
 
     pub fn discipline(&self) -> &Discipline {
@@ -153,7 +176,9 @@ impl Synchroniser {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| {
-                    s.fallback == fallback && s.view.unfit_reason(now, system_poll).is_none()
+                    !s.noselect
+                        && s.fallback == fallback
+                        && s.view.unfit_reason(now, system_poll).is_none()
                 })
                 .filter_map(|(index, s)| {
                     let filter = s.view.filter?;
@@ -174,7 +199,9 @@ impl Synchroniser {
             (select(&primary, previous_peer.filter(|_| !self.on_fallback)), false)
         };
         self.on_fallback = on_fallback;
-        self.selection = selection;
+        self.selection = selection.map(|selection| prefer(selection, sources));
+        self.warned = self.selection.as_ref().and_then(|s| majority_leap(sources, &s.survivors));
+        self.leap.update(local_now, self.warned);
 
         let mut result =
             SyncUpdate { steering: Steering::default(), event: None, state_changed: false };
@@ -256,7 +283,8 @@ impl Synchroniser {
         for source in sources {
             let view = &source.view;
             let usable = view.server.is_some_and(|s| s.leap != LeapIndicator::Unsynchronised)
-                && view.denied.is_none();
+                && view.denied.is_none()
+                && !source.noselect;
             let latest: Vec<f64> =
                 view.recent.iter().take(JUMP_SAMPLES).flatten().map(|s| s.offset).collect();
             if !usable || latest.len() < JUMP_SAMPLES || view.reach & 1 == 0 {
@@ -308,7 +336,12 @@ impl Synchroniser {
         let hidden = typical_excess / f64::from(view.samples_seen.max(1)).sqrt();
         let excess = (delay - min_delay).max(0.0) + hidden;
         let precision = NtpDuration::from_log2_seconds(self.config.precision).to_seconds_f64();
-        precision * precision + 1e-12 + (excess * excess + hidden * hidden) / 12.0
+        // A reference clock has no path: its noise is its own precision.
+        let device = match (view.reference_clock, view.server) {
+            (true, Some(server)) => server.precision_seconds().powi(2),
+            _ => 0.0,
+        };
+        precision * precision + 1e-12 + device + (excess * excess + hidden * hidden) / 12.0
     }
 
     fn shift_for_step(&mut self, step: f64) {
@@ -348,7 +381,7 @@ impl Synchroniser {
             + PHI * now.seconds_since(filter.time).max(0.0)
             + estimate.offset.abs();
         self.snapshot = SystemSnapshot {
-            leap: majority_leap(sources, &selection.survivors),
+            leap: self.leap.indicator(local_now),
             stratum: server.stratum.saturating_add(1).min(16),
             precision: self.config.precision,
             reference_id: peer.reference_id,
@@ -356,6 +389,7 @@ impl Synchroniser {
             root_delay: NtpDuration::from_seconds_f64(server.root_delay + filter.delay),
             root_dispersion: NtpDuration::from_seconds_f64(root_dispersion),
             max_root_dispersion: NtpDuration::from_seconds(16),
+            smear: self.leap.smear(),
         };
         self.synchronised_since_boot = true;
         self.last_synchronised = Some(self.snapshot);
@@ -396,6 +430,16 @@ impl Synchroniser {
     }
 
     /// Keeps the never-synchronised local-clock reference fresh (air-gapped `always` mode).
+    /// Follows the leap second between updates (the warning starts and the smear ends on time, not
+    /// at the next poll): the leap in hand and what a synchronised server advertises of it.
+    pub fn refresh_leap(&mut self, local_now: NtpTimestamp) {
+        self.leap.update(local_now, self.warned);
+        if matches!(self.state, SyncState::Synchronised { .. }) {
+            self.snapshot.leap = self.leap.indicator(local_now);
+            self.snapshot.smear = self.leap.smear();
+        }
+    }
+
     pub fn refresh_local(&mut self, local_now: NtpTimestamp) {
         if matches!(self.state, SyncState::LocalClock { .. }) && self.last_synchronised.is_none() {
             self.snapshot.reference_time = local_now;
@@ -403,20 +447,34 @@ impl Synchroniser {
     }
 }
 
-/// The leap warning a majority of the survivors give.
-fn majority_leap(sources: &[SourceInput], survivors: &[usize]) -> LeapIndicator {
+/// A preferred survivor becomes the system peer, and its filtered offset alone is followed.
+fn prefer(mut selection: Selection, sources: &[SourceInput]) -> Selection {
+    let preferred = selection.survivors.iter().copied().find(|&i| sources[i].prefer);
+    if let Some(index) = preferred {
+        if let Some(filter) = sources[index].view.filter {
+            selection.system_peer = index;
+            selection.offset = filter.offset;
+            selection.jitter = filter.jitter;
+        }
+    }
+    selection
+}
+
+/// The leap a majority of the survivors warn of.
+fn majority_leap(sources: &[SourceInput], survivors: &[usize]) -> Option<LeapKind> {
     let count = |leap: LeapIndicator| {
         survivors
             .iter()
             .filter(|&&i| sources[i].view.server.is_some_and(|s| s.leap == leap))
             .count()
     };
-    for leap in [LeapIndicator::InsertSecond, LeapIndicator::DeleteSecond] {
-        if 2 * count(leap) > survivors.len() {
-            return leap;
-        }
-    }
-    LeapIndicator::NoWarning
+    [
+        (LeapIndicator::InsertSecond, LeapKind::Insert),
+        (LeapIndicator::DeleteSecond, LeapKind::Delete),
+    ]
+    .into_iter()
+    .find(|(leap, _)| 2 * count(*leap) > survivors.len())
+    .map(|(_, kind)| kind)
 }
 
 /// "unreachable ×3, no answer yet" from a list of reasons.

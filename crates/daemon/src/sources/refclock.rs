@@ -1,0 +1,150 @@
+//! One reference clock: reads its driver (gpsd's shared memory, a SOCK socket, a PPS device)
+//! once a second, feeds the samples to its protocol-core state, and reports each poll to the
+//! system task like a network source.
+
+use super::task::{SourceCommands, SourceEvent, SourceId, SourceReport};
+use std::sync::Arc;
+use std::time::Duration;
+use syhub_ntp_clock::Clock;
+use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_proto::packet::LeapIndicator;
+use syhub_ntp_proto::source::{RefclockSource, pps_offset};
+use syhub_ntp_proto::time::Monotonic;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often the drivers are read. Every sample carries its own local timestamp, so reading late
+/// costs no accuracy; gpsd delivers one sample a second.
+const READ_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a driver delivered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    /// A time sample: reference minus local clock at `local`.
+    Sample { local: NtpTimestamp, offset: f64, leap: LeapIndicator },
+    /// A PPS edge at `local` on the local clock: the start of some true second.
+    Edge { local: NtpTimestamp },
+}
+
+/// A reference clock's input, opened (with whatever privilege it needs) before the daemon drops
+/// its privileges.
+pub trait RefclockDriver: Send {
+    /// Everything delivered since the last call, without waiting. An error is reported as the
+    /// source's problem; the driver is asked again a second later.
+    fn read(&mut self) -> Result<Vec<Reading>, String>;
+}
+
+/// Starts the task of a reference clock. `pair`: for a PPS clock, the offset of the source that
+/// numbers its seconds (`None` while that source has none).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_refclock(
+    id: SourceId,
+    driver: Box<dyn RefclockDriver>,
+    source: RefclockSource,
+    pair: Option<watch::Receiver<Option<f64>>>,
+    clock: Arc<dyn Clock>,
+    origin: Instant,
+    reports: mpsc::Sender<SourceReport>,
+    commands: watch::Receiver<SourceCommands>,
+    cancel: CancellationToken,
+) {
+    let mut task = RefclockTask {
+        id,
+        driver,
+        source,
+        pair,
+        clock,
+        origin,
+        reports,
+        commands,
+        steps_seen: 0.0,
+    };
+    task.steps_seen = task.commands.borrow().steps_total;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = task.run() => {}
+        }
+    });
+}
+
+struct RefclockTask {
+    id: SourceId,
+    driver: Box<dyn RefclockDriver>,
+    source: RefclockSource,
+    pair: Option<watch::Receiver<Option<f64>>>,
+    clock: Arc<dyn Clock>,
+    origin: Instant,
+    reports: mpsc::Sender<SourceReport>,
+    commands: watch::Receiver<SourceCommands>,
+    steps_seen: f64,
+}
+
+impl RefclockTask {
+    fn monotonic(&self, at: Instant) -> Monotonic {
+        Monotonic::from_duration(at.saturating_duration_since(self.origin))
+    }
+
+    async fn run(&mut self) {
+        let mut reads = tokio::time::interval(READ_INTERVAL);
+        reads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut problem: Option<String> = None;
+        loop {
+            let due = self.origin + self.source.next_poll_at().since_origin();
+            tokio::select! {
+                _ = reads.tick() => {
+                    let now = Instant::now();
+                    match self.driver.read() {
+                        Ok(readings) => {
+                            problem = None;
+                            self.take(now, &readings);
+                        }
+                        Err(error) => problem = Some(error),
+                    }
+                }
+                _ = tokio::time::sleep_until(due) => {
+                    let measurement = self.source.poll(self.monotonic(Instant::now()));
+                    let event = match (measurement, &problem) {
+                        (Some(measurement), _) => SourceEvent::Sample(measurement),
+                        (None, Some(error)) => SourceEvent::SendFailed(error.clone()),
+                        (None, None) => SourceEvent::Polled,
+                    };
+                    let report = SourceReport { id: self.id, view: self.source.view(), event };
+                    if self.reports.send(report).await.is_err() {
+                        return;
+                    }
+                }
+                changed = self.commands.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let commands = *self.commands.borrow_and_update();
+                    let unseen = commands.steps_total - self.steps_seen;
+                    if unseen != 0.0 {
+                        self.source.clock_stepped(unseen);
+                        self.steps_seen = commands.steps_total;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the readings to the core, each placed in monotonic time by its age on the clock.
+    fn take(&mut self, now: Instant, readings: &[Reading]) {
+        let local_now = self.clock.now();
+        let coarse = self.pair.as_ref().and_then(|pair| *pair.borrow());
+        for reading in readings {
+            let (local, offset, leap) = match *reading {
+                Reading::Sample { local, offset, leap } => (local, offset, leap),
+                Reading::Edge { local } => match coarse.and_then(|c| pps_offset(local, c)) {
+                    Some(offset) => (local, offset, LeapIndicator::NoWarning),
+                    None => continue,
+                },
+            };
+            let age = (local_now - local).to_seconds_f64().clamp(0.0, 60.0);
+            let at = self.monotonic(now) - Duration::from_secs_f64(age);
+            self.source.add_sample(at, offset, leap);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The leap second the system is heading for (from the leap-seconds file while it is valid, else
+//! from the warnings of the selected sources) and what the chosen leap mode asks for: the leap
+//! indicator to serve, the kernel to arm, a step to make, or the smear to apply to served time.
+
+use crate::leap::{Leap, LeapKind, LeapTable, Smear, announce, leap_indicator_for};
+use crate::packet::LeapIndicator;
+use crate::time::{NtpDuration, NtpTimestamp};
+
+/// How a leap second reaches the clock and the clients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LeapMode {
+    /// The kernel inserts or deletes the second at midnight (armed during the last day); clients
+    /// are warned through the leap indicator.
+    Kernel,
+    /// The daemon steps the clock back (or on) by one second when the leap is due; clients are
+    /// warned through the leap indicator.
+    Step,
+    /// The kernel leaps as in `Kernel`, but served time runs `window` seconds long at a slightly
+    /// different rate so clients see no leap at all, and no warning (they would correct twice).
+    Smear { window: f64 },
+}
+
+/// A leap is kept in hand this long after it happened (beyond a smear's window), seconds.
+const KEEP_AFTER: f64 = 2.0;
+
+/// Follows the next leap second.
+#[derive(Debug, Clone)]
+pub struct LeapWatch {
+    mode: LeapMode,
+    table: Option<LeapTable>,
+    /// The leap in hand: coming, or just passed and still being smeared or stepped.
+    current: Option<Leap>,
+    /// The step of `LeapMode::Step` has been made for `current`.
+    stepped: bool,
+}
+
+impl LeapWatch {
+    pub fn new(mode: LeapMode, table: Option<LeapTable>) -> Self {
+        Self { mode, table, current: None, stepped: false }
+    }
+
+    pub fn mode(&self) -> LeapMode {
+        self.mode
+    }
+
+    /// The leap-seconds table (a fresh one read, or `None` when it went bad).
+    pub fn set_table(&mut self, table: Option<LeapTable>) {
+        self.table = table;
+    }
+
+    pub fn table(&self) -> Option<&LeapTable> {
+        self.table.as_ref()
+    }
+
+    /// Updates the leap in hand at clock reading `now`. `sources_warn`: the leap a majority of
+    /// the selected sources warn of, if any. A valid table decides; without one (none, or
+    /// expired) the sources' warning stands for a leap at the end of the current month.
+    pub fn update(&mut self, now: NtpTimestamp, sources_warn: Option<LeapKind>) -> Option<Leap> {
+        if let Some(leap) = self.current
+            && (now - leap.at).to_seconds_f64() > self.keep_after()
+        {
+            self.current = None;
+            self.stepped = false;
+        }
+        let foreseen = match self.table.as_ref().filter(|t| !t.is_expired(now)) {
+            Some(table) => table.next_leap(now),
+            None => sources_warn.map(|kind| Leap { at: next_month_start(now), kind }),
+        };
+        // A leap that has just happened stays in hand (it is no longer "next").
+        match (self.current, foreseen) {
+            (Some(current), _) if current.at - now <= NtpDuration::ZERO => {}
+            (_, foreseen) => {
+                if foreseen != self.current {
+                    self.stepped = false;
+                }
+                self.current = foreseen;
+            }
+        }
+        self.current
+    }
+
+    pub fn current(&self) -> Option<Leap> {
+        self.current
+    }
+
+    /// The leap indicator a synchronised server sends at `now`: the warning during the last day,
+    /// never when smearing.
+    pub fn indicator(&self, now: NtpTimestamp) -> LeapIndicator {
+        match self.mode {
+            LeapMode::Smear { .. } => LeapIndicator::NoWarning,
+            LeapMode::Kernel | LeapMode::Step => leap_indicator_for(self.current.as_ref(), now),
+        }
+    }
+
+    /// What the kernel should be armed with at `now` (Kernel and Smear modes, during the last
+    /// day before the leap).
+    pub fn kernel_leap(&self, now: NtpTimestamp) -> Option<LeapKind> {
+        match self.mode {
+            LeapMode::Step => None,
+            LeapMode::Kernel | LeapMode::Smear { .. } => {
+                self.current.filter(|leap| announce(leap, now)).map(|leap| leap.kind)
+            }
+        }
+    }
+
+    /// Step mode: the step to make now (−1 s for an insertion once the clock reads the leap's
+    /// midnight, +1 s for a deletion a second before it), once per leap.
+    pub fn step_due(&mut self, now: NtpTimestamp) -> Option<f64> {
+        let leap = self.current.filter(|_| self.mode == LeapMode::Step && !self.stepped)?;
+        let until = (leap.at - now).to_seconds_f64();
+        let (due, step) = match leap.kind {
+            LeapKind::Insert => (until <= 0.0, -1.0),
+            LeapKind::Delete => (until <= 1.0, 1.0),
+        };
+        if due && until > -self.keep_after() {
+            self.stepped = true;
+            return Some(step);
+        }
+        None
+    }
+
+    /// When the daemon must look again (a step or the end of a smear is due), seconds from `now`.
+    pub fn seconds_until_due(&self, now: NtpTimestamp) -> Option<f64> {
+        let leap = self.current?;
+        let until = (leap.at - now).to_seconds_f64();
+        let due = match (self.mode, leap.kind) {
+            (LeapMode::Step, LeapKind::Insert) => until,
+            (LeapMode::Step, LeapKind::Delete) => until - 1.0,
+            _ => until,
+        };
+        (due > 0.0).then_some(due)
+    }
+
+    /// Smear mode: the smear to apply to served time.
+    pub fn smear(&self) -> Option<Smear> {
+        match self.mode {
+            LeapMode::Smear { window } => self.current.map(|leap| Smear { leap, window }),
+            LeapMode::Kernel | LeapMode::Step => None,
+        }
+    }
+
+    fn keep_after(&self) -> f64 {
+        match self.mode {
+            LeapMode::Smear { window } => window / 2.0 + KEEP_AFTER,
+            LeapMode::Kernel | LeapMode::Step => KEEP_AFTER,
+        }
+    }
+}
+
+/// 00:00:00 UTC on the first day of the month after the one `now` falls in.
+pub fn next_month_start(now: NtpTimestamp) -> NtpTimestamp {
+    let (year, month, _) = civil_date(now);
+    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    NtpTimestamp::from_unix(days_from_civil(year, month, 1) * 86_400, 0)
+}
+
+/// The UTC (year, month, day) of `time` (NTP seconds are UTC seconds; the era is the one nearest
+/// 2026, right until 2094), by the proleptic Gregorian calendar.
+pub fn civil_date(time: NtpTimestamp) -> (i64, u32, u32) {
+    let (unix, _) = time.to_unix_near(1_780_000_000);
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Days from 1970-01-01 to `year`-`month`-`day`.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}

@@ -1,0 +1,129 @@
+//! Reference clocks end to end: our daemon in observe mode reads gpsd's two ways of handing over
+//! time (the NTP shared-memory segment and the SOCK socket), here written by the test playing
+//! gpsd's part, and serves stratum 1 with the GPS as its reference. Each test runs in a private
+//! IPC namespace, so no other program's shared-memory segments are seen or touched.
+
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use syhub_ntp_refclock::{ShmFields, ShmLayout, ShmWriter, SockLayout, encode_sock_sample};
+use syhub_ntp_testkit::*;
+
+const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
+
+/// What the fake GPS says: the reference is this far ahead of the system clock.
+const GPS_AHEAD: f64 = 0.020;
+
+/// Moves the calling thread (and the processes and threads it starts) into a new IPC namespace.
+fn private_ipc() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC).expect("unshare(CLONE_NEWIPC)");
+}
+
+fn unix_now() -> (i64, u32) {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    (since.as_secs() as i64, since.subsec_nanos())
+}
+
+fn plus(time: (i64, u32), seconds: f64) -> (i64, u32) {
+    let total = time.0 as f64 + f64::from(time.1) / 1e9 + seconds;
+    (total.floor() as i64, ((total - total.floor()) * 1e9) as u32)
+}
+
+fn gps_peer(status: &serde_json::Value) -> Option<&serde_json::Value> {
+    status["peers"].as_array()?.iter().find(|p| p["state"] == "system peer")
+}
+
+fn assert_serving_from_gps(daemon: &Daemon, kind: &str) {
+    let status = daemon.wait_for_status(Duration::from_secs(60), "the GPS selected", |s| {
+        gps_peer(s).is_some() && s["stratum"] == 1
+    });
+    let peer = gps_peer(&status).unwrap();
+    assert_eq!(peer["kind"], kind, "{status}");
+    assert_eq!(status["reference_id"], "GPS", "{status}");
+    let offset = peer["offset_seconds"].as_f64().unwrap();
+    assert!((offset - GPS_AHEAD).abs() < 0.002, "GPS offset {offset}, expected {GPS_AHEAD}");
+    // A real client gets stratum 1 with the GPS as reference.
+    let ns_name = daemon.netns().to_owned();
+    let output = run_with_timeout(
+        {
+            let mut command = std::process::Command::new("ip");
+            command.args(["netns", "exec", &ns_name, "ntpdig", "-t", "2", "127.0.0.1"]);
+            command
+        },
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(" s1 "), "ntpdig: {text}{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn gps_through_shared_memory_is_selected_and_served_at_stratum_1() {
+    require_namespaces();
+    std::thread::spawn(|| {
+        private_ipc();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let (created, segment_ready) = std::sync::mpsc::channel();
+        // The feeder thread starts in this thread's IPC namespace and writes gpsd's unit 0, which
+        // only this namespace has.
+        let feeder = std::thread::spawn(move || {
+            let mut writer = ShmWriter::create(0x4E54_5030, ShmLayout::NATIVE).expect("segment");
+            created.send(()).unwrap();
+            while !stopped.load(Ordering::Relaxed) {
+                let local = unix_now();
+                writer.write(&ShmFields::from_unix(plus(local, GPS_AHEAD), local, 0, -10));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        segment_ready.recv().unwrap();
+        let ns = NetNs::new("refclock-shm");
+        let sources = "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n";
+        let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123_with(sources));
+        assert_serving_from_gps(&daemon, "gpsd-shm");
+        daemon.stop();
+        stop.store(true, Ordering::Relaxed);
+        feeder.join().unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn gps_through_a_sock_socket_is_selected_and_served_at_stratum_1() {
+    require_namespaces();
+    let ns = NetNs::new("refclock-sock");
+    let dir = TempDir::new("refclock-sock");
+    let socket = dir.0.join("chrony.ttyTEST.sock");
+    let sources =
+        format!("[[source]]\nmode = \"sock\"\npath = \"{}\"\npoll = 1\n", path_str(&socket));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123_with(&sources));
+    let sender = UnixDatagram::unbound().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let target = socket.clone();
+    let feeder = std::thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            let local = unix_now();
+            let datagram = encode_sock_sample(
+                SockLayout::NATIVE,
+                local.0,
+                i64::from(local.1 / 1000),
+                GPS_AHEAD,
+                false,
+                0,
+            );
+            let _ = sender.send_to(&datagram, &target);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    assert_serving_from_gps(&daemon, "sock");
+    daemon.stop();
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+}
+
+/// Our daemon on port 123 of the namespace, observe mode, with only `sources` and no local clock.
+fn config_on_port_123_with(sources: &str) -> String {
+    test_config(&["0.0.0.0:123"], sources, "enabled = false\n")
+}
