@@ -66,3 +66,86 @@ pub fn read(path: &Path, now: NtpTimestamp) -> Result<LeapTable, String> {
     }
     Ok(table)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYSTEM_LIST: &str = "/usr/share/zoneinfo/leap-seconds.list";
+
+    fn day(unix: i64) -> NtpTimestamp {
+        NtpTimestamp::from_unix(unix, 0)
+    }
+
+    /// 2026-01-01: before the expiry of any list shipped since 2025.
+    const JAN_2026: i64 = 1_767_225_600;
+    /// 2040-01-01: after the expiry of any list there is.
+    const JAN_2040: i64 = 2_208_988_800;
+
+    fn system_list() -> Option<String> {
+        let text = std::fs::read_to_string(SYSTEM_LIST).ok();
+        if text.is_none() {
+            println!("{SYSTEM_LIST} is missing (tzdata): skipped");
+        }
+        text
+    }
+
+    #[test]
+    fn the_system_list_is_read_and_an_expired_one_refused() {
+        let Some(_) = system_list() else { return };
+        let table = read(Path::new(SYSTEM_LIST), day(JAN_2026)).unwrap();
+        assert!(table.entries().last().unwrap().tai_offset >= 37);
+        let error = read(Path::new(SYSTEM_LIST), day(JAN_2040)).unwrap_err();
+        assert!(error.contains("expired on") && error.contains("tzdata"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_or_missing_list_is_refused_with_the_reason() {
+        let Some(text) = system_list() else { return };
+        let dir = std::env::temp_dir().join(format!("syhub-leap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leap-seconds.list");
+        // The last digit of the expiry changed: the hash no longer matches.
+        let damaged: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("#@") {
+                Some(rest) => {
+                    let mut digits: Vec<char> = rest.chars().collect();
+                    let last = digits.last_mut().expect("an expiry");
+                    *last = if *last == '9' { '0' } else { (*last as u8 + 1) as char };
+                    format!("#@{}\n", digits.into_iter().collect::<String>())
+                }
+                None => format!("{line}\n"),
+            })
+            .collect();
+        assert_ne!(damaged, text);
+        std::fs::write(&path, &damaged).unwrap();
+        let error = read(&path, day(JAN_2026)).unwrap_err();
+        assert!(error.contains(path.to_str().unwrap()) && error.contains("hash"), "{error}");
+        let missing = read(&dir.join("none"), day(JAN_2026)).unwrap_err();
+        assert!(missing.contains("No such file"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_list_is_read_again_only_when_it_changes() {
+        let Some(text) = system_list() else { return };
+        let dir = std::env::temp_dir().join(format!("syhub-leap-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("leap-seconds.list");
+        std::fs::write(&path, &text).unwrap();
+        let mut file = LeapFile::new(path.clone());
+        assert!(matches!(file.refresh(day(JAN_2026)), Some(Some(_))));
+        assert!(file.refresh(day(JAN_2026)).is_none(), "unchanged: no news");
+        // Replaced by a damaged copy (another size): news, and no table.
+        std::fs::write(&path, format!("{text}garbage\n")).unwrap();
+        assert!(matches!(file.refresh(day(JAN_2026)), Some(None)));
+        assert!(file.refresh(day(JAN_2026)).is_none());
+        // A good table that expires meanwhile is dropped once.
+        std::fs::write(&path, &text).unwrap();
+        assert!(matches!(file.refresh(day(JAN_2026)), Some(Some(_))));
+        assert!(matches!(file.refresh(day(JAN_2040)), Some(None)));
+        assert!(file.refresh(day(JAN_2040)).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

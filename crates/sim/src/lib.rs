@@ -112,6 +112,12 @@ pub struct Scenario {
     pub drift: Option<f64>,
     /// Reference clocks, after the servers in the synchroniser's list of sources.
     pub refclocks: Vec<RefclockSpec>,
+    /// Unix time of the simulation's start (the timestamps on the wire).
+    pub epoch_unix: i64,
+    /// True time (seconds since the start) of a leap second insertion: the servers repeat the
+    /// second before it on the wire and warn of it through their leap indicator for the last day.
+    pub leap_insertion: Option<f64>,
+    pub leap_mode: LeapMode,
 }
 
 impl Scenario {
@@ -132,6 +138,9 @@ impl Scenario {
             statistics_from: 210.0,
             drift: None,
             refclocks: Vec::new(),
+            epoch_unix: EPOCH_UNIX,
+            leap_insertion: None,
+            leap_mode: LeapMode::Kernel,
         }
     }
 }
@@ -169,6 +178,8 @@ pub struct Simulation {
     /// The next true second at which the reference clocks' events are drawn.
     next_second: f64,
     pub sync: Synchroniser,
+    /// True time of the next look at the leap second.
+    next_leap_check: f64,
     in_flight: Vec<InFlight>,
     next_sample: f64,
     /// (true time, local − true, frequency error)
@@ -180,6 +191,10 @@ pub struct Simulation {
     pub states: Vec<(f64, SyncState)>,
     /// Each measurement's true error and the variance the core gave it (for tuning the model).
     pub measurement_errors: Vec<(f64, f64)>,
+    /// The local clock has made its leap step (by the kernel, or by the daemon in step mode).
+    pub leap_stepped_at: Option<f64>,
+    /// Every second: (true time, served time minus UTC, the leap indicator served).
+    pub served: Vec<(f64, f64, LeapIndicator)>,
 }
 
 impl Simulation {
@@ -207,7 +222,7 @@ impl Simulation {
                 local_stratum: scenario.local_stratum,
                 local_mode: scenario.local_mode,
                 precision: PRECISION,
-                leap_mode: LeapMode::Kernel,
+                leap_mode: scenario.leap_mode,
             },
             FrequencyStart {
                 frequency: scenario.drift.unwrap_or(0.0),
@@ -239,6 +254,7 @@ impl Simulation {
             deliveries: Vec::new(),
             next_second: 1.0,
             sync,
+            next_leap_check: 0.0,
             in_flight: Vec::new(),
             next_sample: 0.0,
             samples: Vec::new(),
@@ -246,6 +262,8 @@ impl Simulation {
             events: Vec::new(),
             states: Vec::new(),
             measurement_errors: Vec::new(),
+            leap_stepped_at: None,
+            served: Vec::new(),
         }
     }
 
@@ -263,13 +281,63 @@ impl Simulation {
         &self.sources
     }
 
+    fn epoch(&self) -> NtpTimestamp {
+        NtpTimestamp::from_unix(self.scenario.epoch_unix, 0)
+    }
+
     fn local_timestamp(&self) -> NtpTimestamp {
-        NtpTimestamp::from_unix(EPOCH_UNIX, 0) + NtpDuration::from_seconds_f64(self.clock.local())
+        self.epoch() + NtpDuration::from_seconds_f64(self.clock.local())
+    }
+
+    /// UTC at true time `time`: true time less the leap second once it has been inserted (the
+    /// inserted second repeats the one before it in NTP time).
+    fn utc(&self, time: f64) -> NtpTimestamp {
+        let leaps = match self.scenario.leap_insertion {
+            Some(at) if time >= at => 1.0,
+            _ => 0.0,
+        };
+        self.epoch() + NtpDuration::from_seconds_f64(time - leaps)
     }
 
     fn server_timestamp(&self, server: usize) -> NtpTimestamp {
         let offset = self.scenario.servers[server].offset;
-        NtpTimestamp::from_unix(EPOCH_UNIX, 0) + NtpDuration::from_seconds_f64(self.time + offset)
+        self.utc(self.time) + NtpDuration::from_seconds_f64(offset)
+    }
+
+    /// What a server warns of at true time `time`: an insertion during the last day before it.
+    fn server_leap(&self) -> LeapIndicator {
+        match self.scenario.leap_insertion {
+            Some(at) if self.time < at && at - self.time <= 86_400.0 => LeapIndicator::InsertSecond,
+            _ => LeapIndicator::NoWarning,
+        }
+    }
+
+    /// Where the local clock is in its leap: the kernel (armed by the synchroniser in kernel and
+    /// smear modes) steps it back a second when it reads the leap's midnight; in step mode the
+    /// synchroniser asks for the step. Returns true time at which to look again.
+    fn follow_leap(&mut self) -> f64 {
+        let local = self.local_timestamp();
+        self.sync.refresh_leap(local);
+        // Like the daemon's upkeep: a look every 16 s, and at the leap itself.
+        let Some(leap) = self.sync.leap().current() else { return self.time + 16.0 };
+        let until = (leap.at - local).to_seconds_f64();
+        if self.leap_stepped_at.is_none() {
+            let step = match self.scenario.leap_mode {
+                LeapMode::Step => self.sync.leap_mut().step_due(local),
+                // The kernel was armed during the last day (the daemon tells it at every update).
+                LeapMode::Kernel | LeapMode::Smear { .. } => {
+                    let armed = self.sync.leap().kernel_leap(local - NtpDuration::from_seconds(1));
+                    (armed.is_some() && until <= 0.0).then_some(-1.0)
+                }
+            };
+            if let Some(step) = step {
+                // A leap step leaves the sources' samples alone: the servers leap too.
+                self.clock.step(step);
+                self.leap_stepped_at = Some(self.time);
+                return self.time + 1.0;
+            }
+        }
+        if until > 0.0 { self.time + until.clamp(1e-6, 16.0) } else { self.time + 1.0 }
     }
 
     fn now(&self) -> Monotonic {
@@ -300,7 +368,13 @@ impl Simulation {
             let next_reading = self.deliveries.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
             let next_second =
                 if self.refclocks.is_empty() { f64::INFINITY } else { self.next_second };
+            let next_leap = if self.scenario.leap_insertion.is_some() {
+                self.next_leap_check
+            } else {
+                f64::INFINITY
+            };
             let next = next_poll
+                .min(next_leap)
                 .min(next_refclock_poll)
                 .min(next_reading)
                 .min(next_second)
@@ -318,6 +392,11 @@ impl Simulation {
             if next == self.next_sample {
                 self.samples.push((self.time, self.clock.error(), self.clock.frequency_error()));
                 self.next_sample += 1.0;
+                if self.scenario.leap_insertion.is_some() {
+                    self.record_served();
+                }
+            } else if next == next_leap {
+                self.next_leap_check = self.follow_leap().max(self.time + 1e-6);
             } else if next == next_disturbance {
                 let index = self.disturbances.iter().position(|d| d.0 == next).unwrap_or(0);
                 let (_, error) = self.disturbances.remove(index);
@@ -374,8 +453,7 @@ impl Simulation {
                 }
             };
             // The local clock's reading at `at`, from its error now (it moves by ppm in between).
-            let local = NtpTimestamp::from_unix(EPOCH_UNIX, 0)
-                + NtpDuration::from_seconds_f64(at + self.clock.error());
+            let local = self.epoch() + NtpDuration::from_seconds_f64(at + self.clock.error());
             self.deliveries.push((at.max(self.time), index, local));
         }
     }
@@ -386,8 +464,7 @@ impl Simulation {
         let now = self.now();
         match self.scenario.refclocks[index].kind {
             RefclockKind::Coarse { .. } => {
-                let named = NtpTimestamp::from_unix(EPOCH_UNIX, 0)
-                    + NtpDuration::from_seconds_f64(self.time.floor());
+                let named = self.epoch() + NtpDuration::from_seconds_f64(self.time.floor());
                 let offset = (named - local).to_seconds_f64();
                 self.refclocks[index].add_sample(now, offset, LeapIndicator::NoWarning);
             }
@@ -399,6 +476,15 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// Served time against UTC now, as a client would see it.
+    fn record_served(&mut self) {
+        let snapshot = self.sync.snapshot();
+        let stepped = self.leap_stepped_at.is_some();
+        let served = snapshot.served_time(self.local_timestamp(), || stepped);
+        let error = (served - self.utc(self.time)).to_seconds_f64();
+        self.served.push((self.time, error, snapshot.leap));
     }
 
     /// The reference clocks, for inspecting their state.
@@ -440,6 +526,7 @@ impl Simulation {
                 server_time - NtpDuration::from_seconds(1),
             );
             snapshot.reference_id = ReferenceId::from_bytes(*b"GPS\0");
+            snapshot.leap = self.server_leap();
             let mut reply = [0u8; 64];
             if let Answer::Reply(prepared) =
                 answer(&packet.bytes, server_time, &snapshot, &mut reply)

@@ -313,3 +313,85 @@ fn without_pulses_the_hub_holds_over_and_locks_again() {
     assert_eq!(sim.stratum(), 1);
     assert!(sim.clock.error().abs() < 20e-6, "error {} µs", sim.clock.error() * 1e6);
 }
+
+use syhub_ntp_proto::packet::LeapIndicator;
+use syhub_ntp_proto::sync::LeapMode;
+
+/// True time of the leap: 2026-01-01 00:00:00 UTC, 100,000 s into the run.
+const LEAP_AT: f64 = 100_000.0;
+
+/// Three servers that insert a leap second at the end of 2025 and warn of it for the last day.
+fn leap_scenario(mode: LeapMode) -> Simulation {
+    let mut scenario = Scenario::reference(1);
+    scenario.servers = vec![ServerSpec::reference(); 3];
+    scenario.epoch_unix = 1_767_225_600 - LEAP_AT as i64;
+    scenario.leap_insertion = Some(LEAP_AT);
+    scenario.leap_mode = mode;
+    Simulation::new(scenario)
+}
+
+/// Served minus UTC over the run, after synchronisation, away from the second of the leap itself.
+fn served_error_outside(sim: &Simulation, skip: (f64, f64)) -> f64 {
+    sim.served
+        .iter()
+        .filter(|(t, ..)| *t > 1_000.0 && (*t < skip.0 || *t > skip.1))
+        .map(|(_, error, _)| error.abs())
+        .fold(0.0, f64::max)
+}
+
+fn indicator_at(sim: &Simulation, time: f64) -> LeapIndicator {
+    sim.served.iter().find(|(t, ..)| *t >= time).map(|s| s.2).expect("a sample")
+}
+
+#[test]
+fn a_leap_insertion_in_kernel_and_step_mode_is_announced_the_last_day_and_made_at_midnight() {
+    for mode in [LeapMode::Kernel, LeapMode::Step] {
+        let mut sim = leap_scenario(mode);
+        sim.run_until(LEAP_AT + 3_600.0);
+        // Warned during the last day only, as the servers did.
+        assert_eq!(indicator_at(&sim, LEAP_AT - 86_400.0 - 600.0), LeapIndicator::NoWarning);
+        assert_eq!(indicator_at(&sim, LEAP_AT - 86_000.0), LeapIndicator::InsertSecond, "{mode:?}");
+        assert_eq!(indicator_at(&sim, LEAP_AT - 1.0), LeapIndicator::InsertSecond, "{mode:?}");
+        assert_eq!(indicator_at(&sim, LEAP_AT + 10.0), LeapIndicator::NoWarning, "{mode:?}");
+        // The clock went back one second at its midnight, once, and stayed with UTC.
+        let stepped = sim.leap_stepped_at.expect("the leap step");
+        assert!((stepped - LEAP_AT).abs() < 0.001, "{mode:?}: stepped at {stepped}");
+        let error = served_error_outside(&sim, (LEAP_AT - 1.0, LEAP_AT + 1.0));
+        println!("{mode:?}: served within {:.1} µs of UTC away from the leap", error * 1e6);
+        assert!(error < 200e-6, "{mode:?}: served {error} s from UTC");
+        assert!(matches!(sim.sync.state(), SyncState::Synchronised { .. }));
+    }
+}
+
+#[test]
+fn a_smeared_leap_is_never_announced_and_served_time_never_jumps() {
+    let window = 7_200.0;
+    let mut sim = leap_scenario(LeapMode::Smear { window });
+    sim.run_until(LEAP_AT + window);
+    let warned = |s: &&(f64, f64, LeapIndicator)| {
+        matches!(s.2, LeapIndicator::InsertSecond | LeapIndicator::DeleteSecond)
+    };
+    assert!(!sim.served.iter().any(|s| warned(&s)), "a leap was announced");
+    assert!(sim.leap_stepped_at.is_some(), "the kernel made the leap under the smear");
+    // Outside the window: UTC; inside it, the smear (at most half a second, at the leap).
+    let half = window / 2.0;
+    let outside = served_error_outside(&sim, (LEAP_AT - half - 1.0, LEAP_AT + half + 1.0));
+    assert!(outside < 200e-6, "served {outside} s from UTC outside the window");
+    let inside = sim.served.iter().filter(|s| (s.0 - LEAP_AT).abs() <= half);
+    let peak = inside.map(|s| s.1.abs()).fold(0.0, f64::max);
+    assert!((peak - 0.5).abs() < 0.01, "the smear peaked at {peak} s");
+    // Served time moves on at (window - 1) / window of real time, with no step back or forward.
+    let rate = (window - 1.0) / window;
+    for pair in sim.served.windows(2).filter(|p| p[0].0 > 1_000.0) {
+        let utc_step = if pair[0].0 < LEAP_AT && pair[1].0 >= LEAP_AT { 0.0 } else { 1.0 };
+        let served_step = utc_step + pair[1].1 - pair[0].1;
+        let in_window = (pair[0].0 - LEAP_AT).abs() < half - 1.0;
+        let expected = if in_window { rate } else { 1.0 };
+        assert!(
+            (served_step - expected).abs() < 1e-4
+                || (!in_window && (served_step - rate).abs() < 1e-4),
+            "at {}: served time moved {served_step} s in a second",
+            pair[0].0
+        );
+    }
+}

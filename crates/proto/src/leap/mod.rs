@@ -13,4 +13,4 @@ pub use smear::Smear;
 pub use table::{Leap, LeapEntry, LeapKind, LeapTable};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@ use sha1::{Digest, Sha1};
 const SYSTEM_LIST: &str = "/usr/share/zoneinfo/leap-seconds.list";
 
 /// Unix seconds at 00:00 UTC of a date (proleptic Gregorian calendar).
-fn unix_day(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn unix_day(year: i64, month: i64, day: i64) -> i64 {
     // Count years from March, so that the leap day ends a year.
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
@@ -17,11 +17,11 @@ fn unix_day(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// NTP seconds (counted on past 2036, as the file does) at 00:00 UTC of a date.
-fn ntp_day(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn ntp_day(year: i64, month: i64, day: i64) -> i64 {
     unix_day(year, month, day) + UNIX_EPOCH_IN_NTP_SECONDS
 }
 
-fn at_day(year: i64, month: i64, day: i64) -> NtpTimestamp {
+pub(crate) fn at_day(year: i64, month: i64, day: i64) -> NtpTimestamp {
     NtpTimestamp::from_unix(unix_day(year, month, day), 0)
 }
 
@@ -44,7 +44,7 @@ fn hash_line(updated: i64, expires: i64, entries: &[(i64, i32)]) -> String {
 }
 
 /// A valid leap-seconds.list text in the layout the IERS uses, with comments in between.
-fn build_file(updated: i64, expires: i64, entries: &[(i64, i32)]) -> String {
+pub(crate) fn build_file(updated: i64, expires: i64, entries: &[(i64, i32)]) -> String {
     let mut text = String::from("#\n#\tA leap second list made up for tests.\n#\n");
     text.push_str(&format!("#$\t{updated}\n#\n#@\t{expires}\n#\n#NTP Time\tDTAI\n"));
     for (ntp_seconds, tai_offset) in entries {

@@ -4,7 +4,7 @@
 
 use crate::leap::{Leap, LeapKind, LeapTable, Smear, announce, leap_indicator_for};
 use crate::packet::LeapIndicator;
-use crate::time::{NtpDuration, NtpTimestamp};
+use crate::time::NtpTimestamp;
 
 /// How a leap second reaches the clock and the clients.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +22,11 @@ pub enum LeapMode {
 
 /// A leap is kept in hand this long after it happened (beyond a smear's window), seconds.
 const KEEP_AFTER: f64 = 2.0;
+/// Sources' warnings this soon (seconds) after a leap are about that leap: they warn until their
+/// next answer, up to a poll interval late, and leaps come at most twice a year.
+const STALE_WARNINGS: f64 = 28.0 * 86_400.0;
+/// From this many seconds before the leap, it is kept whatever the sources say.
+const HOLD_BEFORE: f64 = 2.0;
 
 /// Follows the next leap second.
 #[derive(Debug, Clone)]
@@ -32,11 +37,13 @@ pub struct LeapWatch {
     current: Option<Leap>,
     /// The step of `LeapMode::Step` has been made for `current`.
     stepped: bool,
+    /// The last leap that passed: sources keep warning of it until their next answer.
+    passed: Option<Leap>,
 }
 
 impl LeapWatch {
     pub fn new(mode: LeapMode, table: Option<LeapTable>) -> Self {
-        Self { mode, table, current: None, stepped: false }
+        Self { mode, table, current: None, stepped: false, passed: None }
     }
 
     pub fn mode(&self) -> LeapMode {
@@ -59,16 +66,22 @@ impl LeapWatch {
         if let Some(leap) = self.current
             && (now - leap.at).to_seconds_f64() > self.keep_after()
         {
-            self.current = None;
+            self.passed = self.current.take();
             self.stepped = false;
         }
         let foreseen = match self.table.as_ref().filter(|t| !t.is_expired(now)) {
             Some(table) => table.next_leap(now),
-            None => sources_warn.map(|kind| Leap { at: next_month_start(now), kind }),
+            // A warning within a month of the last leap is a stale one about that leap.
+            None => sources_warn
+                .filter(|_| {
+                    self.passed.is_none_or(|p| (now - p.at).to_seconds_f64() > STALE_WARNINGS)
+                })
+                .map(|kind| Leap { at: next_month_start(now), kind }),
         };
-        // A leap that has just happened stays in hand (it is no longer "next").
+        // A leap about to happen or just happened stays in hand: it is no longer "next" once
+        // passed, and an inserting clock reads the second before it twice.
         match (self.current, foreseen) {
-            (Some(current), _) if current.at - now <= NtpDuration::ZERO => {}
+            (Some(current), _) if (current.at - now).to_seconds_f64() <= HOLD_BEFORE => {}
             (_, foreseen) => {
                 if foreseen != self.current {
                     self.stepped = false;
@@ -181,4 +194,116 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
         (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leap::tests::{at_day, build_file, ntp_day};
+    use crate::time::NtpDuration;
+
+    /// A list whose last entry is an insertion at 2027-01-01, valid until 2027-06-28.
+    fn table_with_2027_insertion() -> LeapTable {
+        let entries =
+            [(ntp_day(1972, 1, 1), 10), (ntp_day(2017, 1, 1), 11), (ntp_day(2027, 1, 1), 12)];
+        LeapTable::parse(&build_file(ntp_day(2026, 7, 1), ntp_day(2027, 6, 28), &entries)).unwrap()
+    }
+
+    fn before(time: NtpTimestamp, seconds: i64) -> NtpTimestamp {
+        time - NtpDuration::from_seconds(seconds)
+    }
+
+    #[test]
+    fn months_and_dates_follow_the_calendar() {
+        assert_eq!(next_month_start(at_day(2025, 12, 31)), at_day(2026, 1, 1));
+        assert_eq!(next_month_start(at_day(2028, 2, 29)), at_day(2028, 3, 1));
+        assert_eq!(next_month_start(before(at_day(2026, 7, 1), 1)), at_day(2026, 7, 1));
+        assert_eq!(civil_date(at_day(2024, 2, 29)), (2024, 2, 29));
+        assert_eq!(civil_date(before(at_day(2027, 1, 1), 1)), (2026, 12, 31));
+    }
+
+    #[test]
+    fn a_valid_table_decides_over_the_sources() {
+        let leap_at = at_day(2027, 1, 1);
+        let mut watch = LeapWatch::new(LeapMode::Kernel, Some(table_with_2027_insertion()));
+        // The sources warn of a deletion this month: the table says otherwise and wins.
+        let now = before(at_day(2026, 8, 1), 3_600);
+        assert_eq!(
+            watch.update(now, Some(LeapKind::Delete)),
+            Some(Leap { at: leap_at, kind: LeapKind::Insert })
+        );
+        assert_eq!(watch.indicator(now), LeapIndicator::NoWarning, "not the last day yet");
+        let last_day = before(leap_at, 3_600);
+        watch.update(last_day, None);
+        assert_eq!(watch.indicator(last_day), LeapIndicator::InsertSecond);
+        assert_eq!(watch.kernel_leap(last_day), Some(LeapKind::Insert));
+    }
+
+    #[test]
+    fn without_a_valid_table_the_sources_warning_means_the_end_of_the_month() {
+        let mut watch = LeapWatch::new(LeapMode::Kernel, None);
+        let now = before(at_day(2026, 7, 1), 600);
+        let leap = watch.update(now, Some(LeapKind::Insert)).expect("a leap");
+        assert_eq!(leap, Leap { at: at_day(2026, 7, 1), kind: LeapKind::Insert });
+        // An expired table counts as none.
+        let mut expired = LeapWatch::new(LeapMode::Kernel, Some(table_with_2027_insertion()));
+        let late = before(at_day(2027, 8, 1), 600);
+        assert_eq!(
+            expired.update(late, Some(LeapKind::Delete)).map(|l| l.kind),
+            Some(LeapKind::Delete)
+        );
+        assert_eq!(expired.update(late, None), None);
+    }
+
+    #[test]
+    fn stale_warnings_after_a_leap_are_ignored() {
+        let mut watch = LeapWatch::new(LeapMode::Kernel, None);
+        let leap_at = at_day(2026, 7, 1);
+        watch.update(before(leap_at, 10), Some(LeapKind::Insert));
+        // A second after: still in hand; a minute after: passed; sources still warn (their last
+        // answers were before the leap) but that is no new leap at the end of July.
+        assert!(
+            watch.update(leap_at + NtpDuration::from_seconds(1), Some(LeapKind::Insert)).is_some()
+        );
+        let later = leap_at + NtpDuration::from_seconds(60);
+        assert_eq!(watch.update(later, Some(LeapKind::Insert)), None);
+        assert_eq!(watch.indicator(later), LeapIndicator::NoWarning);
+    }
+
+    #[test]
+    fn step_mode_steps_once_at_midnight_and_kernel_mode_never() {
+        let leap_at = at_day(2027, 1, 1);
+        let mut watch = LeapWatch::new(LeapMode::Step, Some(table_with_2027_insertion()));
+        watch.update(before(leap_at, 5), None);
+        assert_eq!(watch.step_due(before(leap_at, 5)), None);
+        assert_eq!(
+            watch.kernel_leap(before(leap_at, 5)),
+            None,
+            "step mode leaves the kernel alone"
+        );
+        assert!((watch.seconds_until_due(before(leap_at, 5)).unwrap() - 5.0).abs() < 1e-9);
+        watch.update(leap_at, None);
+        assert_eq!(watch.step_due(leap_at), Some(-1.0));
+        // After the step the clock reads the second before midnight again: no second step.
+        let again = before(leap_at, 1);
+        watch.update(again, None);
+        assert_eq!(watch.step_due(again), None);
+        let mut kernel = LeapWatch::new(LeapMode::Kernel, Some(table_with_2027_insertion()));
+        kernel.update(leap_at, None);
+        assert_eq!(kernel.step_due(leap_at), None);
+    }
+
+    #[test]
+    fn smear_mode_warns_nobody_and_smears_around_the_leap() {
+        let leap_at = at_day(2027, 1, 1);
+        let mut watch =
+            LeapWatch::new(LeapMode::Smear { window: 86_400.0 }, Some(table_with_2027_insertion()));
+        let now = before(leap_at, 3_600);
+        watch.update(now, None);
+        assert_eq!(watch.indicator(now), LeapIndicator::NoWarning);
+        assert_eq!(watch.kernel_leap(now), Some(LeapKind::Insert), "the kernel still leaps");
+        let smear = watch.smear().expect("a smear");
+        // Half a second at the leap, less what the hour left to go takes back.
+        assert!((smear.correction(now, false) - (-0.5 + 3_600.0 / 86_400.0)).abs() < 1e-6);
+    }
 }
