@@ -289,6 +289,40 @@ fn uninstall_keeps_the_users_data_unless_purged_and_refuses_without_a_manifest()
     assert!(String::from_utf8_lossy(&output.stderr).contains("no install manifest"));
 }
 
+#[test]
+fn a_gps_hub_gets_the_reference_clock_drop_in_and_it_passes_systemds_check() {
+    let dir = TempDir::new("install-gps");
+    let root = dir.0.clone();
+    prepare_root(&root);
+    // An ntpd set up for gpsd: its SHM clock is imported as a gpsd-shm source.
+    std::fs::write(
+        root.join("etc/ntp.conf"),
+        format!("{NTP_CONF}server 127.127.28.0 minpoll 4 prefer\nfudge 127.127.28.0 time1 0.1 refid GPS\n"),
+    )
+    .unwrap();
+    let before = snapshot(&root);
+    let json = ops(&["install"], &root);
+    let config = std::fs::read_to_string(root.join("etc/syhub-ntp/config.toml")).unwrap();
+    assert!(config.contains("mode = \"gpsd-shm\""), "{config}");
+    let drop_in = root.join("etc/systemd/system/syhub-ntp.service.d/refclocks.conf");
+    let text = std::fs::read_to_string(&drop_in).unwrap_or_else(|_| panic!("no drop-in: {json}"));
+    assert!(text.contains("User=\n") && text.contains("DeviceAllow=char-pps r"), "{text}");
+    let verify = Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .args(["verify", "syhub-ntp.service"])
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(
+        verify.status.success() && warnings.trim().is_empty(),
+        "systemd-analyze verify with the drop-in: {warnings}"
+    );
+    // The drop-in is the install's: uninstall --purge takes it away with the rest.
+    ops(&["uninstall", "--purge"], &root);
+    assert!(!drop_in.exists());
+    assert_eq!(snapshot(&root), before);
+}
+
 /// Runs install (or uninstall) in `ns` against a scratch root, with the firewall step on.
 fn in_namespace(ns: &NetNs, verb: &str, root: &Path) {
     let mut args = vec![verb, "--root", root.to_str().unwrap()];

@@ -146,6 +146,7 @@ fn install_steps(
     }
 
     write_config(host, options, made)?;
+    write_refclock_drop_in(host, made)?;
 
     for (name, text) in
         [(units::SERVICE_NAME, units::SERVICE), (units::WAIT_SYNC_NAME, units::WAIT_SYNC_SERVICE)]
@@ -206,6 +207,29 @@ fn install_steps(
 /// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
 /// comments and a broadcast suggestion, and whatever an existing ntp.conf says. Checked by the
 /// daemon's own parser before it is written.
+/// With a reference clock in the config, the unit's drop-in that lets the daemon open it as root.
+fn write_refclock_drop_in(host: &mut Host, made: &mut Vec<Change>) -> Result<(), OpsError> {
+    let text = host.read(DEFAULT_CONFIG_PATH).ok().and_then(|b| String::from_utf8(b).ok());
+    let config = text.and_then(|t| Config::parse(&t, DEFAULT_CONFIG_PATH).ok());
+    let refclocks = config.is_some_and(|c| c.sources.iter().any(|s| s.mode.is_refclock()));
+    if !refclocks || host.exists(units::REFCLOCK_DROP_IN_PATH) {
+        return Ok(());
+    }
+    host.report.push(format!(
+        "a reference clock is configured: {} starts the daemon as root to open it",
+        units::REFCLOCK_DROP_IN_PATH
+    ));
+    write_new(
+        host,
+        units::REFCLOCK_DROP_IN_PATH,
+        units::REFCLOCK_DROP_IN.as_bytes(),
+        0o644,
+        false,
+        made,
+        "writing the reference-clock drop-in",
+    )
+}
+
 fn write_config(
     host: &mut Host,
     options: &InstallOptions,

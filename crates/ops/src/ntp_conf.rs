@@ -60,8 +60,13 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
     }
 }
 
+/// ntpd's SHM reference clock (driver 28): gpsd's shared memory, unit N at 127.127.28.N.
+const SHM_DRIVER: &str = "127.127.28.";
+
 pub fn parse(text: &str) -> NtpConf {
     let mut conf = NtpConf::default();
+    // The index in `conf.sources` of each imported SHM unit, for its `fudge` line.
+    let mut shm_units: Vec<(String, usize)> = Vec::new();
     for line in text.lines() {
         let content = line.split('#').next().unwrap_or("").trim();
         let words: Vec<&str> = content.split_whitespace().collect();
@@ -70,6 +75,15 @@ pub fn parse(text: &str) -> NtpConf {
         match directive {
             "server" | "pool" | "peer" => {
                 let Some(address) = args.first() else { continue };
+                if let Some(unit) =
+                    address.strip_prefix(SHM_DRIVER).and_then(|u| u.parse::<u8>().ok())
+                {
+                    let prefer = if args.contains(&"prefer") { "prefer = true\n" } else { "" };
+                    shm_units.push(((*address).to_owned(), conf.sources.len()));
+                    conf.sources
+                        .push(format!("[[source]]\nmode = \"gpsd-shm\"\nunit = {unit}\n{prefer}"));
+                    continue;
+                }
                 if address.starts_with("127.127.") {
                     skip(
                         &mut conf,
@@ -122,6 +136,26 @@ pub fn parse(text: &str) -> NtpConf {
                 conf.trusted_keys.extend(args.iter().filter_map(|id| id.parse::<u32>().ok()));
             }
             "driftfile" => conf.drift_file = args.first().map(|p| (*p).to_owned()),
+            "fudge" if args.first().is_some_and(|a| a.starts_with(SHM_DRIVER)) => {
+                let Some(&(_, index)) = shm_units.iter().find(|(a, _)| a == args[0]) else {
+                    skip(&mut conf, "no such reference clock before it");
+                    continue;
+                };
+                for pair in args[1..].chunks(2) {
+                    match pair {
+                        ["time1", seconds] if seconds.parse::<f64>().is_ok_and(f64::is_finite) => {
+                            conf.sources[index].push_str(&format!("offset = {seconds}\n"));
+                        }
+                        ["refid", refid] if (1..=4).contains(&refid.len()) => {
+                            conf.sources[index]
+                                .push_str(&format!("refid = {}\n", toml_string(refid)));
+                        }
+                        _ => conf
+                            .skipped
+                            .push(format!("{content} ({} not imported)", pair.join(" "))),
+                    }
+                }
+            }
             "fudge" | "tos" | "statsdir" | "statistics" | "filegen" | "logfile" | "leapfile"
             | "broadcastclient" | "disable" | "enable" | "tinker" | "includefile" => {
                 skip(&mut conf, "no counterpart");
@@ -153,6 +187,33 @@ broadcast 192.168.1.255 key 2 ttl 3
 keys /etc/ntp.keys
 trustedkey 1 2
 ";
+
+    #[test]
+    fn gpsd_shared_memory_clocks_are_imported_with_their_fudge() {
+        let conf = parse(
+            "server 127.127.28.0 minpoll 4 maxpoll 4 prefer\n\
+             fudge 127.127.28.0 time1 0.420 refid GPS\n\
+             server 127.127.28.1\nfudge 127.127.28.1 stratum 2\nserver 127.127.22.0\n",
+        );
+        assert_eq!(
+            conf.sources,
+            [
+                "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\nprefer = true\noffset = 0.420\nrefid = \"GPS\"\n",
+                "[[source]]\nmode = \"gpsd-shm\"\nunit = 1\n",
+            ]
+        );
+        assert!(
+            conf.skipped.iter().any(|s| s.contains("stratum 2 not imported")),
+            "{:?}",
+            conf.skipped
+        );
+        assert!(conf.skipped.iter().any(|s| s.contains("127.127.22.0")), "{:?}", conf.skipped);
+        let text: String = conf.sources.join("\n");
+        let config = syhub_ntp_daemon::config::Config::parse(&text, "imported").unwrap();
+        let settings = config.sources[0].refclock.as_ref().unwrap();
+        assert_eq!((settings.unit, settings.refid.as_str()), (0, "GPS"));
+        assert!((settings.offset() - 0.42).abs() < 1e-9 && config.sources[0].prefer);
+    }
 
     #[test]
     fn a_debian_ntp_conf_is_imported() {

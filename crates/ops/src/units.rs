@@ -5,6 +5,10 @@
 pub const SERVICE: &str = include_str!("../units/syhub-ntp.service");
 /// Holds `time-sync.target` until synchronised, for services that need correct time.
 pub const WAIT_SYNC_SERVICE: &str = include_str!("../units/syhub-ntp-wait-sync.service");
+/// A drop-in for hubs with a reference clock: start as root to open root's devices, segments and
+/// sockets; the daemon drops to its account itself.
+pub const REFCLOCK_DROP_IN: &str = include_str!("../units/syhub-ntp-refclocks.conf");
+pub const REFCLOCK_DROP_IN_PATH: &str = "/etc/systemd/system/syhub-ntp.service.d/refclocks.conf";
 /// The account, for systemd-sysusers.
 pub const SYSUSERS: &str = include_str!("../units/syhub-ntp.sysusers");
 
