@@ -23,6 +23,10 @@ for target in $(cargo fuzz list); do
     # The configs we ship are seeds too, read from where they live.
     cp crates/daemon/src/config/default.toml docs/examples/*.toml "$scratch/$target/"
   fi
+  if [ "$target" = refclock_inputs ] && [ -r /usr/share/zoneinfo/leap-seconds.list ]; then
+    # The system's leap-seconds list, behind the byte that selects the list parser.
+    { printf '\001'; cat /usr/share/zoneinfo/leap-seconds.list; } >"$scratch/$target/system-leap-list"
+  fi
   log="$scratch/$target.log"
   if ! cargo fuzz run -s none --debug-assertions "$target" "$scratch/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
