@@ -51,8 +51,8 @@ pub struct RefclockSettings {
     pub stratum: u8,
     /// Up to four ASCII characters: `GPS`, `PPS`.
     pub refid: String,
-    /// pps: the reference id of the source that numbers the seconds (another `[[source]]`'s
-    /// `refid`, such as the gpsd-shm clock's `GPS`).
+    /// pps (and sock, for gpsd's PPS samples): the reference id of the source that numbers the
+    /// seconds (another `[[source]]`'s `refid`, such as the gpsd-shm clock's `GPS`).
     pub pair: Option<String>,
     /// log2 seconds between reductions of the samples (default 4: 16 s).
     pub poll: i8,
@@ -226,7 +226,9 @@ fn refclock_settings(raw: &RawSource) -> Result<RefclockSettings, String> {
                 .into());
         }
         (SourceMode::Pps, Some(pair)) => Some(pair),
-        (_, Some(_)) => return Err("pair applies to mode = \"pps\" only".into()),
+        // gpsd's PPS samples over SOCK (/run/chrony.pps0.sock) are pulses to number too.
+        (SourceMode::Sock, pair) => pair,
+        (_, Some(_)) => return Err("pair applies to mode = \"pps\" and \"sock\" only".into()),
         (_, None) => None,
     };
     let poll = match raw.poll {
