@@ -77,7 +77,14 @@ fn print_status(status: &StatusSnapshot) {
         ("frequency", format!("{:+.3} ppm", status.frequency_ppm)),
         ("root delay", format!("{:.6} s", status.root_delay_seconds)),
         ("root dispersion", format!("{:.6} s", status.root_dispersion_seconds)),
-        ("leap", status.leap.clone()),
+        (
+            "leap",
+            match &status.leap_second {
+                Some(next) => format!("{}; next: {next}", status.leap),
+                None => status.leap.clone(),
+            },
+        ),
+        ("leap-seconds list", status.leap_file.clone().unwrap_or_else(|| "none".into())),
         ("poll interval", format!("{} s", 1u64 << status.poll_log2.clamp(0, 40))),
         (
             "last update",

@@ -13,11 +13,18 @@ pub struct LeapFile {
     /// Modification time and size of the version last read (`None`: missing), to notice a new one.
     seen: Option<Option<(SystemTime, u64)>>,
     table: Option<LeapTable>,
+    /// What the last reading came to, for the status.
+    verdict: String,
 }
 
 impl LeapFile {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, seen: None, table: None }
+        Self { path, seen: None, table: None, verdict: "not read yet".into() }
+    }
+
+    /// "valid until 2026-06-28", or why the list is not used.
+    pub fn verdict(&self) -> &str {
+        &self.verdict
     }
 
     /// Reads the file the first time, when it changed on disk, or when the table just expired:
@@ -35,6 +42,7 @@ impl LeapFile {
         let table = match read(&self.path, now) {
             Ok(table) => {
                 let (year, month, day) = civil_date(table.expires());
+                self.verdict = format!("valid until {year:04}-{month:02}-{day:02}");
                 tracing::info!(
                     "leap seconds from {}: TAI-UTC {} s, valid until {year:04}-{month:02}-{day:02}",
                     self.path.display(),
@@ -44,6 +52,7 @@ impl LeapFile {
             }
             Err(error) => {
                 tracing::warn!("{error}; leap seconds come from the sources' warnings alone");
+                self.verdict = format!("not used: {error}");
                 None
             }
         };

@@ -19,13 +19,15 @@ use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, KernelSyncStatus, ObservingClock};
 use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
+use syhub_ntp_proto::leap::LeapKind;
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::SystemSnapshot;
 use syhub_ntp_proto::source::{
     NtpSource, RefclockConfig, RefclockSource, SourceConfig as PollConfig, SourceView,
 };
 use syhub_ntp_proto::sync::{
-    DisciplineEvent, SourceInput, Steering, SyncState, SyncUpdate, Synchroniser,
+    DisciplineEvent, LeapMode as CoreLeapMode, SourceInput, Steering, SyncState, SyncUpdate,
+    Synchroniser, civil_date,
 };
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
@@ -911,6 +913,20 @@ impl SystemTask {
             stratum: snapshot.stratum,
             reference_id: snapshot.reference_id.display_for_stratum(snapshot.stratum),
             leap: leap_name(snapshot.leap).into(),
+            leap_second: self.sync.leap().current().map(|leap| {
+                let (year, month, day) = civil_date(leap.at);
+                let kind = match leap.kind {
+                    LeapKind::Insert => "insert",
+                    LeapKind::Delete => "delete",
+                };
+                let how = match self.sync.leap().mode() {
+                    CoreLeapMode::Kernel => "by the kernel".to_owned(),
+                    CoreLeapMode::Step => "by a step".to_owned(),
+                    CoreLeapMode::Smear { window } => format!("smeared over {window} s"),
+                };
+                format!("{kind} before {year:04}-{month:02}-{day:02} 00:00:00 UTC, {how}")
+            }),
+            leap_file: self.leap_file.as_ref().map(|f| f.verdict().to_owned()),
             offset_seconds: estimate.offset,
             offset_uncertainty_seconds: estimate.offset_variance.sqrt().min(1e6),
             frequency_ppm: estimate.frequency * 1e6,

@@ -17,6 +17,13 @@ pub struct StatusSnapshot {
     pub reference_id: String,
     /// "none", "insert second", "delete second" or "unsynchronised".
     pub leap: String,
+    /// The next leap second the daemon knows of and how it will be made, e.g.
+    /// "insert at 2027-01-01 00:00:00 UTC (kernel)".
+    #[serde(default)]
+    pub leap_second: Option<String>,
+    /// What the leap-seconds list says: "valid until 2026-06-28", or why it is not used.
+    #[serde(default)]
+    pub leap_file: Option<String>,
     /// Estimated true time minus system clock, seconds (positive: the clock is behind).
     pub offset_seconds: f64,
     /// Standard deviation of that estimate, seconds.

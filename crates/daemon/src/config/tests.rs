@@ -244,7 +244,10 @@ fn reference_clock_settings_are_checked() {
         ("mode = \"gpsd-shm\"\nstratum = 16", &["stratum = 16"]),
         ("mode = \"gpsd-shm\"\noffset = 2.5", &["offset = 2.5"]),
         ("mode = \"gpsd-shm\"\nminpoll = 4", &["do not apply to a reference clock"]),
-        ("mode = \"gpsd-shm\"\npair = \"GPS\"", &["pair applies to mode = \"pps\" and \"sock\" only"]),
+        (
+            "mode = \"gpsd-shm\"\npair = \"GPS\"",
+            &["pair applies to mode = \"pps\" and \"sock\" only"],
+        ),
         ("mode = \"server\"\naddress = \"192.0.2.1\"\nunit = 1", &["reference clocks only"]),
         ("mode = \"server\"", &["address is missing"]),
     ] {
