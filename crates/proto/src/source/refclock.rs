@@ -214,3 +214,91 @@ pub fn pps_offset(edge_local: crate::time::NtpTimestamp, coarse_offset: f64) -> 
     let second = estimated.round();
     ((estimated - second).abs() <= PPS_PAIRING_LIMIT).then_some(second - fraction)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::NtpTimestamp;
+
+    fn config() -> RefclockConfig {
+        RefclockConfig {
+            poll: 4,
+            offset: 0.0,
+            precision: -20,
+            stratum: 0,
+            reference_id: ReferenceId::from_bytes(*b"PPS\0"),
+        }
+    }
+
+    fn at(seconds: f64) -> Monotonic {
+        Monotonic::from_seconds_f64(seconds)
+    }
+
+    #[test]
+    fn reach_counts_polls_with_samples_and_the_view_is_a_fit_stratum_0_clock() {
+        let mut clock = RefclockSource::new(config(), at(0.0));
+        assert_eq!(clock.next_poll_at(), at(16.0));
+        assert!(clock.view().server.is_none(), "no sample yet");
+        for poll in 0..5 {
+            for second in 1..16 {
+                let time = f64::from(poll * 16 + second);
+                clock.add_sample(at(time), 0.002, LeapIndicator::NoWarning);
+            }
+            let measurement = clock.poll(at(f64::from(poll * 16 + 16)));
+            if poll == 0 {
+                let measurement = measurement.expect("a measurement");
+                assert!((measurement.offset - 0.002).abs() < 1e-12 && measurement.delay == 0.0);
+            }
+        }
+        assert!(clock.poll(at(96.0)).is_none(), "nothing gathered");
+        let view = clock.view();
+        assert_eq!(view.reach, 0b111110);
+        assert!(view.reference_clock);
+        assert_eq!(view.server.map(|s| s.stratum), Some(0));
+        assert_eq!(view.unfit_reason(at(96.0), 4), None);
+    }
+
+    #[test]
+    fn a_slewing_clock_and_a_late_sample_are_reduced_to_the_newest_offset() {
+        let mut clock = RefclockSource::new(config(), at(0.0));
+        // The clock is slewed 500 µs/s; one sample is 30 ms late (a delayed sentence).
+        for second in 1..=15 {
+            let late = if second == 7 { -0.030 } else { 0.0 };
+            let offset = 0.010 - 0.0005 * f64::from(second) + late;
+            clock.add_sample(at(f64::from(second)), offset, LeapIndicator::NoWarning);
+        }
+        let measurement = clock.poll(at(16.0)).unwrap();
+        assert!((measurement.offset - (0.010 - 0.0075)).abs() < 1e-6, "{}", measurement.offset);
+        assert_eq!(measurement.time, at(15.0));
+        assert!(measurement.dispersion < 1e-5, "{}", measurement.dispersion);
+    }
+
+    #[test]
+    fn the_fixed_offset_is_added_and_steps_shift_what_is_kept() {
+        let mut clock = RefclockSource::new(RefclockConfig { offset: 0.1, ..config() }, at(0.0));
+        clock.add_sample(at(1.0), -0.1, LeapIndicator::NoWarning);
+        clock.add_sample(at(2.0), f64::NAN, LeapIndicator::NoWarning);
+        clock.clock_stepped(0.5);
+        let measurement = clock.poll(at(16.0)).unwrap();
+        assert!((measurement.offset + 0.5).abs() < 1e-12, "{}", measurement.offset);
+    }
+
+    #[test]
+    fn a_pps_edge_is_numbered_by_the_coarse_offset() {
+        let edge = |seconds: i64, fraction: f64| {
+            NtpTimestamp::from_parts(seconds as u32, (fraction * 4_294_967_296.0) as u32)
+        };
+        // The local clock 0.3 s ahead: the edge reads .3; a coarse source 50 ms off says -0.25.
+        let offset = pps_offset(edge(1_000, 0.3), -0.25).unwrap();
+        assert!((offset + 0.3).abs() < 1e-9, "{offset}");
+        // The local clock 0.2 s behind: the edge reads .8; it starts the next second.
+        let offset = pps_offset(edge(1_000, 0.8), 0.21).unwrap();
+        assert!((offset - 0.2).abs() < 1e-9, "{offset}");
+        // Whole seconds off are numbered by the coarse source too.
+        let offset = pps_offset(edge(1_000, 0.0), 3.01).unwrap();
+        assert!((offset - 3.0).abs() < 1e-9, "{offset}");
+        // Half a second from any edge: which second is anyone's guess.
+        assert_eq!(pps_offset(edge(1_000, 0.0), 0.5), None);
+        assert_eq!(pps_offset(edge(1_000, 0.0), f64::INFINITY), None);
+    }
+}
