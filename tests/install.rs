@@ -105,6 +105,21 @@ fn ops(args: &[&str], root: &Path) -> serde_json::Value {
     json
 }
 
+/// `systemd-analyze verify` of the installed `units` (drop-ins included), warnings included.
+fn verify_units(root: &Path, units: &[&str]) {
+    let verify = Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .arg("verify")
+        .args(units)
+        .output()
+        .unwrap();
+    let warnings = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(
+        verify.status.success() && warnings.trim().is_empty(),
+        "systemd-analyze verify {units:?}: {warnings}"
+    );
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -213,16 +228,7 @@ fn install_sets_up_the_tree_a_second_run_changes_nothing_and_uninstall_restores_
     );
 
     // The units pass systemd's own check, warnings included.
-    let verify = Command::new("systemd-analyze")
-        .arg(format!("--root={}", root.display()))
-        .args(["verify", "syhub-ntp.service", "syhub-ntp-wait-sync.service"])
-        .output()
-        .unwrap();
-    let warnings = String::from_utf8_lossy(&verify.stderr).into_owned();
-    assert!(
-        verify.status.success() && warnings.trim().is_empty(),
-        "systemd-analyze verify: {warnings}"
-    );
+    verify_units(&root, &["syhub-ntp.service", "syhub-ntp-wait-sync.service"]);
     let security = Command::new("systemd-analyze")
         .arg(format!("--root={}", root.display()))
         .args(["security", "--offline=yes", "syhub-ntp.service"])
@@ -307,16 +313,7 @@ fn a_gps_hub_gets_the_reference_clock_drop_in_and_it_passes_systemds_check() {
     let drop_in = root.join("etc/systemd/system/syhub-ntp.service.d/refclocks.conf");
     let text = std::fs::read_to_string(&drop_in).unwrap_or_else(|_| panic!("no drop-in: {json}"));
     assert!(text.contains("User=\n") && text.contains("DeviceAllow=char-pps r"), "{text}");
-    let verify = Command::new("systemd-analyze")
-        .arg(format!("--root={}", root.display()))
-        .args(["verify", "syhub-ntp.service"])
-        .output()
-        .unwrap();
-    let warnings = String::from_utf8_lossy(&verify.stderr).into_owned();
-    assert!(
-        verify.status.success() && warnings.trim().is_empty(),
-        "systemd-analyze verify with the drop-in: {warnings}"
-    );
+    verify_units(&root, &["syhub-ntp.service"]);
     // The drop-in is the install's: uninstall --purge takes it away with the rest.
     ops(&["uninstall", "--purge"], &root);
     assert!(!drop_in.exists());

@@ -103,26 +103,17 @@ impl TryFrom<RawClockConfig> for ClockConfig {
                 "panic_threshold ({panic_threshold} s) is below step_threshold ({step_threshold} s)"
             ));
         }
-        let drift_file = match raw.drift_file {
-            None => default.drift_file,
-            Some(path) if path.is_empty() => None,
-            Some(path) if path.starts_with('/') => Some(PathBuf::from(path)),
+        // A file the daemon reads (and for the drift file, writes): absolute, or "" for none.
+        let file = |name: &str, value: Option<String>, fallback: Option<PathBuf>| match value {
+            None => Ok(fallback),
+            Some(path) if path.is_empty() => Ok(None),
+            Some(path) if path.starts_with('/') => Ok(Some(PathBuf::from(path))),
             Some(path) => {
-                return Err(format!(
-                    "drift_file = {path:?}: expected an absolute path, or \"\" for none"
-                ));
+                Err(format!("{name} = {path:?}: expected an absolute path, or \"\" for none"))
             }
         };
-        let leap_file = match raw.leap_file {
-            None => default.leap_file,
-            Some(path) if path.is_empty() => None,
-            Some(path) if path.starts_with('/') => Some(PathBuf::from(path)),
-            Some(path) => {
-                return Err(format!(
-                    "leap_file = {path:?}: expected an absolute path, or \"\" for none"
-                ));
-            }
-        };
+        let drift_file = file("drift_file", raw.drift_file, default.drift_file)?;
+        let leap_file = file("leap_file", raw.leap_file, default.leap_file)?;
         let leap_smear_window = match raw.leap_smear_window {
             None => DEFAULT_SMEAR_WINDOW,
             Some(w) if w.is_finite() && (60.0..=172_800.0).contains(&w) => w,
