@@ -127,3 +127,65 @@ fn gps_through_a_sock_socket_is_selected_and_served_at_stratum_1() {
 fn config_on_port_123_with(sources: &str) -> String {
     test_config(&["0.0.0.0:123"], sources, "enabled = false\n")
 }
+
+#[test]
+fn pps_pulses_numbered_by_a_gps_that_is_50_ms_late_are_followed() {
+    require_namespaces();
+    std::thread::spawn(|| {
+        private_ipc();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (created, segment_ready) = std::sync::mpsc::channel();
+        let ns = NetNs::new("refclock-pps");
+        let dir = TempDir::new("refclock-pps");
+        let socket = dir.0.join("chrony.pps0.sock");
+        let stopped = stop.clone();
+        // The GPS: NMEA time 50 ms behind the clock (a late sentence, uncorrected).
+        let gps_writer = std::thread::spawn(move || {
+            let mut writer = ShmWriter::create(0x4E54_5030, ShmLayout::NATIVE).expect("segment");
+            created.send(()).unwrap();
+            while !stopped.load(Ordering::Relaxed) {
+                let local = unix_now();
+                writer.write(&ShmFields::from_unix(plus(local, -0.050), local, 0, -10));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        segment_ready.recv().unwrap();
+        let sources = format!(
+            "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n\n\
+             [[source]]\nmode = \"sock\"\npath = \"{}\"\nrefid = \"PPS\"\npair = \"GPS\"\nprecision = -20\npoll = 1\nprefer = true\n",
+            path_str(&socket)
+        );
+        let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123_with(&sources));
+        // Pulses as gpsd sends them for a PPS device: the system time of each edge. The edges
+        // are made to fall 300 µs after the clock's whole seconds: the clock is that far ahead.
+        let stopped = stop.clone();
+        let target = socket.clone();
+        let pulses = std::thread::spawn(move || {
+            let sender = UnixDatagram::unbound().unwrap();
+            while !stopped.load(Ordering::Relaxed) {
+                let (seconds, _) = unix_now();
+                let datagram =
+                    encode_sock_sample(SockLayout::NATIVE, seconds, 300, -0.0003, true, 0);
+                let _ = sender.send_to(&datagram, &target);
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        });
+        let status = daemon.wait_for_status(Duration::from_secs(60), "the PPS selected", |s| {
+            gps_peer(s).is_some_and(|p| p["kind"] == "sock") && s["stratum"] == 1
+        });
+        let pps = gps_peer(&status).unwrap();
+        let offset = pps["offset_seconds"].as_f64().unwrap();
+        assert!((offset + 0.0003).abs() < 20e-6, "PPS offset {offset}: {status}");
+        assert_eq!(status["reference_id"], "PPS", "{status}");
+        let gps = status["peers"].as_array().unwrap().iter().find(|p| p["kind"] == "gpsd-shm");
+        let gps = gps.expect("the GPS in the status");
+        assert_eq!(gps["state"], "numbers PPS seconds", "{status}");
+        assert!((gps["offset_seconds"].as_f64().unwrap() + 0.050).abs() < 0.002, "{status}");
+        daemon.stop();
+        stop.store(true, Ordering::Relaxed);
+        gps_writer.join().unwrap();
+        pulses.join().unwrap();
+    })
+    .join()
+    .unwrap();
+}

@@ -855,6 +855,7 @@ impl SystemTask {
                     Some(s) if s.outliers.contains(&index) => "outlier",
                     Some(s) if s.falsetickers.contains(&index) => "falseticker",
                     _ if view.reach == 0 => "unreachable",
+                    _ if self.numbers_a_pps(source.entry) => "numbers PPS seconds",
                     _ => "unusable",
                 };
                 let detail = match state {

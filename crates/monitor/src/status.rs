@@ -68,7 +68,8 @@ pub struct SourceStatus {
     /// "server" or "pool".
     pub kind: String,
     pub fallback: bool,
-    /// "system peer", "candidate", "outlier", "falseticker", "unreachable" or "unusable".
+    /// "system peer", "candidate", "outlier", "falseticker", "unreachable", "unusable", or
+    /// "numbers PPS seconds" (a reference clock only watched, for its PPS pair).
     pub state: String,
     /// ntpq's tally code for the state: `*` system peer, `+` candidate, `-` outlier,
     /// `x` falseticker, space otherwise.
