@@ -256,7 +256,8 @@ fn a_missing_device_gets_a_setup_hint() {
 
 #[test]
 fn a_file_that_is_not_a_pps_device_fails_the_capability_ioctl() {
-    // A real ioctl through the File implementation: a regular file answers ENOTTY.
+    // A real ioctl through the File implementation: a regular file answers ENOTTY (qemu-user,
+    // which runs these tests for the Pi, does not pass unknown ioctls on: ENOSYS).
     let path = std::env::temp_dir().join(format!("syhub-refclock-{}-not-pps", std::process::id()));
     std::fs::write(&path, b"").unwrap();
     let result = PpsDevice::open(&path);
@@ -264,7 +265,8 @@ fn a_file_that_is_not_a_pps_device_fails_the_capability_ioctl() {
     let error = result.unwrap_err();
     match &error {
         RefclockError::PpsIoctl { call: "PPS_GETCAP", source, .. } => {
-            assert_eq!(source.raw_os_error(), Some(libc::ENOTTY))
+            let code = source.raw_os_error();
+            assert!(code == Some(libc::ENOTTY) || code == Some(libc::ENOSYS), "{source}")
         }
         other => panic!("unexpected {other:?}"),
     }
