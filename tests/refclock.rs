@@ -114,11 +114,15 @@ fn gps_through_a_sock_socket_is_selected_and_served_at_stratum_1() {
                 0,
             );
             let _ = sender.send_to(&datagram, &target);
+            // A pulse too, which this source has no pair to number: said once, then ignored.
+            let pulse = encode_sock_sample(SockLayout::NATIVE, local.0, 0, 0.0, true, 0);
+            let _ = sender.send_to(&pulse, &target);
             std::thread::sleep(Duration::from_millis(500));
         }
     });
     assert_serving_from_gps(&daemon, "sock");
-    daemon.stop();
+    let log = daemon.stop();
+    assert_eq!(log.matches("nothing numbers their seconds").count(), 1, "{log}");
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
 }

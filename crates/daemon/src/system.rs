@@ -319,9 +319,13 @@ impl SystemTask {
                 None
             }
             SourceEvent::SendFailed(error) => {
-                if let Some(held) = self.log_limiter.allow(&format!("send {}", source.address), now)
-                {
-                    tracing::warn!("cannot send to {}: {error}{}", source.address, held_back(held));
+                // A reference clock has no address: its problem is reading its device.
+                let what = match &self.entries[source.entry].config {
+                    config if config.mode.is_refclock() => format!("read {}", config.address),
+                    _ => format!("send to {}", source.address),
+                };
+                if let Some(held) = self.log_limiter.allow(&what, now) {
+                    tracing::warn!("cannot {what}: {error}{}", held_back(held));
                 }
                 source.problem = Some(error);
                 None

@@ -59,6 +59,7 @@ pub fn spawn_refclock(
         reports,
         commands,
         steps_seen: 0.0,
+        unpaired_told: false,
     };
     task.steps_seen = task.commands.borrow().steps_total;
     tokio::spawn(async move {
@@ -79,6 +80,8 @@ struct RefclockTask {
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
     steps_seen: f64,
+    /// Pulses arrived with no pair to number them: said once.
+    unpaired_told: bool,
 }
 
 impl RefclockTask {
@@ -137,6 +140,17 @@ impl RefclockTask {
         for reading in readings {
             let (local, offset, leap) = match *reading {
                 Reading::Sample { local, offset, leap } => (local, offset, leap),
+                Reading::Edge { .. } if self.pair.is_none() => {
+                    if !self.unpaired_told {
+                        self.unpaired_told = true;
+                        tracing::warn!(
+                            "reference clock {}: pulses arrive but nothing numbers their seconds: \
+                             set pair = \"<refid of the GPS source>\"",
+                            self.source.config().reference_id.display_for_stratum(0)
+                        );
+                    }
+                    continue;
+                }
                 Reading::Edge { local } => match coarse.and_then(|c| pps_offset(local, c)) {
                     Some(offset) => (local, offset, LeapIndicator::NoWarning),
                     None => continue,

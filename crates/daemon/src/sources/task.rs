@@ -39,7 +39,7 @@ pub enum SourceEvent {
     Unusable(&'static str),
     /// Kiss-o'-death with this code.
     Kiss(String),
-    /// The request could not be sent.
+    /// The request could not be sent (for a reference clock: its input could not be read).
     SendFailed(String),
 }
 
