@@ -78,9 +78,29 @@ fn gps_through_shared_memory_is_selected_and_served_at_stratum_1() {
         });
         segment_ready.recv().unwrap();
         let ns = NetNs::new("refclock-shm");
-        let sources = "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n";
+        // Unit 1 has no writer: a GPS that delivers nothing.
+        let sources = "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n\n\
+                       [[source]]\nmode = \"gpsd-shm\"\nunit = 1\nrefid = \"GPS1\"\npoll = 1\n";
         let daemon = Daemon::start(SYHUB_NTP, &ns, &config_on_port_123_with(sources));
         assert_serving_from_gps(&daemon, "gpsd-shm");
+        // `syhub-ntp test` checks each reference clock in the running daemon, and never takes
+        // one for a server to query.
+        let output = ns.run(
+            SYHUB_NTP,
+            &["test", "--json", "--config", path_str(&daemon.dir().join("config.toml"))],
+            Duration::from_secs(60),
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let check = |name: &str| {
+            report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned()
+        };
+        let working = check("reference clock SHM(0)").expect("a check of SHM(0)");
+        assert_eq!(working["verdict"], "PASS", "{report}");
+        let silent = check("reference clock SHM(1)").expect("a check of SHM(1)");
+        assert_eq!(silent["verdict"], "FAIL", "{report}");
+        assert!(silent["fix"].as_str().unwrap().contains("gpsd"), "{silent}");
+        assert!(check("upstream SHM(0)").is_none(), "{report}");
+        assert!(check("leap seconds list").is_some(), "{report}");
         daemon.stop();
         stop.store(true, Ordering::Relaxed);
         feeder.join().unwrap();

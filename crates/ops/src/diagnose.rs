@@ -97,10 +97,12 @@ pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
     checks.push(firewall_check(&host));
     checks.extend(upstream_checks(&runtime, &config));
     if let Ok(status) = &status {
+        checks.extend(refclock_checks(status));
         checks.push(sync_check(status));
         checks.extend(answer_checks(&runtime, &config));
     }
     checks.push(drift_check(&config));
+    checks.push(leap_file_check(&config));
     checks.push(other_daemons_check());
     checks
 }
@@ -206,7 +208,7 @@ fn upstream_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Ch
     let upstreams: Vec<&str> = config
         .sources
         .iter()
-        .filter(|s| s.mode != SourceMode::Broadcast)
+        .filter(|s| s.mode != SourceMode::Broadcast && !s.mode.is_refclock())
         .map(|s| s.address.as_str())
         .collect();
     let results: Vec<(String, Result<String, String>)> = upstreams
@@ -233,6 +235,32 @@ fn upstream_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Ch
                     Some("check the hub's internet connection, DNS and outgoing UDP 123"),
                 ),
             }
+        })
+        .collect()
+}
+
+/// Each reference clock delivers: reachable in the running daemon's status.
+fn refclock_checks(status: &StatusSnapshot) -> Vec<Check> {
+    status
+        .peers
+        .iter()
+        .filter(|p| matches!(p.kind.as_str(), "gpsd-shm" | "sock" | "pps"))
+        .map(|peer| {
+            let name = format!("reference clock {}", peer.name);
+            if peer.reach != "0" {
+                let offset = peer.offset_seconds.map_or(String::new(), |o| format!(", offset {o:+.6} s"));
+                return check(&name, Verdict::Pass, format!("{}{offset}", peer.state), None);
+            }
+            let fix = match peer.kind.as_str() {
+                "gpsd-shm" => "is gpsd running (as root) with the receiver, and does it have a fix? \
+                               `gpsd -n /dev/ttyAMA0`; `gpspipe -r` shows its sentences",
+                "sock" => "gpsd connects to the socket only when it opens the device: restart gpsd \
+                           after syhub-ntp",
+                _ => "is the PPS line on the configured pin (dtoverlay=pps-gpio)? `ppstest /dev/pps0` \
+                      shows its pulses; the pair must be reachable too",
+            };
+            let detail = peer.detail.clone().unwrap_or_else(|| "nothing delivered".into());
+            check(&name, Verdict::Fail, detail, Some(fix))
         })
         .collect()
 }
@@ -313,6 +341,34 @@ fn drift_check(config: &Config) -> Check {
             Verdict::Fail,
             error.to_string(),
             Some("remove the file; it is written again once synchronised"),
+        ),
+    }
+}
+
+/// The leap-seconds list is valid (else leap seconds come from the sources alone).
+fn leap_file_check(config: &Config) -> Check {
+    let Some(path) = &config.clock.leap_file else {
+        return check("leap seconds list", Verdict::Pass, "none configured", None);
+    };
+    let now = syhub_ntp_clock::Clock::now(&syhub_ntp_clock::SystemClock);
+    match syhub_ntp_daemon::leap_file::read(path, now) {
+        Ok(table) => {
+            let (year, month, day) = syhub_ntp_proto::sync::civil_date(table.expires());
+            check(
+                "leap seconds list",
+                Verdict::Pass,
+                format!("{} valid until {year:04}-{month:02}-{day:02}", path.display()),
+                None,
+            )
+        }
+        Err(error) => check(
+            "leap seconds list",
+            Verdict::Warn,
+            error,
+            Some(
+                "install a newer tzdata (apt install tzdata); until then the sources' leap \
+                  warnings are used",
+            ),
         ),
     }
 }
