@@ -75,7 +75,7 @@ pub fn run_info(args: InfoArgs) -> ExitCode {
         "drift_ppm": drift.as_ref().and_then(|(_, ppm)| *ppm),
         "keys_file": config.auth.keys_file.as_ref().map(|p| p.display().to_string()),
         "listen": config.server.listen.as_slice().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "sources": config.sources.iter().map(|s| format!("{:?} {}", s.mode, s.address).to_lowercase()).collect::<Vec<_>>(),
+        "sources": config.sources.iter().map(|s| format!("{} {}", s.mode.name(), s.address)).collect::<Vec<_>>(),
         "daemon": status.as_ref().map(|s| s.status.clone()).map_err(|e| e.to_string()),
         "requests": status.as_ref().ok().map(|s| &s.requests),
         "uptime_seconds": status.as_ref().ok().map(|s| s.uptime_seconds),
@@ -107,7 +107,7 @@ pub fn run_info(args: InfoArgs) -> ExitCode {
             .unwrap_or_default(),
     );
     for source in config.sources.iter() {
-        show("source", format!("{:?} {}", source.mode, source.address).to_lowercase());
+        show("source", format!("{} {}", source.mode.name(), source.address));
     }
     match &status {
         Ok(status) => {

@@ -875,15 +875,7 @@ impl SystemTask {
                     } else {
                         source.address.to_string()
                     },
-                    kind: match entry.config.mode {
-                        SourceMode::Pool => "pool".into(),
-                        SourceMode::Server => "server".into(),
-                        SourceMode::Broadcast => "broadcast".into(),
-                        SourceMode::Nts => "nts".into(),
-                        SourceMode::GpsdShm => "gpsd-shm".into(),
-                        SourceMode::Sock => "sock".into(),
-                        SourceMode::Pps => "pps".into(),
-                    },
+                    kind: entry.config.mode.name().into(),
                     fallback: entry.config.fallback,
                     state: state.into(),
                     tally: match state {

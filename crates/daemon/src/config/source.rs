@@ -84,6 +84,19 @@ pub enum SourceMode {
 }
 
 impl SourceMode {
+    /// As the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Pool => "pool",
+            Self::Broadcast => "broadcast",
+            Self::Nts => "nts",
+            Self::GpsdShm => "gpsd-shm",
+            Self::Sock => "sock",
+            Self::Pps => "pps",
+        }
+    }
+
     /// A reference clock rather than a network server.
     pub fn is_refclock(self) -> bool {
         matches!(self, Self::GpsdShm | Self::Sock | Self::Pps)
