@@ -60,41 +60,39 @@ impl KernelClock {
         let hz = if hz > 0 { hz as i64 } else { 100 };
         Self { nominal_tick: 1_000_000 / hz, kernel_sync_override }
     }
+}
 
-    fn adjust(&self, timex: &mut libc::timex) -> Result<libc::c_int, ClockError> {
-        // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
-        let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, timex) };
-        if state < 0 {
-            let error = io::Error::last_os_error();
-            return Err(match error.raw_os_error() {
-                Some(libc::EPERM) => ClockError::NotPermitted,
-                _ => ClockError::Kernel(error.to_string()),
-            });
-        }
-        Ok(state)
+/// clock_adjtime(2) on CLOCK_REALTIME: the clock state it returns.
+fn adjust(timex: &mut libc::timex) -> Result<libc::c_int, ClockError> {
+    // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
+    let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, timex) };
+    if state < 0 {
+        let error = io::Error::last_os_error();
+        return Err(match error.raw_os_error() {
+            Some(libc::EPERM) => ClockError::NotPermitted,
+            _ => ClockError::Kernel(error.to_string()),
+        });
     }
+    Ok(state)
+}
 
-    fn read(&self) -> Result<libc::timex, ClockError> {
-        // SAFETY: all-zero is a valid timex; modes = 0 only reads.
-        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
-        self.adjust(&mut timex)?;
-        Ok(timex)
-    }
+/// The kernel's clock variables and state, changing nothing (needs no privilege).
+fn read() -> Result<(libc::timex, libc::c_int), ClockError> {
+    // SAFETY: all-zero is a valid timex; modes = 0 only reads.
+    let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+    let state = adjust(&mut timex)?;
+    Ok((timex, state))
 }
 
 /// Whether the kernel is in or just past a leap second (its clock state TIME_OOP, during an
 /// inserted second, or TIME_WAIT, after a leap). Reading needs no privilege.
 pub fn kernel_leap_in_progress_or_done() -> bool {
-    // SAFETY: all-zero is a valid timex; modes = 0 only reads.
-    let mut timex: libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
-    let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, &mut timex) };
-    state == libc::TIME_OOP || state == libc::TIME_WAIT
+    read().is_ok_and(|(_, state)| state == libc::TIME_OOP || state == libc::TIME_WAIT)
 }
 
 impl ClockControl for KernelClock {
     fn frequency(&self) -> Result<f64, ClockError> {
-        let timex = self.read()?;
+        let timex = read()?.0;
         // `c_long` is 32 bits on armhf, 64 elsewhere.
         #[allow(clippy::useless_conversion)]
         let split =
@@ -106,16 +104,16 @@ impl ClockControl for KernelClock {
         if let Some(faked) = self.kernel_sync_override {
             return Ok(faked);
         }
-        Ok(self.read()?.status & libc::STA_UNSYNC == 0)
+        Ok(read()?.0.status & libc::STA_UNSYNC == 0)
     }
 
     fn take_control(&self) -> Result<(), ClockError> {
         // Switch off any kernel PLL a previous daemon left running, with its pending offset.
-        let mut timex = self.read()?;
+        let mut timex = read()?.0;
         timex.modes = libc::ADJ_STATUS | libc::ADJ_OFFSET;
         timex.status &= !FOREIGN_DISCIPLINE;
         timex.offset = 0;
-        self.adjust(&mut timex).map(drop)
+        adjust(&mut timex).map(drop)
     }
 
     fn set_frequency(&self, correction: f64) -> Result<(), ClockError> {
@@ -125,7 +123,7 @@ impl ClockControl for KernelClock {
         timex.modes = libc::ADJ_FREQUENCY | libc::ADJ_TICK;
         timex.tick = split.tick as _;
         timex.freq = split.frequency as _;
-        self.adjust(&mut timex).map(drop)
+        adjust(&mut timex).map(drop)
     }
 
     fn step(&self, offset: f64) -> Result<(), ClockError> {
@@ -140,11 +138,11 @@ impl ClockControl for KernelClock {
         timex.time.tv_sec = seconds as _;
         // With ADJ_NANO the microseconds field carries nanoseconds.
         timex.time.tv_usec = nanos as _;
-        self.adjust(&mut timex).map(drop)
+        adjust(&mut timex).map(drop)
     }
 
     fn set_sync_status(&self, status: &KernelSyncStatus) -> Result<(), ClockError> {
-        let mut timex = self.read()?;
+        let mut timex = read()?.0;
         timex.modes = libc::ADJ_STATUS | libc::ADJ_MAXERROR | libc::ADJ_ESTERROR;
         if status.synchronised {
             timex.status &= !libc::STA_UNSYNC;
@@ -161,7 +159,7 @@ impl ClockControl for KernelClock {
         }
         timex.maxerror = (status.max_error * 1e6).clamp(0.0, 16e6) as _;
         timex.esterror = (status.estimated_error * 1e6).clamp(0.0, 16e6) as _;
-        self.adjust(&mut timex).map(drop)
+        adjust(&mut timex).map(drop)
     }
 }
 

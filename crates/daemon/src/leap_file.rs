@@ -5,21 +5,22 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::leap::LeapTable;
-use syhub_ntp_proto::sync::civil_date;
+use syhub_ntp_proto::time::utc_date;
 
 /// The leap file and what was last made of it.
 pub struct LeapFile {
     path: PathBuf,
     /// Modification time and size of the version last read (`None`: missing), to notice a new one.
     seen: Option<Option<(SystemTime, u64)>>,
-    table: Option<LeapTable>,
+    /// When the list last read expires, to drop it then.
+    expires: Option<NtpTimestamp>,
     /// What the last reading came to, for the status.
     verdict: String,
 }
 
 impl LeapFile {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, seen: None, table: None, verdict: "not read yet".into() }
+        Self { path, seen: None, expires: None, verdict: "not read yet".into() }
     }
 
     /// "valid until 2026-06-28", or why the list is not used.
@@ -34,19 +35,19 @@ impl LeapFile {
         let version = std::fs::metadata(&self.path)
             .ok()
             .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
-        let expired = self.table.as_ref().is_some_and(|t| t.is_expired(now));
+        let expired = self.expires.is_some_and(|expires| (now - expires).to_seconds_f64() >= 0.0);
         if self.seen == Some(version) && !expired {
             return None;
         }
         self.seen = Some(version);
         let table = match read(&self.path, now) {
             Ok(table) => {
-                let (year, month, day) = civil_date(table.expires());
-                self.verdict = format!("valid until {year:04}-{month:02}-{day:02}");
+                self.verdict = format!("valid until {}", utc_date(table.expires()));
                 tracing::info!(
-                    "leap seconds from {}: TAI-UTC {} s, valid until {year:04}-{month:02}-{day:02}",
+                    "leap seconds from {}: TAI-UTC {} s, {}",
                     self.path.display(),
                     table.entries().last().map_or(0, |e| e.tai_offset),
+                    self.verdict
                 );
                 Some(table)
             }
@@ -56,7 +57,7 @@ impl LeapFile {
                 None
             }
         };
-        self.table = table.clone();
+        self.expires = table.as_ref().map(LeapTable::expires);
         Some(table)
     }
 }
@@ -66,11 +67,10 @@ pub fn read(path: &Path, now: NtpTimestamp) -> Result<LeapTable, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let table = LeapTable::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if table.is_expired(now) {
-        let (year, month, day) = civil_date(table.expires());
         return Err(format!(
-            "{}: expired on {year:04}-{month:02}-{day:02}: install a newer tzdata (or a fresh \
-             list from the IERS)",
-            path.display()
+            "{}: expired on {}: install a newer tzdata (or a fresh list from the IERS)",
+            path.display(),
+            utc_date(table.expires())
         ));
     }
     Ok(table)

@@ -27,9 +27,9 @@ use syhub_ntp_proto::source::{
 };
 use syhub_ntp_proto::sync::{
     DisciplineEvent, LeapMode as CoreLeapMode, SourceInput, Steering, SyncState, SyncUpdate,
-    Synchroniser, civil_date,
+    Synchroniser,
 };
-use syhub_ntp_proto::time::Monotonic;
+use syhub_ntp_proto::time::{Monotonic, utc_date};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,10 +72,6 @@ pub struct Panic {
     pub offset: f64,
 }
 
-/// What a reference clock's `ActiveSource::address` holds: it has no network address.
-const REFCLOCK_ADDRESS: SocketAddr =
-    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
-
 /// One configured `[[source]]`.
 struct Entry {
     config: SourceConfig,
@@ -89,13 +85,16 @@ struct Entry {
     backoff: Duration,
     /// The last resolution failure, reported once until it changes.
     last_error: Option<String>,
+    /// A reference clock that only numbers a PPS clock's seconds: watched, never selected.
+    numbers_pps: bool,
 }
 
 /// A running source task.
 struct ActiveSource {
     id: SourceId,
     entry: usize,
-    address: SocketAddr,
+    /// The server's address; a reference clock has none.
+    address: Option<SocketAddr>,
     view: SourceView,
     cancel: CancellationToken,
     falseticker_streak: u32,
@@ -155,9 +154,9 @@ pub struct SystemTask {
     log_limiter: LogLimiter,
     /// Reference clocks not started yet (they start with the task).
     refclocks: Vec<OpenedRefclock>,
-    /// For each PPS clock: the refid of the source that numbers its seconds, and the feed of
-    /// that source's offset.
-    pairs: Vec<(String, watch::Sender<Option<f64>>)>,
+    /// For each PPS clock: the entry of the clock that numbers its seconds, and the feed of that
+    /// clock's offset.
+    pairs: Vec<(usize, watch::Sender<Option<f64>>)>,
     /// `[clock] leap_file`, read again when it changes.
     leap_file: Option<LeapFile>,
 }
@@ -184,6 +183,11 @@ impl SystemTask {
                 next_resolve: now,
                 backoff: RESOLVE_BACKOFF.0,
                 last_error: None,
+                numbers_pps: config.refclock.as_ref().is_some_and(|clock| {
+                    parts.config.sources.iter().any(|other| {
+                        other.refclock.as_ref().and_then(|o| o.pair.as_ref()) == Some(&clock.refid)
+                    })
+                }),
             })
             .collect();
         let poll = parts.sync.poll_exponent();
@@ -284,7 +288,7 @@ impl SystemTask {
                 view: s.view,
                 fallback: self.entries[s.entry].config.fallback,
                 prefer: self.entries[s.entry].config.prefer,
-                noselect: self.numbers_a_pps(s.entry),
+                noselect: self.entries[s.entry].numbers_pps,
             })
             .collect()
     }
@@ -294,6 +298,7 @@ impl SystemTask {
         let Some(index) = self.sources.iter().position(|s| s.id == report.id) else {
             return Ok(());
         };
+        let location = self.location(&self.sources[index]);
         let source = &mut self.sources[index];
         source.view = report.view;
         let sample = match report.event {
@@ -307,22 +312,17 @@ impl SystemTask {
                 None
             }
             SourceEvent::Kiss(code) => {
-                if let Some(held) = self.log_limiter.allow(&format!("kiss {}", source.address), now)
-                {
-                    tracing::warn!(
-                        "{} sent kiss-o'-death {code}{}",
-                        source.address,
-                        held_back(held)
-                    );
+                if let Some(held) = self.log_limiter.allow(&format!("kiss {location}"), now) {
+                    tracing::warn!("{location} sent kiss-o'-death {code}{}", held_back(held));
                 }
                 source.problem = Some(format!("kiss-o'-death {code}"));
                 None
             }
             SourceEvent::SendFailed(error) => {
                 // A reference clock has no address: its problem is reading its device.
-                let what = match &self.entries[source.entry].config {
-                    config if config.mode.is_refclock() => format!("read {}", config.address),
-                    _ => format!("send to {}", source.address),
+                let what = match source.address {
+                    Some(_) => format!("send to {location}"),
+                    None => format!("read {location}"),
                 };
                 if let Some(held) = self.log_limiter.allow(&what, now) {
                     tracing::warn!("cannot {what}: {error}{}", held_back(held));
@@ -348,31 +348,23 @@ impl SystemTask {
         self.after_update(update)
     }
 
-    /// Whether the source of `entry` numbers a PPS clock's seconds: then it is only watched.
-    fn numbers_a_pps(&self, entry: usize) -> bool {
-        let refid = self.entries[entry].config.refclock.as_ref().map(|r| &r.refid);
-        refid.is_some_and(|refid| {
-            self.entries
-                .iter()
-                .any(|e| e.config.refclock.as_ref().and_then(|r| r.pair.as_ref()) == Some(refid))
-        })
+    /// Where a source's time comes from, for logs and the status: the server's address, or the
+    /// reference clock's name.
+    fn location(&self, source: &ActiveSource) -> String {
+        match source.address {
+            Some(address) => address.to_string(),
+            None => self.entries[source.entry].config.address.clone(),
+        }
     }
 
-    /// Tells each PPS clock the offset of the source that numbers its seconds.
+    /// Tells each PPS clock the offset of the clock that numbers its seconds.
     fn feed_pairs(&self) {
-        for (refid, feed) in &self.pairs {
+        for (entry, feed) in &self.pairs {
             let offset = self
                 .sources
                 .iter()
-                .filter(|s| {
-                    self.entries[s.entry]
-                        .config
-                        .refclock
-                        .as_ref()
-                        .is_some_and(|r| &r.refid == refid)
-                        && s.view.reach != 0
-                })
-                .find_map(|s| s.view.filter.map(|f| f.offset));
+                .find(|s| s.entry == *entry && s.view.reach != 0)
+                .and_then(|s| s.view.filter.map(|f| f.offset));
             feed.send_if_modified(|current| {
                 let changed = *current != offset;
                 *current = offset;
@@ -387,22 +379,25 @@ impl SystemTask {
         let config = &self.entries[entry].config;
         let Some(settings) = config.refclock.clone() else { return };
         let now = Instant::now();
-        // An ASCII reference id, zero-padded (RFC 5905 for stratum-1 references).
-        let mut refid = [0u8; 4];
-        refid[..settings.refid.len()].copy_from_slice(settings.refid.as_bytes());
         let source = RefclockSource::new(
             RefclockConfig {
                 poll: settings.poll,
                 offset: settings.offset(),
                 precision: settings.precision,
                 stratum: settings.stratum,
-                reference_id: ReferenceId::from_bytes(refid),
+                reference_id: settings.reference_id(),
             },
             self.monotonic(now),
         );
-        let pair = settings.pair.as_ref().map(|refid| {
+        // Validated with the config: the pair is another reference clock's refid.
+        let paired = settings.pair.as_ref().and_then(|refid| {
+            self.entries
+                .iter()
+                .position(|e| e.config.refclock.as_ref().is_some_and(|r| &r.refid == refid))
+        });
+        let pair = paired.map(|paired| {
             let (feed, offsets) = watch::channel(None);
-            self.pairs.push((refid.clone(), feed));
+            self.pairs.push((paired, feed));
             offsets
         });
         let id = self.next_id;
@@ -412,7 +407,7 @@ impl SystemTask {
         self.sources.push(ActiveSource {
             id,
             entry,
-            address: REFCLOCK_ADDRESS,
+            address: None,
             view: source.view(),
             cancel: cancel.clone(),
             falseticker_streak: 0,
@@ -540,7 +535,7 @@ impl SystemTask {
                 tracing::info!(
                     "synchronised to {} ({}), stratum {}, offset {:+.6} s",
                     self.entries[source.entry].config.address,
-                    source.address,
+                    self.location(source),
                     snapshot.stratum,
                     self.sync.discipline().offset(self.monotonic(Instant::now())),
                 );
@@ -595,7 +590,7 @@ impl SystemTask {
                     if members >= wanted {
                         break;
                     }
-                    if self.sources.iter().any(|s| s.address == address) {
+                    if self.sources.iter().any(|s| s.address == Some(address)) {
                         continue;
                     }
                     self.add_source(index, address);
@@ -624,7 +619,7 @@ impl SystemTask {
                 && matches!(e.target, Target::Address(a) if a.is_ipv4() == server.is_ipv4())
         });
         let Some(entry) = entry else { return };
-        let known = self.sources.iter().position(|s| s.entry == entry && s.address == server);
+        let known = self.sources.iter().position(|s| s.entry == entry && s.address == Some(server));
         let index = match known {
             Some(index) => index,
             None => {
@@ -682,7 +677,7 @@ impl SystemTask {
         self.sources.push(ActiveSource {
             id,
             entry,
-            address,
+            address: Some(address),
             view: source.view(),
             cancel: cancel.clone(),
             falseticker_streak: 0,
@@ -731,11 +726,11 @@ impl SystemTask {
         for (index, why) in removed.into_iter().rev() {
             let source = self.sources.remove(index);
             source.cancel.cancel();
+            let location = self.location(&source);
             let entry = &mut self.entries[source.entry];
             tracing::info!(
-                "dropping {} ({}): {why}; looking for another",
+                "dropping {} ({location}): {why}; looking for another",
                 entry.config.address,
-                source.address
             );
             entry.next_resolve = entry.next_resolve.min(now);
         }
@@ -859,7 +854,7 @@ impl SystemTask {
                     Some(s) if s.outliers.contains(&index) => "outlier",
                     Some(s) if s.falsetickers.contains(&index) => "falseticker",
                     _ if view.reach == 0 => "unreachable",
-                    _ if self.numbers_a_pps(source.entry) => "numbers PPS seconds",
+                    _ if entry.numbers_pps => "numbers PPS seconds",
                     _ => "unusable",
                 };
                 let detail = match state {
@@ -870,11 +865,7 @@ impl SystemTask {
                 };
                 SourceStatus {
                     name: entry.config.address.clone(),
-                    address: if entry.config.mode.is_refclock() {
-                        entry.config.address.clone()
-                    } else {
-                        source.address.to_string()
-                    },
+                    address: self.location(source),
                     kind: entry.config.mode.name().into(),
                     fallback: entry.config.fallback,
                     state: state.into(),
@@ -911,7 +902,6 @@ impl SystemTask {
             reference_id: snapshot.reference_id.display_for_stratum(snapshot.stratum),
             leap: leap_name(snapshot.leap).into(),
             leap_second: self.sync.leap().current().map(|leap| {
-                let (year, month, day) = civil_date(leap.at);
                 let kind = match leap.kind {
                     LeapKind::Insert => "insert",
                     LeapKind::Delete => "delete",
@@ -921,7 +911,7 @@ impl SystemTask {
                     CoreLeapMode::Step => "by a step".to_owned(),
                     CoreLeapMode::Smear { window } => format!("smeared over {window} s"),
                 };
-                format!("{kind} before {year:04}-{month:02}-{day:02} 00:00:00 UTC, {how}")
+                format!("{kind} before {} 00:00:00 UTC, {how}", utc_date(leap.at))
             }),
             leap_file: self.leap_file.as_ref().map(|f| f.verdict().to_owned()),
             offset_seconds: estimate.offset,

@@ -352,15 +352,16 @@ fn leap_file_check(config: &Config) -> Check {
     };
     let now = syhub_ntp_clock::Clock::now(&syhub_ntp_clock::SystemClock);
     match syhub_ntp_daemon::leap_file::read(path, now) {
-        Ok(table) => {
-            let (year, month, day) = syhub_ntp_proto::sync::civil_date(table.expires());
-            check(
-                "leap seconds list",
-                Verdict::Pass,
-                format!("{} valid until {year:04}-{month:02}-{day:02}", path.display()),
-                None,
-            )
-        }
+        Ok(table) => check(
+            "leap seconds list",
+            Verdict::Pass,
+            format!(
+                "{} valid until {}",
+                path.display(),
+                syhub_ntp_proto::time::utc_date(table.expires())
+            ),
+            None,
+        ),
         Err(error) => check(
             "leap seconds list",
             Verdict::Warn,

@@ -267,6 +267,15 @@ impl RefclockSettings {
         self.offset_nanos as f64 / 1e9
     }
 
+    /// The reference id to advertise while following this clock: the ASCII `refid`,
+    /// zero-padded (RFC 5905 for stratum-1 references; validated as 1 to 4 characters).
+    pub fn reference_id(&self) -> syhub_ntp_proto::packet::ReferenceId {
+        let mut bytes = [0u8; 4];
+        let refid = &self.refid.as_bytes()[..self.refid.len().min(4)];
+        bytes[..refid.len()].copy_from_slice(refid);
+        syhub_ntp_proto::packet::ReferenceId::from_bytes(bytes)
+    }
+
     /// What the source is called where no address is given.
     fn default_name(&self, mode: SourceMode) -> String {
         match (mode, &self.path) {

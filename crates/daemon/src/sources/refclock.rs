@@ -2,7 +2,7 @@
 //! once a second, feeds the samples to its protocol-core state, and reports each poll to the
 //! system task like a network source.
 
-use super::task::{SourceCommands, SourceEvent, SourceId, SourceReport};
+use super::task::{SourceCommands, SourceEvent, SourceId, SourceReport, StepsSeen};
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::Clock;
@@ -57,11 +57,10 @@ pub fn spawn_refclock(
         clock,
         origin,
         reports,
+        steps_seen: StepsSeen::at_start(&commands),
         commands,
-        steps_seen: 0.0,
         unpaired_told: false,
     };
-    task.steps_seen = task.commands.borrow().steps_total;
     tokio::spawn(async move {
         tokio::select! {
             _ = cancel.cancelled() => {}
@@ -79,7 +78,7 @@ struct RefclockTask {
     origin: Instant,
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
-    steps_seen: f64,
+    steps_seen: StepsSeen,
     /// Pulses arrived with no pair to number them: said once.
     unpaired_told: bool,
 }
@@ -123,10 +122,8 @@ impl RefclockTask {
                         return;
                     }
                     let commands = *self.commands.borrow_and_update();
-                    let unseen = commands.steps_total - self.steps_seen;
-                    if unseen != 0.0 {
-                        self.source.clock_stepped(unseen);
-                        self.steps_seen = commands.steps_total;
+                    if let Some(step) = self.steps_seen.unseen(&commands) {
+                        self.source.clock_stepped(step);
                     }
                 }
             }

@@ -30,6 +30,24 @@ pub struct SourceCommands {
     pub synchronised: bool,
 }
 
+/// The clock steps a source task has passed on to its protocol-core state.
+#[derive(Debug, Clone, Copy)]
+pub struct StepsSeen(f64);
+
+impl StepsSeen {
+    /// Steps made before the task starts are already in the clock it reads.
+    pub fn at_start(commands: &watch::Receiver<SourceCommands>) -> Self {
+        Self(commands.borrow().steps_total)
+    }
+
+    /// The step not yet passed on (seconds), if any, now counted as passed on.
+    pub fn unseen(&mut self, commands: &SourceCommands) -> Option<f64> {
+        let unseen = commands.steps_total - self.0;
+        self.0 = commands.steps_total;
+        (unseen != 0.0).then_some(unseen)
+    }
+}
+
 /// What happened at a source.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
@@ -104,15 +122,14 @@ pub fn spawn_source(
             clock,
             origin,
             reports,
-            commands,
             socket,
             broadcasts,
-            steps_seen: 0.0,
+            steps_seen: StepsSeen::at_start(&commands),
             ke_server: address,
             nts,
             association: None,
+            commands,
         };
-        task.steps_seen = task.commands.borrow().steps_total;
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = task.run() => {}
@@ -140,7 +157,7 @@ struct SourceTask {
     commands: watch::Receiver<SourceCommands>,
     socket: TimestampedSocket,
     broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
-    steps_seen: f64,
+    steps_seen: StepsSeen,
     /// For an NTS source: its NTS-KE server, setup and current association.
     ke_server: SocketAddr,
     nts: Option<NtsSetup>,
@@ -196,10 +213,8 @@ impl SourceTask {
                     if let Some(setup) = self.nts.as_ref().filter(|_| commands.synchronised) {
                         setup.clock_trusted.store(true, Ordering::Relaxed);
                     }
-                    let unseen = commands.steps_total - self.steps_seen;
-                    if unseen != 0.0 {
-                        self.source.clock_stepped(unseen);
-                        self.steps_seen = commands.steps_total;
+                    if let Some(step) = self.steps_seen.unseen(&commands) {
+                        self.source.clock_stepped(step);
                     }
                 }
             }

@@ -1,19 +1,13 @@
 use super::*;
 use crate::packet::LeapIndicator;
-use crate::time::{NtpDuration, NtpTimestamp, UNIX_EPOCH_IN_NTP_SECONDS};
+use crate::time::{NtpDuration, NtpTimestamp, UNIX_EPOCH_IN_NTP_SECONDS, days_from_civil};
 use sha1::{Digest, Sha1};
 
 const SYSTEM_LIST: &str = "/usr/share/zoneinfo/leap-seconds.list";
 
-/// Unix seconds at 00:00 UTC of a date (proleptic Gregorian calendar).
+/// Unix seconds at 00:00 UTC of a date.
 pub(crate) fn unix_day(year: i64, month: i64, day: i64) -> i64 {
-    // Count years from March, so that the leap day ends a year.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    (era * 146_097 + day_of_era - 719_468) * 86_400
+    days_from_civil(year, month as u32, day as u32) * 86_400
 }
 
 /// NTP seconds (counted on past 2036, as the file does) at 00:00 UTC of a date.

@@ -7,7 +7,7 @@ mod refclock;
 mod view;
 
 pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISPERSION, PHI};
-pub use refclock::{PPS_PAIRING_LIMIT, RefclockConfig, RefclockSource, pps_offset};
+pub use refclock::{RefclockConfig, RefclockSource, pps_offset};
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 
 use crate::auth::SymmetricKey;

@@ -4,7 +4,7 @@
 
 use crate::leap::{Leap, LeapKind, LeapTable, Smear, announce, leap_indicator_for};
 use crate::packet::LeapIndicator;
-use crate::time::NtpTimestamp;
+use crate::time::{NtpTimestamp, next_month_start};
 
 /// How a leap second reaches the clock and the clients.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,10 +53,6 @@ impl LeapWatch {
     /// The leap-seconds table (a fresh one read, or `None` when it went bad).
     pub fn set_table(&mut self, table: Option<LeapTable>) {
         self.table = table;
-    }
-
-    pub fn table(&self) -> Option<&LeapTable> {
-        self.table.as_ref()
     }
 
     /// Updates the leap in hand at clock reading `now`. `sources_warn`: the leap a majority of
@@ -136,11 +132,10 @@ impl LeapWatch {
     pub fn seconds_until_due(&self, now: NtpTimestamp) -> Option<f64> {
         let leap = self.current?;
         let until = (leap.at - now).to_seconds_f64();
-        let due = match (self.mode, leap.kind) {
-            (LeapMode::Step, LeapKind::Insert) => until,
-            (LeapMode::Step, LeapKind::Delete) => until - 1.0,
-            _ => until,
-        };
+        // A deletion is stepped over a second before midnight; everything else is at midnight.
+        let early =
+            if self.mode == LeapMode::Step && leap.kind == LeapKind::Delete { 1.0 } else { 0.0 };
+        let due = until - early;
         (due > 0.0).then_some(due)
     }
 
@@ -160,42 +155,6 @@ impl LeapWatch {
     }
 }
 
-/// 00:00:00 UTC on the first day of the month after the one `now` falls in.
-pub fn next_month_start(now: NtpTimestamp) -> NtpTimestamp {
-    let (year, month, _) = civil_date(now);
-    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
-    NtpTimestamp::from_unix(days_from_civil(year, month, 1) * 86_400, 0)
-}
-
-/// The UTC (year, month, day) of `time` (NTP seconds are UTC seconds; the era is the one nearest
-/// 2026, right until 2094), by the proleptic Gregorian calendar.
-pub fn civil_date(time: NtpTimestamp) -> (i64, u32, u32) {
-    let (unix, _) = time.to_unix_near(1_780_000_000);
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days from 1970-01-01 to `year`-`month`-`day`.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,15 +170,6 @@ mod tests {
 
     fn before(time: NtpTimestamp, seconds: i64) -> NtpTimestamp {
         time - NtpDuration::from_seconds(seconds)
-    }
-
-    #[test]
-    fn months_and_dates_follow_the_calendar() {
-        assert_eq!(next_month_start(at_day(2025, 12, 31)), at_day(2026, 1, 1));
-        assert_eq!(next_month_start(at_day(2028, 2, 29)), at_day(2028, 3, 1));
-        assert_eq!(next_month_start(before(at_day(2026, 7, 1), 1)), at_day(2026, 7, 1));
-        assert_eq!(civil_date(at_day(2024, 2, 29)), (2024, 2, 29));
-        assert_eq!(civil_date(before(at_day(2027, 1, 1), 1)), (2026, 12, 31));
     }
 
     #[test]

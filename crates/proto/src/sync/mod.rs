@@ -9,7 +9,7 @@ mod selection;
 
 pub use discipline::{Discipline, DisciplineConfig, DisciplineEvent, FrequencyStart, Steering};
 pub use estimator::{ClockEstimate, Estimator, Measured};
-pub use leap::{LeapMode, LeapWatch, civil_date, next_month_start};
+pub use leap::{LeapMode, LeapWatch};
 pub use selection::{Candidate, Selection, select};
 
 use crate::leap::LeapKind;
@@ -429,7 +429,6 @@ impl Synchroniser {
         }
     }
 
-    /// Keeps the never-synchronised local-clock reference fresh (air-gapped `always` mode).
     /// Follows the leap second between updates (the warning starts and the smear ends on time, not
     /// at the next poll): the leap in hand and what a synchronised server advertises of it.
     pub fn refresh_leap(&mut self, local_now: NtpTimestamp) {
@@ -440,6 +439,7 @@ impl Synchroniser {
         }
     }
 
+    /// Keeps the never-synchronised local-clock reference fresh (air-gapped `always` mode).
     pub fn refresh_local(&mut self, local_now: NtpTimestamp) {
         if matches!(self.state, SyncState::LocalClock { .. }) && self.last_synchronised.is_none() {
             self.snapshot.reference_time = local_now;
@@ -450,12 +450,12 @@ impl Synchroniser {
 /// A preferred survivor becomes the system peer, and its filtered offset alone is followed.
 fn prefer(mut selection: Selection, sources: &[SourceInput]) -> Selection {
     let preferred = selection.survivors.iter().copied().find(|&i| sources[i].prefer);
-    if let Some(index) = preferred {
-        if let Some(filter) = sources[index].view.filter {
-            selection.system_peer = index;
-            selection.offset = filter.offset;
-            selection.jitter = filter.jitter;
-        }
+    if let Some(index) = preferred
+        && let Some(filter) = sources[index].view.filter
+    {
+        selection.system_peer = index;
+        selection.offset = filter.offset;
+        selection.jitter = filter.jitter;
     }
     selection
 }
