@@ -63,20 +63,7 @@ fn gps_through_shared_memory_is_selected_and_served_at_stratum_1() {
     std::thread::spawn(|| {
         private_ipc();
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let (created, segment_ready) = std::sync::mpsc::channel();
-        // The feeder thread starts in this thread's IPC namespace and writes gpsd's unit 0, which
-        // only this namespace has.
-        let feeder = std::thread::spawn(move || {
-            let mut writer = ShmWriter::create(0x4E54_5030, ShmLayout::NATIVE).expect("segment");
-            created.send(()).unwrap();
-            while !stopped.load(Ordering::Relaxed) {
-                let local = unix_now();
-                writer.write(&ShmFields::from_unix(plus(local, GPS_AHEAD), local, 0, -10));
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        });
-        segment_ready.recv().unwrap();
+        let feeder = fake_gpsd_unit_0(GPS_AHEAD, stop.clone());
         let ns = NetNs::new("refclock-shm");
         // Unit 1 has no writer: a GPS that delivers nothing.
         let sources = "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n\n\
@@ -147,6 +134,24 @@ fn gps_through_a_sock_socket_is_selected_and_served_at_stratum_1() {
     feeder.join().unwrap();
 }
 
+/// Plays gpsd writing SHM unit 0 (in the calling thread's IPC namespace, which the writer thread
+/// starts in) twice a second with the reference `ahead` seconds ahead of the clock, until `stop`.
+/// Returns once the segment exists.
+fn fake_gpsd_unit_0(ahead: f64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let (created, segment_ready) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut writer = ShmWriter::create(0x4E54_5030, ShmLayout::NATIVE).expect("segment");
+        created.send(()).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let local = unix_now();
+            writer.write(&ShmFields::from_unix(plus(local, ahead), local, 0, -10));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    segment_ready.recv().unwrap();
+    writer
+}
+
 /// Our daemon on port 123 of the namespace, observe mode, with only `sources` and no local clock.
 fn config_on_port_123_with(sources: &str) -> String {
     test_config(&["0.0.0.0:123"], sources, "enabled = false\n")
@@ -158,22 +163,11 @@ fn pps_pulses_numbered_by_a_gps_that_is_50_ms_late_are_followed() {
     std::thread::spawn(|| {
         private_ipc();
         let stop = Arc::new(AtomicBool::new(false));
-        let (created, segment_ready) = std::sync::mpsc::channel();
         let ns = NetNs::new("refclock-pps");
         let dir = TempDir::new("refclock-pps");
         let socket = dir.0.join("chrony.pps0.sock");
-        let stopped = stop.clone();
         // The GPS: NMEA time 50 ms behind the clock (a late sentence, uncorrected).
-        let gps_writer = std::thread::spawn(move || {
-            let mut writer = ShmWriter::create(0x4E54_5030, ShmLayout::NATIVE).expect("segment");
-            created.send(()).unwrap();
-            while !stopped.load(Ordering::Relaxed) {
-                let local = unix_now();
-                writer.write(&ShmFields::from_unix(plus(local, -0.050), local, 0, -10));
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        });
-        segment_ready.recv().unwrap();
+        let gps_writer = fake_gpsd_unit_0(-0.050, stop.clone());
         let sources = format!(
             "[[source]]\nmode = \"gpsd-shm\"\nunit = 0\npoll = 1\n\n\
              [[source]]\nmode = \"sock\"\npath = \"{}\"\nrefid = \"PPS\"\npair = \"GPS\"\nprecision = -20\npoll = 1\nprefer = true\n",

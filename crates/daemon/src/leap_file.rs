@@ -99,6 +99,13 @@ mod tests {
         text
     }
 
+    /// An empty directory of this test's own.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("syhub-leap-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn the_system_list_is_read_and_an_expired_one_refused() {
         let Some(_) = system_list() else { return };
@@ -111,8 +118,7 @@ mod tests {
     #[test]
     fn a_damaged_or_missing_list_is_refused_with_the_reason() {
         let Some(text) = system_list() else { return };
-        let dir = std::env::temp_dir().join(format!("syhub-leap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("damaged");
         let path = dir.join("leap-seconds.list");
         // The last digit of the expiry changed: the hash no longer matches.
         let damaged: String = text
@@ -139,8 +145,7 @@ mod tests {
     #[test]
     fn the_list_is_read_again_only_when_it_changes() {
         let Some(text) = system_list() else { return };
-        let dir = std::env::temp_dir().join(format!("syhub-leap-refresh-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("refresh");
         let path = dir.join("leap-seconds.list");
         std::fs::write(&path, &text).unwrap();
         let mut file = LeapFile::new(path.clone());
