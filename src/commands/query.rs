@@ -6,7 +6,6 @@ use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
 use syhub_ntp_daemon::query::{QueryError, QueryOutcome, query};
-use syhub_ntp_proto::LeapIndicator;
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -56,7 +55,7 @@ impl From<&QueryOutcome> for QueryReport {
             version: server.version,
             stratum: server.stratum,
             reference_id: server.reference_id.display_for_stratum(server.stratum),
-            leap: leap_name(server.leap),
+            leap: server.leap.name(),
             offset_seconds: sample.offset.to_seconds_f64(),
             delay_seconds: sample.delay.to_seconds_f64(),
             root_delay_seconds: server.root_delay.to_seconds_f64(),
@@ -65,15 +64,6 @@ impl From<&QueryOutcome> for QueryReport {
             precision_log2_seconds: server.precision,
             kernel_receive_timestamp: outcome.kernel_timestamp,
         }
-    }
-}
-
-fn leap_name(leap: LeapIndicator) -> &'static str {
-    match leap {
-        LeapIndicator::NoWarning => "none",
-        LeapIndicator::InsertSecond => "insert second",
-        LeapIndicator::DeleteSecond => "delete second",
-        LeapIndicator::Unsynchronised => "unsynchronised",
     }
 }
 

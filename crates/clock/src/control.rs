@@ -21,17 +21,9 @@ impl fmt::Display for ClockError {
 
 impl std::error::Error for ClockError {}
 
-/// What the kernel is told about synchronisation (for the RTC's 11-minute mode and adjtimex users).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KernelSyncStatus {
-    pub synchronised: bool,
-    /// Seconds.
-    pub max_error: f64,
-    /// Seconds.
-    pub estimated_error: f64,
-    /// The leap second the kernel should make at the end of this UTC day.
-    pub leap: Option<syhub_ntp_proto::leap::LeapKind>,
-}
+/// What the kernel is told about synchronisation (for the RTC's 11-minute mode and adjtimex
+/// users), as the system core decides it.
+pub use syhub_ntp_proto::system::KernelSyncStatus;
 
 /// Control of the system clock. Frequencies are corrections in s/s, positive = faster.
 pub trait ClockControl: Send + Sync {

@@ -19,5 +19,5 @@ pub mod query;
 pub mod runtime;
 pub mod server;
 pub mod sources;
-
-pub mod system;
+mod status;
+pub mod system_task;

@@ -9,7 +9,7 @@ use crate::drift;
 use crate::net::{BindError, bind_server_sockets};
 use crate::privileges::{PrivilegeError, drop_privileges};
 use crate::server::{ServerCounters, ServingContext, ServingPolicy};
-use crate::system::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
+use crate::system_task::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,7 @@ pub mod packet;
 pub mod server;
 pub mod source;
 pub mod sync;
+pub mod system;
 pub mod time;
 
 pub use packet::{

@@ -40,7 +40,7 @@ fn main() {
             sim.run_until(t);
             if t >= from {
                 let estimate = sim
-                    .sync
+                    .sync()
                     .discipline()
                     .estimate(syhub_ntp_proto::time::Monotonic::from_seconds_f64(t));
                 let error = estimate.offset + sim.clock.error();
@@ -54,13 +54,13 @@ fn main() {
         max.push(s.max_offset * 1e6);
         freq.push(s.rms_frequency * 1e6);
         sync.push(s.synchronised_at.unwrap_or(f64::INFINITY));
-        polls.push(sim.sync.poll_exponent());
+        polls.push(sim.sync().poll_exponent());
         let z2: Vec<f64> = sim.measurement_errors.iter().skip(20).map(|(e, v)| e * e / v).collect();
         let errors: Vec<f64> =
             sim.measurement_errors.iter().skip(20).map(|(e, _)| e.abs()).collect();
         zs.push(z2.iter().sum::<f64>() / z2.len() as f64);
         raw.push((errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt() * 1e6);
-        wanders.push(sim.sync.discipline().wander());
+        wanders.push(sim.sync().discipline().wander());
     }
     let summary = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);

@@ -1,7 +1,9 @@
 //! Deterministic simulation of the syhub-ntp protocol core: virtual time, a local clock with a
-//! frequency error and random walk, simulated servers (good, false, vanishing) and a network with
-//! delay, jitter, asymmetry and loss. The core's sources and synchroniser run unchanged; the
-//! simulation only moves bytes and time. Seeded, so every run reproduces.
+//! frequency error and random walk, simulated servers (good, false, vanishing), pools, reference
+//! clocks and a network with delay, jitter, asymmetry and loss. The core's `System` (the very
+//! decisions the daemon carries out), its sources and synchroniser run unchanged; the simulation
+//! only moves bytes and time and carries out the actions, as the daemon does on real sockets and
+//! the kernel clock. Seeded, so every run reproduces.
 
 mod clock;
 mod rng;
@@ -9,17 +11,22 @@ mod rng;
 pub use clock::SimClock;
 pub use rng::Rng;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use syhub_ntp_proto::NtpTimestamp;
-use syhub_ntp_proto::packet::LeapIndicator;
-use syhub_ntp_proto::packet::ReferenceId;
+use syhub_ntp_proto::leap::LeapKind;
+use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
 use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
 use syhub_ntp_proto::source::{
-    NtpSource, RefclockConfig, RefclockSource, ResponseOutcome, SourceConfig, pps_offset,
+    NtpSource, RefclockConfig, RefclockSource, ResponseOutcome, SourceConfig, SourceId, SourceView,
+    pps_offset,
 };
 use syhub_ntp_proto::sync::{
-    DisciplineConfig, DisciplineEvent, FrequencyStart, LeapMode, LocalMode, SourceInput, Steering,
-    SyncConfig, SyncState, Synchroniser,
+    DisciplineConfig, DisciplineEvent, FrequencyStart, LeapMode, LocalMode, SyncConfig, SyncState,
+    Synchroniser,
+};
+use syhub_ntp_proto::system::{
+    Action, EntryConfig, EntryKind, Notice, SourceEvent, System, SystemConfig, Target,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpDuration};
 
@@ -27,6 +34,10 @@ use syhub_ntp_proto::time::{Monotonic, NtpDuration};
 const EPOCH_UNIX: i64 = 1_764_000_000;
 /// Precision of every simulated clock, log2 seconds.
 const PRECISION: i8 = -24;
+/// The name a simulated pool is configured by.
+pub const POOL_NAME: &str = "pool.sim.example";
+/// How long a simulated name resolution takes.
+const RESOLVE_TIME: f64 = 0.05;
 
 /// One direction of the network path: a fixed delay plus an exponential extra delay, and loss.
 #[derive(Debug, Clone, Copy)]
@@ -86,10 +97,15 @@ pub struct RefclockSpec {
     pub config: RefclockConfig,
     pub prefer: bool,
     pub fallback: bool,
-    /// Only numbers a PPS clock's seconds, never selected itself.
-    pub noselect: bool,
     /// Intervals of true time during which it delivers nothing.
     pub outages: Vec<(f64, f64)>,
+}
+
+/// The servers configured as one pool, by name, instead of one by one.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSpec {
+    /// Servers used at once; the name resolves to every server of the scenario.
+    pub max_sources: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +118,8 @@ pub struct Scenario {
     /// Random-walk step of the frequency per second.
     pub wander: f64,
     pub servers: Vec<ServerSpec>,
+    /// When set, the servers are one pool's members rather than configured each.
+    pub pool: Option<PoolSpec>,
     pub source: SourceConfig,
     pub discipline: DisciplineConfig,
     pub local_stratum: Option<u8>,
@@ -110,7 +128,7 @@ pub struct Scenario {
     pub statistics_from: f64,
     /// The drift file's frequency correction, if any (s/s).
     pub drift: Option<f64>,
-    /// Reference clocks, after the servers in the synchroniser's list of sources.
+    /// Reference clocks, configured after the servers.
     pub refclocks: Vec<RefclockSpec>,
     /// Unix time of the simulation's start (the timestamps on the wire).
     pub epoch_unix: i64,
@@ -131,6 +149,7 @@ impl Scenario {
             frequency_error: 100e-6,
             wander: 1e-9,
             servers: vec![ServerSpec::reference()],
+            pool: None,
             source: SourceConfig::default(),
             discipline: DisciplineConfig::default(),
             local_stratum: Some(10),
@@ -143,6 +162,56 @@ impl Scenario {
             leap_mode: LeapMode::Kernel,
         }
     }
+
+    /// The configured sources, as the daemon would make them of its config: the servers (or
+    /// their pool), then the reference clocks.
+    fn entries(&self) -> Vec<EntryConfig> {
+        let server_entries = if self.pool.is_some() { 1 } else { self.servers.len() };
+        let network = match self.pool {
+            Some(pool) => vec![EntryConfig {
+                name: POOL_NAME.to_owned(),
+                kind: EntryKind::Pool(Target::Name { host: POOL_NAME.to_owned(), port: 123 }),
+                poll: self.source,
+                max_sources: pool.max_sources,
+                fallback: false,
+                prefer: false,
+            }],
+            None => self
+                .servers
+                .iter()
+                .enumerate()
+                .map(|(index, spec)| EntryConfig {
+                    name: server_address(index).to_string(),
+                    kind: EntryKind::Server(Target::Address(server_address(index))),
+                    poll: self.source,
+                    max_sources: 1,
+                    fallback: spec.fallback,
+                    prefer: false,
+                })
+                .collect(),
+        };
+        let refclocks = self.refclocks.iter().map(|spec| EntryConfig {
+            name: spec.config.reference_id.display_for_stratum(0),
+            kind: EntryKind::Refclock {
+                clock: spec.config,
+                pair: match spec.kind {
+                    RefclockKind::Pps { pair, .. } => Some(server_entries + pair),
+                    RefclockKind::Coarse { .. } => None,
+                },
+            },
+            poll: self.source,
+            max_sources: 1,
+            fallback: spec.fallback,
+            prefer: spec.prefer,
+        });
+        network.into_iter().chain(refclocks).collect()
+    }
+}
+
+/// The address of the scenario's server `index`.
+pub fn server_address(index: usize) -> SocketAddr {
+    let [high, low] = (index as u16 + 1).to_be_bytes();
+    SocketAddr::from(([198, 18, high, low], 123))
 }
 
 /// Accuracy of a run.
@@ -160,9 +229,41 @@ pub struct Statistics {
 
 struct InFlight {
     arrive: f64,
-    source: usize,
+    source: SourceId,
+    server: usize,
     to_server: bool,
     bytes: Vec<u8>,
+}
+
+/// A network source and the simulated server it polls.
+struct SimSource {
+    source: NtpSource,
+    server: usize,
+    /// True time before which it sends nothing: sources started together do not all send at
+    /// the same instant, as in a real daemon.
+    not_before: f64,
+}
+
+/// A reference clock's core state, its spec, and the offset of its pair as last fed.
+struct SimRefclock {
+    source: RefclockSource,
+    spec: usize,
+    pair_offset: Option<f64>,
+}
+
+/// The next thing to happen, in the order ties are broken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Next {
+    Sample,
+    KernelLeap,
+    Disturbance,
+    Delivery,
+    Resolution,
+    SystemTimer,
+    Second,
+    Reading,
+    RefclockPoll(SourceId),
+    Poll(SourceId),
 }
 
 /// A running simulation.
@@ -171,15 +272,19 @@ pub struct Simulation {
     rng: Rng,
     pub clock: SimClock,
     time: f64,
-    sources: Vec<NtpSource>,
-    refclocks: Vec<RefclockSource>,
-    /// Driver deliveries due: (true time, refclock index, local clock reading at the event).
-    deliveries: Vec<(f64, usize, NtpTimestamp)>,
+    system: System,
+    sources: BTreeMap<SourceId, SimSource>,
+    refclocks: BTreeMap<SourceId, SimRefclock>,
+    /// For each server, how long after the start its first source waits to send (< 0.5 s).
+    start_delays: Vec<f64>,
+    /// Name resolutions under way: (true time of the answer, entry).
+    resolutions: Vec<(f64, usize)>,
+    /// What the kernel was last told to make at the end of the day.
+    kernel_leap: Option<LeapKind>,
+    /// Driver deliveries due: (true time, refclock, local clock reading at the event).
+    deliveries: Vec<(f64, SourceId, NtpTimestamp)>,
     /// The next true second at which the reference clocks' events are drawn.
     next_second: f64,
-    pub sync: Synchroniser,
-    /// True time of the next look at the leap second.
-    next_leap_check: f64,
     in_flight: Vec<InFlight>,
     next_sample: f64,
     /// (true time, local − true, frequency error)
@@ -195,27 +300,20 @@ pub struct Simulation {
     pub leap_stepped_at: Option<f64>,
     /// Every second: (true time, served time minus UTC, the leap indicator served).
     pub served: Vec<(f64, f64, LeapIndicator)>,
+    /// Every panic the core declared: (true time, offset). The daemon would have stopped.
+    pub panics: Vec<(f64, f64)>,
+    /// Every drift-file write the core asked for: (true time, ppm).
+    pub drift_writes: Vec<(f64, f64)>,
+    /// Every source the core stopped: (true time, source).
+    pub stopped: Vec<(f64, SourceId)>,
 }
 
 impl Simulation {
     pub fn new(scenario: Scenario) -> Self {
         let mut rng = Rng::new(scenario.seed);
-        let clock =
+        let start_delays = scenario.servers.iter().map(|_| rng.uniform() * 0.5).collect();
+        let mut clock =
             SimClock::new(scenario.initial_error, scenario.frequency_error, scenario.wander);
-        let sources = scenario
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                let first_poll = Monotonic::from_seconds_f64(rng.uniform() * 0.5);
-                let id = ReferenceId::from_bytes([192, 0, 2, i as u8 + 1]);
-                let mut config = scenario.source;
-                if scenario.servers[i].fallback {
-                    config.burst_spacing = config.burst_spacing.max(Duration::from_secs(4));
-                }
-                NtpSource::new(config, id, PRECISION, first_poll)
-            })
-            .collect();
         let sync = Synchroniser::new(
             SyncConfig {
                 discipline: scenario.discipline,
@@ -235,26 +333,28 @@ impl Simulation {
             },
             false,
         );
-        let refclocks = scenario
-            .refclocks
-            .iter()
-            .map(|spec| RefclockSource::new(spec.config, Monotonic::ZERO))
-            .collect();
-        let mut clock = clock;
         if scenario.discipline.steer {
             clock.set_frequency(scenario.drift.unwrap_or(0.0));
         }
-        Self {
+        let system = System::new(
+            SystemConfig { keeps_drift: true },
+            scenario.entries(),
+            sync,
+            Monotonic::ZERO,
+        );
+        let mut simulation = Self {
             scenario,
             rng,
             clock,
             time: 0.0,
-            sources,
-            refclocks,
+            system,
+            sources: BTreeMap::new(),
+            refclocks: BTreeMap::new(),
+            start_delays,
+            resolutions: Vec::new(),
+            kernel_leap: None,
             deliveries: Vec::new(),
             next_second: 1.0,
-            sync,
-            next_leap_check: 0.0,
             in_flight: Vec::new(),
             next_sample: 0.0,
             samples: Vec::new(),
@@ -264,7 +364,14 @@ impl Simulation {
             measurement_errors: Vec::new(),
             leap_stepped_at: None,
             served: Vec::new(),
-        }
+            panics: Vec::new(),
+            drift_writes: Vec::new(),
+            stopped: Vec::new(),
+        };
+        let local = simulation.local_timestamp();
+        let actions = simulation.system.start(Monotonic::ZERO, local);
+        simulation.execute(actions);
+        simulation
     }
 
     /// At true time `at`, something else moves the local clock by `error` seconds.
@@ -276,9 +383,33 @@ impl Simulation {
         self.time
     }
 
-    /// The sources, for inspecting their state.
-    pub fn sources(&self) -> &[NtpSource] {
-        &self.sources
+    /// The system core, as the daemon would hold it.
+    pub fn system(&self) -> &System {
+        &self.system
+    }
+
+    pub fn sync(&self) -> &Synchroniser {
+        self.system.sync()
+    }
+
+    /// The network sources running now, for inspecting their state.
+    pub fn sources(&self) -> impl Iterator<Item = &NtpSource> {
+        self.sources.values().map(|s| &s.source)
+    }
+
+    /// The source polling server `index` now, if one does.
+    pub fn server_id(&self, index: usize) -> Option<SourceId> {
+        self.sources.iter().find(|(_, s)| s.server == index).map(|(id, _)| *id)
+    }
+
+    /// The source of reference clock `index` (of [`Scenario::refclocks`]).
+    pub fn refclock_id(&self, index: usize) -> Option<SourceId> {
+        self.refclocks.iter().find(|(_, r)| r.spec == index).map(|(id, _)| *id)
+    }
+
+    /// The core state of reference clock `index` (of [`Scenario::refclocks`]).
+    pub fn refclock(&self, index: usize) -> Option<&RefclockSource> {
+        self.refclocks.values().find(|r| r.spec == index).map(|r| &r.source)
     }
 
     fn epoch(&self) -> NtpTimestamp {
@@ -312,135 +443,223 @@ impl Simulation {
         }
     }
 
-    /// Where the local clock is in its leap: the kernel (armed by the synchroniser in kernel and
-    /// smear modes) steps it back a second when it reads the leap's midnight; in step mode the
-    /// synchroniser asks for the step. Returns true time at which to look again.
-    fn follow_leap(&mut self) -> f64 {
-        let local = self.local_timestamp();
-        self.sync.refresh_leap(local);
-        // Like the daemon's upkeep: a look every 16 s, and at the leap itself.
-        let Some(leap) = self.sync.leap().current() else { return self.time + 16.0 };
-        let until = (leap.at - local).to_seconds_f64();
-        if self.leap_stepped_at.is_none() {
-            let step = match self.scenario.leap_mode {
-                LeapMode::Step => self.sync.leap_mut().step_due(local),
-                // The kernel was armed during the last day (the daemon tells it at every update).
-                LeapMode::Kernel | LeapMode::Smear { .. } => {
-                    let armed = self.sync.leap().kernel_leap(local - NtpDuration::from_seconds(1));
-                    (armed.is_some() && until <= 0.0).then_some(-1.0)
-                }
-            };
-            if let Some(step) = step {
-                // A leap step leaves the sources' samples alone: the servers leap too.
-                self.clock.step(step);
-                self.leap_stepped_at = Some(self.time);
-                return self.time + 1.0;
-            }
-        }
-        if until > 0.0 { self.time + until.clamp(1e-6, 16.0) } else { self.time + 1.0 }
+    /// True time at which the kernel, armed by the core, makes its leap: when the local clock
+    /// reads the leap's midnight (an insertion) or a second before it (a deletion).
+    fn kernel_leap_at(&self) -> f64 {
+        let (Some(kind), None) = (self.kernel_leap, self.leap_stepped_at) else {
+            return f64::INFINITY;
+        };
+        let Some(leap) = self.system.sync().leap().current() else { return f64::INFINITY };
+        let early = if kind == LeapKind::Delete { 1.0 } else { 0.0 };
+        let until = (leap.at - self.local_timestamp()).to_seconds_f64() - early;
+        self.time + until.max(0.0)
+    }
+
+    fn kernel_makes_leap(&mut self) {
+        let Some(kind) = self.kernel_leap else { return };
+        let step = match kind {
+            LeapKind::Insert => -1.0,
+            LeapKind::Delete => 1.0,
+        };
+        // A leap leaves the sources' samples alone: the servers leap too.
+        self.clock.step(step);
+        self.leap_stepped_at = Some(self.time);
     }
 
     fn now(&self) -> Monotonic {
         Monotonic::from_seconds_f64(self.time)
     }
 
+    /// The earliest event and its true time.
+    fn next_event(&self) -> (f64, Next) {
+        let earliest = |times: &mut dyn Iterator<Item = f64>| times.fold(f64::INFINITY, f64::min);
+        let at = |m: Monotonic| m.seconds_since(Monotonic::ZERO);
+        let system_wake = at(self.system.next_wake(self.now(), self.local_timestamp()));
+        let poll = self
+            .sources
+            .iter()
+            .map(|(id, s)| (at(s.source.next_poll_at()).max(s.not_before), Next::Poll(*id)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let refclock_poll = self
+            .refclocks
+            .iter()
+            .map(|(id, r)| (at(r.source.next_poll_at()), Next::RefclockPoll(*id)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let second = if self.refclocks.is_empty() { f64::INFINITY } else { self.next_second };
+        let leap_watch = if self.scenario.leap_insertion.is_some() {
+            self.kernel_leap_at()
+        } else {
+            f64::INFINITY
+        };
+        let candidates = [
+            (self.next_sample, Next::Sample),
+            (leap_watch, Next::KernelLeap),
+            (earliest(&mut self.disturbances.iter().map(|d| d.0)), Next::Disturbance),
+            (earliest(&mut self.in_flight.iter().map(|p| p.arrive)), Next::Delivery),
+            (earliest(&mut self.resolutions.iter().map(|r| r.0)), Next::Resolution),
+            (system_wake, Next::SystemTimer),
+            (second, Next::Second),
+            (earliest(&mut self.deliveries.iter().map(|d| d.0)), Next::Reading),
+        ];
+        candidates
+            .into_iter()
+            .chain(refclock_poll)
+            .chain(poll)
+            .fold((f64::INFINITY, Next::Sample), |best, c| if c.0 < best.0 { c } else { best })
+    }
+
     /// Runs until true time `end`.
     pub fn run_until(&mut self, end: f64) {
         loop {
-            let next_poll = self
-                .sources
-                .iter()
-                .map(|s| s.next_poll_at().seconds_since(Monotonic::ZERO))
-                .fold(f64::INFINITY, f64::min);
-            let next_delivery =
-                self.in_flight.iter().map(|p| p.arrive).fold(f64::INFINITY, f64::min);
-            let next_tick = self
-                .sync
-                .next_tick_at()
-                .map_or(f64::INFINITY, |t| t.seconds_since(Monotonic::ZERO));
-            let next_disturbance =
-                self.disturbances.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
-            let next_refclock_poll = self
-                .refclocks
-                .iter()
-                .map(|s| s.next_poll_at().seconds_since(Monotonic::ZERO))
-                .fold(f64::INFINITY, f64::min);
-            let next_reading = self.deliveries.iter().map(|d| d.0).fold(f64::INFINITY, f64::min);
-            let next_second =
-                if self.refclocks.is_empty() { f64::INFINITY } else { self.next_second };
-            let next_leap = if self.scenario.leap_insertion.is_some() {
-                self.next_leap_check
-            } else {
-                f64::INFINITY
-            };
-            let next = next_poll
-                .min(next_leap)
-                .min(next_refclock_poll)
-                .min(next_reading)
-                .min(next_second)
-                .min(next_delivery)
-                .min(next_tick)
-                .min(next_disturbance)
-                .min(self.next_sample);
+            let (next, what) = self.next_event();
             if next > end {
                 self.clock.advance(end, &mut self.rng);
                 self.time = end;
                 return;
             }
             self.clock.advance(next, &mut self.rng);
-            self.time = next;
-            if next == self.next_sample {
-                self.samples.push((self.time, self.clock.error(), self.clock.frequency_error()));
-                self.next_sample += 1.0;
-                if self.scenario.leap_insertion.is_some() {
-                    self.record_served();
+            self.time = self.time.max(next);
+            match what {
+                Next::Sample => {
+                    self.samples.push((
+                        self.time,
+                        self.clock.error(),
+                        self.clock.frequency_error(),
+                    ));
+                    self.next_sample += 1.0;
+                    if self.scenario.leap_insertion.is_some() {
+                        self.record_served();
+                    }
                 }
-            } else if next == next_leap {
-                self.next_leap_check = self.follow_leap().max(self.time + 1e-6);
-            } else if next == next_disturbance {
-                let index = self.disturbances.iter().position(|d| d.0 == next).unwrap_or(0);
-                let (_, error) = self.disturbances.remove(index);
-                self.clock.disturb(error);
-            } else if next == next_delivery {
-                let index = self.in_flight.iter().position(|p| p.arrive == next).unwrap_or(0);
-                let packet = self.in_flight.remove(index);
-                self.deliver(packet);
-            } else if next == next_tick {
-                let steering = self.sync.tick(self.now());
-                self.apply(steering);
-            } else if next == next_second {
-                self.draw_refclock_events();
-                self.next_second += 1.0;
-            } else if next == next_reading {
-                let index = self.deliveries.iter().position(|d| d.0 == next).unwrap_or(0);
-                let (_, refclock, local) = self.deliveries.remove(index);
-                self.read_refclock(refclock, local);
-            } else if next == next_refclock_poll {
-                let index = self
-                    .refclocks
-                    .iter()
-                    .position(|s| s.next_poll_at().seconds_since(Monotonic::ZERO) == next)
-                    .unwrap_or(0);
-                let now = self.now();
-                let measurement = self.refclocks[index].poll(now);
-                let sample = measurement.map(|m| (self.sources.len() + index, m));
-                self.update_system(sample);
-            } else {
-                let index = self
-                    .sources
-                    .iter()
-                    .position(|s| s.next_poll_at().seconds_since(Monotonic::ZERO) == next)
-                    .unwrap_or(0);
-                self.poll(index);
+                Next::KernelLeap => self.kernel_makes_leap(),
+                Next::Disturbance => {
+                    let index = self.disturbances.iter().position(|d| d.0 == next).unwrap_or(0);
+                    let (_, error) = self.disturbances.remove(index);
+                    self.clock.disturb(error);
+                }
+                Next::Delivery => {
+                    let index = self.in_flight.iter().position(|p| p.arrive == next).unwrap_or(0);
+                    let packet = self.in_flight.remove(index);
+                    self.deliver(packet);
+                }
+                Next::Resolution => {
+                    let index = self.resolutions.iter().position(|r| r.0 == next).unwrap_or(0);
+                    let (_, entry) = self.resolutions.remove(index);
+                    let addresses = (0..self.scenario.servers.len()).map(server_address).collect();
+                    let actions = self.system.handle_resolution(entry, Ok(addresses), self.now());
+                    self.execute(actions);
+                }
+                Next::SystemTimer => {
+                    let actions = self.system.handle_timer(self.now(), self.local_timestamp());
+                    self.execute(actions);
+                }
+                Next::Second => {
+                    self.draw_refclock_events();
+                    self.next_second += 1.0;
+                }
+                Next::Reading => {
+                    let index = self.deliveries.iter().position(|d| d.0 == next).unwrap_or(0);
+                    let (_, refclock, local) = self.deliveries.remove(index);
+                    self.read_refclock(refclock, local);
+                }
+                Next::RefclockPoll(id) => {
+                    let now = self.now();
+                    let Some(refclock) = self.refclocks.get_mut(&id) else { continue };
+                    let event = match refclock.source.poll(now) {
+                        Some(measurement) => SourceEvent::Sample(measurement),
+                        None => SourceEvent::Polled,
+                    };
+                    let view = refclock.source.view();
+                    self.report(id, view, event);
+                }
+                Next::Poll(id) => self.poll(id),
             }
         }
+    }
+
+    /// Carries out the core's actions, as the daemon's system task does.
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::StartSource { id, address, source, .. } => {
+                    let server = (0..self.scenario.servers.len())
+                        .find(|&index| server_address(index) == address);
+                    if let Some(server) = server {
+                        // Only the first source of a server waits (the daemon's start).
+                        let delay = std::mem::take(&mut self.start_delays[server]);
+                        let not_before = self.time + delay;
+                        self.sources.insert(id, SimSource { source: *source, server, not_before });
+                    }
+                }
+                Action::StartRefclock { id, entry, source } => {
+                    let servers =
+                        if self.scenario.pool.is_some() { 1 } else { self.scenario.servers.len() };
+                    let spec = entry - servers;
+                    self.refclocks
+                        .insert(id, SimRefclock { source: *source, spec, pair_offset: None });
+                }
+                Action::StopSource { id } => {
+                    self.sources.remove(&id);
+                    self.refclocks.remove(&id);
+                    self.stopped.push((self.time, id));
+                }
+                Action::Resolve { entry, .. } => {
+                    self.resolutions.push((self.time + RESOLVE_TIME, entry));
+                }
+                Action::Panic { offset } => self.panics.push((self.time, offset)),
+                Action::Step { offset } => {
+                    self.clock.step(offset);
+                    for sim in self.sources.values_mut() {
+                        sim.source.clock_stepped(offset);
+                    }
+                    for refclock in self.refclocks.values_mut() {
+                        refclock.source.clock_stepped(offset);
+                    }
+                }
+                Action::LeapStep { offset } => {
+                    // A leap step leaves the sources' samples alone: the servers leap too.
+                    self.clock.step(offset);
+                    self.leap_stepped_at = Some(self.time);
+                }
+                Action::SetFrequency { frequency } => self.clock.set_frequency(frequency),
+                Action::SetKernelStatus(status) => self.kernel_leap = status.leap,
+                Action::FeedPair { id, offset } => {
+                    if let Some(refclock) = self.refclocks.get_mut(&id) {
+                        refclock.pair_offset = offset;
+                    }
+                }
+                Action::WriteDrift { frequency_ppm } => {
+                    self.drift_writes.push((self.time, frequency_ppm));
+                }
+                Action::RefreshLeapFile => {}
+                Action::Notice(Notice::Discipline(event)) => self.events.push((self.time, event)),
+                Action::Notice(Notice::StateChanged) => {
+                    self.states.push((self.time, self.system.sync().state().clone()));
+                }
+                Action::Notice(_) => {}
+            }
+        }
+        // As the daemon tells its source tasks after every event.
+        let poll = self.system.sync().poll_exponent();
+        for sim in self.sources.values_mut() {
+            sim.source.set_system_poll(poll);
+        }
+    }
+
+    /// A source's report to the core.
+    fn report(&mut self, id: SourceId, view: SourceView, event: SourceEvent) {
+        let (now, local) = (self.now(), self.local_timestamp());
+        let actions = self.system.handle_report(id, view, event, now, local);
+        self.execute(actions);
     }
 
     /// At a true second: each reference clock's event, read on the local clock when it happens.
     fn draw_refclock_events(&mut self) {
         let second = self.next_second;
-        for index in 0..self.scenario.refclocks.len() {
-            let spec = &self.scenario.refclocks[index];
+        let ids: Vec<(SourceId, usize)> =
+            self.refclocks.iter().map(|(id, r)| (*id, r.spec)).collect();
+        for (id, spec) in ids {
+            let spec = &self.scenario.refclocks[spec];
             if spec.outages.iter().any(|&(from, to)| second >= from && second < to) {
                 continue;
             }
@@ -454,25 +673,24 @@ impl Simulation {
             };
             // The local clock's reading at `at`, from its error now (it moves by ppm in between).
             let local = self.epoch() + NtpDuration::from_seconds_f64(at + self.clock.error());
-            self.deliveries.push((at.max(self.time), index, local));
+            self.deliveries.push((at.max(self.time), id, local));
         }
     }
 
     /// A reference clock's driver delivers: a coarse sample names the true second before it; a
-    /// PPS edge is numbered by its pair's current offset.
-    fn read_refclock(&mut self, index: usize, local: NtpTimestamp) {
+    /// PPS edge is numbered by the offset of its pair that the core fed it.
+    fn read_refclock(&mut self, id: SourceId, local: NtpTimestamp) {
         let now = self.now();
-        match self.scenario.refclocks[index].kind {
+        let named = self.epoch() + NtpDuration::from_seconds_f64(self.time.floor());
+        let Some(refclock) = self.refclocks.get_mut(&id) else { return };
+        match self.scenario.refclocks[refclock.spec].kind {
             RefclockKind::Coarse { .. } => {
-                let named = self.epoch() + NtpDuration::from_seconds_f64(self.time.floor());
                 let offset = (named - local).to_seconds_f64();
-                self.refclocks[index].add_sample(now, offset, LeapIndicator::NoWarning);
+                refclock.source.add_sample(now, offset, LeapIndicator::NoWarning);
             }
-            RefclockKind::Pps { pair, .. } => {
-                let view = self.refclocks[pair].view();
-                let coarse = view.filter.filter(|_| view.reach != 0).map(|f| f.offset);
-                if let Some(offset) = coarse.and_then(|c| pps_offset(local, c)) {
-                    self.refclocks[index].add_sample(now, offset, LeapIndicator::NoWarning);
+            RefclockKind::Pps { .. } => {
+                if let Some(offset) = refclock.pair_offset.and_then(|c| pps_offset(local, c)) {
+                    refclock.source.add_sample(now, offset, LeapIndicator::NoWarning);
                 }
             }
         }
@@ -480,134 +698,87 @@ impl Simulation {
 
     /// Served time against UTC now, as a client would see it.
     fn record_served(&mut self) {
-        let snapshot = self.sync.snapshot();
+        let snapshot = self.system.snapshot();
         let stepped = self.leap_stepped_at.is_some();
         let served = snapshot.served_time(self.local_timestamp(), || stepped);
         let error = (served - self.utc(self.time)).to_seconds_f64();
         self.served.push((self.time, error, snapshot.leap));
     }
 
-    /// The reference clocks, for inspecting their state.
-    pub fn refclocks(&self) -> &[RefclockSource] {
-        &self.refclocks
-    }
-
-    fn poll(&mut self, index: usize) {
+    fn poll(&mut self, id: SourceId) {
         let cookie = NtpTimestamp::from_bits(self.rng.next_u64());
         let jitter = self.rng.uniform();
         let (now, local) = (self.now(), self.local_timestamp());
-        let request = self.sources[index].poll(now, cookie, jitter);
-        self.sources[index].sent(local);
-        let server = &self.scenario.servers[index];
-        let path = server.to_server;
+        let Some(sim) = self.sources.get_mut(&id) else { return };
+        let request = sim.source.poll(now, cookie, jitter);
+        sim.source.sent(local);
+        let (server, view) = (sim.server, sim.source.view());
+        let path = self.scenario.servers[server].to_server;
         if self.rng.uniform() >= path.loss {
             let delay = path.base + path.jitter * self.rng.exponential();
             self.in_flight.push(InFlight {
                 arrive: self.time + delay,
-                source: index,
+                source: id,
+                server,
                 to_server: true,
                 bytes: request.to_vec(),
             });
         }
-        self.update_system(None);
+        self.report(id, view, SourceEvent::Polled);
     }
 
     fn deliver(&mut self, packet: InFlight) {
-        let index = packet.source;
         if packet.to_server {
-            let server = self.scenario.servers[index].clone();
-            if server.outages.iter().any(|&(from, to)| self.time >= from && self.time < to) {
-                return;
-            }
-            let server_time = self.server_timestamp(index);
-            let mut snapshot = SystemSnapshot::local_clock(
-                server.stratum,
-                PRECISION,
-                server_time - NtpDuration::from_seconds(1),
-            );
-            snapshot.reference_id = ReferenceId::from_bytes(*b"GPS\0");
-            snapshot.leap = self.server_leap();
-            let mut reply = [0u8; 64];
-            if let Answer::Reply(prepared) =
-                answer(&packet.bytes, server_time, &snapshot, &mut reply)
-            {
-                prepared
-                    .stamp_transmit_time(&mut reply, server_time + NtpDuration::from_nanos(5_000));
-                let path = server.to_client;
-                if self.rng.uniform() >= path.loss {
-                    let delay = 5e-6 + path.base + path.jitter * self.rng.exponential();
-                    self.in_flight.push(InFlight {
-                        arrive: self.time + delay,
-                        source: index,
-                        to_server: false,
-                        bytes: reply[..prepared.len].to_vec(),
-                    });
-                }
-            }
-        } else {
-            let (now, t4) = (self.now(), self.local_timestamp());
-            let outcome = self.sources[index].handle_response(now, &packet.bytes, t4);
-            if let ResponseOutcome::Sample { measurement, .. } = outcome {
-                let variance =
-                    self.sync.measurement_variance(&self.sources[index].view(), measurement.delay);
-                let error = measurement.offset + self.clock.error();
-                self.measurement_errors.push((error, variance));
-                self.update_system(Some((index, measurement)));
-            }
-        }
-    }
-
-    fn update_system(&mut self, sample: Option<(usize, syhub_ntp_proto::source::Measurement)>) {
-        let inputs: Vec<SourceInput> = self
-            .sources
-            .iter()
-            .zip(&self.scenario.servers)
-            .map(|(s, spec)| SourceInput {
-                view: s.view(),
-                fallback: spec.fallback,
-                prefer: false,
-                noselect: false,
-            })
-            .chain(self.refclocks.iter().zip(&self.scenario.refclocks).map(|(s, spec)| {
-                SourceInput {
-                    view: s.view(),
-                    fallback: spec.fallback,
-                    prefer: spec.prefer,
-                    noselect: spec.noselect,
-                }
-            }))
-            .collect();
-        let local = self.local_timestamp();
-        let update =
-            self.sync.update(self.now(), local, &inputs, sample.as_ref().map(|(i, m)| (*i, m)));
-        if let Some(event) = update.event {
-            self.events.push((self.time, event));
-        }
-        if update.state_changed {
-            self.states.push((self.time, self.sync.state().clone()));
-        }
-        self.apply(update.steering);
-        let poll = self.sync.poll_exponent();
-        for source in &mut self.sources {
-            source.set_system_poll(poll);
-        }
-    }
-
-    fn apply(&mut self, steering: Steering) {
-        if !self.scenario.discipline.steer {
+            self.serve(packet);
             return;
         }
-        if let Some(step) = steering.step {
-            self.clock.step(step);
-            for source in &mut self.sources {
-                source.clock_stepped(step);
+        let id = packet.source;
+        let (now, t4) = (self.now(), self.local_timestamp());
+        let Some(sim) = self.sources.get_mut(&id) else { return };
+        let outcome = sim.source.handle_response(now, &packet.bytes, t4);
+        let view = sim.source.view();
+        let event = match outcome {
+            ResponseOutcome::Sample { measurement, .. } => {
+                let variance = self.system.sync().measurement_variance(&view, measurement.delay);
+                let error = measurement.offset + self.clock.error();
+                self.measurement_errors.push((error, variance));
+                SourceEvent::Sample(measurement)
             }
-            for refclock in &mut self.refclocks {
-                refclock.clock_stepped(step);
-            }
+            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
+            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code),
+            ResponseOutcome::NotOurs(_) => return,
+        };
+        self.report(id, view, event);
+    }
+
+    /// A simulated server answers a request (unless it is in an outage).
+    fn serve(&mut self, packet: InFlight) {
+        let server = self.scenario.servers[packet.server].clone();
+        if server.outages.iter().any(|&(from, to)| self.time >= from && self.time < to) {
+            return;
         }
-        if let Some(frequency) = steering.frequency {
-            self.clock.set_frequency(frequency);
+        let server_time = self.server_timestamp(packet.server);
+        let mut snapshot = SystemSnapshot::local_clock(
+            server.stratum,
+            PRECISION,
+            server_time - NtpDuration::from_seconds(1),
+        );
+        snapshot.reference_id = ReferenceId::from_bytes(*b"GPS\0");
+        snapshot.leap = self.server_leap();
+        let mut reply = [0u8; 64];
+        if let Answer::Reply(prepared) = answer(&packet.bytes, server_time, &snapshot, &mut reply) {
+            prepared.stamp_transmit_time(&mut reply, server_time + NtpDuration::from_nanos(5_000));
+            let path = server.to_client;
+            if self.rng.uniform() >= path.loss {
+                let delay = 5e-6 + path.base + path.jitter * self.rng.exponential();
+                self.in_flight.push(InFlight {
+                    arrive: self.time + delay,
+                    source: packet.source,
+                    server: packet.server,
+                    to_server: false,
+                    bytes: reply[..prepared.len].to_vec(),
+                });
+            }
         }
     }
 
@@ -634,6 +805,6 @@ impl Simulation {
 
     /// The stratum the system advertises now.
     pub fn stratum(&self) -> u8 {
-        self.sync.snapshot().stratum
+        self.system.snapshot().stratum
     }
 }

@@ -18,7 +18,7 @@ fn reference_scenario_accuracy() {
             stats.rms_offset * 1e6,
             stats.max_offset * 1e6,
             stats.rms_frequency * 1e6,
-            sim.sync.poll_exponent(),
+            sim.sync().poll_exponent(),
         );
         worst.0 = worst.0.max(stats.synchronised_at.unwrap_or(f64::INFINITY));
         worst.1 = worst.1.max(stats.rms_offset);
@@ -52,9 +52,10 @@ fn a_falseticker_among_four_is_rejected() {
         scenario.servers[2].offset = 0.050; // 50 ms wrong
         let mut sim = Simulation::new(scenario);
         sim.run_until(3_000.0);
-        let selection = sim.sync.selection().expect("a selection");
-        assert_eq!(selection.falsetickers, vec![2], "seed {seed}");
-        assert!(!selection.survivors.contains(&2));
+        let selection = sim.sync().selection().expect("a selection");
+        let falseticker = sim.server_id(2).expect("the falseticker is polled");
+        assert_eq!(selection.falsetickers, vec![falseticker], "seed {seed}");
+        assert!(!selection.survivors.contains(&falseticker));
         let stats = sim.statistics();
         assert!(stats.rms_offset < 50e-6, "seed {seed}: RMS {} µs", stats.rms_offset * 1e6);
         assert_eq!(sim.stratum(), 2);
@@ -68,9 +69,9 @@ fn half_a_second_of_error_after_sync_is_stepped_once_after_stepout() {
         sim.disturb_at(2_000.0, 0.5);
         sim.run_until(2_250.0);
         assert!(
-            matches!(sim.sync.state(), SyncState::Unsynchronised { reason } if reason.contains("beyond the step threshold")),
+            matches!(sim.sync().state(), SyncState::Unsynchronised { reason } if reason.contains("beyond the step threshold")),
             "seed {seed}: while the error is held, the hub must not claim to be synchronised: {:?}",
-            sim.sync.state()
+            sim.sync().state()
         );
         sim.run_until(4_000.0);
         let steps = steps(&sim);
@@ -84,7 +85,7 @@ fn half_a_second_of_error_after_sync_is_stepped_once_after_stepout() {
         );
         assert!((offset + 0.5).abs() < 0.005, "seed {seed}: stepped by {offset} s");
         assert!(sim.clock.error().abs() < 0.001, "seed {seed}: error {} s", sim.clock.error());
-        assert!(matches!(sim.sync.state(), SyncState::Synchronised { .. }));
+        assert!(matches!(sim.sync().state(), SyncState::Synchronised { .. }));
     }
 }
 
@@ -121,13 +122,13 @@ fn loss_of_every_server_falls_back_to_the_local_clock_and_recovers() {
         sim.run_until(2_900.0);
         assert_eq!(sim.stratum(), 2);
         sim.run_until(5_900.0);
-        let snapshot = sim.sync.snapshot();
+        let snapshot = sim.sync().snapshot();
         assert_eq!(
             (snapshot.stratum, snapshot.reference_id.as_ascii()),
             (10, Some("LOCL")),
             "seed {seed}"
         );
-        assert!(matches!(sim.sync.state(), SyncState::LocalClock { .. }));
+        assert!(matches!(sim.sync().state(), SyncState::LocalClock { .. }));
         // The error bar grows with the time since the last sync.
         let at_loss = snapshot.root_dispersion_at(snapshot.reference_time);
         let later = snapshot.root_dispersion_at(
@@ -156,7 +157,7 @@ fn never_synchronised_holdover_is_honest_and_always_serves_local() {
     sim.run_until(1_000.0);
     assert_eq!(sim.stratum(), 16);
     assert!(
-        matches!(sim.sync.state(), SyncState::Unsynchronised { reason } if reason.contains("synchronised since boot"))
+        matches!(sim.sync().state(), SyncState::Unsynchronised { reason } if reason.contains("synchronised since boot"))
     );
 
     scenario.local_mode = LocalMode::Always;
@@ -180,15 +181,16 @@ fn fallback_servers_are_used_only_while_no_primary_is_selectable() {
         scenario.servers.push(fallback);
         scenario.servers[0].outages = vec![(3_000.0, 1e9)];
         let mut sim = Simulation::new(scenario);
+        let primary = sim.server_id(0).expect("the primary is polled");
         for t in (100..3_000).step_by(100) {
             sim.run_until(t as f64);
-            if let Some(selection) = sim.sync.selection() {
-                assert_eq!(selection.survivors, vec![0], "seed {seed} at {t} s");
+            if let Some(selection) = sim.sync().selection() {
+                assert_eq!(selection.survivors, vec![primary], "seed {seed} at {t} s");
             }
         }
         sim.run_until(5_000.0);
-        let selection = sim.sync.selection().expect("the fallback is selected");
-        assert_eq!(selection.survivors, vec![1], "seed {seed}");
+        let selection = sim.sync().selection().expect("the fallback is selected");
+        assert_eq!(selection.survivors, vec![sim.server_id(1).unwrap()], "seed {seed}");
         assert_eq!(sim.stratum(), 2);
     }
 }
@@ -223,7 +225,7 @@ fn observe_mode_estimates_without_touching_the_clock() {
         // The clock drifted freely: 3 ms + 20 ppm × 3000 s.
         assert!((sim.clock.error() - 0.063).abs() < 0.002, "seed {seed}: {}", sim.clock.error());
         let estimate = sim
-            .sync
+            .sync()
             .discipline()
             .estimate(syhub_ntp_proto::time::Monotonic::from_seconds_f64(3_000.0));
         assert!((estimate.offset + sim.clock.error()).abs() < 100e-6, "seed {seed}: {estimate:?}");
@@ -253,8 +255,8 @@ fn gps_with_pps(seed: u64) -> Scenario {
             config: config(b"GPS\0", -10),
             prefer: false,
             fallback: false,
-            // Numbering the PPS's seconds is its only job (chrony's `noselect` + `lock`).
-            noselect: true,
+            // Numbering the PPS's seconds is its only job (chrony's `noselect` + `lock`): the
+            // core makes it so because the PPS names it as its pair.
             outages: Vec::new(),
         },
         RefclockSpec {
@@ -262,7 +264,6 @@ fn gps_with_pps(seed: u64) -> Scenario {
             config: config(b"PPS\0", -20),
             prefer: true,
             fallback: false,
-            noselect: false,
             outages: Vec::new(),
         },
     ];
@@ -275,7 +276,7 @@ fn pps_paired_with_a_coarse_gps_locks_to_the_pulse() {
         let mut sim = Simulation::new(gps_with_pps(seed));
         sim.run_until(3_000.0);
         let stats = sim.statistics();
-        let gps = sim.refclocks()[0].view().filter.expect("GPS samples").offset;
+        let gps = sim.refclock(0).unwrap().view().filter.expect("GPS samples").offset;
         println!(
             "seed {seed}: synchronised at {:?} s, RMS {:.2} µs, max {:.2} µs, GPS offset {:.1} ms",
             stats.synchronised_at,
@@ -283,9 +284,13 @@ fn pps_paired_with_a_coarse_gps_locks_to_the_pulse() {
             stats.max_offset * 1e6,
             gps * 1e3
         );
-        assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1), "seed {seed}");
+        assert_eq!(
+            sim.sync().selection().map(|s| s.system_peer),
+            sim.refclock_id(1),
+            "seed {seed}"
+        );
         assert_eq!(sim.stratum(), 1);
-        assert_eq!(sim.sync.snapshot().reference_id, ReferenceId::from_bytes(*b"PPS\0"));
+        assert_eq!(sim.sync().snapshot().reference_id, ReferenceId::from_bytes(*b"PPS\0"));
         // The GPS alone is 50 ms off; the PPS brings the clock within a few µs.
         assert!((gps + 0.050).abs() < 0.005, "seed {seed}: GPS offset {gps}");
         assert!(stats.rms_offset < 5e-6, "seed {seed}: RMS {} µs", stats.rms_offset * 1e6);
@@ -299,17 +304,17 @@ fn without_pulses_the_hub_holds_over_and_locks_again() {
     scenario.refclocks[1].outages = vec![(2_000.0, 3_000.0)];
     let mut sim = Simulation::new(scenario);
     sim.run_until(1_900.0);
-    assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1));
+    assert_eq!(sim.sync().selection().map(|s| s.system_peer), sim.refclock_id(1));
     assert_eq!(sim.stratum(), 1);
     sim.run_until(2_900.0);
     // The PPS stopped: unreachable like any source; the GPS alone only numbers seconds, so the
     // hub serves its local clock (stratum 10) until the pulses come back.
-    assert_eq!(sim.refclocks()[1].view().reach, 0);
-    assert!(sim.sync.selection().is_none());
-    assert!(matches!(sim.sync.state(), SyncState::LocalClock { .. }), "{:?}", sim.sync.state());
+    assert_eq!(sim.refclock(1).unwrap().view().reach, 0);
+    assert!(sim.sync().selection().is_none());
+    assert!(matches!(sim.sync().state(), SyncState::LocalClock { .. }), "{:?}", sim.sync().state());
     assert_eq!(sim.stratum(), 10);
     sim.run_until(4_000.0);
-    assert_eq!(sim.sync.selection().map(|s| s.system_peer), Some(1));
+    assert_eq!(sim.sync().selection().map(|s| s.system_peer), sim.refclock_id(1));
     assert_eq!(sim.stratum(), 1);
     assert!(sim.clock.error().abs() < 20e-6, "error {} µs", sim.clock.error() * 1e6);
 }
@@ -359,7 +364,7 @@ fn a_leap_insertion_in_kernel_and_step_mode_is_announced_the_last_day_and_made_a
         let error = served_error_outside(&sim, (LEAP_AT - 1.0, LEAP_AT + 1.0));
         println!("{mode:?}: served within {:.1} µs of UTC away from the leap", error * 1e6);
         assert!(error < 200e-6, "{mode:?}: served {error} s from UTC");
-        assert!(matches!(sim.sync.state(), SyncState::Synchronised { .. }));
+        assert!(matches!(sim.sync().state(), SyncState::Synchronised { .. }));
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::refclock::{Reading, RefclockDriver};
 use crate::config::{Config, SourceMode};
-use crate::system::OpenedRefclock;
+use crate::system_task::OpenedRefclock;
 use syhub_ntp_refclock::{PpsDevice, RefSample, ShmSegment, SockListener};
 
 /// Samples read from one SOCK socket per call at most (gpsd sends one or two a second).

@@ -11,6 +11,6 @@ pub use drivers::open_refclocks;
 pub use refclock::{Reading, RefclockDriver, spawn_refclock};
 pub use resolve::{Resolution, resolve_in_background};
 pub use task::{
-    HeardBroadcast, NtsSetup, SourceCommands, SourceEvent, SourceId, SourceReport, recv_or_pending,
+    HeardBroadcast, NtsSetup, SourceCommands, SourceReport, SourceTaskSetup, recv_or_pending,
     spawn_source,
 };

@@ -2,13 +2,14 @@
 //! once a second, feeds the samples to its protocol-core state, and reports each poll to the
 //! system task like a network source.
 
-use super::task::{SourceCommands, SourceEvent, SourceId, SourceReport, StepsSeen};
+use super::task::{SourceCommands, SourceReport, StepsSeen};
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::Clock;
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::packet::LeapIndicator;
-use syhub_ntp_proto::source::{RefclockSource, pps_offset};
+use syhub_ntp_proto::source::{RefclockSource, SourceId, pps_offset};
+use syhub_ntp_proto::system::SourceEvent;
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -109,7 +110,7 @@ impl RefclockTask {
                     let measurement = self.source.poll(self.monotonic(Instant::now()));
                     let event = match (measurement, &problem) {
                         (Some(measurement), _) => SourceEvent::Sample(measurement),
-                        (None, Some(error)) => SourceEvent::SendFailed(error.clone()),
+                        (None, Some(error)) => SourceEvent::Failed(error.clone()),
                         (None, None) => SourceEvent::Polled,
                     };
                     let report = SourceReport { id: self.id, view: self.source.view(), event };

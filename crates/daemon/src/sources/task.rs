@@ -9,14 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::nts::fields::NtsAnswerError;
-use syhub_ntp_proto::source::{Measurement, NtpSource, ResponseOutcome, SourceView};
+use syhub_ntp_proto::source::{NtpSource, ResponseOutcome, SourceId, SourceView};
+use syhub_ntp_proto::system::SourceEvent;
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Identifies a source task for the daemon's lifetime.
-pub type SourceId = u64;
 
 /// What the system task tells every source.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -48,19 +46,6 @@ impl StepsSeen {
     }
 }
 
-/// What happened at a source.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceEvent {
-    Polled,
-    Sample(Measurement),
-    /// An answer without usable time.
-    Unusable(&'static str),
-    /// Kiss-o'-death with this code.
-    Kiss(String),
-    /// The request could not be sent (for a reference clock: its input could not be read).
-    SendFailed(String),
-}
-
 /// A broadcast (mode 5) the serving loop received, for the source following its sender.
 #[derive(Debug, Clone)]
 pub struct HeardBroadcast {
@@ -89,27 +74,44 @@ pub struct NtsSetup {
     pub clock_trusted: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Starts the task for `source` at `address` (for an NTS source, its NTS-KE server). It stops
-/// when `cancel` fires.
-#[allow(clippy::too_many_arguments)]
-pub fn spawn_source(
-    id: SourceId,
-    address: SocketAddr,
-    source: NtpSource,
-    nts: Option<NtsSetup>,
-    broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
-    clock: Arc<dyn Clock>,
-    origin: Instant,
-    reports: mpsc::Sender<SourceReport>,
-    commands: watch::Receiver<SourceCommands>,
-    cancel: CancellationToken,
-) {
+/// Everything a source task starts with.
+pub struct SourceTaskSetup {
+    pub id: SourceId,
+    /// The server (for an NTS source, its NTS-KE server).
+    pub address: SocketAddr,
+    pub source: NtpSource,
+    pub nts: Option<NtsSetup>,
+    /// A broadcast source's feed of the broadcasts heard from its server.
+    pub broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
+    pub clock: Arc<dyn Clock>,
+    /// The daemon's start, origin of monotonic time.
+    pub origin: Instant,
+    pub reports: mpsc::Sender<SourceReport>,
+    pub commands: watch::Receiver<SourceCommands>,
+    /// Stops the task.
+    pub cancel: CancellationToken,
+}
+
+/// Starts the task for a source. It stops when `setup.cancel` fires.
+pub fn spawn_source(setup: SourceTaskSetup) {
+    let SourceTaskSetup {
+        id,
+        address,
+        source,
+        nts,
+        broadcasts,
+        clock,
+        origin,
+        reports,
+        commands,
+        cancel,
+    } = setup;
     tokio::spawn(async move {
         let socket = match open_socket(address).await {
             Ok(socket) => socket,
             Err(error) => {
                 let view = source.view();
-                let event = SourceEvent::SendFailed(format!("cannot open a socket: {error}"));
+                let event = SourceEvent::Failed(format!("cannot open a socket: {error}"));
                 let _ = reports.send(SourceReport { id, view, event }).await;
                 cancel.cancelled().await;
                 return;
@@ -226,7 +228,7 @@ impl SourceTask {
         let event = match outcome {
             ResponseOutcome::Sample { measurement, .. } => SourceEvent::Sample(measurement),
             ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
-            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code.display_for_stratum(0)),
+            ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code),
             ResponseOutcome::NotOurs(_) => return,
         };
         self.report(event).await;
@@ -251,7 +253,7 @@ impl SourceTask {
                     }
                     Err(error) => {
                         self.association = None;
-                        self.report(SourceEvent::SendFailed(format!("NTS-KE: {error}"))).await;
+                        self.report(SourceEvent::Failed(format!("NTS-KE: {error}"))).await;
                         return;
                     }
                 }
@@ -277,7 +279,7 @@ impl SourceTask {
                 self.source.sent(NtpTimestamp::from_bits(sent_at.load(Ordering::Relaxed)));
                 self.report(SourceEvent::Polled).await;
             }
-            Err(error) => self.report(SourceEvent::SendFailed(error.to_string())).await,
+            Err(error) => self.report(SourceEvent::Failed(error.to_string())).await,
         }
     }
 

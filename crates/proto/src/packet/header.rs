@@ -28,6 +28,16 @@ impl LeapIndicator {
         }
     }
 
+    /// For people: "none", "insert second", "delete second" or "unsynchronised".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoWarning => "none",
+            Self::InsertSecond => "insert second",
+            Self::DeleteSecond => "delete second",
+            Self::Unsynchronised => "unsynchronised",
+        }
+    }
+
     pub const fn to_bits(self) -> u8 {
         match self {
             Self::NoWarning => 0,

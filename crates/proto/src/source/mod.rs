@@ -3,10 +3,12 @@
 //! asks for and hands back what arrives.
 
 mod filter;
+mod id;
 mod refclock;
 mod view;
 
 pub use filter::{ClockFilter, FilterOutput, FilterResult, FilterSample, MAX_DISPERSION, PHI};
+pub use id::SourceId;
 pub use refclock::{RefclockConfig, RefclockSource, pps_offset};
 pub use view::{MAX_DISTANCE, ServerInfo, SourceView};
 

@@ -15,7 +15,7 @@ pub use selection::{Candidate, Selection, select};
 use crate::leap::LeapKind;
 use crate::packet::{LeapIndicator, ReferenceId};
 use crate::server::SystemSnapshot;
-use crate::source::{Measurement, PHI, SourceView};
+use crate::source::{Measurement, PHI, SourceId, SourceView};
 use crate::time::{Monotonic, NtpDuration, NtpTimestamp};
 
 /// Root dispersion advertised while holding over on the local clock never exceeds this, so NTP
@@ -52,6 +52,7 @@ pub struct SyncConfig {
 /// A source as the synchroniser sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceInput {
+    pub id: SourceId,
     pub view: SourceView,
     /// Used only while no other source is selectable, never combined with them.
     pub fallback: bool,
@@ -65,8 +66,8 @@ pub struct SourceInput {
 /// Where the system's time comes from now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncState {
-    /// Following the selected sources; `peer` indexes the caller's source list.
-    Synchronised { peer: usize },
+    /// Following the selected sources, `peer` first among them.
+    Synchronised { peer: SourceId },
     /// No selectable source: serving the local clock.
     LocalClock { reason: String },
     /// Serving nothing trustworthy (leap 3, stratum 16).
@@ -160,13 +161,13 @@ impl Synchroniser {
     }
 
     /// A source changed (polled, answered, went quiet): re-select. When it brought a new
-    /// measurement, `sample` carries it with the index of its source.
+    /// measurement, `sample` carries it with its source's identity.
     pub fn update(
         &mut self,
         now: Monotonic,
         local_now: NtpTimestamp,
         sources: &[SourceInput],
-        sample: Option<(usize, &Measurement)>,
+        sample: Option<(SourceId, &Measurement)>,
     ) -> SyncUpdate {
         let previous_state = self.state.clone();
         let previous_peer = self.selection.as_ref().map(|s| s.system_peer);
@@ -174,16 +175,15 @@ impl Synchroniser {
         let candidates = |fallback: bool| -> Vec<Candidate> {
             sources
                 .iter()
-                .enumerate()
-                .filter(|(_, s)| {
+                .filter(|s| {
                     !s.noselect
                         && s.fallback == fallback
                         && s.view.unfit_reason(now, system_poll).is_none()
                 })
-                .filter_map(|(index, s)| {
+                .filter_map(|s| {
                     let filter = s.view.filter?;
                     Some(Candidate {
-                        index,
+                        id: s.id,
                         offset: filter.offset,
                         root_distance: s.view.root_distance(now)?,
                         jitter: filter.jitter,
@@ -239,9 +239,9 @@ impl Synchroniser {
                 self.fall_back(local_now, reason);
             }
             Some(selection) => {
-                let measurements = match sample {
-                    Some((index, _)) if selection.survivors.contains(&index) => {
-                        self.new_measurements(&sources[index].view)
+                let measurements = match sample.and_then(|(id, _)| input(sources, id)) {
+                    Some(source) if selection.survivors.contains(&source.id) => {
+                        self.new_measurements(&source.view)
                     }
                     _ => Vec::new(),
                 };
@@ -359,7 +359,7 @@ impl Synchroniser {
         sources: &[SourceInput],
         selection: &Selection,
     ) {
-        let peer = &sources[selection.system_peer].view;
+        let Some(peer) = input(sources, selection.system_peer).map(|s| &s.view) else { return };
         let (Some(filter), Some(server)) = (peer.filter, peer.server) else { return };
         let estimate = self.discipline.estimate(now);
         let spike = self.discipline.spike_since().is_some();
@@ -447,13 +447,19 @@ impl Synchroniser {
     }
 }
 
+/// The input of source `id`.
+fn input(sources: &[SourceInput], id: SourceId) -> Option<&SourceInput> {
+    sources.iter().find(|s| s.id == id)
+}
+
 /// A preferred survivor becomes the system peer, and its filtered offset alone is followed.
 fn prefer(mut selection: Selection, sources: &[SourceInput]) -> Selection {
-    let preferred = selection.survivors.iter().copied().find(|&i| sources[i].prefer);
-    if let Some(index) = preferred
-        && let Some(filter) = sources[index].view.filter
+    let preferred =
+        selection.survivors.iter().filter_map(|&id| input(sources, id)).find(|s| s.prefer);
+    if let Some(source) = preferred
+        && let Some(filter) = source.view.filter
     {
-        selection.system_peer = index;
+        selection.system_peer = source.id;
         selection.offset = filter.offset;
         selection.jitter = filter.jitter;
     }
@@ -461,11 +467,12 @@ fn prefer(mut selection: Selection, sources: &[SourceInput]) -> Selection {
 }
 
 /// The leap a majority of the survivors warn of.
-fn majority_leap(sources: &[SourceInput], survivors: &[usize]) -> Option<LeapKind> {
+fn majority_leap(sources: &[SourceInput], survivors: &[SourceId]) -> Option<LeapKind> {
     let count = |leap: LeapIndicator| {
         survivors
             .iter()
-            .filter(|&&i| sources[i].view.server.is_some_and(|s| s.leap == leap))
+            .filter_map(|&id| input(sources, id))
+            .filter(|s| s.view.server.is_some_and(|s| s.leap == leap))
             .count()
     };
     [

@@ -1,6 +1,9 @@
 //! Source selection (RFC 5905 section 11.2): the intersection algorithm finds the largest group of
 //! sources whose error intervals agree and casts out falsetickers; clustering trims the survivors
-//! to the most consistent; combining averages them into one offset. No I/O.
+//! to the most consistent; combining averages them into one offset. Sources are named by their
+//! identity. No I/O.
+
+use crate::source::SourceId;
 
 /// Clustering stops at this many survivors (RFC 5905 NMIN).
 const MIN_CLUSTER: usize = 3;
@@ -8,8 +11,7 @@ const MIN_CLUSTER: usize = 3;
 /// A source that passed the fit test, as selection sees it. Seconds throughout.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
-    /// The caller's index of this source.
-    pub index: usize,
+    pub id: SourceId,
     pub offset: f64,
     /// Root distance: half-width of the interval that must contain true time.
     pub root_distance: f64,
@@ -22,12 +24,12 @@ pub struct Candidate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
     /// Survivors, best merit first; the system peer among them.
-    pub survivors: Vec<usize>,
+    pub survivors: Vec<SourceId>,
     /// Candidates outside the agreeing majority.
-    pub falsetickers: Vec<usize>,
+    pub falsetickers: Vec<SourceId>,
     /// Candidates that agreed but were clustered out as outliers.
-    pub outliers: Vec<usize>,
-    pub system_peer: usize,
+    pub outliers: Vec<SourceId>,
+    pub system_peer: SourceId,
     /// Weighted average offset of the survivors.
     pub offset: f64,
     /// Spread of the survivors around the peer, combined with the peer's own jitter.
@@ -43,7 +45,7 @@ enum Edge {
 
 /// Selects among `candidates`; keeps `previous_peer` as system peer while it survives. `None` when
 /// no majority agrees.
-pub fn select(candidates: &[Candidate], previous_peer: Option<usize>) -> Option<Selection> {
+pub fn select(candidates: &[Candidate], previous_peer: Option<SourceId>) -> Option<Selection> {
     let (low, high) = intersection(candidates)?;
     let (mut survivors, falsetickers): (Vec<&Candidate>, Vec<&Candidate>) = candidates
         .iter()
@@ -67,12 +69,11 @@ pub fn select(candidates: &[Candidate], previous_peer: Option<usize>) -> Option<
         if worst_jitter < least_peer_jitter {
             break;
         }
-        outliers.push(survivors.remove(worst).index);
+        outliers.push(survivors.remove(worst).id);
     }
 
-    let peer = previous_peer
-        .and_then(|p| survivors.iter().find(|s| s.index == p))
-        .unwrap_or(&survivors[0]);
+    let peer =
+        previous_peer.and_then(|p| survivors.iter().find(|s| s.id == p)).unwrap_or(&survivors[0]);
     let weight = |c: &Candidate| 1.0 / c.root_distance.max(1e-9);
     let total_weight: f64 = survivors.iter().map(|c| weight(c)).sum();
     let offset = survivors.iter().map(|c| weight(c) * c.offset).sum::<f64>() / total_weight;
@@ -80,10 +81,10 @@ pub fn select(candidates: &[Candidate], previous_peer: Option<usize>) -> Option<
         survivors.iter().map(|c| weight(c) * (c.offset - peer.offset).powi(2)).sum::<f64>()
             / total_weight;
     Some(Selection {
-        survivors: survivors.iter().map(|c| c.index).collect(),
-        falsetickers: falsetickers.iter().map(|c| c.index).collect(),
+        survivors: survivors.iter().map(|c| c.id).collect(),
+        falsetickers: falsetickers.iter().map(|c| c.id).collect(),
         outliers,
-        system_peer: peer.index,
+        system_peer: peer.id,
         offset,
         jitter: (spread + peer.jitter.powi(2)).sqrt(),
     })
@@ -153,15 +154,25 @@ fn intersection(candidates: &[Candidate]) -> Option<(f64, f64)> {
 mod tests {
     use super::*;
 
-    fn candidate(index: usize, offset: f64, root_distance: f64) -> Candidate {
-        Candidate { index, offset, root_distance, jitter: 0.001, merit: 2.0 * 1.5 + root_distance }
+    fn id(n: u64) -> SourceId {
+        SourceId::new(n)
+    }
+
+    fn candidate(n: u64, offset: f64, root_distance: f64) -> Candidate {
+        Candidate {
+            id: id(n),
+            offset,
+            root_distance,
+            jitter: 0.001,
+            merit: 2.0 * 1.5 + root_distance,
+        }
     }
 
     #[test]
     fn one_source_is_selected_alone() {
         let selection = select(&[candidate(0, 0.002, 0.01)], None).unwrap();
-        assert_eq!(selection.survivors, vec![0]);
-        assert_eq!(selection.system_peer, 0);
+        assert_eq!(selection.survivors, vec![id(0)]);
+        assert_eq!(selection.system_peer, id(0));
         assert_eq!(selection.offset, 0.002);
     }
 
@@ -174,8 +185,8 @@ mod tests {
             candidate(3, 0.500, 0.010), // half a second off
         ];
         let selection = select(&candidates, None).unwrap();
-        assert_eq!(selection.falsetickers, vec![3]);
-        assert!(!selection.survivors.contains(&3));
+        assert_eq!(selection.falsetickers, vec![id(3)]);
+        assert!(!selection.survivors.contains(&id(3)));
         assert!(selection.offset.abs() < 0.002);
     }
 
@@ -190,16 +201,16 @@ mod tests {
         let candidates =
             [candidate(0, 0.0, 0.01), candidate(1, 1.0, 0.01), candidate(2, 0.005, 0.01)];
         let selection = select(&candidates, None).unwrap();
-        assert_eq!(selection.falsetickers, vec![1]);
+        assert_eq!(selection.falsetickers, vec![id(1)]);
     }
 
     #[test]
     fn the_best_merit_is_peer_and_the_old_peer_is_kept_while_it_survives() {
         let mut candidates = [candidate(0, 0.001, 0.020), candidate(1, 0.0015, 0.005)];
-        assert_eq!(select(&candidates, None).unwrap().system_peer, 1);
-        assert_eq!(select(&candidates, Some(0)).unwrap().system_peer, 0);
+        assert_eq!(select(&candidates, None).unwrap().system_peer, id(1));
+        assert_eq!(select(&candidates, Some(id(0))).unwrap().system_peer, id(0));
         candidates[0].merit = 100.0;
-        assert_eq!(select(&candidates, Some(7)).unwrap().system_peer, 1);
+        assert_eq!(select(&candidates, Some(id(7))).unwrap().system_peer, id(1));
     }
 
     #[test]
@@ -207,13 +218,13 @@ mod tests {
         let mut candidates: Vec<Candidate> = [0.0, 0.0001, -0.0001, 0.0002, 0.004]
             .iter()
             .enumerate()
-            .map(|(i, &o)| candidate(i, o, 0.05))
+            .map(|(i, &o)| candidate(i as u64, o, 0.05))
             .collect();
         for c in &mut candidates {
             c.jitter = 0.0002;
         }
         let selection = select(&candidates, None).unwrap();
-        assert!(selection.outliers.contains(&4), "{selection:?}");
+        assert!(selection.outliers.contains(&id(4)), "{selection:?}");
         assert!(selection.survivors.len() >= 3);
     }
 
