@@ -400,3 +400,32 @@ fn a_smeared_leap_is_never_announced_and_served_time_never_jumps() {
         );
     }
 }
+
+use syhub_ntp_sim::{PoolSpec, server_address};
+
+#[test]
+fn a_pool_member_that_dies_is_replaced_by_one_not_yet_used() {
+    for seed in SEEDS {
+        let mut scenario = Scenario::reference(seed);
+        scenario.servers = vec![ServerSpec::reference(); 4];
+        scenario.servers[0].outages = vec![(2_000.0, 1e9)];
+        scenario.pool = Some(PoolSpec { max_sources: 3 });
+        let mut sim = Simulation::new(scenario);
+        sim.run_until(1_900.0);
+        let dying = sim.server_id(0).expect("the first member is used");
+        assert!(sim.server_id(3).is_none(), "seed {seed}: only three members at once");
+        assert_eq!(sim.stratum(), 2);
+        sim.run_until(5_000.0);
+        // Eight unanswered polls, then the next upkeep drops it and resolves the name again.
+        assert!(sim.stopped.iter().any(|(_, id)| *id == dying), "seed {seed}");
+        assert!(sim.server_id(0).is_none(), "seed {seed}: the dead member is gone");
+        assert!(sim.server_id(3).is_some(), "seed {seed}: the unused member took its place");
+        let selection = sim.sync().selection().expect("a selection");
+        assert!(!selection.survivors.contains(&dying));
+        assert_eq!(sim.system().sources().len(), 3);
+        let used: Vec<_> = sim.system().sources().iter().filter_map(|s| s.address).collect();
+        assert!(!used.contains(&server_address(0)), "seed {seed}: {used:?}");
+        let stats = sim.statistics();
+        assert!(stats.max_offset < 200e-6, "seed {seed}: max {} µs", stats.max_offset * 1e6);
+    }
+}

@@ -36,6 +36,10 @@ const FALSETICKER_SELECTIONS: u32 = 8;
 /// Requests of a burst to servers that ask for gentleness (fallbacks such as NIST) are this far
 /// apart at least; others 2 s.
 const GENTLE_BURST_SPACING: Duration = Duration::from_secs(4);
+/// A dropped server is taken again before others its name gives only after this long.
+const DROPPED_QUARANTINE: Duration = Duration::from_secs(3600);
+/// Dropped servers remembered per configured source.
+const DROPPED_REMEMBERED: usize = 16;
 /// Broadcasts come to port 123 from the server's own NTP port.
 const NTP_PORT: u16 = 123;
 
@@ -57,6 +61,8 @@ struct Entry {
     last_error: Option<String>,
     /// A reference clock that only numbers a PPS clock's seconds: watched, never selected.
     numbers_pps: bool,
+    /// Servers recently dropped, and when: a name that gives them again gives others first.
+    dropped: Vec<(SocketAddr, Monotonic)>,
 }
 
 /// A running source as the system knows it: what its task last reported.
@@ -112,6 +118,7 @@ impl System {
                 next_resolve: now,
                 backoff: RESOLVE_BACKOFF.0,
                 last_error: None,
+                dropped: Vec::new(),
             })
             .collect();
         Self {
@@ -208,8 +215,15 @@ impl System {
             Ok(addresses) => {
                 state.last_error = None;
                 state.backoff = RESOLVE_BACKOFF.0;
+                state
+                    .dropped
+                    .retain(|(_, at)| now.seconds_since(*at) < DROPPED_QUARANTINE.as_secs_f64());
                 let wanted = usize::from(state.config.max_sources);
-                for address in addresses {
+                // Servers not dropped lately first (a stable answer would otherwise give back
+                // the dead member for ever), then those if nothing else is to be had.
+                let (fresh, dropped): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                    addresses.into_iter().partition(|a| !state.dropped.iter().any(|(d, _)| d == a));
+                for address in fresh.into_iter().chain(dropped) {
                     if self.members(entry) >= wanted {
                         break;
                     }
@@ -589,6 +603,12 @@ impl System {
                     }));
                     let entry = &mut self.entries[source.entry];
                     entry.next_resolve = entry.next_resolve.min(now);
+                    if let Some(address) = source.address {
+                        if entry.dropped.len() >= DROPPED_REMEMBERED {
+                            entry.dropped.remove(0);
+                        }
+                        entry.dropped.push((address, now));
+                    }
                     dropped = true;
                 }
                 None => index += 1,
