@@ -5,13 +5,13 @@ mod answer;
 mod broadcast;
 mod clients;
 mod keyed_hash;
-mod system;
+mod snapshot;
 
 pub use access::{Access, AccessList, Prefix};
 pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_nts, answer_with_keys};
 pub use broadcast::broadcast_packet;
 pub use clients::{ClientIndex, ClientLog, ClientSummary, RateLimit};
-pub use system::{FREQUENCY_TOLERANCE, SystemSnapshot};
+pub use snapshot::{FREQUENCY_TOLERANCE, SystemSnapshot};
 
 #[cfg(test)]
 mod tests;
