@@ -10,8 +10,9 @@ use crate::log_limit::{LogLimiter, held_back};
 use crate::query::{NTP_PORT, Target as ConfigTarget, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
-    HeardBroadcast, NtsSetup, RefclockDriver, Resolution, SourceCommands, SourceReport,
-    SourceTaskSetup, recv_or_pending, resolve_in_background, spawn_refclock, spawn_source,
+    HeardBroadcast, NtsSetup, RefclockDriver, RefclockTaskSetup, Resolution, SourceCommands,
+    SourceReport, SourceTaskSetup, recv_or_pending, resolve_in_background, spawn_refclock,
+    spawn_source,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -305,17 +306,17 @@ impl SystemTask {
                         (None, None)
                     };
                     let cancel = CancellationToken::new();
-                    spawn_refclock(
+                    spawn_refclock(RefclockTaskSetup {
                         id,
                         driver,
-                        *source,
-                        offsets,
-                        self.clock.clone(),
-                        self.origin,
-                        self.reports.0.clone(),
-                        self.commands.subscribe(),
-                        cancel.clone(),
-                    );
+                        source: *source,
+                        pair: offsets,
+                        clock: self.clock.clone(),
+                        origin: self.origin,
+                        reports: self.reports.0.clone(),
+                        commands: self.commands.subscribe(),
+                        cancel: cancel.clone(),
+                    });
                     self.tasks.insert(id, SourceTask { cancel, broadcasts: None, pair });
                 }
                 Action::StopSource { id } => {

@@ -8,7 +8,7 @@ mod resolve;
 mod task;
 
 pub use drivers::open_refclocks;
-pub use refclock::{Reading, RefclockDriver, spawn_refclock};
+pub use refclock::{Reading, RefclockDriver, RefclockTaskSetup, spawn_refclock};
 pub use resolve::{Resolution, resolve_in_background};
 pub use task::{
     HeardBroadcast, NtsSetup, SourceCommands, SourceReport, SourceTaskSetup, recv_or_pending,

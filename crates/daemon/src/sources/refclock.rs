@@ -36,20 +36,27 @@ pub trait RefclockDriver: Send {
     fn read(&mut self) -> Result<Vec<Reading>, String>;
 }
 
-/// Starts the task of a reference clock. `pair`: for a PPS clock, the offset of the source that
-/// numbers its seconds (`None` while that source has none).
-#[allow(clippy::too_many_arguments)]
-pub fn spawn_refclock(
-    id: SourceId,
-    driver: Box<dyn RefclockDriver>,
-    source: RefclockSource,
-    pair: Option<watch::Receiver<Option<f64>>>,
-    clock: Arc<dyn Clock>,
-    origin: Instant,
-    reports: mpsc::Sender<SourceReport>,
-    commands: watch::Receiver<SourceCommands>,
-    cancel: CancellationToken,
-) {
+/// Everything a reference clock's task starts with.
+pub struct RefclockTaskSetup {
+    pub id: SourceId,
+    pub driver: Box<dyn RefclockDriver>,
+    pub source: RefclockSource,
+    /// For a PPS clock: the offset of the source that numbers its seconds (`None` while that
+    /// source has none).
+    pub pair: Option<watch::Receiver<Option<f64>>>,
+    pub clock: Arc<dyn Clock>,
+    /// The daemon's start, origin of monotonic time.
+    pub origin: Instant,
+    pub reports: mpsc::Sender<SourceReport>,
+    pub commands: watch::Receiver<SourceCommands>,
+    /// Stops the task.
+    pub cancel: CancellationToken,
+}
+
+/// Starts the task of a reference clock. It stops when `setup.cancel` fires.
+pub fn spawn_refclock(setup: RefclockTaskSetup) {
+    let RefclockTaskSetup { id, driver, source, pair, clock, origin, reports, commands, cancel } =
+        setup;
     let mut task = RefclockTask {
         id,
         driver,
