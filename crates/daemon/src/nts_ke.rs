@@ -66,7 +66,7 @@ pub fn load_keyring(path: &Path) -> Result<Keyring, NtsError> {
         return Ok(keyring);
     }
     let keyring = Keyring { current: ServerKey { id: 1, key: random_key() }, previous: None };
-    crate::atomic_file::write(path, keyring.to_text().as_bytes(), 0o600)
+    syhub_ntp_state::atomic_file::write(path, keyring.to_text().as_bytes(), 0o600)
         .map_err(|source| NtsError::Keys { path: path.to_owned(), source })?;
     Ok(keyring)
 }
@@ -174,7 +174,9 @@ impl NtsServer {
                     ring.rotate(random_key());
                     ring.to_text()
                 };
-                if let Err(error) = crate::atomic_file::write(&path, text.as_bytes(), 0o600) {
+                if let Err(error) =
+                    syhub_ntp_state::atomic_file::write(&path, text.as_bytes(), 0o600)
+                {
                     tracing::warn!(
                         "cannot keep the rotated NTS cookie key in {}: {error}",
                         path.display()

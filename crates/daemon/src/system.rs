@@ -3,10 +3,8 @@
 //! and publishes what the server advertises and the status snapshot.
 
 use crate::config::{Config, SourceConfig, SourceMode, nts_ke_target};
-use crate::drift;
-use crate::leap_file::LeapFile;
+use crate::config::{NTP_PORT, Target, parse_target};
 use crate::log_limit::{LogLimiter, held_back};
-use crate::query::{NTP_PORT, Target, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
     HeardBroadcast, NtsSetup, RefclockDriver, Resolution, SourceCommands, SourceEvent, SourceId,
@@ -17,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, KernelSyncStatus, ObservingClock};
-use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
 use syhub_ntp_proto::leap::LeapKind;
 use syhub_ntp_proto::packet::{LeapIndicator, ReferenceId};
@@ -30,6 +27,9 @@ use syhub_ntp_proto::sync::{
     Synchroniser,
 };
 use syhub_ntp_proto::time::{Monotonic, utc_date};
+use syhub_ntp_state::drift;
+use syhub_ntp_state::leap_file::LeapFile;
+use syhub_ntp_status::{SourceStatus, StatusSnapshot};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
