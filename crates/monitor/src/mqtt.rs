@@ -6,6 +6,8 @@
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +61,7 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttSet
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|source| MqttSetupError::CaFile { path: path.clone(), source })?;
-            for certificate in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
+            for certificate in CertificateDer::pem_slice_iter(&pem).flatten() {
                 let _ = roots.add(certificate);
             }
             if roots.is_empty() {
