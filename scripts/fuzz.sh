@@ -21,7 +21,7 @@ for target in $(cargo fuzz list); do
   mkdir -p "$scratch/$target"
   if [ "$target" = config_parse ]; then
     # The configs we ship are seeds too, read from where they live.
-    cp crates/daemon/src/config/default.toml docs/examples/*.toml "$scratch/$target/"
+    cp crates/config/src/default.toml docs/examples/*.toml "$scratch/$target/"
   fi
   if [ "$target" = refclock_inputs ] && [ -r /usr/share/zoneinfo/leap-seconds.list ]; then
     # The system's leap-seconds list, behind the byte that selects the list parser.

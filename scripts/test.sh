@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian 12 machine as root: installs the real programs
 # the tests talk to (NTP clients and servers, Mosquitto, Chromium, curl; without starting their
-# services), then checks formatting and
+# services), then checks formatting, the crate graph and
 # lints and runs every unit, property and integration test. Integration tests create network
 # namespaces and run every daemon under `setpriv --bounding-set -sys_time`, so nothing here can
 # change the system clock.
@@ -29,6 +29,8 @@ done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== crate edges as drawn, no unused dependencies (scripts/check_crates.py)"
+python3 scripts/check_crates.py
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (unit, property and integration tests)"

@@ -2,6 +2,7 @@
 
 mod commands;
 mod logging;
+mod monitoring;
 mod output;
 
 use clap::{Parser, Subcommand};

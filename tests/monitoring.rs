@@ -264,6 +264,47 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
     assert!(log.matches("MQTT connected").count() >= 2, "{log}");
 }
 
+/// The binary makes monitoring ready before the daemon gives up root: an HTTP port below 1024
+/// and an MQTT password file only root may read both work once the daemon runs as nobody.
+#[test]
+fn monitoring_is_made_ready_before_privileges_are_dropped() {
+    let ns = NetNs::new("monpriv");
+    let secrets = TempDir::new("monpriv");
+    // The broker lets in this account only.
+    let accounts = secrets.0.join("mosquitto.passwd");
+    let made = ns.run(
+        "mosquitto_passwd",
+        &["-c", "-b", path_str(&accounts), "hub", "s3cret"],
+        Duration::from_secs(10),
+    );
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let _broker = Mosquitto::start_with(
+        &ns,
+        1883,
+        &format!("allow_anonymous false\npassword_file {}\n", path_str(&accounts)),
+    );
+    let password = secrets.write("mqtt-password", "s3cret\n");
+    std::fs::set_permissions(&password, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let config = test_config(&["127.0.0.1:123"], "", "").replacen(
+        "\n[server]\n",
+        "\n[server]\nuser = \"nobody\"\n",
+        1,
+    ) + &format!(
+        "\n[http]\nlisten = [\"127.0.0.1:80\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
+         username = \"hub\"\npassword_file = \"{}\"\ninterval = 2\n",
+        path_str(&password)
+    );
+    let mut daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+    daemon
+        .process
+        .wait_for_line("MQTT connected to mqtt://127.0.0.1:1883", Duration::from_secs(10));
+    assert!(curl(&ns, "http://127.0.0.1:80/healthz").contains("\"ok\":true"));
+    let log = daemon.stop();
+    assert!(log.contains("running as nobody with no capabilities"), "{log}");
+    assert!(!log.contains("MQTT password file") && !log.contains("cannot listen"), "{log}");
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`.
 fn make_certificates(dir: &TempDir) {
     let run = |args: &[&str]| {

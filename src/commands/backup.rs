@@ -3,7 +3,7 @@
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::config::DEFAULT_CONFIG_PATH;
+use syhub_ntp_config::DEFAULT_CONFIG_PATH;
 use syhub_ntp_ops::Host;
 use syhub_ntp_ops::backup::{BackupManifest, backup, restore};
 

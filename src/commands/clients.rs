@@ -5,7 +5,7 @@ use super::daemon::{DaemonArgs, fail_unreachable, runtime};
 use crate::output::{Table, age};
 use clap::Args;
 use std::process::ExitCode;
-use syhub_ntp_daemon::control::request_clients;
+use syhub_ntp_client::request_clients;
 
 #[derive(Debug, Args)]
 pub struct ClientsArgs {

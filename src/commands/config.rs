@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::config::{Config, DEFAULT_CONFIG_TOML};
+use syhub_ntp_config::{Config, DEFAULT_CONFIG_TOML};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -33,7 +33,7 @@ pub fn run(command: ConfigCommand) -> ExitCode {
             .map_err(|error| error.to_string())
             .and_then(|loaded| {
                 // The keys file is part of the config: check it as the daemon will.
-                syhub_ntp_daemon::keys::load(&loaded.config).map_err(|error| error.to_string())?;
+                syhub_ntp_state::keys::load(&loaded.config).map_err(|error| error.to_string())?;
                 Ok(loaded)
             }) {
             Ok(loaded) if args.json => {

@@ -4,9 +4,9 @@
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::config::Config;
-use syhub_ntp_daemon::control::{ClientError, request_status};
-use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_client::{ClientError, request_status};
+use syhub_ntp_config::Config;
+use syhub_ntp_status::StatusSnapshot;
 
 /// Exit code when the daemon cannot be reached.
 pub const EXIT_UNREACHABLE: u8 = 2;

@@ -5,7 +5,7 @@ use crate::output::{Colour, paint};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::config::Config;
+use syhub_ntp_config::Config;
 use syhub_ntp_ops::diagnose::{Verdict, diagnose};
 
 #[derive(Debug, Args)]
@@ -57,15 +57,13 @@ pub fn run_info(args: InfoArgs) -> ExitCode {
     };
     let config = &loaded.config;
     let runtime = super::daemon::runtime();
-    let status =
-        runtime.block_on(syhub_ntp_daemon::control::request_status(&config.control.socket));
-    let clients =
-        runtime.block_on(syhub_ntp_daemon::control::request_clients(&config.control.socket));
+    let status = runtime.block_on(syhub_ntp_client::request_status(&config.control.socket));
+    let clients = runtime.block_on(syhub_ntp_client::request_clients(&config.control.socket));
     let drift = config
         .clock
         .drift_file
         .as_ref()
-        .map(|p| (p.display().to_string(), syhub_ntp_daemon::drift::read(p).ok().flatten()));
+        .map(|p| (p.display().to_string(), syhub_ntp_state::drift::read(p).ok().flatten()));
     let json = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "binary": std::env::current_exe().ok().map(|p| p.display().to_string()),

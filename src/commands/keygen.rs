@@ -3,8 +3,8 @@
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::{atomic_file, keygen};
 use syhub_ntp_proto::auth::KeyType;
+use syhub_ntp_state::{atomic_file, keygen};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KeyTypeArg {

@@ -56,8 +56,8 @@ pub fn run(args: NtsCertificateArgs) -> ExitCode {
     let key = certified.key_pair.serialize_pem();
     let cert = certified.cert.pem();
     // The key first: a certificate is no use without it.
-    if let Err(error) = syhub_ntp_daemon::atomic_file::write(&key_path, key.as_bytes(), 0o600)
-        .and_then(|()| syhub_ntp_daemon::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
+    if let Err(error) = syhub_ntp_state::atomic_file::write(&key_path, key.as_bytes(), 0o600)
+        .and_then(|()| syhub_ntp_state::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
     {
         return super::fail(format!("cannot write to {}: {error}", out_dir.display()));
     }

@@ -4,7 +4,7 @@ use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{Colour, Table, age, millis};
 use clap::Args;
 use std::process::ExitCode;
-use syhub_ntp_monitor::status::SourceStatus;
+use syhub_ntp_status::SourceStatus;
 
 #[derive(Debug, Args)]
 pub struct PeersArgs {

@@ -1,10 +1,12 @@
-//! `syhub-ntp run`: load and check the config, then run the daemon in the foreground.
+//! `syhub-ntp run`: load and check the config, make the monitoring surfaces ready, then run the
+//! daemon in the foreground with them beside it.
 
 use crate::logging;
+use crate::monitoring::Monitoring;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use syhub_ntp_daemon::config::Config;
+use syhub_ntp_config::Config;
 use syhub_ntp_daemon::runtime::{EXIT_PANIC, RunError, run_blocking};
 use tracing::level_filters::LevelFilter;
 
@@ -50,7 +52,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         loaded.source
     );
-    match run_blocking(loaded.config) {
+    // Before the daemon drops privileges: the HTTP ports may be below 1024 and the MQTT password
+    // readable by root only.
+    let monitoring = Monitoring::prepare(&loaded.config);
+    match run_blocking(loaded.config, |feed| monitoring.start(feed)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ RunError::Panic { .. }) => {
             tracing::error!("{error}");

@@ -5,7 +5,7 @@ use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{duration, paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
-use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_status::StatusSnapshot;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

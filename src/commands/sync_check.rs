@@ -6,8 +6,8 @@ use crate::output::{paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use syhub_ntp_daemon::control::request_status;
-use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_client::request_status;
+use syhub_ntp_status::StatusSnapshot;
 
 /// Exit code when the daemon is not synchronised.
 const NOT_SYNCHRONISED: u8 = 1;

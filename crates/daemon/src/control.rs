@@ -1,14 +1,16 @@
-//! The control socket: a Unix socket (never on the network) where local commands ask for the
-//! status snapshot, one line-delimited JSON answer per request.
+//! The control socket's server: a Unix socket (never on the network) where local commands ask
+//! for the status snapshot, one line-delimited JSON answer per request (the wire format is the
+//! status crate's; its client is the client crate).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use syhub_ntp_monitor::status::{ClientStatus, RequestTally, StatusSnapshot};
 use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::time::Monotonic;
+use syhub_ntp_status::control::{ControlRequest, MAX_REQUEST_LEN};
+use syhub_ntp_status::{ClientStatus, RequestTally, StatusSnapshot};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
@@ -19,8 +21,6 @@ use tokio_util::sync::CancellationToken;
 const MAX_CLIENTS: usize = 8;
 /// A client gets this long to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest request line.
-const MAX_REQUEST: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the control socket {}: {source}", path.display())]
@@ -102,18 +102,16 @@ pub async fn serve(
 async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(reader.take(MAX_REQUEST as u64)).read_line(&mut line).await?;
-    let reply = match line.trim() {
-        "status" => {
+    BufReader::new(reader.take(MAX_REQUEST_LEN as u64)).read_line(&mut line).await?;
+    let reply = match ControlRequest::parse(&line) {
+        Ok(ControlRequest::Status) => {
             let status = context.status.borrow().with_counters(&context.counters);
-            serde_json::to_string(&status).unwrap_or_default()
+            serde_json::to_string(&status)
         }
-        "clients" => serde_json::to_string(&clients(&context)).unwrap_or_default(),
-        other => serde_json::json!({
-            "error": format!("unknown request {other:?}; try \"status\" or \"clients\"")
-        })
-        .to_string(),
-    };
+        Ok(ControlRequest::Clients) => serde_json::to_string(&clients(&context)),
+        Err(refusal) => serde_json::to_string(&refusal),
+    }
+    .unwrap_or_default();
     writer.write_all(reply.as_bytes()).await?;
     writer.write_all(b"\n").await?;
     writer.shutdown().await
@@ -133,44 +131,4 @@ fn clients(context: &ControlContext) -> Vec<ClientStatus> {
             first_seen_seconds_ago: c.first_seen_ago,
         })
         .collect()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot reach the daemon at {}: {source} (is syhub-ntp running? is this the right --config?)", path.display())]
-    Connect { path: PathBuf, source: io::Error },
-    #[error("the daemon's answer could not be read: {0}")]
-    Answer(String),
-}
-
-/// Asks the daemon at `path` for its status.
-pub async fn request_status(path: &Path) -> Result<StatusSnapshot, ClientError> {
-    request(path, "status").await
-}
-
-/// Asks the daemon at `path` for its busiest clients.
-pub async fn request_clients(path: &Path) -> Result<Vec<ClientStatus>, ClientError> {
-    request(path, "clients").await
-}
-
-async fn request<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    what: &str,
-) -> Result<T, ClientError> {
-    let connect = |source| ClientError::Connect { path: path.to_owned(), source };
-    let stream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(path))
-        .await
-        .map_err(|_| connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
-        .map_err(connect)?;
-    let (reader, mut writer) = stream.into_split();
-    writer
-        .write_all(format!("{what}\n").as_bytes())
-        .await
-        .map_err(|e| ClientError::Answer(e.to_string()))?;
-    let mut line = String::new();
-    tokio::time::timeout(REQUEST_TIMEOUT, BufReader::new(reader).read_line(&mut line))
-        .await
-        .map_err(|_| ClientError::Answer("timed out".into()))?
-        .map_err(|e| ClientError::Answer(e.to_string()))?;
-    serde_json::from_str(&line).map_err(|e| ClientError::Answer(e.to_string()))
 }

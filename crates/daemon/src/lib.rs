@@ -1,23 +1,22 @@
-//! The syhub-ntp daemon: loads the config, opens sockets with kernel timestamps and drives the
-//! protocol core from tokio tasks on a single-threaded runtime.
+//! The syhub-ntp daemon: opens sockets with kernel timestamps and drives the protocol core from
+//! tokio tasks on a single-threaded runtime. The binary starts it (`runtime`); the benchmarks
+//! and tests reach the sockets (`net`) and the NTS client (`sources::nts`); `query` asks a
+//! server once. Everything else is the daemon's own.
 
 pub mod access;
-pub mod atomic_file;
-pub mod broadcast;
-pub mod config;
-pub mod control;
-pub mod drift;
-pub mod keygen;
-pub mod keys;
-pub mod leap_file;
-pub mod log_limit;
+mod broadcast;
+mod control;
+mod log_limit;
 pub mod net;
-pub mod notify;
-pub mod nts_ke;
-pub mod privileges;
+mod notify;
+mod nts_ke;
+mod privileges;
 pub mod query;
 pub mod runtime;
-pub mod server;
+mod server;
 pub mod sources;
 mod status;
-pub mod system_task;
+mod system_task;
+
+// The config under the name the daemon's modules use for it.
+use syhub_ntp_config as config;

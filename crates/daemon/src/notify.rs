@@ -6,7 +6,7 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_status::{StatusSnapshot, status_line};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -93,22 +93,6 @@ pub async fn keep_informed(
                 }
             }
         }
-    }
-}
-
-/// The one line `systemctl status` shows.
-pub fn status_line(status: &StatusSnapshot) -> String {
-    match status.peers.iter().find(|p| p.state == "system peer") {
-        Some(peer) if status.synchronised => {
-            format!("synchronised to {} at stratum {}", peer.address, status.stratum)
-        }
-        _ if status.status == "local clock" => {
-            format!("serving the local clock at stratum {}", status.stratum)
-        }
-        _ => format!(
-            "unsynchronised: {}",
-            status.reason.as_deref().unwrap_or("no source selected yet")
-        ),
     }
 }
 

@@ -3,6 +3,7 @@
 //! in number and time, so slow or silent clients cannot hold the server.
 
 use crate::config::NtsConfig;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,7 @@ pub fn load_keyring(path: &Path) -> Result<Keyring, NtsError> {
         return Ok(keyring);
     }
     let keyring = Keyring { current: ServerKey { id: 1, key: random_key() }, previous: None };
-    crate::atomic_file::write(path, keyring.to_text().as_bytes(), 0o600)
+    syhub_ntp_state::atomic_file::write(path, keyring.to_text().as_bytes(), 0o600)
         .map_err(|source| NtsError::Keys { path: path.to_owned(), source })?;
     Ok(keyring)
 }
@@ -79,14 +80,12 @@ pub fn prepare(config: &NtsConfig, ntp_port: u16) -> Result<Option<NtsServer>, N
         std::fs::read(path).map_err(|source| NtsError::Read { path: path.to_owned(), source })
     };
     let chain: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut read(certificate)?.as_slice()).filter_map(Result::ok).collect();
+        CertificateDer::pem_slice_iter(&read(certificate)?).filter_map(Result::ok).collect();
     if chain.is_empty() {
         return Err(NtsError::NoCertificate(certificate.clone()));
     }
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut read(key_path)?.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| NtsError::NoPrivateKey(key_path.clone()))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(key_path)?)
+        .map_err(|_| NtsError::NoPrivateKey(key_path.clone()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -174,7 +173,9 @@ impl NtsServer {
                     ring.rotate(random_key());
                     ring.to_text()
                 };
-                if let Err(error) = crate::atomic_file::write(&path, text.as_bytes(), 0o600) {
+                if let Err(error) =
+                    syhub_ntp_state::atomic_file::write(&path, text.as_bytes(), 0o600)
+                {
                     tracing::warn!(
                         "cannot keep the rotated NTS cookie key in {}: {error}",
                         path.display()

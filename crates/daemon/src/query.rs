@@ -5,16 +5,15 @@ use crate::net::TimestampedSocket;
 use std::net::SocketAddr;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, SystemClock};
+use syhub_ntp_config::{BadTarget, Target, parse_target};
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::client::{ClientRequest, ResponseError, Sample, evaluate_response};
 use syhub_ntp_proto::packet::HEADER_LEN;
 
-pub const NTP_PORT: u16 = 123;
-
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("bad server `{0}`: expected HOST, HOST:PORT, an IP address or [IPv6]:PORT")]
-    BadTarget(String),
+    #[error(transparent)]
+    BadTarget(#[from] BadTarget),
     #[error("cannot resolve {host}: {source}")]
     Resolve { host: String, source: std::io::Error },
     #[error("{0} resolves to no address")]
@@ -38,38 +37,8 @@ pub struct QueryOutcome {
     pub kernel_timestamp: bool,
 }
 
-/// A server to ask: an address (kept whole, with any IPv6 scope) or a name to resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Address(SocketAddr),
-    Name { host: String, port: u16 },
-}
-
-/// Parses `HOST[:PORT]`: a name, an IPv4 address, an IPv6 address bare or as `[addr]:port`
-/// (with `%scope` for link-local); the port defaults to 123.
-pub fn parse_target(target: &str) -> Result<Target, QueryError> {
-    let bad = || QueryError::BadTarget(target.to_owned());
-    if let Ok(address) = target.parse::<SocketAddr>() {
-        return Ok(Target::Address(address));
-    }
-    let bracketed = target.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(target);
-    if let Ok(address) = format!("[{bracketed}]:{NTP_PORT}").parse::<SocketAddr>() {
-        return Ok(Target::Address(address));
-    }
-    if let Ok(address) = format!("{target}:{NTP_PORT}").parse::<SocketAddr>() {
-        return Ok(Target::Address(address));
-    }
-    let (host, port) = match target.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
-        None => (target, NTP_PORT),
-    };
-    let valid_name = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-    if valid_name { Ok(Target::Name { host: host.to_owned(), port }) } else { Err(bad()) }
-}
-
 /// Resolves a target to one address (the first the resolver gives).
-pub async fn resolve(target: &Target) -> Result<SocketAddr, QueryError> {
+async fn resolve(target: &Target) -> Result<SocketAddr, QueryError> {
     match target {
         Target::Address(address) => Ok(*address),
         Target::Name { host, port } => tokio::net::lookup_host((host.as_str(), *port))
@@ -125,28 +94,4 @@ pub async fn query(target: &str, timeout: Duration) -> Result<QueryOutcome, Quer
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| QueryError::Timeout { server, timeout })?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse_like_ntpdate() {
-        let ok = |t: &str| parse_target(t).unwrap();
-        let name = |host: &str, port| Target::Name { host: host.into(), port };
-        let address = |a: &str| Target::Address(a.parse().unwrap());
-        assert_eq!(ok("pool.ntp.org"), name("pool.ntp.org", 123));
-        assert_eq!(ok("hub.local:1123"), name("hub.local", 1123));
-        assert_eq!(ok("192.168.1.10"), address("192.168.1.10:123"));
-        assert_eq!(ok("127.0.0.1:11123"), address("127.0.0.1:11123"));
-        assert_eq!(ok("::1"), address("[::1]:123"));
-        assert_eq!(ok("[::1]"), address("[::1]:123"));
-        assert_eq!(ok("[fe80::1]:123"), address("[fe80::1]:123"));
-        let Target::Address(SocketAddr::V6(scoped)) = ok("[fe80::1%2]:123") else { panic!() };
-        assert_eq!(scoped.scope_id(), 2, "the scope of a link-local address is kept");
-        for bad in ["", "host:", "host:99999", "a b", "[::1", "host:port", ":123"] {
-            assert!(parse_target(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -5,7 +5,6 @@ use crate::access;
 use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
 use crate::control;
 use crate::control::ControlContext;
-use crate::drift;
 use crate::net::{BindError, bind_server_sockets};
 use crate::privileges::{PrivilegeError, drop_privileges};
 use crate::server::{ServerCounters, ServingContext, ServingPolicy};
@@ -17,15 +16,13 @@ use syhub_ntp_clock::{
     Clock, ClockControl, ClockError, KernelClock, ObservingClock, SteerPermission, SystemClock,
     measure_precision, steer_permission,
 };
-use syhub_ntp_monitor::history::History;
-use syhub_ntp_monitor::http::{self, HttpState};
-use syhub_ntp_monitor::mqtt::{self, MqttSettings};
-use syhub_ntp_monitor::status::StatusSnapshot;
 use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::sync::{
     DisciplineConfig, FrequencyStart, LeapMode as CoreLeapMode, LocalMode as CoreLocalMode,
     SyncConfig, Synchroniser,
 };
+use syhub_ntp_state::{drift, keys};
+use syhub_ntp_status::{RequestTally, StatusSnapshot};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -46,7 +43,7 @@ pub enum RunError {
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
     #[error(transparent)]
-    Keys(#[from] crate::keys::KeysError),
+    Keys(#[from] keys::KeysError),
     #[error(transparent)]
     Broadcast(#[from] crate::broadcast::BroadcastError),
     #[error(transparent)]
@@ -55,13 +52,28 @@ pub enum RunError {
     Panic { offset: f64 },
 }
 
-/// Runs the daemon on a single-threaded runtime until SIGTERM or SIGINT.
-pub fn run_blocking(config: Config) -> Result<(), RunError> {
+/// What tasks started beside the daemon (the binary's monitoring surfaces) are given once the
+/// status feed exists: they only read the status and counters, join the daemon's task set, and
+/// end when `cancel` fires, so the daemon's stop waits for them.
+pub struct StatusFeed<'a> {
+    pub status: watch::Receiver<StatusSnapshot>,
+    /// The serving path's counters, read live (the snapshot's may be seconds old).
+    pub counters: Arc<RequestTally>,
+    pub cancel: CancellationToken,
+    pub tasks: &'a mut JoinSet<()>,
+}
+
+/// Runs the daemon on a single-threaded runtime until SIGTERM or SIGINT; `start_companions`
+/// starts the caller's tasks beside it (see [`run`]).
+pub fn run_blocking(
+    config: Config,
+    start_companions: impl FnOnce(StatusFeed<'_>),
+) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, start_companions))
 }
 
 /// Decides how the clock is handled: steer when configured and permitted, else observe.
@@ -90,10 +102,16 @@ fn clock_control(
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT, or a panic-threshold offset.
-pub async fn run(config: Config) -> Result<(), RunError> {
+/// Runs the daemon until SIGTERM or SIGINT, or a panic-threshold offset. Privileges are dropped
+/// during the start, so whatever the caller's companions need root for (ports below 1024, files
+/// only root reads) it prepares before calling this; `start_companions` is called once, after
+/// the serving threads and the control socket are up, with the status feed.
+pub async fn run(
+    config: Config,
+    start_companions: impl FnOnce(StatusFeed<'_>),
+) -> Result<(), RunError> {
     // The keys file is private to root: read it while we are, and refuse a bad one at once.
-    let keys = Arc::new(crate::keys::load(&config)?);
+    let keys = Arc::new(keys::load(&config)?);
     if !keys.is_empty() {
         tracing::info!("{} symmetric key(s) trusted", keys.len());
     }
@@ -162,9 +180,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // devices opened while still root. One that cannot be opened is reported as its problem.
     let refclocks = crate::sources::open_refclocks(&config);
 
-    // Everything that needs root is done (ports, sockets, clock control, files): give it up before
-    // any other thread exists, keeping CAP_SYS_TIME only to steer.
-    let monitoring = prepare_monitoring(&config);
+    // Everything that needs root is done (ports, sockets, clock control, files; the caller's
+    // monitoring ports and password before calling us): give it up before any other thread
+    // exists, keeping CAP_SYS_TIME only to steer.
     let privileges = drop_privileges(&config.server.user, clock_mode == ClockMode::Steering)?;
     if let Some(user) = &privileges.user {
         tracing::info!(
@@ -287,7 +305,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             cancel.clone(),
         ));
     }
-    start_monitoring(monitoring, &status, &counters, &mut tasks, &cancel);
+    start_companions(StatusFeed {
+        status: status.clone(),
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+        tasks: &mut tasks,
+    });
     tracing::info!(
         "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
          {} source(s), control socket {}",
@@ -393,74 +416,6 @@ fn spawn_serving_threads(
         }
     }
     Ok(serving)
-}
-
-/// The monitoring surfaces, made ready while still privileged: HTTP ports bound, the MQTT
-/// password read (it may be readable by root only).
-struct Monitoring {
-    http: Option<Vec<std::net::TcpListener>>,
-    mqtt: Option<MqttSettings>,
-}
-
-fn prepare_monitoring(config: &Config) -> Monitoring {
-    let http = match http::bind(&config.http.listen) {
-        Ok(listeners) if !listeners.is_empty() => Some(listeners),
-        Ok(_) => None,
-        Err(error) => {
-            tracing::warn!("{error}; the dashboard, API and /metrics are off");
-            None
-        }
-    };
-    let mqtt = config.mqtt.broker.as_ref().and_then(|broker| {
-        let password = match &config.mqtt.password_file {
-            None => None,
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(password) => Some(password.trim_end_matches(['\r', '\n']).to_owned()),
-                Err(error) => {
-                    tracing::warn!(
-                        "cannot read the MQTT password file {}: {error}; MQTT is off",
-                        path.display()
-                    );
-                    return None;
-                }
-            },
-        };
-        Some(MqttSettings {
-            broker: broker.clone(),
-            username: config.mqtt.username.clone(),
-            password,
-            topic: config.mqtt.topic.clone(),
-            interval: std::time::Duration::from_secs(config.mqtt.interval),
-            home_assistant: config.mqtt.home_assistant,
-            ca_file: config.mqtt.ca_file.clone(),
-        })
-    });
-    Monitoring { http, mqtt }
-}
-
-/// The HTTP API, dashboard, metrics and history, and MQTT: each only reads the status, and a
-/// failure in any of them is logged and leaves the time service alone.
-fn start_monitoring(
-    monitoring: Monitoring,
-    status: &watch::Receiver<StatusSnapshot>,
-    counters: &Arc<ServerCounters>,
-    tasks: &mut JoinSet<()>,
-    cancel: &CancellationToken,
-) {
-    let history = Arc::new(Mutex::new(History::day()));
-    tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
-    if let Some(listeners) = monitoring.http {
-        let state = HttpState { status: status.clone(), counters: counters.clone(), history };
-        tasks.spawn(http::serve(listeners, state, cancel.clone()));
-    }
-    if let Some(settings) = monitoring.mqtt {
-        let (status, cancel) = (status.clone(), cancel.clone());
-        tasks.spawn(async move {
-            if let Err(error) = mqtt::run(settings, status, cancel).await {
-                tracing::warn!("{error}; MQTT is off");
-            }
-        });
-    }
 }
 
 fn refused(error: ClockError) -> (ClockMode, Box<dyn ClockControl>) {

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
 use syhub_ntp_clock::kernel_leap_in_progress_or_done;
-use syhub_ntp_monitor::status::RequestTally;
 use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::nts::cookie::Keyring;
 use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
@@ -23,6 +22,7 @@ use syhub_ntp_proto::server::{
     answer_nts, answer_with_keys,
 };
 use syhub_ntp_proto::time::Monotonic;
+use syhub_ntp_status::RequestTally;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 

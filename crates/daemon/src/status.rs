@@ -4,12 +4,12 @@
 use crate::config::Config;
 use crate::server::ServerCounters;
 use crate::system_task::ClockMode;
-use syhub_ntp_monitor::status::{SourceStatus, StatusSnapshot};
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::leap::LeapKind;
 use syhub_ntp_proto::sync::{LeapMode, SyncState};
 use syhub_ntp_proto::system::System;
 use syhub_ntp_proto::time::{Monotonic, utc_date};
+use syhub_ntp_status::{SourceStatus, StatusSnapshot};
 
 /// What the status is built from.
 pub struct StatusInputs<'a> {

@@ -4,10 +4,8 @@
 //! written), then publishes what the server advertises and the status.
 
 use crate::config::{Config, SourceConfig, SourceMode, nts_ke_target};
-use crate::drift;
-use crate::leap_file::LeapFile;
 use crate::log_limit::{LogLimiter, held_back};
-use crate::query::{NTP_PORT, Target as ConfigTarget, parse_target};
+use crate::config::{NTP_PORT, Target as ConfigTarget, parse_target};
 use crate::server::ServerCounters;
 use crate::sources::{
     HeardBroadcast, NtsSetup, RefclockDriver, RefclockTaskSetup, Resolution, SourceCommands,
@@ -19,7 +17,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, ObservingClock};
-use syhub_ntp_monitor::status::StatusSnapshot;
 use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::server::SystemSnapshot;
 use syhub_ntp_proto::source::{RefclockConfig, SourceConfig as PollConfig, SourceId};
@@ -28,6 +25,9 @@ use syhub_ntp_proto::system::{
     Action, EntryConfig, EntryKind, Notice, SourceEvent, System, SystemConfig, Target,
 };
 use syhub_ntp_proto::time::Monotonic;
+use syhub_ntp_state::drift;
+use syhub_ntp_state::leap_file::LeapFile;
+use syhub_ntp_status::StatusSnapshot;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -167,10 +167,6 @@ impl SystemTask {
             spike_logged: false,
             log_limiter: LogLimiter::new(LOG_REPEAT_PERIOD),
         }
-    }
-
-    pub fn clock_mode(&self) -> &ClockMode {
-        &self.clock_mode
     }
 
     fn monotonic(&self, at: Instant) -> Monotonic {

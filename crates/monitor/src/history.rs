@@ -1,10 +1,10 @@
 //! The last 24 hours of offset, jitter and frequency, in a fixed-size ring sampled at a fixed
 //! interval, for the dashboard's plot and `/api/ntp/history`.
 
-use crate::status::StatusSnapshot;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::time::Duration;
+use syhub_ntp_status::StatusSnapshot;
 
 /// One sample of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

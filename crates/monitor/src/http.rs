@@ -3,7 +3,6 @@
 
 use crate::history::History;
 use crate::prometheus;
-use crate::status::{RequestTally, StatusSnapshot};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -11,6 +10,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use syhub_ntp_status::{RequestTally, StatusSnapshot};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +91,7 @@ async fn status(State(state): State<HttpState>) -> Json<StatusSnapshot> {
     Json(state.status.borrow().with_counters(&state.counters))
 }
 
-async fn peers(State(state): State<HttpState>) -> Json<Vec<crate::status::SourceStatus>> {
+async fn peers(State(state): State<HttpState>) -> Json<Vec<syhub_ntp_status::SourceStatus>> {
     Json(state.status.borrow().peers.clone())
 }
 

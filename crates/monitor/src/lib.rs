@@ -6,4 +6,3 @@ pub mod history;
 pub mod http;
 pub mod mqtt;
 pub mod prometheus;
-pub mod status;

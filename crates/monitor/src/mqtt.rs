@@ -3,13 +3,15 @@
 //! will); optional Home Assistant discovery. A dead broker costs a reconnect with backoff, never
 //! a delayed NTP answer: publishing never waits.
 
-use crate::status::StatusSnapshot;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use syhub_ntp_status::StatusSnapshot;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +23,11 @@ const QUEUE: usize = 32;
 /// Where and how to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttSettings {
-    pub broker: Broker,
+    /// The broker's host name or address, and port.
+    pub host: String,
+    pub port: u16,
+    /// Whether to speak TLS to it (`mqtts://`).
+    pub tls: bool,
     pub username: Option<String>,
     pub password: Option<String>,
     /// Topic prefix: `<topic>/status`, `<topic>/availability`.
@@ -32,54 +38,11 @@ pub struct MqttSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-/// A broker from an `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Broker {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Broker {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            return Err(format!("{url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"));
-        };
-        let rest = rest.trim_end_matches('/');
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) =
-                v6.split_once(']').ok_or_else(|| format!("{url:?}: unclosed [ in the address"))?;
-            let port = match after.strip_prefix(':') {
-                Some(port) => port.parse().map_err(|_| format!("{url:?}: bad port"))?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("{url:?}: unexpected {after:?} after the address")),
-            };
-            (host.to_owned(), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => {
-                    (host.to_owned(), port.parse().map_err(|_| format!("{url:?}: bad port"))?)
-                }
-                None => (rest.to_owned(), default_port),
-            }
-        };
-        let valid = !host.is_empty()
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
-        if !valid || port == 0 {
-            return Err(format!("{url:?}: expected a host name or address and a port 1-65535"));
-        }
-        Ok(Self { tls, host, port })
-    }
-}
-
-impl std::fmt::Display for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", if self.tls { "mqtts" } else { "mqtt" }, self.host, self.port)
+impl MqttSettings {
+    /// The broker as a URL, for messages.
+    fn broker_url(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -98,7 +61,7 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttSet
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|source| MqttSetupError::CaFile { path: path.clone(), source })?;
-            for certificate in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
+            for certificate in CertificateDer::pem_slice_iter(&pem).flatten() {
                 let _ = roots.add(certificate);
             }
             if roots.is_empty() {
@@ -143,17 +106,14 @@ pub async fn run(
     let node = node_name();
     let availability = format!("{}/availability", settings.topic);
     let status_topic = format!("{}/status", settings.topic);
-    let mut options = MqttOptions::new(
-        format!("syhub-ntp-{node}"),
-        settings.broker.host.clone(),
-        settings.broker.port,
-    );
+    let mut options =
+        MqttOptions::new(format!("syhub-ntp-{node}"), settings.host.clone(), settings.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_last_will(LastWill::new(&availability, "offline", QoS::AtLeastOnce, true));
     if let Some(username) = &settings.username {
         options.set_credentials(username.clone(), settings.password.clone().unwrap_or_default());
     }
-    if settings.broker.tls {
+    if settings.tls {
         let config = tls_config(settings.ca_file.as_ref())?;
         options
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
@@ -177,7 +137,7 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             event = events.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("MQTT connected to {}", settings.broker);
+                    tracing::info!("MQTT connected to {}", settings.broker_url());
                     backoff = BACKOFF.0;
                     last_error = None;
                     publish(&availability, "online".into());
@@ -192,7 +152,7 @@ pub async fn run(
                 Err(error) => {
                     let error = error.to_string();
                     if last_error.as_ref() != Some(&error) {
-                        tracing::warn!("MQTT broker {} unavailable: {error}; retrying with backoff", settings.broker);
+                        tracing::warn!("MQTT broker {} unavailable: {error}; retrying with backoff", settings.broker_url());
                         last_error = Some(error);
                     }
                     tokio::select! {
@@ -287,33 +247,6 @@ fn discovery(node: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_urls_parse_with_default_ports() {
-        assert_eq!(
-            Broker::parse("mqtt://localhost").unwrap(),
-            Broker { tls: false, host: "localhost".into(), port: 1883 }
-        );
-        assert_eq!(
-            Broker::parse("mqtts://broker.lan:8884/").unwrap(),
-            Broker { tls: true, host: "broker.lan".into(), port: 8884 }
-        );
-        assert_eq!(
-            Broker::parse("mqtt://[::1]:1884").unwrap(),
-            Broker { tls: false, host: "::1".into(), port: 1884 }
-        );
-        assert_eq!(Broker::parse("mqtt://192.168.1.2").unwrap().port, 1883);
-        for bad in [
-            "http://x",
-            "mqtt://",
-            "mqtt://host:0",
-            "mqtt://host:port",
-            "mqtt://a b",
-            "mqtt://[::1",
-        ] {
-            assert!(Broker::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn home_assistant_discovery_points_at_the_status_topic() {

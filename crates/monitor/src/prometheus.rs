@@ -1,7 +1,7 @@
 //! The status snapshot in the Prometheus text exposition format (version 0.0.4).
 
-use crate::status::StatusSnapshot;
 use std::fmt::Write;
+use syhub_ntp_status::StatusSnapshot;
 
 /// Renders `/metrics`.
 pub fn render(status: &StatusSnapshot) -> String {
@@ -86,7 +86,7 @@ pub fn render(status: &StatusSnapshot) -> String {
         let _ = writeln!(out, "syhub_ntp_requests_total{{result=\"{result}\"}} {count}");
     }
 
-    type Field = fn(&crate::status::SourceStatus) -> Option<f64>;
+    type Field = fn(&syhub_ntp_status::SourceStatus) -> Option<f64>;
     let per_source: [(&str, &str, Field); 6] = [
         (
             "source_reach",
@@ -142,7 +142,7 @@ fn label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::SourceStatus;
+    use syhub_ntp_status::SourceStatus;
 
     #[test]
     fn renders_every_line_in_the_exposition_format() {

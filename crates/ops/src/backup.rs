@@ -7,7 +7,7 @@ use crate::host::Host;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use syhub_ntp_daemon::config::Config;
+use syhub_ntp_config::Config;
 
 const FORMAT: &str = "syhub-ntp-backup";
 const MANIFEST: &str = "manifest.json";
@@ -106,7 +106,7 @@ pub fn backup(
         tar.into_inner()?.finish()
     })();
     let bytes = result.map_err(|e| format!("cannot build the archive: {e}"))?;
-    syhub_ntp_daemon::atomic_file::write(archive, &bytes, 0o600)
+    syhub_ntp_state::atomic_file::write(archive, &bytes, 0o600)
         .map_err(|e| format!("cannot write {}: {e}", archive.display()))?;
     Ok(manifest)
 }

@@ -8,10 +8,10 @@ use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
-use syhub_ntp_daemon::config::{Config, SourceMode};
-use syhub_ntp_daemon::control::request_status;
+use syhub_ntp_client::request_status;
+use syhub_ntp_config::{Config, SourceMode};
 use syhub_ntp_daemon::query::query;
-use syhub_ntp_monitor::status::StatusSnapshot;
+use syhub_ntp_status::StatusSnapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -42,7 +42,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
     let mut checks = Vec::new();
     let config = match Config::load(config_path).map_err(|e| e.to_string()).and_then(|loaded| {
-        syhub_ntp_daemon::keys::load(&loaded.config).map_err(|e| e.to_string())?;
+        syhub_ntp_state::keys::load(&loaded.config).map_err(|e| e.to_string())?;
         Ok(loaded)
     }) {
         Ok(loaded) => {
@@ -268,7 +268,7 @@ fn refclock_checks(status: &StatusSnapshot) -> Vec<Check> {
 fn sync_check(status: &StatusSnapshot) -> Check {
     let reason = status.reason.clone().unwrap_or_default();
     if status.synchronised {
-        check("synchronised", Verdict::Pass, syhub_ntp_daemon::notify::status_line(status), None)
+        check("synchronised", Verdict::Pass, syhub_ntp_status::status_line(status), None)
     } else if status.status == "local clock" {
         check(
             "synchronised",
@@ -326,7 +326,7 @@ fn drift_check(config: &Config) -> Check {
     let Some(path) = &config.clock.drift_file else {
         return check("drift sane", Verdict::Pass, "no drift file configured", None);
     };
-    match syhub_ntp_daemon::drift::read(path) {
+    match syhub_ntp_state::drift::read(path) {
         Ok(Some(ppm)) => {
             check("drift sane", Verdict::Pass, format!("{ppm:+.3} ppm in {}", path.display()), None)
         }
@@ -351,7 +351,7 @@ fn leap_file_check(config: &Config) -> Check {
         return check("leap seconds list", Verdict::Pass, "none configured", None);
     };
     let now = syhub_ntp_clock::Clock::now(&syhub_ntp_clock::SystemClock);
-    match syhub_ntp_daemon::leap_file::read(path, now) {
+    match syhub_ntp_state::leap_file::read(path, now) {
         Ok(table) => check(
             "leap seconds list",
             Verdict::Pass,

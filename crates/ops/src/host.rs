@@ -55,7 +55,7 @@ impl Host {
         if self.dry_run {
             return Ok(());
         }
-        syhub_ntp_daemon::atomic_file::write(&self.path(absolute), contents, mode)?;
+        syhub_ntp_state::atomic_file::write(&self.path(absolute), contents, mode)?;
         // The umask may have narrowed the mode given at creation.
         std::fs::set_permissions(self.path(absolute), std::fs::Permissions::from_mode(mode))
     }

@@ -9,7 +9,7 @@ use crate::ntp_conf;
 use crate::services;
 use crate::units;
 use std::path::PathBuf;
-use syhub_ntp_daemon::config::{Config, DEFAULT_CONFIG_PATH};
+use syhub_ntp_config::{Config, DEFAULT_CONFIG_PATH};
 
 pub const BINARY_PATH: &str = "/usr/bin/syhub-ntp";
 pub const CONFIG_DIR: &str = "/etc/syhub-ntp";
@@ -287,7 +287,7 @@ fn write_config(
         }
     ));
     let mut allowed: Vec<String> =
-        syhub_ntp_daemon::config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
+        syhub_ntp_config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     for prefix in allow {
         if !allowed.contains(&prefix) {
             allowed.push(prefix);
@@ -343,7 +343,7 @@ fn import_drift(host: &mut Host, path: &str, made: &mut Vec<Change>) -> Result<(
     if host.exists(DRIFT_PATH) {
         return Ok(());
     }
-    let Ok(Some(ppm)) = syhub_ntp_daemon::drift::read(&host.path(path)) else {
+    let Ok(Some(ppm)) = syhub_ntp_state::drift::read(&host.path(path)) else {
         host.report.push(format!("  not imported: {path} (no drift value in it)"));
         return Ok(());
     };

@@ -209,7 +209,7 @@ trustedkey 1 2
         );
         assert!(conf.skipped.iter().any(|s| s.contains("127.127.22.0")), "{:?}", conf.skipped);
         let text: String = conf.sources.join("\n");
-        let config = syhub_ntp_daemon::config::Config::parse(&text, "imported").unwrap();
+        let config = syhub_ntp_config::Config::parse(&text, "imported").unwrap();
         let settings = config.sources[0].refclock.as_ref().unwrap();
         assert_eq!((settings.unit, settings.refid.as_str()), (0, "GPS"));
         assert!((settings.offset() - 0.42).abs() < 1e-9 && config.sources[0].prefer);

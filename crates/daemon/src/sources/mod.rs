@@ -7,10 +7,10 @@ mod refclock;
 mod resolve;
 mod task;
 
-pub use drivers::open_refclocks;
-pub use refclock::{Reading, RefclockDriver, RefclockTaskSetup, spawn_refclock};
-pub use resolve::{Resolution, resolve_in_background};
-pub use task::{
+pub(crate) use drivers::open_refclocks;
+pub(crate) use refclock::{RefclockDriver, RefclockTaskSetup, spawn_refclock};
+pub(crate) use resolve::{Resolution, resolve_in_background};
+pub(crate) use task::{
     HeardBroadcast, NtsSetup, SourceCommands, SourceReport, SourceTaskSetup, recv_or_pending,
     spawn_source,
 };

@@ -4,6 +4,7 @@
 //! empty cookie jar means a new key exchange before the next request.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use std::net::SocketAddr;
@@ -94,7 +95,7 @@ pub fn tls_config(
         Some(path) => {
             let pem =
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            for certificate in rustls_pemfile::certs(&mut pem.as_slice()).filter_map(Result::ok) {
+            for certificate in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
                 roots.add(certificate).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             if roots.is_empty() {

@@ -1,9 +1,9 @@
 //! Loading the symmetric keys file: private permissions, every line valid, trusted keys present,
 //! and every key a source names there. Read once at start, before privileges are dropped.
 
-use crate::config::Config;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use syhub_ntp_config::Config;
 use syhub_ntp_proto::auth::KeyStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! `[[source]]`: the upstream servers and pools the hub takes its time from.
 
+use crate::target::{Target, parse_target};
 use serde::Deserialize;
 
 /// One `[[source]]` table.
@@ -325,7 +326,7 @@ impl TryFrom<RawSource> for SourceConfig {
             return Err("address is missing: the server's name or address".into());
         }
         let address = raw.address.trim().to_owned();
-        crate::query::parse_target(&address).map_err(|e| format!("address: {e}"))?;
+        parse_target(&address).map_err(|e| format!("address: {e}"))?;
         if (raw.ca_file.is_some() || raw.ignore_certificate_time) && raw.mode != SourceMode::Nts {
             return Err("ca_file and ignore_certificate_time apply to mode = \"nts\" only".into());
         }
@@ -448,11 +449,10 @@ pub fn default_sources() -> Vec<SourceConfig> {
 }
 
 /// The NTS-KE server of an NTS source's address: its port, or 4460 when none is given.
-pub fn nts_ke_target(address: &str) -> crate::query::Target {
-    use crate::query::Target;
+pub fn nts_ke_target(address: &str) -> Target {
     let explicit_port =
         address.starts_with('[') && address.contains("]:") || address.matches(':').count() == 1;
-    match crate::query::parse_target(address) {
+    match parse_target(address) {
         Ok(Target::Address(socket)) if !explicit_port => {
             Target::Address(std::net::SocketAddr::new(socket.ip(), syhub_ntp_proto::nts::KE_PORT))
         }

@@ -1,5 +1,6 @@
 //! The daemon's configuration: TOML with every key checked, the embedded default, and errors that
-//! name the file, line, column and what was expected.
+//! name the file, line, column and what was expected. Shared by the daemon, which runs from it,
+//! and by the commands and operations that read it (install, backup, `syhub-ntp test`).
 
 mod auth;
 mod broadcast;
@@ -11,6 +12,7 @@ mod monitor;
 mod nts;
 mod server;
 mod source;
+mod target;
 
 pub use auth::AuthConfig;
 pub use broadcast::BroadcastConfig;
@@ -18,13 +20,14 @@ pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE, DEFAULT_LEAP_FILE, L
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
 pub use local::{LocalConfig, LocalMode, LocalStratum};
-pub use monitor::{HttpConfig, MqttConfig};
+pub use monitor::{Broker, HttpConfig, MqttConfig};
 pub use nts::{DEFAULT_NTS_KEYS, NtsConfig};
 pub use server::{
-    AccessRule, DEFAULT_ALLOW, DEFAULT_USER, ListenAddresses, RateLimitConfig, Refusal,
-    ServerConfig,
+    AccessRule, DEFAULT_ALLOW, DEFAULT_RECEIVE_BUFFER, DEFAULT_USER, ListenAddresses,
+    RateLimitConfig, Refusal, ServerConfig,
 };
 pub use source::{RefclockSettings, SourceConfig, SourceMode, default_sources, nts_ke_target};
+pub use target::{BadTarget, NTP_PORT, Target, parse_target};
 
 use serde::Deserialize;
 

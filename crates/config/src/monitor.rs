@@ -3,7 +3,6 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use syhub_ntp_monitor::mqtt::Broker;
 
 /// `[http]`: the JSON API, `/metrics` and the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -17,6 +16,57 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self { listen: vec![SocketAddr::from(([127, 0, 0, 1], 8123))] }
+    }
+}
+
+/// A broker from an `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Broker {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!("{url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"));
+        };
+        let rest = rest.trim_end_matches('/');
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) =
+                v6.split_once(']').ok_or_else(|| format!("{url:?}: unclosed [ in the address"))?;
+            let port = match after.strip_prefix(':') {
+                Some(port) => port.parse().map_err(|_| format!("{url:?}: bad port"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(format!("{url:?}: unexpected {after:?} after the address")),
+            };
+            (host.to_owned(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => {
+                    (host.to_owned(), port.parse().map_err(|_| format!("{url:?}: bad port"))?)
+                }
+                None => (rest.to_owned(), default_port),
+            }
+        };
+        let valid = !host.is_empty()
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+        if !valid || port == 0 {
+            return Err(format!("{url:?}: expected a host name or address and a port 1-65535"));
+        }
+        Ok(Self { tls, host, port })
+    }
+}
+
+impl std::fmt::Display for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", if self.tls { "mqtts" } else { "mqtt" }, self.host, self.port)
     }
 }
 
@@ -105,5 +155,37 @@ impl TryFrom<RawMqttConfig> for MqttConfig {
             home_assistant: raw.home_assistant,
             ca_file: path("ca_file", raw.ca_file)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse_with_default_ports() {
+        assert_eq!(
+            Broker::parse("mqtt://localhost").unwrap(),
+            Broker { tls: false, host: "localhost".into(), port: 1883 }
+        );
+        assert_eq!(
+            Broker::parse("mqtts://broker.lan:8884/").unwrap(),
+            Broker { tls: true, host: "broker.lan".into(), port: 8884 }
+        );
+        assert_eq!(
+            Broker::parse("mqtt://[::1]:1884").unwrap(),
+            Broker { tls: false, host: "::1".into(), port: 1884 }
+        );
+        assert_eq!(Broker::parse("mqtt://192.168.1.2").unwrap().port, 1883);
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://host:0",
+            "mqtt://host:port",
+            "mqtt://a b",
+            "mqtt://[::1",
+        ] {
+            assert!(Broker::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The status snapshot: one serialisable picture of the daemon that every monitor (the CLI over
-//! the control socket now; HTTP, Prometheus and MQTT later) reports, so they never disagree.
+//! The status snapshot: one serialisable picture of the daemon that every surface (the CLI over
+//! the control socket, HTTP, Prometheus, MQTT, systemd's status line) reports, so they never
+//! disagree; and the serving path's live request counters.
 
 use serde::{Deserialize, Serialize};
 

@@ -56,6 +56,9 @@ impl TryFrom<i64> for Threads {
     }
 }
 
+/// Receive buffer asked for on each server socket unless `receive_buffer` says otherwise, bytes.
+pub const DEFAULT_RECEIVE_BUFFER: usize = 4 << 20;
+
 /// Socket receive buffer, bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
@@ -63,7 +66,7 @@ pub struct ReceiveBuffer(pub usize);
 
 impl Default for ReceiveBuffer {
     fn default() -> Self {
-        Self(crate::net::RECEIVE_BUFFER)
+        Self(DEFAULT_RECEIVE_BUFFER)
     }
 }
 
