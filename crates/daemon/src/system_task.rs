@@ -4,8 +4,8 @@
 //! written), then publishes what the server advertises and the status.
 
 use crate::config::{Config, SourceConfig, SourceMode, nts_ke_target};
-use crate::log_limit::{LogLimiter, held_back};
 use crate::config::{NTP_PORT, Target as ConfigTarget, parse_target};
+use crate::log_limit::{LogLimiter, held_back};
 use crate::server::ServerCounters;
 use crate::sources::{
     HeardBroadcast, NtsSetup, RefclockDriver, RefclockTaskSetup, Resolution, SourceCommands,

@@ -2,7 +2,8 @@
 //! and reports every change to the system task.
 
 use super::nts::{Association, key_exchange};
-use crate::net::TimestampedSocket;
+use crate::net::{Received, TimestampedSocket};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,9 @@ use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+#[cfg(test)]
+mod tests;
 
 /// What the system task tells every source.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -92,8 +96,58 @@ pub struct SourceTaskSetup {
     pub cancel: CancellationToken,
 }
 
-/// Starts the task for a source. It stops when `setup.cancel` fires.
+/// What a source task needs of its socket: each datagram with its sender and kernel receive
+/// time, and sends whose transmit time is read just before they leave. The daemon's is a
+/// [`TimestampedSocket`]; tests give one wired to a simulated server in tokio's paused time.
+pub(crate) trait SourceSocket: Send + Sync + 'static {
+    /// The next datagram, into `buf`.
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Received>> + Send;
+    /// Sends `packet` to `to`; the transmit time (T1), read from `clock` just before the send.
+    fn send(
+        &self,
+        packet: &mut [u8],
+        to: SocketAddr,
+        clock: &dyn Clock,
+    ) -> impl Future<Output = io::Result<NtpTimestamp>> + Send;
+}
+
+impl SourceSocket for TimestampedSocket {
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Received>> + Send {
+        TimestampedSocket::recv(self, buf)
+    }
+
+    async fn send(
+        &self,
+        packet: &mut [u8],
+        to: SocketAddr,
+        clock: &dyn Clock,
+    ) -> io::Result<NtpTimestamp> {
+        let sent_at = AtomicU64::new(0);
+        self.send_stamped(packet, to, clock, |_, t1| {
+            sent_at.store(t1.to_bits(), Ordering::Relaxed)
+        })
+        .await?;
+        Ok(NtpTimestamp::from_bits(sent_at.load(Ordering::Relaxed)))
+    }
+}
+
+/// Starts the task for a source on a socket of its own. It stops when `setup.cancel` fires.
 pub fn spawn_source(setup: SourceTaskSetup) {
+    tokio::spawn(async move {
+        match open_socket(setup.address).await {
+            Ok(socket) => drive_source(setup, socket).await,
+            Err(error) => {
+                let (id, view) = (setup.id, setup.source.view());
+                let event = SourceEvent::Failed(format!("cannot open a socket: {error}"));
+                let _ = setup.reports.send(SourceReport { id, view, event }).await;
+                setup.cancel.cancelled().await;
+            }
+        }
+    });
+}
+
+/// Runs a source over `socket` until `setup.cancel` fires (or the system task is gone).
+pub(crate) async fn drive_source<S: SourceSocket>(setup: SourceTaskSetup, socket: S) {
     let SourceTaskSetup {
         id,
         address,
@@ -106,37 +160,25 @@ pub fn spawn_source(setup: SourceTaskSetup) {
         commands,
         cancel,
     } = setup;
-    tokio::spawn(async move {
-        let socket = match open_socket(address).await {
-            Ok(socket) => socket,
-            Err(error) => {
-                let view = source.view();
-                let event = SourceEvent::Failed(format!("cannot open a socket: {error}"));
-                let _ = reports.send(SourceReport { id, view, event }).await;
-                cancel.cancelled().await;
-                return;
-            }
-        };
-        let mut task = SourceTask {
-            id,
-            address,
-            source,
-            clock,
-            origin,
-            reports,
-            socket,
-            broadcasts,
-            steps_seen: StepsSeen::at_start(&commands),
-            ke_server: address,
-            nts,
-            association: None,
-            commands,
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = task.run() => {}
-        }
-    });
+    let mut task = SourceTask {
+        id,
+        address,
+        source,
+        clock,
+        origin,
+        reports,
+        socket,
+        broadcasts,
+        steps_seen: StepsSeen::at_start(&commands),
+        ke_server: address,
+        nts,
+        association: None,
+        commands,
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = task.run() => {}
+    }
 }
 
 /// An unconnected socket of the server's family: connecting would fail for good when the hub
@@ -149,7 +191,7 @@ async fn open_socket(address: SocketAddr) -> std::io::Result<TimestampedSocket> 
     TimestampedSocket::new(socket)
 }
 
-struct SourceTask {
+struct SourceTask<S> {
     id: SourceId,
     address: SocketAddr,
     source: NtpSource,
@@ -157,7 +199,7 @@ struct SourceTask {
     origin: Instant,
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
-    socket: TimestampedSocket,
+    socket: S,
     broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     steps_seen: StepsSeen,
     /// For an NTS source: its NTS-KE server, setup and current association.
@@ -166,7 +208,7 @@ struct SourceTask {
     association: Option<Association>,
 }
 
-impl SourceTask {
+impl<S: SourceSocket> SourceTask<S> {
     fn monotonic(&self, at: Instant) -> Monotonic {
         Monotonic::from_duration(at.saturating_duration_since(self.origin))
     }
@@ -267,16 +309,9 @@ impl SourceTask {
             Some(protected) => protected,
             None => &mut request,
         };
-        let sent_at = AtomicU64::new(0);
-        let sent = self
-            .socket
-            .send_stamped(packet, self.address, self.clock.as_ref(), |_, t1| {
-                sent_at.store(t1.to_bits(), Ordering::Relaxed)
-            })
-            .await;
-        match sent {
-            Ok(()) => {
-                self.source.sent(NtpTimestamp::from_bits(sent_at.load(Ordering::Relaxed)));
+        match self.socket.send(packet, self.address, self.clock.as_ref()).await {
+            Ok(t1) => {
+                self.source.sent(t1);
                 self.report(SourceEvent::Polled).await;
             }
             Err(error) => self.report(SourceEvent::Failed(error.to_string())).await,
