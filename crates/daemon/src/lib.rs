@@ -1,6 +1,8 @@
 //! The syhub-ntp daemon: loads the config, opens sockets with kernel timestamps and drives the
 //! protocol core from tokio tasks on a single-threaded runtime.
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 pub mod atomic_file;
 pub mod broadcast;
