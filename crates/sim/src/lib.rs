@@ -3,6 +3,8 @@
 //! delay, jitter, asymmetry and loss. The core's sources and synchroniser run unchanged; the
 //! simulation only moves bytes and time. Seeded, so every run reproduces.
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod rng;
 
