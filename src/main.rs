@@ -1,5 +1,7 @@
 //! The `syhub-ntp` binary: parses the command line and hands each subcommand to its module.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod logging;
 mod monitoring;

@@ -248,20 +248,10 @@ fn a_sweep_of_forged_addresses_leaves_memory_bounded() {
         .spawn_inside(|| {
             let socket = UdpSocket::bind("[::]:0").unwrap();
             let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+            // Bind-free forging: IPV6_FREEBIND and a source chosen per packet with sendmsg.
+            socket2::SockRef::from(&socket).set_freebind_v6(true).expect("IPV6_FREEBIND");
             let mut sent = 0u32;
             for n in 0..200_000u32 {
-                // Bind-free forging: IPV6_FREEBIND and a source chosen per packet with sendmsg.
-                let one: libc::c_int = 1;
-                // SAFETY: setsockopt with a valid int.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::IPPROTO_IPV6,
-                        libc::IPV6_FREEBIND,
-                        (&one as *const libc::c_int).cast(),
-                        4,
-                    )
-                };
                 let mut source = [0u8; 16];
                 source[..8].copy_from_slice(&[0xfd, 0x11, 0, 2, 0, 0, 0, 0]);
                 source[12..].copy_from_slice(&(n + 10).to_be_bytes());

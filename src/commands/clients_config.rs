@@ -23,7 +23,7 @@ pub struct ClientsConfigArgs {
 pub fn run(args: ClientsConfigArgs) -> ExitCode {
     let address = match args
         .address
-        .or_else(|| default_address(&syhub_ntp_daemon::access::interface_addresses()))
+        .or_else(|| default_address(&syhub_ntp_sys::interfaces::addresses()))
     {
         Some(address) => address,
         None => return super::fail("no LAN address found on this hub: give one with --address"),

@@ -79,7 +79,7 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
         keep_others: args.keep_others,
         firewall: if host.is_live() { !args.no_firewall } else { args.firewall },
         binary,
-        local_networks: syhub_ntp_daemon::access::local_networks()
+        local_networks: syhub_ntp_sys::interfaces::networks()
             .iter()
             .map(ToString::to_string)
             .collect(),

@@ -3,8 +3,8 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
-use syhub_ntp_daemon::net::mmsg::{ReceiveBatch, SendBatch};
+use std::os::fd::AsFd;
+use syhub_ntp_sys::net::{ReceiveBatch, SendBatch};
 
 /// Echoes on `address` until the process is ended.
 pub fn serve(address: SocketAddr) -> io::Result<()> {
@@ -12,18 +12,18 @@ pub fn serve(address: SocketAddr) -> io::Result<()> {
     let mut incoming = ReceiveBatch::new(32);
     let mut outgoing = SendBatch::new(32, false);
     loop {
-        let count = match incoming.receive(socket.as_raw_fd()) {
+        let count = match incoming.receive(socket.as_fd()) {
             Ok(count) => count,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
         let mut pending = 0;
         for index in 0..count {
-            let Some((received, bytes)) = incoming.datagram(index) else { continue };
+            let Some((arrival, bytes)) = incoming.datagram(index) else { continue };
             outgoing.buffer(pending)[..bytes.len()].copy_from_slice(bytes);
-            outgoing.address(pending, bytes.len(), received.peer, None);
+            outgoing.address(pending, bytes.len(), arrival.peer, None);
             pending += 1;
         }
-        let _ = outgoing.send(socket.as_raw_fd(), 0..pending);
+        let _ = outgoing.send(socket.as_fd(), 0..pending);
     }
 }

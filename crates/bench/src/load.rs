@@ -7,12 +7,13 @@ use crate::stats::Percentiles;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 use syhub_ntp_clock::{Clock, SystemClock};
-use syhub_ntp_daemon::net::mmsg::{ReceiveBatch, SendBatch};
-use syhub_ntp_daemon::net::{ArrivedOn, enable_arrival_info, set_option};
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_sys::net::options::{set_receive_buffer_force, set_send_buffer_force};
+use syhub_ntp_sys::net::{ArrivedOn, ReceiveBatch, SendBatch, enable_arrival_info};
+use syhub_ntp_sys::poll::{set_timer_slack, wait_readable};
 
 /// What to send, how fast and for how long.
 #[derive(Debug, Clone)]
@@ -116,9 +117,9 @@ fn open_sockets(config: &LoadConfig) -> io::Result<Vec<UdpSocket>> {
             socket.set_nonblocking(true)?;
             enable_arrival_info(&socket)?;
             // Refused without privilege, which only leaves the default buffers.
-            let bytes: libc::c_int = 8 << 20;
-            let _ = set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes);
-            let _ = set_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &bytes);
+            let bytes = 8 << 20;
+            let _ = set_receive_buffer_force(socket.as_fd(), bytes);
+            let _ = set_send_buffer_force(socket.as_fd(), bytes);
             Ok(socket)
         })
         .collect()
@@ -127,24 +128,14 @@ fn open_sockets(config: &LoadConfig) -> io::Result<Vec<UdpSocket>> {
 /// Sleeps until a socket is readable or `timeout` passes, with nanosecond timer slack so that
 /// pacing at tens of thousands of requests per second is even.
 fn wait(sockets: &[UdpSocket], timeout: Duration) {
-    let mut fds: Vec<libc::pollfd> = sockets
-        .iter()
-        .map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
-    let timeout = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: ppoll on a live array of pollfd of the length given, with a valid timespec.
-    unsafe {
-        libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &timeout, std::ptr::null());
-    }
+    // An interruption or error only ends the wait early; the loop looks again.
+    let _ = wait_readable(sockets, timeout);
 }
 
 /// Runs one load and reports it.
 pub fn run(config: &LoadConfig) -> io::Result<LoadReport> {
-    // SAFETY: prctl(PR_SET_TIMERSLACK) with an integer argument only changes this thread's slack.
-    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    // Only this thread's slack; a refusal leaves the default (50 µs).
+    let _ = set_timer_slack(1);
     let sockets = open_sockets(config)?;
     let batch = config.batch.clamp(1, 64);
     let mut outgoing: Vec<SendBatch> =
@@ -200,7 +191,7 @@ pub fn run(config: &LoadConfig) -> io::Result<LoadReport> {
                     out.address(slot, 48, config.server, source);
                 }
                 let leaving = clock.now();
-                let (went, error) = out.send(sockets[index].as_raw_fd(), 0..count);
+                let (went, error) = out.send(sockets[index].as_fd(), 0..count);
                 for slot in 0..went {
                     in_flight.sent(sent + slot as u64 + 1, leaving);
                 }
@@ -215,7 +206,7 @@ pub fn run(config: &LoadConfig) -> io::Result<LoadReport> {
         }
         for socket in &sockets {
             loop {
-                let count = match incoming.receive(socket.as_raw_fd()) {
+                let count = match incoming.receive(socket.as_fd()) {
                     Ok(count) => count,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -223,8 +214,10 @@ pub fn run(config: &LoadConfig) -> io::Result<LoadReport> {
                     Err(_) => 0,
                 };
                 for index in 0..count {
-                    let Some((received, packet)) = incoming.datagram(index) else { continue };
-                    let arrived = received.kernel_time.unwrap_or_else(|| clock.now());
+                    let Some((arrival, packet)) = incoming.datagram(index) else { continue };
+                    let arrived = arrival
+                        .kernel_time
+                        .map_or_else(|| clock.now(), SystemClock::timestamp_from_kernel);
                     match read_answer(packet) {
                         Some(answer) => match in_flight.answered(answer.token) {
                             Some(left) => {

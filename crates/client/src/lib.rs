@@ -1,6 +1,7 @@
 //! The client of the daemon's control socket, for the commands and operations that ask a running
 //! daemon about itself (`status`, `peers`, `clients`, `sync-check`, `test`, `info`). It speaks
 //! the wire format of the status crate, one request and one line of JSON per connection.
+#![forbid(unsafe_code)]
 
 use serde::de::DeserializeOwned;
 use std::io;

@@ -3,16 +3,17 @@
 //! synchronisation status. The only code in the project that changes the clock.
 
 use crate::control::{ClockControl, ClockError, KernelSyncStatus};
-use std::io;
 use syhub_ntp_proto::leap::LeapKind;
+use syhub_ntp_sys::errno::EPERM;
+use syhub_ntp_sys::timex::{self, Timex};
 
 /// Kernel frequency field units: 2^-16 ppm.
 const FREQUENCY_SCALE: f64 = 65_536.0;
 /// The frequency field's own limit, ppm.
 const MAX_FREQUENCY_PPM: f64 = 500.0;
 /// Status bits of a kernel PLL/FLL/PPS discipline we take over from (and switch off).
-const FOREIGN_DISCIPLINE: libc::c_int =
-    libc::STA_PLL | libc::STA_FLL | libc::STA_PPSFREQ | libc::STA_PPSTIME;
+const FOREIGN_DISCIPLINE: i32 =
+    timex::STA_PLL | timex::STA_FLL | timex::STA_PPSFREQ | timex::STA_PPSTIME;
 
 /// How a frequency correction is split between the tick length and the frequency field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,31 +56,23 @@ pub struct KernelClock {
 
 impl KernelClock {
     pub fn new(kernel_sync_override: Option<bool>) -> Self {
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let hz = if hz > 0 { hz as i64 } else { 100 };
+        let hz = timex::ticks_per_second().unwrap_or(100);
         Self { nominal_tick: 1_000_000 / hz, kernel_sync_override }
     }
 }
 
 /// clock_adjtime(2) on CLOCK_REALTIME: the clock state it returns.
-fn adjust(timex: &mut libc::timex) -> Result<libc::c_int, ClockError> {
-    // SAFETY: `timex` is a valid, initialised struct for the duration of the call.
-    let state = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, timex) };
-    if state < 0 {
-        let error = io::Error::last_os_error();
-        return Err(match error.raw_os_error() {
-            Some(libc::EPERM) => ClockError::NotPermitted,
-            _ => ClockError::Kernel(error.to_string()),
-        });
-    }
-    Ok(state)
+fn adjust(timex: &mut Timex) -> Result<i32, ClockError> {
+    timex::adjust_realtime(timex).map_err(|error| match error.raw_os_error() {
+        Some(EPERM) => ClockError::NotPermitted,
+        _ => ClockError::Kernel(error.to_string()),
+    })
 }
 
 /// The kernel's clock variables and state, changing nothing (needs no privilege).
-fn read() -> Result<(libc::timex, libc::c_int), ClockError> {
-    // SAFETY: all-zero is a valid timex; modes = 0 only reads.
-    let mut timex: libc::timex = unsafe { std::mem::zeroed() };
+fn read() -> Result<(Timex, i32), ClockError> {
+    // modes = 0 only reads.
+    let mut timex = Timex::default();
     let state = adjust(&mut timex)?;
     Ok((timex, state))
 }
@@ -87,16 +80,13 @@ fn read() -> Result<(libc::timex, libc::c_int), ClockError> {
 /// Whether the kernel is in or just past a leap second (its clock state TIME_OOP, during an
 /// inserted second, or TIME_WAIT, after a leap). Reading needs no privilege.
 pub fn kernel_leap_in_progress_or_done() -> bool {
-    read().is_ok_and(|(_, state)| state == libc::TIME_OOP || state == libc::TIME_WAIT)
+    read().is_ok_and(|(_, state)| state == timex::TIME_OOP || state == timex::TIME_WAIT)
 }
 
 impl ClockControl for KernelClock {
     fn frequency(&self) -> Result<f64, ClockError> {
         let timex = read()?.0;
-        // `c_long` is 32 bits on armhf, 64 elsewhere.
-        #[allow(clippy::useless_conversion)]
-        let split =
-            TickAndFrequency { tick: i64::from(timex.tick), frequency: i64::from(timex.freq) };
+        let split = TickAndFrequency { tick: timex.tick, frequency: timex.freq };
         Ok(join_frequency(split, self.nominal_tick))
     }
 
@@ -104,13 +94,13 @@ impl ClockControl for KernelClock {
         if let Some(faked) = self.kernel_sync_override {
             return Ok(faked);
         }
-        Ok(read()?.0.status & libc::STA_UNSYNC == 0)
+        Ok(read()?.0.status & timex::STA_UNSYNC == 0)
     }
 
     fn take_control(&self) -> Result<(), ClockError> {
         // Switch off any kernel PLL a previous daemon left running, with its pending offset.
         let mut timex = read()?.0;
-        timex.modes = libc::ADJ_STATUS | libc::ADJ_OFFSET;
+        timex.modes = timex::ADJ_STATUS | timex::ADJ_OFFSET;
         timex.status &= !FOREIGN_DISCIPLINE;
         timex.offset = 0;
         adjust(&mut timex).map(drop)
@@ -118,11 +108,12 @@ impl ClockControl for KernelClock {
 
     fn set_frequency(&self, correction: f64) -> Result<(), ClockError> {
         let split = split_frequency(correction, self.nominal_tick);
-        // SAFETY: all-zero is a valid timex.
-        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
-        timex.modes = libc::ADJ_FREQUENCY | libc::ADJ_TICK;
-        timex.tick = split.tick as _;
-        timex.freq = split.frequency as _;
+        let mut timex = Timex {
+            modes: timex::ADJ_FREQUENCY | timex::ADJ_TICK,
+            tick: split.tick,
+            freq: split.frequency,
+            ..Timex::default()
+        };
         adjust(&mut timex).map(drop)
     }
 
@@ -132,33 +123,34 @@ impl ClockControl for KernelClock {
         }
         let seconds = offset.floor();
         let nanos = ((offset - seconds) * 1e9).round().min(999_999_999.0);
-        // SAFETY: all-zero is a valid timex.
-        let mut timex: libc::timex = unsafe { std::mem::zeroed() };
-        timex.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
-        timex.time.tv_sec = seconds as _;
-        // With ADJ_NANO the microseconds field carries nanoseconds.
-        timex.time.tv_usec = nanos as _;
+        let mut timex = Timex {
+            modes: timex::ADJ_SETOFFSET | timex::ADJ_NANO,
+            time_sec: seconds as i64,
+            // With ADJ_NANO the microseconds field carries nanoseconds.
+            time_usec: nanos as i64,
+            ..Timex::default()
+        };
         adjust(&mut timex).map(drop)
     }
 
     fn set_sync_status(&self, status: &KernelSyncStatus) -> Result<(), ClockError> {
         let mut timex = read()?.0;
-        timex.modes = libc::ADJ_STATUS | libc::ADJ_MAXERROR | libc::ADJ_ESTERROR;
+        timex.modes = timex::ADJ_STATUS | timex::ADJ_MAXERROR | timex::ADJ_ESTERROR;
         if status.synchronised {
-            timex.status &= !libc::STA_UNSYNC;
+            timex.status &= !timex::STA_UNSYNC;
         } else {
-            timex.status |= libc::STA_UNSYNC;
+            timex.status |= timex::STA_UNSYNC;
         }
         timex.status &= !FOREIGN_DISCIPLINE;
         // The leap second to make at the end of this UTC day (the kernel clears it after).
-        timex.status &= !(libc::STA_INS | libc::STA_DEL);
+        timex.status &= !(timex::STA_INS | timex::STA_DEL);
         match status.leap {
-            Some(LeapKind::Insert) => timex.status |= libc::STA_INS,
-            Some(LeapKind::Delete) => timex.status |= libc::STA_DEL,
+            Some(LeapKind::Insert) => timex.status |= timex::STA_INS,
+            Some(LeapKind::Delete) => timex.status |= timex::STA_DEL,
             None => {}
         }
-        timex.maxerror = (status.max_error * 1e6).clamp(0.0, 16e6) as _;
-        timex.esterror = (status.estimated_error * 1e6).clamp(0.0, 16e6) as _;
+        timex.maxerror = (status.max_error * 1e6).clamp(0.0, 16e6) as i64;
+        timex.esterror = (status.estimated_error * 1e6).clamp(0.0, 16e6) as i64;
         adjust(&mut timex).map(drop)
     }
 }

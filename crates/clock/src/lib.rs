@@ -1,6 +1,8 @@
-//! The system clock adapter: reading CLOCK_REALTIME through libc, measuring its precision,
-//! finding out whether the kernel lets us steer it, and steering it. The only crate that touches
-//! the clock.
+//! The system clock adapter: reading CLOCK_REALTIME, measuring its precision, finding out whether
+//! the kernel lets us steer it, and steering it (through `syhub_ntp_sys::timex`). The only crate
+//! that touches the clock.
+
+#![forbid(unsafe_code)]
 
 mod control;
 mod kernel;

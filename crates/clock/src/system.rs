@@ -1,9 +1,10 @@
-//! The system's real-time clock (CLOCK_REALTIME), and kernel `timespec`s converted to NTP time.
+//! The system's real-time clock (CLOCK_REALTIME), and kernel timestamps converted to NTP time.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Clock;
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_sys::net::KernelTime;
 
 /// The kernel's CLOCK_REALTIME. Reading it needs no privilege and never changes it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,22 +12,17 @@ pub struct SystemClock;
 
 impl SystemClock {
     /// Converts a kernel `timespec` (as also found in SO_TIMESTAMPNS control messages).
+    #[inline]
     pub fn timestamp_from_timespec(seconds: i64, nanos: i64) -> NtpTimestamp {
         NtpTimestamp::from_unix(seconds, nanos.clamp(0, 999_999_999) as u32)
     }
 
-    /// Converts a `libc::timespec` whatever the width of its fields on the target: `time_t` is 32
-    /// bits on 32-bit ARM, where the kernel truncates seconds after January 2038 (SO_TIMESTAMPNS);
-    /// NTP time is modulo 2^32 seconds, so a truncated value still gives the right timestamp.
-    #[allow(clippy::useless_conversion)] // i64 to i64 on 64-bit targets
-    pub fn timestamp_from_libc(ts: &libc::timespec) -> NtpTimestamp {
-        Self::timestamp_from_timespec(i64::from(ts.tv_sec), i64::from(ts.tv_nsec))
-    }
-
-    /// Converts a `libc::timeval` (SO_TIMESTAMP control messages, in microseconds).
-    #[allow(clippy::useless_conversion)] // i64 to i64 on 64-bit targets
-    pub fn timestamp_from_libc_micros(tv: &libc::timeval) -> NtpTimestamp {
-        Self::timestamp_from_timespec(i64::from(tv.tv_sec), i64::from(tv.tv_usec) * 1000)
+    /// Converts a kernel timestamp (SO_TIMESTAMPNS or SO_TIMESTAMP control messages). On 32-bit
+    /// ARM the kernel truncates seconds after January 2038 (`time_t` is 32 bits); NTP time is
+    /// modulo 2^32 seconds, so a truncated value still gives the right timestamp.
+    #[inline]
+    pub fn timestamp_from_kernel(time: KernelTime) -> NtpTimestamp {
+        Self::timestamp_from_timespec(time.seconds, i64::from(time.nanos))
     }
 }
 
@@ -63,6 +59,10 @@ mod tests {
         assert!(truncated < 0);
         assert_eq!(
             SystemClock::timestamp_from_timespec(truncated, 5),
+            SystemClock::timestamp_from_timespec(after_2038, 5)
+        );
+        assert_eq!(
+            SystemClock::timestamp_from_kernel(KernelTime { seconds: truncated, nanos: 5 }),
             SystemClock::timestamp_from_timespec(after_2038, 5)
         );
         assert_eq!(

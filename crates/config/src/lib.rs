@@ -1,6 +1,7 @@
 //! The daemon's configuration: TOML with every key checked, the embedded default, and errors that
 //! name the file, line, column and what was expected. Shared by the daemon, which runs from it,
 //! and by the commands and operations that read it (install, backup, `syhub-ntp test`).
+#![forbid(unsafe_code)]
 
 mod auth;
 mod broadcast;

@@ -2,8 +2,6 @@
 //! (`local`), re-read every minute and republished to the serving thread when they change.
 
 use crate::config::{AccessRule, ServerConfig};
-use nix::ifaddrs::getifaddrs;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_proto::server::{AccessList, Prefix};
@@ -15,45 +13,10 @@ const REFRESH: Duration = Duration::from_secs(60);
 
 /// The subnets of the hub's own interface addresses (IPv4 and IPv6, link-local included).
 pub fn local_networks() -> Vec<Prefix> {
-    let Ok(interfaces) = getifaddrs() else { return Vec::new() };
-    let mut networks: Vec<Prefix> = interfaces
-        .filter_map(|interface| {
-            let address = interface.address?;
-            let netmask = interface.netmask?;
-            let (ip, length) =
-                if let (Some(a), Some(m)) = (address.as_sockaddr_in(), netmask.as_sockaddr_in()) {
-                    (IpAddr::V4(a.ip()), u32::from(m.ip()).count_ones())
-                } else if let (Some(a), Some(m)) =
-                    (address.as_sockaddr_in6(), netmask.as_sockaddr_in6())
-                {
-                    (IpAddr::V6(a.ip()), u128::from(m.ip()).count_ones())
-                } else {
-                    return None;
-                };
-            Prefix::new(ip, length as u8).ok()
-        })
-        .collect();
-    networks.sort_by_key(|p| p.to_string());
-    networks.dedup();
-    networks
-}
-
-/// The addresses on the hub's interfaces, loopback included.
-pub fn interface_addresses() -> Vec<IpAddr> {
-    let Ok(interfaces) = getifaddrs() else { return Vec::new() };
-    let mut addresses: Vec<IpAddr> = interfaces
-        .filter_map(|interface| {
-            let address = interface.address?;
-            if let Some(v4) = address.as_sockaddr_in() {
-                Some(IpAddr::V4(v4.ip()))
-            } else {
-                address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-            }
-        })
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    addresses
+    syhub_ntp_sys::interfaces::networks()
+        .into_iter()
+        .filter_map(|network| Prefix::new(network.address, network.length).ok())
+        .collect()
 }
 
 /// The access list from `config`, with `local` standing for `local_networks`.

@@ -5,8 +5,9 @@
 
 use crate::config::{BroadcastConfig, Config, SourceMode};
 use crate::log_limit::{LogLimiter, held_back};
-use crate::net::set_option;
+use socket2::{InterfaceIndexOrAddress, SockRef};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::Clock;
@@ -14,6 +15,8 @@ use syhub_ntp_proto::auth::{KeyStore, SymmetricKey};
 use syhub_ntp_proto::packet::HEADER_LEN;
 use syhub_ntp_proto::packet::MAX_MAC_LEN;
 use syhub_ntp_proto::server::{SystemSnapshot, broadcast_packet};
+use syhub_ntp_sys::interfaces;
+use syhub_ntp_sys::net::options::set_multicast_interface_v4;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +49,9 @@ pub struct BroadcastTarget {
 fn interface_index(name: Option<&str>, what: &str) -> Result<u32, BroadcastError> {
     match name {
         None => Ok(0),
-        Some(name) => nix::net::if_::if_nametoindex(name).map_err(|_| {
-            BroadcastError::NoInterface { name: name.to_owned(), what: what.to_owned() }
+        Some(name) => interfaces::index_of(name).map_err(|_| BroadcastError::NoInterface {
+            name: name.to_owned(),
+            what: what.to_owned(),
         }),
     }
 }
@@ -95,14 +99,8 @@ pub fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), BroadcastErr
 
 fn join(socket: &UdpSocket, group: IpAddr, interface: u32) -> std::io::Result<()> {
     match group {
-        IpAddr::V4(group) => {
-            let request = libc::ip_mreqn {
-                imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
-                imr_address: libc::in_addr { s_addr: 0 },
-                imr_ifindex: interface as libc::c_int,
-            };
-            set_option(socket, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &request)
-        }
+        IpAddr::V4(group) => SockRef::from(socket)
+            .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(interface)),
         IpAddr::V6(group) => socket.join_multicast_v6(&group, interface),
     }
 }
@@ -196,21 +194,16 @@ fn send_one(
 ) -> std::io::Result<()> {
     let address = target.config.address;
     if address.is_multicast() {
-        let ttl = libc::c_int::from(target.config.ttl);
+        let ttl = u32::from(target.config.ttl);
+        let socket = SockRef::from(&target.socket);
         match address {
             IpAddr::V4(_) => {
-                set_option(&target.socket, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)?;
-                let request = libc::ip_mreqn {
-                    imr_multiaddr: libc::in_addr { s_addr: 0 },
-                    imr_address: libc::in_addr { s_addr: 0 },
-                    imr_ifindex: target.interface as libc::c_int,
-                };
-                set_option(&target.socket, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &request)?;
+                socket.set_multicast_ttl_v4(ttl)?;
+                set_multicast_interface_v4(target.socket.as_fd(), target.interface)?;
             }
             IpAddr::V6(_) => {
-                set_option(&target.socket, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)?;
-                let index = target.interface as libc::c_int;
-                set_option(&target.socket, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &index)?;
+                socket.set_multicast_hops_v6(ttl)?;
+                socket.set_multicast_if_v6(target.interface)?;
             }
         }
     }

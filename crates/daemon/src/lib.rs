@@ -3,6 +3,8 @@
 //! and tests reach the sockets (`net`) and the NTS client (`sources::nts`); `query` asks a
 //! server once. Everything else is the daemon's own.
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 mod broadcast;
 mod control;

@@ -3,35 +3,8 @@
 //! (no_new_privs). A daemon started unprivileged with capabilities from systemd only trims them.
 
 use crate::config::DEFAULT_USER;
-use nix::sys::prctl;
-use nix::unistd::{Gid, Uid, User, geteuid, setgroups, setresgid, setresuid};
 use std::io;
-
-/// Capability number of CAP_SYS_TIME (linux/capability.h).
-const CAP_SYS_TIME: u32 = 25;
-/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapabilityHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapabilityData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-unsafe extern "C" {
-    // glibc's (and musl's) wrappers of the capget/capset system calls; the libc crate does not
-    // declare them.
-    fn capget(header: *mut CapabilityHeader, data: *mut CapabilityData) -> libc::c_int;
-    fn capset(header: *mut CapabilityHeader, data: *const CapabilityData) -> libc::c_int;
-}
+use syhub_ntp_sys::privileges::{self as sys, CAP_SYS_TIME, CapabilitySets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
@@ -40,11 +13,11 @@ pub enum PrivilegeError {
     )]
     NoSuchUser(String),
     #[error("cannot switch to the account {user:?}: {source}")]
-    Switch { user: String, source: nix::Error },
+    Switch { user: String, source: io::Error },
     #[error("cannot set this process's capabilities: {0}")]
     Capabilities(io::Error),
     #[error("cannot set no_new_privs: {0}")]
-    NoNewPrivileges(nix::Error),
+    NoNewPrivileges(io::Error),
 }
 
 /// What the process kept.
@@ -59,8 +32,8 @@ pub struct Privileges {
 /// Drops privileges; must run before any other thread is started (capabilities are per thread).
 pub fn drop_privileges(user: &str, keep_sys_time: bool) -> Result<Privileges, PrivilegeError> {
     let mut switched = None;
-    if geteuid().is_root() && !user.is_empty() {
-        match User::from_name(user) {
+    if sys::effective_uid() == 0 && !user.is_empty() {
+        match sys::find_account(user) {
             Ok(Some(account)) => {
                 switch_user(&account.name, account.uid, account.gid)?;
                 switched = Some(account.name);
@@ -75,42 +48,30 @@ pub fn drop_privileges(user: &str, keep_sys_time: bool) -> Result<Privileges, Pr
         }
     }
     let sys_time = keep_only_sys_time(keep_sys_time)?;
-    prctl::set_no_new_privs().map_err(PrivilegeError::NoNewPrivileges)?;
+    sys::set_no_new_privileges().map_err(PrivilegeError::NoNewPrivileges)?;
     Ok(Privileges { user: switched, sys_time })
 }
 
 /// setgroups, setresgid and setresuid, keeping the permitted capabilities across the switch.
-fn switch_user(name: &str, uid: Uid, gid: Gid) -> Result<(), PrivilegeError> {
+fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), PrivilegeError> {
     let error = |source| PrivilegeError::Switch { user: name.to_owned(), source };
-    prctl::set_keepcaps(true).map_err(error)?;
-    setgroups(&[]).map_err(error)?;
-    setresgid(gid, gid, gid).map_err(error)?;
-    setresuid(uid, uid, uid).map_err(error)?;
-    prctl::set_keepcaps(false).map_err(error)
+    sys::set_keep_capabilities(true).map_err(error)?;
+    sys::clear_supplementary_groups().map_err(error)?;
+    sys::set_all_group_ids(gid).map_err(error)?;
+    sys::set_all_user_ids(uid).map_err(error)?;
+    sys::set_keep_capabilities(false).map_err(error)
 }
 
 /// Leaves CAP_SYS_TIME (if wanted and held) as the only capability, effective and permitted,
 /// with no inheritable or ambient ones. Returns whether CAP_SYS_TIME was kept.
 fn keep_only_sys_time(wanted: bool) -> Result<bool, PrivilegeError> {
-    let mut header = CapabilityHeader { version: CAPABILITY_VERSION_3, pid: 0 };
-    let mut current = [CapabilityData::default(); 2];
-    // SAFETY: header and a two-element array as version 3 requires.
-    if unsafe { capget(&mut header, current.as_mut_ptr()) } != 0 {
-        return Err(PrivilegeError::Capabilities(io::Error::last_os_error()));
-    }
-    let bit = 1u32 << CAP_SYS_TIME;
-    let keep = wanted && current[0].permitted & bit != 0;
+    let current = sys::capabilities().map_err(PrivilegeError::Capabilities)?;
+    let bit = CapabilitySets::bit(CAP_SYS_TIME);
+    let keep = wanted && current.permitted & bit != 0;
     let set = if keep { bit } else { 0 };
-    let data = [
-        CapabilityData { effective: set, permitted: set, inheritable: 0 },
-        CapabilityData::default(),
-    ];
-    // SAFETY: as above; the kernel reads two elements.
-    if unsafe { capset(&mut header, data.as_ptr()) } != 0 {
-        return Err(PrivilegeError::Capabilities(io::Error::last_os_error()));
-    }
+    sys::set_capabilities(CapabilitySets { effective: set, permitted: set, inheritable: 0 })
+        .map_err(PrivilegeError::Capabilities)?;
     // Ambient capabilities are gone once the permitted set is; clear them explicitly all the same.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    let _ = sys::clear_ambient_capabilities();
     Ok(keep)
 }

@@ -9,7 +9,7 @@ use crate::net::{BindError, bind_server_sockets};
 use crate::privileges::{PrivilegeError, drop_privileges};
 use crate::server::{ServerCounters, ServingContext, ServingPolicy};
 use crate::system_task::{ClockMode, SystemParts, SystemTask, kernel_sync_override};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::{
@@ -365,7 +365,7 @@ impl ServingThreads {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for socket in &self.sockets {
-            crate::net::mmsg::wake_receivers(socket.as_raw_fd());
+            syhub_ntp_sys::net::wake_receivers(socket.as_fd());
         }
         for thread in self.threads {
             let _ = thread.join();

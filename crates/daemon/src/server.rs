@@ -5,9 +5,8 @@
 use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::net::Received;
-use crate::net::mmsg::{ReceiveBatch, SendBatch};
 use crate::sources::HeardBroadcast;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use syhub_ntp_clock::Clock;
@@ -23,6 +22,7 @@ use syhub_ntp_proto::server::{
 };
 use syhub_ntp_proto::time::Monotonic;
 use syhub_ntp_status::RequestTally;
+use syhub_ntp_sys::net::{ReceiveBatch, SendBatch};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -123,7 +123,7 @@ impl ServingSocket {
 }
 
 /// Serves on the calling thread until `stop` is set and the socket is shut down for reading
-/// ([`crate::net::mmsg::wake_receivers`]). `forwards_broadcasts` is set for one socket per listen
+/// ([`syhub_ntp_sys::net::wake_receivers`]). `forwards_broadcasts` is set for one socket per listen
 /// address.
 pub fn serve_socket(
     serving: ServingSocket,
@@ -132,7 +132,7 @@ pub fn serve_socket(
     stop: &AtomicBool,
 ) {
     let ServingSocket { socket, mut requests, mut replies } = serving;
-    let fd = socket.as_raw_fd();
+    let fd = socket.as_fd();
     let mut worker = Worker::new(context, forwards_broadcasts);
     let mut verdicts = [Verdict::Skip; BATCH];
     // For each reply slot: the answer to stamp (None for a kiss, which carries no time of ours).
@@ -217,7 +217,8 @@ impl Worker {
         let mut clients = context.clients.lock().ok();
         for (index, verdict) in verdicts[..count].iter_mut().enumerate() {
             *verdict = Verdict::Skip;
-            let Some((received, request)) = requests.datagram(index) else { continue };
+            let Some((arrival, request)) = requests.datagram(index) else { continue };
+            let received = Received::from(arrival);
             tally.received += 1;
             // Port 0 cannot be answered and is a classic reflection trick; truncated data is
             // malformed.
@@ -295,7 +296,7 @@ impl Worker {
     /// would put their transmit timestamps that far early. Never waits: a full send buffer
     /// (replies to unresolved neighbours hold it until resolution fails, seconds later) loses
     /// replies rather than stopping the reading. A server must keep reading; its clients retry.
-    fn send(&mut self, fd: RawFd, replies: &mut SendBatch, stamps: &mut [Option<Reply>]) {
+    fn send(&mut self, fd: BorrowedFd<'_>, replies: &mut SendBatch, stamps: &mut [Option<Reply>]) {
         for index in 0..stamps.len() {
             if let Some(reply) = &stamps[index] {
                 let now = self.context.clock.now();

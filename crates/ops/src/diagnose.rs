@@ -289,7 +289,7 @@ fn sync_check(status: &StatusSnapshot) -> Check {
 /// The hub answers on each of its own addresses the config serves.
 fn answer_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Check> {
     let listen = config.server.listen.as_slice();
-    let addresses = syhub_ntp_daemon::access::interface_addresses();
+    let addresses = syhub_ntp_sys::interfaces::addresses();
     addresses
         .into_iter()
         .filter(|ip| {

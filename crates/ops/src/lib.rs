@@ -2,6 +2,8 @@
 //! other time services) recorded in a manifest so that everything done can be undone, all of it
 //! under any root directory and as a dry run.
 
+#![forbid(unsafe_code)]
+
 pub mod backup;
 pub mod clients_config;
 pub mod diagnose;

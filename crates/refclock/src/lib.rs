@@ -18,6 +18,11 @@
 //!
 //! The `testing` feature adds `ShmWriter` and `encode_sock_sample`, which play gpsd's part in
 //! the daemon's tests.
+//!
+//! The system calls themselves (SysV shared memory, the PPS ioctls, receiving a datagram with
+//! its full length) are in `syhub_ntp_sys`; this crate keeps the protocols and layouts.
+
+#![forbid(unsafe_code)]
 
 mod pps;
 mod shm;

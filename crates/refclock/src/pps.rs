@@ -3,123 +3,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::ioctl::ioctl_num_type;
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_sys::errno;
+use syhub_ntp_sys::pps;
+pub use syhub_ntp_sys::pps::{
+    PPS_API_VERS, PPS_CAPTUREASSERT, PPS_TSFMT_TSPEC, PpsInfo, PpsParams, PpsTime,
+};
 
 use crate::RefclockError;
-
-/// The only API version Linux has (`PPS_API_VERS_1`).
-pub const PPS_API_VERS: i32 = 1;
-/// Mode and capability bit: capture assert (leading) edges.
-pub const PPS_CAPTUREASSERT: i32 = 0x01;
-/// Mode and capability bit: timestamps as seconds and nanoseconds.
-pub const PPS_TSFMT_TSPEC: i32 = 0x1000;
-/// Flag of a [`PpsTime`] timeout: there is none, wait for the next event.
-const PPS_TIME_INVALID: u32 = 1 << 0;
-
-/// A time as the PPS API carries it (`struct pps_ktime`): 16 bytes everywhere.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PpsTime {
-    pub sec: i64,
-    pub nsec: i32,
-    pub flags: u32,
-}
-
-/// What PPS_FETCH reports (`struct pps_kinfo`): 48 bytes, with 4 of padding at the end.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PpsInfo {
-    /// Counts assert edges since the device appeared; wraps.
-    pub assert_sequence: u32,
-    pub clear_sequence: u32,
-    /// System time (CLOCK_REALTIME) of the latest assert edge.
-    pub assert_tu: PpsTime,
-    pub clear_tu: PpsTime,
-    pub current_mode: i32,
-}
-
-/// The device's parameters (`struct pps_kparams`): 40 bytes.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PpsParams {
-    pub api_version: i32,
-    pub mode: i32,
-    /// Offset compensation, applied only with PPS_OFFSETASSERT / PPS_OFFSETCLEAR in `mode`.
-    pub assert_off_tu: PpsTime,
-    pub clear_off_tu: PpsTime,
-}
-
-/// PPS_FETCH's argument (`struct pps_fdata`): 64 bytes, the timeout at offset 48.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct PpsFetchData {
-    info: PpsInfo,
-    timeout: PpsTime,
-}
-
-// The C sizes on every target we build for, checked by `cargo check` for each target.
-#[cfg(not(target_arch = "x86"))]
-const _: () = assert!(
-    size_of::<PpsTime>() == 16
-        && size_of::<PpsInfo>() == 48
-        && size_of::<PpsParams>() == 40
-        && size_of::<PpsFetchData>() == 64
-);
-
-/// The ioctl request numbers. pps.h declares the argument types as pointers
-/// (`_IOR('p', 0xa1, struct pps_kparams *)`), so the size encoded in each number is the size of a
-/// pointer: 8 on 64-bit targets and 4 on 32-bit ARM, not the size of the struct passed.
-mod request {
-    use super::*;
-
-    pub(super) const GETPARAMS: ioctl_num_type =
-        nix::request_code_read!(b'p', 0xa1, size_of::<*mut PpsParams>());
-    pub(super) const SETPARAMS: ioctl_num_type =
-        nix::request_code_write!(b'p', 0xa2, size_of::<*mut PpsParams>());
-    pub(super) const GETCAP: ioctl_num_type =
-        nix::request_code_read!(b'p', 0xa3, size_of::<*mut libc::c_int>());
-    pub(super) const FETCH: ioctl_num_type =
-        nix::request_code_readwrite!(b'p', 0xa4, size_of::<*mut PpsFetchData>());
-}
-
-/// The calls themselves; "bad" in nix's terms because the encoded size is not the struct's.
-mod call {
-    use super::{PpsFetchData, PpsParams, request};
-
-    nix::ioctl_read_bad!(
-        /// # Safety
-        /// `fd` must be open; `data` must be valid for writes.
-        get_params,
-        request::GETPARAMS,
-        PpsParams
-    );
-    nix::ioctl_write_ptr_bad!(
-        /// # Safety
-        /// `fd` must be open; `data` must be valid for reads.
-        set_params,
-        request::SETPARAMS,
-        PpsParams
-    );
-    nix::ioctl_read_bad!(
-        /// # Safety
-        /// `fd` must be open; `data` must be valid for writes.
-        get_cap,
-        request::GETCAP,
-        libc::c_int
-    );
-    nix::ioctl_readwrite_bad!(
-        /// # Safety
-        /// `fd` must be open; `data` must be valid for reads and writes.
-        fetch,
-        request::FETCH,
-        PpsFetchData
-    );
-}
 
 /// The four PPS ioctls, so that the logic above them can be tested with a fake device.
 pub trait PpsIoctl {
@@ -134,45 +29,26 @@ pub trait PpsIoctl {
     fn fetch(&self, timeout: Option<Duration>) -> io::Result<PpsInfo>;
 }
 
-/// The real device: an open /dev/ppsN.
+/// The real device: an open /dev/ppsN, through the ioctls in `syhub_ntp_sys::pps`.
 ///
 /// A 32-bit process under a 64-bit kernel goes through the kernel's compatibility layer, and some
 /// arm64 kernels read PPS_FETCH's timeout there in i386's packed layout, 4 bytes early;
 /// [`PpsDevice`] only fetches with a zero timeout, which is all zero bytes in either layout.
 impl PpsIoctl for File {
     fn get_cap(&self) -> io::Result<i32> {
-        let mut caps: libc::c_int = 0;
-        // SAFETY: the file is open and `caps` is valid for writes.
-        unsafe { call::get_cap(self.as_raw_fd(), &mut caps) }?;
-        Ok(caps)
+        pps::get_cap(self.as_fd())
     }
 
     fn get_params(&self) -> io::Result<PpsParams> {
-        let mut params = PpsParams::default();
-        // SAFETY: the file is open and `params` is valid for writes.
-        unsafe { call::get_params(self.as_raw_fd(), &mut params) }?;
-        Ok(params)
+        pps::get_params(self.as_fd())
     }
 
     fn set_params(&self, params: &PpsParams) -> io::Result<()> {
-        // SAFETY: the file is open and `params` is valid for reads.
-        unsafe { call::set_params(self.as_raw_fd(), params) }?;
-        Ok(())
+        pps::set_params(self.as_fd(), params)
     }
 
     fn fetch(&self, timeout: Option<Duration>) -> io::Result<PpsInfo> {
-        let timeout = match timeout {
-            Some(timeout) => PpsTime {
-                sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-                nsec: timeout.subsec_nanos() as i32,
-                flags: 0,
-            },
-            None => PpsTime { flags: PPS_TIME_INVALID, ..PpsTime::default() },
-        };
-        let mut data = PpsFetchData { info: PpsInfo::default(), timeout };
-        // SAFETY: the file is open and `data` is valid for reads and writes.
-        unsafe { call::fetch(self.as_raw_fd(), &mut data) }?;
-        Ok(data.info)
+        pps::fetch(self.as_fd(), timeout)
     }
 }
 
@@ -248,7 +124,7 @@ impl<D: PpsIoctl> PpsDevice<D> {
             Ok(info) => info,
             // A zero timeout should never time out; a kernel whose compatibility layer misreads
             // the timeout can, and it means no edge.
-            Err(error) if error.raw_os_error() == Some(libc::ETIMEDOUT) => return Ok(None),
+            Err(error) if error.raw_os_error() == Some(errno::ETIMEDOUT) => return Ok(None),
             Err(source) => {
                 return Err(RefclockError::PpsIoctl {
                     path: self.path.clone(),
@@ -294,11 +170,11 @@ pub(crate) fn open_hint(error: &io::Error) -> &'static str {
 /// A hint for a failed ioctl.
 pub(crate) fn ioctl_hint(error: &io::Error) -> &'static str {
     match error.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => {
+        Some(errno::EPERM) | Some(errno::EACCES) => {
             " (setting the PPS mode needs root or CAP_SYS_TIME: open the device before dropping \
              privileges)"
         }
-        Some(libc::ENOTTY) | Some(libc::EINVAL) => " (is it a PPS device?)",
+        Some(errno::ENOTTY) | Some(errno::EINVAL) => " (is it a PPS device?)",
         _ => "",
     }
 }

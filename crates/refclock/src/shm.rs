@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{Ordering, fence};
 
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::packet::LeapIndicator;
+use syhub_ntp_sys::errno;
+use syhub_ntp_sys::shm::{self, Attached, Create, SegmentId};
 
 use crate::{RefSample, RefclockError};
 
@@ -84,7 +85,7 @@ pub enum ShmLayout {
 impl ShmLayout {
     /// The layout of this build's `time_t`, used when we create a segment.
     pub const NATIVE: Self =
-        if size_of::<libc::time_t>() == 8 { Self::Time64 } else { Self::Time32 };
+        if syhub_ntp_sys::TIME_T_SIZE == 8 { Self::Time64 } else { Self::Time32 };
 
     /// The size of the segment in bytes.
     pub const fn size(self) -> usize {
@@ -292,55 +293,79 @@ pub(crate) fn poll_memory(
     }
 }
 
-/// A segment's bytes, read and written only with volatile accesses (another process changes them).
-pub(crate) struct MappedShm {
-    base: NonNull<u8>,
+/// Memory that holds a segment: 32- and 64-bit fields at byte offsets, aligned for their size.
+/// An attached System V segment (volatile accesses, another process changes it) or, in tests,
+/// ordinary memory.
+pub(crate) trait SegmentMemory {
+    fn load_i32(&self, offset: usize) -> i32;
+    fn load_u32(&self, offset: usize) -> u32;
+    fn load_i64(&self, offset: usize) -> i64;
+    fn store_i32(&mut self, offset: usize, value: i32);
+    #[cfg(any(test, feature = "testing"))]
+    fn store_u32(&mut self, offset: usize, value: u32);
+    #[cfg(any(test, feature = "testing"))]
+    fn store_i64(&mut self, offset: usize, value: i64);
+}
+
+impl SegmentMemory for Attached {
+    fn load_i32(&self, offset: usize) -> i32 {
+        Attached::load_i32(self, offset)
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        Attached::load_u32(self, offset)
+    }
+    fn load_i64(&self, offset: usize) -> i64 {
+        Attached::load_i64(self, offset)
+    }
+    fn store_i32(&mut self, offset: usize, value: i32) {
+        Attached::store_i32(self, offset, value)
+    }
+    #[cfg(any(test, feature = "testing"))]
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        Attached::store_u32(self, offset, value)
+    }
+    #[cfg(any(test, feature = "testing"))]
+    fn store_i64(&mut self, offset: usize, value: i64) {
+        Attached::store_i64(self, offset, value)
+    }
+}
+
+/// A segment's fields in one of the two layouts, over its memory.
+pub(crate) struct MappedShm<M> {
+    memory: M,
     layout: ShmLayout,
     offsets: FieldOffsets,
 }
 
-impl MappedShm {
-    /// # Safety
-    /// `base` must be 8-byte aligned and valid for volatile reads and writes of `layout.size()`
-    /// bytes for as long as the returned value is used.
-    pub(crate) unsafe fn new(base: NonNull<u8>, layout: ShmLayout) -> Self {
-        Self { base, layout, offsets: layout.offsets() }
-    }
-
-    fn field<T>(&self, offset: usize) -> *mut T {
-        debug_assert!(offset + size_of::<T>() <= self.layout.size());
-        // Offsets come from the layout's own struct, so they stay inside the segment.
-        self.base.as_ptr().wrapping_add(offset).cast()
+impl<M: SegmentMemory> MappedShm<M> {
+    /// `memory` must hold at least `layout.size()` bytes (accesses beyond it panic).
+    pub(crate) fn new(memory: M, layout: ShmLayout) -> Self {
+        Self { memory, layout, offsets: layout.offsets() }
     }
 
     fn load_i32(&self, offset: usize) -> i32 {
-        // SAFETY: inside the segment (see `new`), and aligned: every offset of an i32 field is a
-        // multiple of 4 in both layouts.
-        unsafe { self.field::<i32>(offset).read_volatile() }
+        self.memory.load_i32(offset)
     }
 
     fn load_u32(&self, offset: usize) -> u32 {
-        // SAFETY: as for `load_i32`.
-        unsafe { self.field::<u32>(offset).read_volatile() }
+        self.memory.load_u32(offset)
     }
 
     fn load_seconds(&self, offset: usize) -> i64 {
         match self.layout {
             ShmLayout::Time32 => i64::from(self.load_i32(offset)),
-            // SAFETY: inside the segment; in the 64-bit layout seconds fields are 8-aligned.
-            ShmLayout::Time64 => unsafe { self.field::<i64>(offset).read_volatile() },
+            // In the 64-bit layout seconds fields are 8-aligned.
+            ShmLayout::Time64 => self.memory.load_i64(offset),
         }
     }
 
     fn store_i32(&mut self, offset: usize, value: i32) {
-        // SAFETY: as for `load_i32`.
-        unsafe { self.field::<i32>(offset).write_volatile(value) }
+        self.memory.store_i32(offset, value)
     }
 
     #[cfg(any(test, feature = "testing"))]
     fn store_u32(&mut self, offset: usize, value: u32) {
-        // SAFETY: as for `load_i32`.
-        unsafe { self.field::<u32>(offset).write_volatile(value) }
+        self.memory.store_u32(offset, value)
     }
 
     #[cfg(any(test, feature = "testing"))]
@@ -348,8 +373,7 @@ impl MappedShm {
         match self.layout {
             // A 32-bit time_t holds the seconds modulo 2^32, as the C writer's would.
             ShmLayout::Time32 => self.store_i32(offset, value as i32),
-            // SAFETY: as for `load_seconds`.
-            ShmLayout::Time64 => unsafe { self.field::<i64>(offset).write_volatile(value) },
+            ShmLayout::Time64 => self.memory.store_i64(offset, value),
         }
     }
 
@@ -397,7 +421,7 @@ impl MappedShm {
     }
 }
 
-impl ShmAccess for MappedShm {
+impl<M: SegmentMemory> ShmAccess for MappedShm<M> {
     fn mode(&self) -> i32 {
         self.load_i32(self.offsets.mode)
     }
@@ -432,8 +456,8 @@ impl ShmAccess for MappedShm {
 /// A System V segment attached to this process; detached on drop.
 struct Attachment {
     key: ShmKey,
-    id: libc::c_int,
-    memory: MappedShm,
+    id: SegmentId,
+    memory: MappedShm<Attached>,
 }
 
 /// How to get a segment that may not exist yet.
@@ -442,27 +466,27 @@ enum Creation {
     /// Only attach to an existing segment.
     Never,
     /// Create it with these permission bits (and our layout) when missing, as ntpd does.
-    IfMissing(libc::c_int),
+    IfMissing(u32),
     /// Create it, failing if it exists (tests' writers).
     #[cfg(any(test, feature = "testing"))]
-    Exclusive(libc::c_int, ShmLayout),
+    Exclusive(u32, ShmLayout),
 }
 
 impl Attachment {
     fn open(key: ShmKey, creation: Creation) -> Result<Self, RefclockError> {
         let fail = |call, source: io::Error| match source.raw_os_error() {
-            Some(libc::EACCES) | Some(libc::EPERM) => {
+            Some(errno::EACCES) | Some(errno::EPERM) => {
                 RefclockError::ShmPermissionDenied { segment: key }
             }
             _ => RefclockError::ShmSystemCall { segment: key, call, source },
         };
         let id = match creation {
-            Creation::Never | Creation::IfMissing(_) => match Self::get(key, 0, 0) {
+            Creation::Never | Creation::IfMissing(_) => match shm::get(key.0, 0, Create::Never) {
                 Ok(id) => id,
-                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => match creation {
+                Err(error) if error.raw_os_error() == Some(errno::ENOENT) => match creation {
                     Creation::IfMissing(permissions) => {
                         let size = ShmLayout::NATIVE.size();
-                        Self::get(key, size, libc::IPC_CREAT | permissions)
+                        shm::get(key.0, size, Create::IfMissing(permissions))
                             .map_err(|error| fail("shmget(IPC_CREAT)", error))?
                     }
                     _ => return Err(RefclockError::ShmNotFound { segment: key }),
@@ -471,48 +495,16 @@ impl Attachment {
             },
             #[cfg(any(test, feature = "testing"))]
             Creation::Exclusive(permissions, layout) => {
-                let flags = libc::IPC_CREAT | libc::IPC_EXCL | permissions;
-                Self::get(key, layout.size(), flags)
+                shm::get(key.0, layout.size(), Create::Exclusive(permissions))
                     .map_err(|error| fail("shmget(IPC_CREAT | IPC_EXCL)", error))?
             }
         };
 
-        // SAFETY: shmid_ds is plain data; IPC_STAT fills it.
-        let mut status: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: `status` is a valid shmid_ds to write to.
-        if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut status) } == -1 {
-            return Err(fail("shmctl(IPC_STAT)", io::Error::last_os_error()));
-        }
-        let size = status.shm_segsz as usize;
+        let size = id.size().map_err(|error| fail("shmctl(IPC_STAT)", error))?;
         let layout =
             ShmLayout::from_size(size).ok_or(RefclockError::ShmWrongSize { segment: key, size })?;
-
-        // SAFETY: a null address lets the kernel choose where to map; flags 0 maps read-write.
-        let address = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-        if address as isize == -1 {
-            return Err(fail("shmat", io::Error::last_os_error()));
-        }
-        let Some(base) = NonNull::new(address.cast::<u8>()) else {
-            return Err(fail("shmat", io::Error::other("mapped at address 0")));
-        };
-        // SAFETY: shmat maps whole pages (so the address is page-aligned) covering the segment's
-        // `size` bytes, which is `layout.size()`; the mapping lasts until `Drop` detaches it.
-        let memory = unsafe { MappedShm::new(base, layout) };
-        Ok(Self { key, id, memory })
-    }
-
-    /// shmget: the id of the segment at `key`, creating it with `size` bytes if `flags` say so.
-    fn get(key: ShmKey, size: usize, flags: libc::c_int) -> io::Result<libc::c_int> {
-        // SAFETY: shmget has no memory arguments.
-        let id = unsafe { libc::shmget(key.0, size, flags) };
-        if id == -1 { Err(io::Error::last_os_error()) } else { Ok(id) }
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        // SAFETY: the address came from shmat and nothing uses it after this.
-        unsafe { libc::shmdt(self.memory.base.as_ptr().cast()) };
+        let attached = Attached::attach(id).map_err(|error| fail("shmat", error))?;
+        Ok(Self { key, id, memory: MappedShm::new(attached, layout) })
     }
 }
 
@@ -523,10 +515,6 @@ impl Drop for Attachment {
 pub struct ShmSegment {
     attachment: Attachment,
 }
-
-// SAFETY: the mapping belongs to the process, not to a thread, and is only used through
-// `&mut self` (polling) or `&self` (no memory access).
-unsafe impl Send for ShmSegment {}
 
 impl ShmSegment {
     /// Attaches to NTP SHM unit `unit` (key `0x4E545030 + unit`).
@@ -572,7 +560,7 @@ impl fmt::Debug for ShmSegment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShmSegment")
             .field("key", &self.attachment.key)
-            .field("id", &self.attachment.id)
+            .field("id", &self.attachment.id.raw())
             .field("layout", &self.attachment.memory.layout)
             .finish()
     }
@@ -613,8 +601,8 @@ impl ShmWriter {
 #[cfg(any(test, feature = "testing"))]
 impl Drop for ShmWriter {
     fn drop(&mut self) {
-        // SAFETY: IPC_RMID ignores the buffer argument. The segment goes once all detach.
-        unsafe { libc::shmctl(self.attachment.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        // The segment goes once all detach.
+        let _ = self.attachment.id.remove();
     }
 }
 

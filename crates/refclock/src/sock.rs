@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use syhub_ntp_proto::packet::LeapIndicator;
 use syhub_ntp_proto::{NtpDuration, NtpTimestamp};
+use syhub_ntp_sys::net::receive_full_length;
 
 use crate::{RefSample, RefclockError};
 
@@ -86,7 +87,7 @@ macro_rules! sock_offsets {
 impl SockLayout {
     /// The layout of this build's `struct timeval`.
     pub const NATIVE: Self =
-        if size_of::<libc::time_t>() == 8 { Self::Time64 } else { Self::Time32 };
+        if syhub_ntp_sys::TIME_T_SIZE == 8 { Self::Time64 } else { Self::Time32 };
 
     /// The datagram's length in bytes.
     pub const fn size(self) -> usize {
@@ -294,29 +295,19 @@ impl SockListener {
         // Bigger than either layout, so that a longer datagram shows as too long.
         let mut buffer = [0u8; 64];
         let received = loop {
-            // SAFETY: the buffer is valid for writes of its length. MSG_TRUNC makes the kernel
-            // return the datagram's full length even when it is longer than the buffer.
-            let received = unsafe {
-                libc::recv(
-                    self.socket.as_raw_fd(),
-                    buffer.as_mut_ptr().cast(),
-                    buffer.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                )
-            };
-            if received >= 0 {
-                break received as usize;
-            }
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::WouldBlock => return Ok(None),
-                io::ErrorKind::Interrupted => continue,
-                _ => {
-                    return Err(RefclockError::SockReceive {
-                        path: self.path.clone(),
-                        source: error,
-                    });
-                }
+            // MSG_TRUNC: the datagram's full length even when it is longer than the buffer.
+            match receive_full_length(self.socket.as_fd(), &mut buffer) {
+                Ok(received) => break received,
+                Err(error) => match error.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => {
+                        return Err(RefclockError::SockReceive {
+                            path: self.path.clone(),
+                            source: error,
+                        });
+                    }
+                },
             }
         };
         let parsed = match buffer.get(..received) {

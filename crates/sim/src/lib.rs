@@ -5,6 +5,8 @@
 //! only moves bytes and time and carries out the actions, as the daemon does on real sockets and
 //! the kernel clock. Seeded, so every run reproduces.
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod rng;
 

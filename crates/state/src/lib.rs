@@ -1,6 +1,7 @@
 //! The files the daemon keeps and reads besides its config, for the daemon and for the commands
 //! and operations that look at them too: whole-or-nothing writes, the drift file, the
 //! leap-seconds list, the symmetric keys file and new keys for it.
+#![forbid(unsafe_code)]
 
 pub mod atomic_file;
 pub mod drift;

@@ -3,6 +3,8 @@
 //! the same way, sockets opened inside a namespace, and an impairment relay ([`relay`]) to put
 //! between a client and a server. Everything is ended by PID on drop.
 
+#![forbid(unsafe_code)]
+
 pub mod relay;
 
 pub use relay::{DirectionStats, Impairment, Relay, RelayConfig, RelayStats};

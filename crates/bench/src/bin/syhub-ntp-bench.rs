@@ -2,6 +2,8 @@
 //! each in a network namespace of its own, and prints one comparison table (Markdown).
 //! `scripts/bench.sh` finds or fetches the other servers and runs this.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;

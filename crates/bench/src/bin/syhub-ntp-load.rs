@@ -1,6 +1,8 @@
 //! `syhub-ntp-load`: sends NTP requests from many emulated clients and reports answers per
 //! second, loss and latency percentiles. Bounded in time and count; stops by itself.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,11 +1,11 @@
 //! Binding the server's listening sockets, with errors a user can act on.
 
-use nix::sys::socket::{setsockopt, sockopt};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
+use syhub_ntp_sys::errno;
+use syhub_ntp_sys::net::options;
 
 /// Receive buffer asked for on each server socket, bytes.
 pub const RECEIVE_BUFFER: usize = 4 << 20;
@@ -51,9 +51,9 @@ fn bind_one(
     receive_buffer: usize,
 ) -> Result<std::net::UdpSocket, BindError> {
     let classify = |source: io::Error| match source.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => BindError::PermissionDenied(address),
-        Some(libc::EADDRINUSE) => BindError::InUse(address),
-        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT) => {
+        Some(errno::EACCES | errno::EPERM) => BindError::PermissionDenied(address),
+        Some(errno::EADDRINUSE) => BindError::InUse(address),
+        Some(errno::EADDRNOTAVAIL | errno::EAFNOSUPPORT) => {
             BindError::Unavailable { address, source }
         }
         _ => BindError::Other { address, source },
@@ -72,30 +72,15 @@ fn bind_one(
         // Don't-fragment on replies (no reply comes near an MTU): the kernel then gives them IP ID
         // 0 instead of drawing one from its shared, hashed ID table for each datagram. A refusal
         // only leaves the kernel's default.
-        let _ = set_option(&socket, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, &libc::IP_PMTUDISC_DO);
+        let _ = options::set_dont_fragment_v4(socket.as_fd());
     }
     // Room for a burst of requests while a serving thread is busy: beyond the system's limit when
     // privileged (SO_RCVBUFFORCE), else as much as it allows. The kernel doubles what it is asked
     // for (half is bookkeeping) and reports the doubled figure, which is what the config names.
     super::udp::enable_arrival_info(&socket).map_err(classify)?;
     let asked = receive_buffer / 2;
-    if setsockopt(&socket, sockopt::RcvBufForce, &asked).is_err() {
-        let _ = setsockopt(&socket, sockopt::RcvBuf, &asked);
+    if options::set_receive_buffer_force(socket.as_fd(), asked).is_err() {
+        let _ = SockRef::from(&socket).set_recv_buffer_size(asked);
     }
     Ok(socket)
-}
-
-/// setsockopt with a value of any plain type.
-pub fn set_option<T>(socket: &UdpSocket, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: `value` is a live, initialised T and its exact size is passed.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if result == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }

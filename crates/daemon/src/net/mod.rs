@@ -1,9 +1,9 @@
-//! UDP sockets for NTP: kernel receive timestamps, the local address a request arrived on, and
-//! sending from that address; batched receiving and sending for the serving threads.
+//! UDP sockets for NTP: binding the server's sockets, and the sources' sockets read with their
+//! kernel receive timestamps. The system calls themselves (recvmsg, the serving threads' batches,
+//! socket options) are in `syhub_ntp_sys::net`.
 
 mod bind;
-pub mod mmsg;
 mod udp;
 
-pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets, set_option};
-pub use udp::{ArrivedOn, Received, TimestampedSocket, enable_arrival_info};
+pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets};
+pub use udp::{Received, TimestampedSocket, enable_arrival_info};

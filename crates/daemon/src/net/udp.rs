@@ -1,32 +1,16 @@
 //! A tokio UDP socket read with recvmsg(2) so each datagram comes with its kernel receive timestamp
 //! (SO_TIMESTAMPNS) and, on wildcard sockets, the local address it was sent to (IP_PKTINFO /
-//! IPV6_PKTINFO): the sources' sockets. The descriptions of a datagram are shared with the
-//! serving threads' batches (`mmsg.rs`).
+//! IPV6_PKTINFO): the sources' sockets. A datagram is described as the serving threads' batches
+//! describe theirs (`syhub_ntp_sys::net`), with the receive time in NTP time.
 
-use super::mmsg;
-use nix::sys::socket::{setsockopt, sockopt};
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use syhub_ntp_clock::Clock;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use syhub_ntp_clock::{Clock, SystemClock};
 use syhub_ntp_proto::NtpTimestamp;
+use syhub_ntp_sys::net::{self as sys_net, Arrival, ArrivedOn, TimestampResolution};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-
-/// The local address a datagram arrived on, to send the reply from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArrivedOn {
-    /// `spec_dst` is the local address the kernel would answer from (the interface's address even
-    /// for a broadcast request).
-    V4 {
-        spec_dst: Ipv4Addr,
-        ifindex: i32,
-    },
-    V6 {
-        address: Ipv6Addr,
-        ifindex: u32,
-    },
-}
 
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +22,19 @@ pub struct Received {
     pub arrived_on: Option<ArrivedOn>,
     /// Longer than the buffer: the tail was cut off.
     pub truncated: bool,
+}
+
+impl From<Arrival> for Received {
+    #[inline]
+    fn from(arrival: Arrival) -> Self {
+        Self {
+            len: arrival.len,
+            peer: arrival.peer,
+            kernel_time: arrival.kernel_time.map(SystemClock::timestamp_from_kernel),
+            arrived_on: arrival.arrived_on,
+            truncated: arrival.truncated,
+        }
+    }
 }
 
 /// A UDP socket with kernel receive timestamps where the kernel offers them.
@@ -65,8 +62,10 @@ impl TimestampedSocket {
 
     /// Receives one datagram into `buf`, with its receive time and destination.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        let fd = self.socket.as_raw_fd();
-        self.socket.async_io(Interest::READABLE, || mmsg::receive_one(fd, buf)).await
+        let fd = self.socket.as_fd();
+        let arrival =
+            self.socket.async_io(Interest::READABLE, || sys_net::receive_one(fd, buf)).await?;
+        Ok(Received::from(arrival))
     }
 
     /// Sends `packet` to `peer`. `stamp` runs immediately before each send attempt, so a transmit
@@ -78,11 +77,11 @@ impl TimestampedSocket {
         clock: &dyn Clock,
         stamp: impl Fn(&mut [u8], NtpTimestamp),
     ) -> io::Result<()> {
-        let fd = self.socket.as_raw_fd();
+        let fd = self.socket.as_fd();
         self.socket
             .async_io(Interest::WRITABLE, || {
                 stamp(packet, clock.now());
-                mmsg::send_one(fd, packet, peer)
+                sys_net::send_one(fd, packet, peer)
             })
             .await
     }
@@ -93,23 +92,19 @@ impl TimestampedSocket {
 /// back to microsecond ones (SO_TIMESTAMP, all qemu-user implements), and without either the
 /// receive time is read from the clock after receipt.
 pub fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<bool> {
-    let local = socket.local_addr()?;
-    if setsockopt(socket, sockopt::ReceiveTimestampns, &true).is_err() {
-        if setsockopt(socket, sockopt::ReceiveTimestamp, &true).is_ok() {
+    let info = sys_net::enable_arrival_info(socket)?;
+    let local = info.local;
+    match info.timestamps {
+        TimestampResolution::Nanoseconds => {}
+        TimestampResolution::Microseconds => {
             tracing::info!(%local, "kernel receive timestamps in microseconds (SO_TIMESTAMPNS refused)");
-        } else {
+        }
+        TimestampResolution::None => {
             tracing::warn!(%local, "kernel receive timestamps unavailable; using the clock after receipt");
         }
     }
-    let wildcard = local.ip().is_unspecified();
-    if wildcard {
-        let pktinfo = match local {
-            SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4PacketInfo, &true),
-            SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvPacketInfo, &true),
-        };
-        if let Err(error) = pktinfo {
-            tracing::warn!(%local, %error, "cannot learn request destinations; replies use the kernel's choice of source address");
-        }
+    if let Some(error) = info.packet_info_refused {
+        tracing::warn!(%local, %error, "cannot learn request destinations; replies use the kernel's choice of source address");
     }
-    Ok(wildcard)
+    Ok(info.wildcard)
 }

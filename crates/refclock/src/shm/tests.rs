@@ -8,26 +8,44 @@ use super::*;
 const REFERENCE: (i64, u32) = (1_700_000_000, 123_456_789);
 const LOCAL: (i64, u32) = (1_700_000_000, 120_000_000);
 
-/// A segment's bytes on the heap, big and aligned enough for either layout.
+/// A segment's bytes in ordinary memory, big enough for either layout.
+struct HeapMemory([u8; 96]);
+
+impl HeapMemory {
+    fn bytes<const N: usize>(&self, offset: usize) -> [u8; N] {
+        self.0[offset..offset + N].try_into().expect("N bytes")
+    }
+}
+
+impl SegmentMemory for HeapMemory {
+    fn load_i32(&self, offset: usize) -> i32 {
+        i32::from_ne_bytes(self.bytes(offset))
+    }
+    fn load_u32(&self, offset: usize) -> u32 {
+        u32::from_ne_bytes(self.bytes(offset))
+    }
+    fn load_i64(&self, offset: usize) -> i64 {
+        i64::from_ne_bytes(self.bytes(offset))
+    }
+    fn store_i32(&mut self, offset: usize, value: i32) {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self.0[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    }
+    fn store_i64(&mut self, offset: usize, value: i64) {
+        self.0[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+    }
+}
+
+/// A segment in ordinary memory, read and written as a mapped one is.
 struct HeapShm {
-    buffer: *mut [u64; 12],
-    memory: MappedShm,
+    memory: MappedShm<HeapMemory>,
 }
 
 impl HeapShm {
     fn new(layout: ShmLayout) -> Self {
-        let buffer = Box::into_raw(Box::new([0u64; 12]));
-        let base = NonNull::new(buffer.cast::<u8>()).expect("a box is never null");
-        // SAFETY: 96 bytes, 8-aligned, freed only in `drop`.
-        let memory = unsafe { MappedShm::new(base, layout) };
-        Self { buffer, memory }
-    }
-}
-
-impl Drop for HeapShm {
-    fn drop(&mut self) {
-        // SAFETY: from Box::into_raw in `new`, freed once.
-        drop(unsafe { Box::from_raw(self.buffer) });
+        Self { memory: MappedShm::new(HeapMemory([0; 96]), layout) }
     }
 }
 
@@ -85,7 +103,8 @@ fn layout_is_told_by_size() {
     assert_eq!(ShmLayout::from_size(80), Some(ShmLayout::Time32));
     assert_eq!(ShmLayout::from_size(96), Some(ShmLayout::Time64));
     assert_eq!(ShmLayout::from_size(92), None);
-    let native = if size_of::<libc::time_t>() == 8 { ShmLayout::Time64 } else { ShmLayout::Time32 };
+    let native =
+        if syhub_ntp_sys::TIME_T_SIZE == 8 { ShmLayout::Time64 } else { ShmLayout::Time32 };
     assert_eq!(ShmLayout::NATIVE, native);
 }
 
@@ -277,12 +296,8 @@ struct RemoveSegment(i32);
 impl Drop for RemoveSegment {
     fn drop(&mut self) {
         assert_eq!(self.0 >> 16, 0x5359, "only test keys are ever removed");
-        // SAFETY: plain System V calls on our own test key.
-        unsafe {
-            let id = libc::shmget(self.0, 0, 0);
-            if id != -1 {
-                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-            }
+        if let Ok(id) = shm::get(self.0, 0, Create::Never) {
+            let _ = id.remove();
         }
     }
 }
@@ -337,9 +352,7 @@ fn attach_with_create_makes_a_segment_in_our_layout() {
 #[test]
 fn a_segment_of_another_size_is_refused() {
     let key = ShmWriter::test_key(4);
-    // SAFETY: a plain System V call on our own test key.
-    let id = unsafe { libc::shmget(key, 100, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
-    assert_ne!(id, -1, "create the test segment: {}", io::Error::last_os_error());
+    shm::get(key, 100, Create::Exclusive(0o600)).expect("create the test segment");
     let _cleanup = RemoveSegment(key);
     let error = ShmSegment::attach_key(key, false).unwrap_err();
     assert!(matches!(error, RefclockError::ShmWrongSize { size: 100, .. }), "{error}");

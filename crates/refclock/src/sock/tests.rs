@@ -64,7 +64,7 @@ fn sock_sample_layouts_match_the_c_struct() {
         ],
         [8, 16, 20, 28]
     );
-    assert_eq!(SockLayout::NATIVE.size(), size_of::<libc::timeval>() + 24);
+    assert_eq!(SockLayout::NATIVE.size(), syhub_ntp_sys::TIMEVAL_SIZE + 24);
 }
 
 #[test]

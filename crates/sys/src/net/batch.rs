@@ -2,22 +2,18 @@
 //! with its sender, kernel receive timestamp and destination address; sendmmsg(2) sends a run of
 //! replies, each from the address its request arrived on. Nothing is allocated after creation.
 
-use super::udp::{ArrivedOn, Received};
+use super::datagram::{
+    Arrival, ArrivedOn, ControlBuffer, read_control_messages, socket_addr_of, write_control,
+    write_socket_addr,
+};
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::ops::Range;
-use std::os::fd::RawFd;
-use syhub_ntp_clock::SystemClock;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Largest datagram read; longer ones are flagged truncated. Room for NTS requests.
 pub const SLOT_LEN: usize = 2048;
-
-/// Room for the control messages of one datagram (a timespec and a pktinfo struct), aligned as
-/// `cmsghdr` requires: strict-alignment ARM faults on a byte-aligned buffer.
-#[derive(Clone, Copy)]
-#[repr(C, align(8))]
-struct ControlBuffer([u8; 128]);
 
 /// The bytes of a batch's datagrams, in anonymous pages mapped for it: the kernel provides them
 /// zeroed on first touch, so an idle serving thread costs no memory for slots it never used (a
@@ -51,6 +47,7 @@ impl Slots {
         Self { base: base.cast(), len }
     }
 
+    #[inline]
     fn slot(&self, index: usize) -> &[u8; SLOT_LEN] {
         assert!((index + 1) * SLOT_LEN <= self.len);
         // SAFETY: in bounds (asserted) of the mapping this value owns, which outlives the borrow;
@@ -58,6 +55,7 @@ impl Slots {
         unsafe { &*self.base.add(index * SLOT_LEN).cast::<[u8; SLOT_LEN]>() }
     }
 
+    #[inline]
     fn slot_mut(&mut self, index: usize) -> &mut [u8; SLOT_LEN] {
         assert!((index + 1) * SLOT_LEN <= self.len);
         // SAFETY: as above, with the exclusive borrow of `self` making this the only reference.
@@ -87,6 +85,7 @@ pub struct ReceiveBatch {
 // SAFETY: the raw pointers inside (in the headers and the slots) point only into the batch's own
 // allocations, which move with it; nothing else holds them.
 unsafe impl Send for ReceiveBatch {}
+// SAFETY: as for `ReceiveBatch`.
 unsafe impl Send for SendBatch {}
 
 impl ReceiveBatch {
@@ -95,9 +94,11 @@ impl ReceiveBatch {
         let mut batch = Self {
             // SAFETY: all-zero is a valid value of these plain C structs (null pointers, zero lengths).
             headers: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
             iovecs: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
             names: vec![unsafe { zeroed() }; capacity],
-            controls: vec![ControlBuffer([0; 128]); capacity],
+            controls: vec![ControlBuffer::EMPTY; capacity],
             buffers: Slots::new(capacity),
             filled: 0,
             dirty: 0,
@@ -120,6 +121,7 @@ impl ReceiveBatch {
     }
 
     /// Restores the lengths the kernel overwrites when it fills entry `i`.
+    #[inline]
     fn reset(&mut self, i: usize) {
         let header = &mut self.headers[i];
         header.msg_len = 0;
@@ -128,22 +130,23 @@ impl ReceiveBatch {
         header.msg_hdr.msg_flags = 0;
     }
 
-    /// Waits for at least one datagram (on a blocking socket), then takes whatever else is already
-    /// queued, up to the batch's capacity. Returns how many were received.
-    pub fn receive(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// Waits for at least one datagram on `fd` (if it is blocking), then takes whatever else is
+    /// already queued, up to the batch's capacity. Returns how many were received.
+    pub fn receive(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         // Only the entries the last call filled were changed by the kernel.
         for i in 0..self.dirty {
             self.reset(i);
         }
         self.filled = 0;
-        // SAFETY: every header points into this batch's own vectors, which outlive the call and
-        // are not resized; the lengths given are those of the buffers pointed to.
+        // SAFETY: every header points into this batch's own vectors and slots, which outlive the
+        // call and are not resized; the lengths given are those of the buffers pointed to; `fd` is
+        // open for the borrow.
         // The system call itself: musl's wrapper first clears padding in every header, which for a
         // batch of 32 costs more than the rest of a request's handling.
         let count = unsafe {
             libc::syscall(
                 libc::SYS_recvmmsg,
-                fd,
+                fd.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 self.headers.len() as libc::c_uint,
                 libc::MSG_WAITFORONE,
@@ -162,6 +165,7 @@ impl ReceiveBatch {
 
     /// The bytes of the `index`th datagram of the last [`receive`](Self::receive) (empty past
     /// the last).
+    #[inline]
     pub fn bytes(&self, index: usize) -> &[u8] {
         if index >= self.filled {
             return &[];
@@ -170,128 +174,27 @@ impl ReceiveBatch {
         &self.buffers.slot(index)[..len]
     }
 
-    /// The `index`th datagram of the last [`receive`](Self::receive): its description and bytes.
-    /// `None` for an entry without a sender (what a socket shut down for reading returns).
-    pub fn datagram(&self, index: usize) -> Option<(Received, &[u8])> {
+    /// The `index`th datagram of the last [`receive`](Self::receive): how it arrived, and its
+    /// bytes. `None` for an entry without a sender (what a socket shut down for reading returns).
+    #[inline]
+    pub fn datagram(&self, index: usize) -> Option<(Arrival, &[u8])> {
         if index >= self.filled {
             return None;
         }
         let message = &self.headers[index].msg_hdr;
         let peer = socket_addr_of(&self.names[index], message.msg_namelen)?;
         let bytes = self.bytes(index);
-        let mut received = Received {
+        let mut arrival = Arrival {
             len: bytes.len(),
             peer,
             kernel_time: None,
             arrived_on: None,
             truncated: message.msg_flags & libc::MSG_TRUNC != 0,
         };
-        read_control_messages(message, &mut received);
-        Some((received, bytes))
+        // The kernel filled this entry's control buffer, which the batch owns, in `receive`.
+        read_control_messages(message, &mut arrival);
+        Some((arrival, bytes))
     }
-}
-
-/// Reads the receive timestamp and packet info the kernel attached to `message`.
-fn read_control_messages(message: &libc::msghdr, received: &mut Received) {
-    // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed control messages into the
-    // buffer `msg_control` points to; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that length, and each
-    // payload is read unaligned with the size its type has.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(message);
-        while !cmsg.is_null() {
-            let level = (*cmsg).cmsg_level;
-            let kind = (*cmsg).cmsg_type;
-            let data = libc::CMSG_DATA(cmsg);
-            let payload = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
-            match (level, kind) {
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
-                    if payload >= size_of::<libc::timespec>() =>
-                {
-                    let ts = std::ptr::read_unaligned(data.cast::<libc::timespec>());
-                    received.kernel_time = Some(SystemClock::timestamp_from_libc(&ts));
-                }
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMP)
-                    if payload >= size_of::<libc::timeval>() =>
-                {
-                    let tv = std::ptr::read_unaligned(data.cast::<libc::timeval>());
-                    received.kernel_time = Some(SystemClock::timestamp_from_libc_micros(&tv));
-                }
-                (libc::IPPROTO_IP, libc::IP_PKTINFO)
-                    if payload >= size_of::<libc::in_pktinfo>() =>
-                {
-                    let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
-                    received.arrived_on = Some(ArrivedOn::V4 {
-                        spec_dst: Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)),
-                        ifindex: info.ipi_ifindex,
-                    });
-                }
-                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
-                    if payload >= size_of::<libc::in6_pktinfo>() =>
-                {
-                    let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                    received.arrived_on = Some(ArrivedOn::V6 {
-                        address: Ipv6Addr::from(info.ipi6_addr.s6_addr),
-                        ifindex: info.ipi6_ifindex,
-                    });
-                }
-                _ => {}
-            }
-            cmsg = libc::CMSG_NXTHDR(message, cmsg);
-        }
-    }
-}
-
-/// Receives one datagram into `buf` with recvmsg(2), described as a batch describes each of its
-/// own: for the sources' sockets, which take one at a time. `buf`'s tail is cut off (and
-/// `truncated` set) for a longer datagram.
-pub fn receive_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
-    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut control = ControlBuffer([0; 128]);
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut message: libc::msghdr = unsafe { zeroed() };
-    message.msg_name = (&raw mut name).cast();
-    message.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    message.msg_iov = &raw mut iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.0.as_mut_ptr().cast();
-    message.msg_controllen = size_of::<ControlBuffer>() as _;
-    // SAFETY: the header points at locals (and `buf`) that outlive the call, with their lengths.
-    let len = unsafe { libc::recvmsg(fd, &mut message, 0) };
-    if len < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let peer = socket_addr_of(&name, message.msg_namelen).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "datagram without a source address")
-    })?;
-    let mut received = Received {
-        len: (len as usize).min(buf.len()),
-        peer,
-        kernel_time: None,
-        arrived_on: None,
-        truncated: message.msg_flags & libc::MSG_TRUNC != 0,
-    };
-    read_control_messages(&message, &mut received);
-    Ok(received)
-}
-
-/// Sends `packet` to `peer` with sendto(2), from the kernel's choice of source address.
-pub fn send_one(fd: RawFd, packet: &[u8], peer: SocketAddr) -> io::Result<()> {
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
-    let name_len = write_socket_addr(&mut name, peer);
-    // SAFETY: `packet` and `name` outlive the call; the lengths given are theirs.
-    let sent = unsafe {
-        libc::sendto(
-            fd,
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&raw const name).cast(),
-            name_len,
-        )
-    };
-    if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Replies to send with sendmmsg: each slot holds a datagram, its destination and, on a wildcard
@@ -315,10 +218,12 @@ impl SendBatch {
         Self {
             // SAFETY: all-zero is a valid value of these plain C structs.
             headers: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
             iovecs: vec![unsafe { zeroed() }; capacity],
+            // SAFETY: as above.
             names: vec![unsafe { zeroed() }; capacity],
             name_lens: vec![0; capacity],
-            controls: vec![ControlBuffer([0; 128]); capacity],
+            controls: vec![ControlBuffer::EMPTY; capacity],
             control_lens: vec![0; capacity],
             buffers: Slots::new(capacity),
             lens: vec![0; capacity],
@@ -326,16 +231,19 @@ impl SendBatch {
         }
     }
 
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.lens.len()
     }
 
     /// The buffer of slot `index`, to write a reply into.
+    #[inline]
     pub fn buffer(&mut self, index: usize) -> &mut [u8; SLOT_LEN] {
         self.buffers.slot_mut(index)
     }
 
     /// Slot `index` holds `len` bytes for `peer`, to leave from the address the request arrived on.
+    #[inline]
     pub fn address(
         &mut self,
         index: usize,
@@ -370,15 +278,16 @@ impl SendBatch {
     }
 
     /// The bytes of slot `index` as addressed.
+    #[inline]
     pub fn datagram(&mut self, index: usize) -> &mut [u8] {
         let len = self.lens[index];
         &mut self.buffers.slot_mut(index)[..len]
     }
 
-    /// Sends the slots in `range` without waiting. Returns how many left, counting from the
-    /// start of the range, and the error of the first one that could not be sent; fewer than all
-    /// without an error means the caller should send the rest again.
-    pub fn send(&mut self, fd: RawFd, range: Range<usize>) -> (usize, Option<io::Error>) {
+    /// Sends the slots in `range` on `fd` without waiting. Returns how many left, counting from
+    /// the start of the range, and the error of the first one that could not be sent; fewer than
+    /// all without an error means the caller should send the rest again.
+    pub fn send(&mut self, fd: BorrowedFd<'_>, range: Range<usize>) -> (usize, Option<io::Error>) {
         let range = range.start..range.end.min(self.headers.len());
         if range.is_empty() {
             return (0, None);
@@ -403,13 +312,14 @@ impl SendBatch {
             message.msg_controllen = self.control_lens[i] as _;
             message.msg_flags = 0;
         }
-        // SAFETY: the headers in `range` point into this batch's own vectors, which outlive the
-        // call; every length given is that of the data written there.
+        // SAFETY: the headers in `range` point into this batch's own vectors and slots, which
+        // outlive the call; every length given is that of the data written there; `fd` is open
+        // for the borrow.
         // The system call itself: musl's wrapper sends message by message on 64-bit machines.
         let sent = unsafe {
             libc::syscall(
                 libc::SYS_sendmmsg,
-                fd,
+                fd.as_raw_fd(),
                 self.headers[range.start..].as_mut_ptr(),
                 range.len() as libc::c_uint,
                 libc::MSG_DONTWAIT,
@@ -432,107 +342,30 @@ impl SendBatch {
     }
 }
 
-/// Writes one control message of `value` at the start of `buffer`; returns the space it takes.
-fn write_control<T: Copy>(buffer: &mut ControlBuffer, level: i32, kind: i32, value: &T) -> usize {
-    // SAFETY: a msghdr describing `buffer` (large enough for one message of any pktinfo type, as
-    // the assertion checks) lets CMSG_FIRSTHDR find its first header; the payload is written
-    // unaligned within it.
-    unsafe {
-        let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
-        assert!(space <= size_of::<ControlBuffer>());
-        // Padding included: the kernel reads all of `space`.
-        buffer.0[..space].fill(0);
-        let mut message: libc::msghdr = zeroed();
-        message.msg_control = buffer.0.as_mut_ptr().cast();
-        message.msg_controllen = space as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&message);
-        (*cmsg).cmsg_level = level;
-        (*cmsg).cmsg_type = kind;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<T>(), *value);
-        space
-    }
-}
-
-fn write_socket_addr(storage: &mut libc::sockaddr_storage, address: SocketAddr) -> libc::socklen_t {
-    match address {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
-            unsafe { std::ptr::write((storage as *mut libc::sockaddr_storage).cast(), sin) };
-            size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: as above.
-            unsafe { std::ptr::write((storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
-
-fn socket_addr_of(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match i32::from(storage.ss_family) {
-        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-/// Wakes every thread blocked receiving on `fd` (Linux wakes readers of a UDP socket shut down
-/// for reading, though the call itself reports ENOTCONN on an unconnected socket); later receives
-/// return at once with nothing.
-pub fn wake_receivers(fd: RawFd) {
-    // SAFETY: shutdown(2) on a descriptor the caller keeps open; the result is deliberately unused.
-    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
-    use std::os::fd::AsRawFd;
+    use crate::net::options;
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::os::fd::AsFd;
 
     fn pair() -> (UdpSocket, UdpSocket) {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         // Kernel timestamps as the daemon asks for them (microseconds where, as under qemu-user,
-        // nanoseconds are refused).
-        super::super::enable_arrival_info(&server).unwrap();
-        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
-            .unwrap();
+        // nanoseconds are refused), and the destination even on a specific address.
+        options::enable_arrival_info(&server).unwrap();
+        options::set_packet_info_v4(server.as_fd(), true).unwrap();
         (server, client)
+    }
+
+    fn unix_nanos(time: crate::net::KernelTime) -> i128 {
+        time.seconds as i128 * 1_000_000_000 + time.nanos as i128
+    }
+
+    fn now_nanos() -> i128 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        since.as_nanos() as i128
     }
 
     #[test]
@@ -544,21 +377,22 @@ mod tests {
         let mut batch = ReceiveBatch::new(8);
         let mut seen = 0;
         while seen < 5 {
-            let count = batch.receive(server.as_raw_fd()).unwrap();
+            let count = batch.receive(server.as_fd()).unwrap();
             for i in 0..count {
-                let (received, bytes) = batch.datagram(i).unwrap();
+                let (arrival, bytes) = batch.datagram(i).unwrap();
                 assert_eq!(bytes, &[seen as u8; 48]);
-                assert_eq!(received.peer, client.local_addr().unwrap());
-                assert!(received.kernel_time.is_some());
+                assert_eq!(arrival.peer, client.local_addr().unwrap());
+                assert!(arrival.kernel_time.is_some());
                 assert!(matches!(
-                    received.arrived_on,
+                    arrival.arrived_on,
                     Some(ArrivedOn::V4 { spec_dst, .. }) if spec_dst == Ipv4Addr::LOCALHOST
                 ));
-                assert!(!received.truncated);
+                assert!(!arrival.truncated);
                 seen += 1;
             }
         }
         assert!(batch.datagram(5).is_none());
+        assert!(batch.bytes(5).is_empty());
     }
 
     #[test]
@@ -566,26 +400,17 @@ mod tests {
         // What a socket gets where SO_TIMESTAMPNS is refused (qemu-user): SO_TIMESTAMP alone.
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::ReceiveTimestamp, &true)
-            .unwrap();
-        let before = syhub_ntp_clock::Clock::now(&SystemClock);
+        options::set_timestamps_us(server.as_fd(), true).unwrap();
+        let before = now_nanos();
         client.send_to(&[1; 48], server.local_addr().unwrap()).unwrap();
         let mut batch = ReceiveBatch::new(1);
-        assert_eq!(batch.receive(server.as_raw_fd()).unwrap(), 1);
-        let after = syhub_ntp_clock::Clock::now(&SystemClock);
-        let stamp = batch.datagram(0).unwrap().0.kernel_time.expect("a kernel timestamp");
+        assert_eq!(batch.receive(server.as_fd()).unwrap(), 1);
+        let after = now_nanos();
+        let stamp =
+            unix_nanos(batch.datagram(0).unwrap().0.kernel_time.expect("a kernel timestamp"));
         // Microsecond resolution: the stamp may read up to 1 µs before `before`.
-        let earliest = before.to_unix_near(0);
-        let (seconds, nanos) = stamp.to_unix_near(0);
-        let stamp_ns = seconds as i128 * 1_000_000_000 + nanos as i128;
-        let before_ns = earliest.0 as i128 * 1_000_000_000 + earliest.1 as i128;
-        let (after_s, after_n) = after.to_unix_near(0);
-        let after_ns = after_s as i128 * 1_000_000_000 + after_n as i128;
-        assert!(
-            stamp_ns >= before_ns - 1_000 && stamp_ns <= after_ns,
-            "{stamp_ns} not in {before_ns}..{after_ns}"
-        );
-        assert_eq!(stamp_ns % 1_000, 0, "microseconds, not nanoseconds");
+        assert!(stamp >= before - 1_000 && stamp <= after, "{stamp} not in {before}..{after}");
+        assert_eq!(stamp % 1_000, 0, "microseconds, not nanoseconds");
     }
 
     #[test]
@@ -593,9 +418,9 @@ mod tests {
         let (server, client) = pair();
         client.send_to(&[7; SLOT_LEN + 10], server.local_addr().unwrap()).unwrap();
         let mut batch = ReceiveBatch::new(2);
-        assert_eq!(batch.receive(server.as_raw_fd()).unwrap(), 1);
-        let (received, bytes) = batch.datagram(0).unwrap();
-        assert!(received.truncated);
+        assert_eq!(batch.receive(server.as_fd()).unwrap(), 1);
+        let (arrival, bytes) = batch.datagram(0).unwrap();
+        assert!(arrival.truncated);
         assert_eq!(bytes.len(), SLOT_LEN);
     }
 
@@ -606,12 +431,14 @@ mod tests {
         let clients: Vec<UdpSocket> =
             (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
         let mut batch = SendBatch::new(4, true);
+        assert_eq!(batch.capacity(), 4);
         for (i, client) in clients.iter().enumerate() {
             batch.buffer(i)[..3].copy_from_slice(&[i as u8; 3]);
             let arrived_on = Some(ArrivedOn::V4 { spec_dst: Ipv4Addr::LOCALHOST, ifindex: 0 });
             batch.address(i, 3, client.local_addr().unwrap(), arrived_on);
         }
-        assert_eq!(batch.send(server.as_raw_fd(), 0..3).0, 3);
+        assert_eq!(batch.datagram(1), &[1, 1, 1]);
+        assert_eq!(batch.send(server.as_fd(), 0..3).0, 3);
         for (i, client) in clients.iter().enumerate() {
             let mut buf = [0u8; 16];
             let (len, from) = client.recv_from(&mut buf).unwrap();
@@ -629,7 +456,7 @@ mod tests {
         // Port 0 cannot be sent to: the second datagram fails, the first has left.
         batch.address(1, 1, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None);
         batch.address(2, 1, client.local_addr().unwrap(), None);
-        let (sent, error) = batch.send(server.as_raw_fd(), 0..3);
+        let (sent, error) = batch.send(server.as_fd(), 0..3);
         assert_eq!(sent, 1);
         assert!(error.is_some());
     }
@@ -641,11 +468,11 @@ mod tests {
         let waiting = server.clone();
         let thread = std::thread::spawn(move || {
             let mut batch = ReceiveBatch::new(4);
-            let count = batch.receive(waiting.as_raw_fd()).unwrap();
+            let count = batch.receive(waiting.as_fd()).unwrap();
             (0..count).filter_map(|i| batch.datagram(i)).count()
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
-        wake_receivers(server.as_raw_fd());
+        crate::net::wake_receivers(server.as_fd());
         assert_eq!(thread.join().unwrap(), 0);
     }
 }
