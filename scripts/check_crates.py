@@ -24,9 +24,9 @@ import tomllib
 
 # Workspace-internal edges each crate may have, by dependency kind. The drawing: the binary
 # (syhub-ntp) -> daemon, monitor, ops; daemon -> proto, clock, refclock and the shared crates
-# (status, config, state, sys); monitor -> status only; ops never -> daemon (but see below).
-# syhub-ntp-sys (the one home for syscalls) is listed before it exists so that adding it needs
-# no edit here: a leaf, used by clock, refclock, daemon, ops, the binary and bench.
+# (status, config, state, sys); monitor -> status only; ops never -> daemon. syhub-ntp-sys, the
+# one home for system calls, is a leaf used by clock, refclock, daemon, client, ops, the binary
+# and bench.
 SHARED = {"syhub-ntp-status", "syhub-ntp-config", "syhub-ntp-state", "syhub-ntp-client"}
 ALLOWED_EDGES = {
     "syhub-ntp": {
@@ -64,17 +64,21 @@ ALLOWED_EDGES = {
             "syhub-ntp-proto",
             "syhub-ntp-clock",
             "syhub-ntp-sys",
-            # TEMPORARY: diagnose.rs still calls the daemon's `query::query` (it needs the
-            # daemon's timestamped socket) and `access::interface_addresses`, both moving out of
-            # the daemon (issue 16). Remove this edge when they have.
-            "syhub-ntp-daemon",
         }
         | SHARED,
     },
     "syhub-ntp-status": {},
     "syhub-ntp-config": {"normal": {"syhub-ntp-proto"}},
     "syhub-ntp-state": {"normal": {"syhub-ntp-proto", "syhub-ntp-config"}},
-    "syhub-ntp-client": {"normal": {"syhub-ntp-status"}},
+    "syhub-ntp-client": {
+        "normal": {
+            "syhub-ntp-status",
+            "syhub-ntp-proto",
+            "syhub-ntp-clock",
+            "syhub-ntp-config",
+            "syhub-ntp-sys",
+        },
+    },
     "syhub-ntp-proto": {},
     "syhub-ntp-clock": {"normal": {"syhub-ntp-proto", "syhub-ntp-sys"}},
     "syhub-ntp-refclock": {"normal": {"syhub-ntp-proto", "syhub-ntp-sys"}},
@@ -83,7 +87,6 @@ ALLOWED_EDGES = {
     "syhub-ntp-testkit": {},
     "syhub-ntp-bench": {
         "normal": {
-            "syhub-ntp-daemon",
             "syhub-ntp-proto",
             "syhub-ntp-clock",
             "syhub-ntp-testkit",

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use tracing::level_filters::LevelFilter;
 
 /// Sends log lines at `level` and above to stderr.
-pub fn init(level: LevelFilter) {
+pub(crate) fn init(level: LevelFilter) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -11,7 +11,7 @@ use syhub_ntp_monitor::http::{self, HttpState};
 use syhub_ntp_monitor::mqtt::{self, MqttSettings};
 
 /// The surfaces the config asks for, ready to start.
-pub struct Monitoring {
+pub(crate) struct Monitoring {
     http: Option<Vec<std::net::TcpListener>>,
     mqtt: Option<MqttSettings>,
 }
@@ -19,7 +19,7 @@ pub struct Monitoring {
 impl Monitoring {
     /// Binds the HTTP ports and reads the MQTT password file (it may be readable by root only):
     /// call it before the daemon drops privileges. What cannot be prepared is off, with a warning.
-    pub fn prepare(config: &Config) -> Self {
+    pub(crate) fn prepare(config: &Config) -> Self {
         let http = match http::bind(&config.http.listen) {
             Ok(listeners) if !listeners.is_empty() => Some(listeners),
             Ok(_) => None,
@@ -33,7 +33,7 @@ impl Monitoring {
 
     /// Starts the history recorder, the HTTP servers and the MQTT publisher in the daemon's task
     /// set; all of them end when the daemon's cancellation token fires.
-    pub fn start(self, feed: StatusFeed<'_>) {
+    pub(crate) fn start(self, feed: StatusFeed<'_>) {
         let StatusFeed { status, counters, cancel, tasks } = feed;
         let history = Arc::new(Mutex::new(History::day()));
         tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 #[derive(Debug, Clone, Copy)]
-pub enum Colour {
+pub(crate) enum Colour {
     Green,
     Yellow,
     Red,
@@ -12,7 +12,7 @@ pub enum Colour {
 }
 
 /// `text` in `colour` when printing to a terminal, else unchanged.
-pub fn paint(text: &str, colour: Colour) -> String {
+pub(crate) fn paint(text: &str, colour: Colour) -> String {
     if !std::io::stdout().is_terminal() || std::env::var_os("NO_COLOR").is_some() {
         return text.to_owned();
     }
@@ -26,7 +26,7 @@ pub fn paint(text: &str, colour: Colour) -> String {
 }
 
 /// The colour of a synchronisation state word.
-pub fn state_colour(status: &str) -> Colour {
+pub(crate) fn state_colour(status: &str) -> Colour {
     match status {
         "synchronised" => Colour::Green,
         "local clock" => Colour::Yellow,
@@ -35,7 +35,7 @@ pub fn state_colour(status: &str) -> Colour {
 }
 
 /// A table whose columns line up; numeric columns are right-aligned.
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<&'static str>,
     right: Vec<bool>,
     rows: Vec<(Vec<String>, Option<Colour>)>,
@@ -43,7 +43,7 @@ pub struct Table {
 
 impl Table {
     /// Columns named in `headers`; those in `right` are right-aligned.
-    pub fn new(headers: &[&'static str], right: &[&'static str]) -> Self {
+    pub(crate) fn new(headers: &[&'static str], right: &[&'static str]) -> Self {
         Self {
             headers: headers.to_vec(),
             right: headers.iter().map(|h| right.contains(h)).collect(),
@@ -51,11 +51,11 @@ impl Table {
         }
     }
 
-    pub fn row(&mut self, cells: Vec<String>, colour: Option<Colour>) {
+    pub(crate) fn row(&mut self, cells: Vec<String>, colour: Option<Colour>) {
         self.rows.push((cells, colour));
     }
 
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for (cells, _) in &self.rows {
@@ -95,7 +95,7 @@ impl Table {
 }
 
 /// Seconds as ntpq shows "when": 45, 12m, 3h, 2d.
-pub fn age(seconds: Option<f64>) -> String {
+pub(crate) fn age(seconds: Option<f64>) -> String {
     match seconds {
         None => "-".into(),
         Some(s) if s < 120.0 => format!("{s:.0}"),
@@ -106,12 +106,12 @@ pub fn age(seconds: Option<f64>) -> String {
 }
 
 /// Seconds as milliseconds with three decimals, or "-".
-pub fn millis(seconds: Option<f64>) -> String {
+pub(crate) fn millis(seconds: Option<f64>) -> String {
     seconds.map_or("-".into(), |s| format!("{:.3}", s * 1e3))
 }
 
 /// A duration in words: "3 d 4 h", "12 min", "40 s".
-pub fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
     match s {
         0..=119 => format!("{s} s"),

@@ -8,7 +8,7 @@ use syhub_ntp_ops::Host;
 use syhub_ntp_ops::backup::{BackupManifest, backup, restore};
 
 #[derive(Debug, Args)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// Archive to write [default: syhub-ntp-backup-<unix time>.tar.gz here]
     file: Option<PathBuf>,
     /// The config to back up (with its keys and drift file), under --root
@@ -23,7 +23,7 @@ pub struct BackupArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// Archive written by `syhub-ntp backup`
     file: PathBuf,
     /// The system's root directory
@@ -58,7 +58,7 @@ fn fail(error: String, json: bool) -> ExitCode {
     }
 }
 
-pub fn run_backup(args: BackupArgs) -> ExitCode {
+pub(crate) fn run_backup(args: BackupArgs) -> ExitCode {
     let host = Host::new(&args.root, false);
     let file = args.file.unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
@@ -75,7 +75,7 @@ pub fn run_backup(args: BackupArgs) -> ExitCode {
     }
 }
 
-pub fn run_restore(args: RestoreArgs) -> ExitCode {
+pub(crate) fn run_restore(args: RestoreArgs) -> ExitCode {
     let mut host = Host::new(&args.root, args.dry_run);
     match restore(&mut host, &args.file) {
         Ok(manifest) => {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use syhub_ntp_client::request_clients;
 
 #[derive(Debug, Args)]
-pub struct ClientsArgs {
+pub(crate) struct ClientsArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
     /// Print the clients as JSON
@@ -16,7 +16,7 @@ pub struct ClientsArgs {
     json: bool,
 }
 
-pub fn run(args: ClientsArgs) -> ExitCode {
+pub(crate) fn run(args: ClientsArgs) -> ExitCode {
     let socket = match args.daemon.socket() {
         Ok(socket) => socket,
         Err(code) => return code,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use syhub_ntp_ops::clients_config::{default_address, settings};
 
 #[derive(Debug, Args)]
-pub struct ClientsConfigArgs {
+pub(crate) struct ClientsConfigArgs {
     /// The hub's address as clients reach it [default: its first private IPv4 address]
     #[arg(long)]
     address: Option<IpAddr>,
@@ -20,7 +20,7 @@ pub struct ClientsConfigArgs {
     json: bool,
 }
 
-pub fn run(args: ClientsConfigArgs) -> ExitCode {
+pub(crate) fn run(args: ClientsConfigArgs) -> ExitCode {
     let address = match args
         .address
         .or_else(|| default_address(&syhub_ntp_sys::interfaces::addresses()))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use syhub_ntp_config::{Config, DEFAULT_CONFIG_TOML};
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validate the config and exit non-zero with the reason when it is invalid.
     Check(CheckArgs),
     /// Print the embedded default config, with a comment on every key.
@@ -14,7 +14,7 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default when it does not exist]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -23,7 +23,7 @@ pub struct CheckArgs {
     json: bool,
 }
 
-pub fn run(command: ConfigCommand) -> ExitCode {
+pub(crate) fn run(command: ConfigCommand) -> ExitCode {
     match command {
         ConfigCommand::Default => {
             print!("{DEFAULT_CONFIG_TOML}");

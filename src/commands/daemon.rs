@@ -9,10 +9,10 @@ use syhub_ntp_config::Config;
 use syhub_ntp_status::StatusSnapshot;
 
 /// Exit code when the daemon cannot be reached.
-pub const EXIT_UNREACHABLE: u8 = 2;
+pub(crate) const EXIT_UNREACHABLE: u8 = 2;
 
 #[derive(Debug, Args)]
-pub struct DaemonArgs {
+pub(crate) struct DaemonArgs {
     /// Config file whose [control] socket to use [default: /etc/syhub-ntp/config.toml, or the embedded default]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -23,7 +23,7 @@ pub struct DaemonArgs {
 
 impl DaemonArgs {
     /// The control socket, or the exit code for a config that cannot be read.
-    pub fn socket(&self) -> Result<PathBuf, ExitCode> {
+    pub(crate) fn socket(&self) -> Result<PathBuf, ExitCode> {
         match &self.socket {
             Some(socket) => Ok(socket.clone()),
             None => Config::load(self.config.as_deref())
@@ -33,13 +33,13 @@ impl DaemonArgs {
     }
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     // A current-thread runtime cannot fail to build short of running out of memory.
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 /// Reports that the daemon could not be reached, as text or JSON, with exit code 2.
-pub fn fail_unreachable(error: ClientError, json: bool) -> ExitCode {
+pub(crate) fn fail_unreachable(error: ClientError, json: bool) -> ExitCode {
     if json {
         println!("{}", serde_json::json!({ "error": error.to_string() }));
     } else {
@@ -49,7 +49,7 @@ pub fn fail_unreachable(error: ClientError, json: bool) -> ExitCode {
 }
 
 /// The daemon's status, or the exit code to stop with.
-pub fn status_or_exit(args: &DaemonArgs, json: bool) -> Result<StatusSnapshot, ExitCode> {
+pub(crate) fn status_or_exit(args: &DaemonArgs, json: bool) -> Result<StatusSnapshot, ExitCode> {
     let socket = args.socket()?;
     runtime().block_on(request_status(&socket)).map_err(|error| fail_unreachable(error, json))
 }

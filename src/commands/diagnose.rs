@@ -9,7 +9,7 @@ use syhub_ntp_config::Config;
 use syhub_ntp_ops::diagnose::{Verdict, diagnose};
 
 #[derive(Debug, Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -18,7 +18,7 @@ pub struct TestArgs {
     json: bool,
 }
 
-pub fn run_test(args: TestArgs) -> ExitCode {
+pub(crate) fn run_test(args: TestArgs) -> ExitCode {
     let checks = diagnose(args.config.as_deref());
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
     if args.json {
@@ -41,7 +41,7 @@ pub fn run_test(args: TestArgs) -> ExitCode {
 }
 
 #[derive(Debug, Args)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -50,7 +50,7 @@ pub struct InfoArgs {
     json: bool,
 }
 
-pub fn run_info(args: InfoArgs) -> ExitCode {
+pub(crate) fn run_info(args: InfoArgs) -> ExitCode {
     let loaded = match Config::load(args.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(error) => return super::fail(error),

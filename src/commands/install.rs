@@ -8,7 +8,7 @@ use syhub_ntp_ops::Host;
 use syhub_ntp_ops::install::{InstallOptions, install, uninstall};
 
 #[derive(Debug, Args)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     /// Install into this directory instead of / (for images and tests)
     #[arg(long, default_value = "/")]
     root: PathBuf,
@@ -30,7 +30,7 @@ pub struct InstallArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct UninstallArgs {
+pub(crate) struct UninstallArgs {
     /// Uninstall from this directory instead of /
     #[arg(long, default_value = "/")]
     root: PathBuf,
@@ -72,7 +72,7 @@ fn finish(host: &Host, result: Result<(), String>, json: bool) -> ExitCode {
     }
 }
 
-pub fn run_install(args: InstallArgs) -> ExitCode {
+pub(crate) fn run_install(args: InstallArgs) -> ExitCode {
     let mut host = Host::new(&args.root, args.dry_run);
     let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("syhub-ntp"));
     let options = InstallOptions {
@@ -88,7 +88,7 @@ pub fn run_install(args: InstallArgs) -> ExitCode {
     finish(&host, result, args.json)
 }
 
-pub fn run_uninstall(args: UninstallArgs) -> ExitCode {
+pub(crate) fn run_uninstall(args: UninstallArgs) -> ExitCode {
     let mut host = Host::new(&args.root, args.dry_run);
     let result = uninstall(&mut host, args.purge).map_err(|e| e.to_string());
     finish(&host, result, args.json)

@@ -7,7 +7,7 @@ use syhub_ntp_proto::auth::KeyType;
 use syhub_ntp_state::{atomic_file, keygen};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KeyTypeArg {
+pub(crate) enum KeyTypeArg {
     /// AES-128-CMAC (RFC 8573): the default, since RFC 8573 deprecates MD5.
     Aes128cmac,
     Sha1,
@@ -16,7 +16,7 @@ pub enum KeyTypeArg {
 }
 
 #[derive(Debug, Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// The MAC algorithm of the new keys.
     #[arg(long = "type", value_enum, default_value = "aes128cmac")]
     kind: KeyTypeArg,
@@ -40,7 +40,7 @@ pub struct KeygenArgs {
     root: PathBuf,
 }
 
-pub fn run(args: KeygenArgs) -> ExitCode {
+pub(crate) fn run(args: KeygenArgs) -> ExitCode {
     let kind = match args.kind {
         KeyTypeArg::Aes128cmac => KeyType::AesCmac,
         KeyTypeArg::Sha1 => KeyType::Sha1,

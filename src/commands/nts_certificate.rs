@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
-pub struct NtsCertificateArgs {
+pub(crate) struct NtsCertificateArgs {
     /// Make a self-signed certificate for NAME (the hub's DNS name or IP address as clients use it)
     #[arg(long, value_name = "NAME", required = true)]
     self_signed: String,
@@ -24,7 +24,7 @@ pub struct NtsCertificateArgs {
     root: PathBuf,
 }
 
-pub fn run(args: NtsCertificateArgs) -> ExitCode {
+pub(crate) fn run(args: NtsCertificateArgs) -> ExitCode {
     let out_dir = args.root.join(args.out_dir.strip_prefix("/").unwrap_or(&args.out_dir));
     let cert_path = out_dir.join("cert.pem");
     let key_path = out_dir.join("key.pem");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use syhub_ntp_status::SourceStatus;
 
 #[derive(Debug, Args)]
-pub struct PeersArgs {
+pub(crate) struct PeersArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
     /// Print the sources as JSON
@@ -15,7 +15,7 @@ pub struct PeersArgs {
     json: bool,
 }
 
-pub fn run(args: PeersArgs) -> ExitCode {
+pub(crate) fn run(args: PeersArgs) -> ExitCode {
     let status = match status_or_exit(&args.daemon, args.json) {
         Ok(status) => status,
         Err(code) => return code,

@@ -5,10 +5,10 @@ use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
-use syhub_ntp_daemon::query::{QueryError, QueryOutcome, query};
+use syhub_ntp_client::{QueryError, QueryOutcome, query};
 
 #[derive(Debug, Args)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// Server to ask: a name or address, with an optional port (default 123); IPv6 as [ADDR]:PORT
     #[arg(value_name = "HOST[:PORT]")]
     server: String,
@@ -67,12 +67,8 @@ impl From<&QueryOutcome> for QueryReport {
     }
 }
 
-pub fn run(args: QueryArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => return super::fail(format!("cannot start the runtime: {error}")),
-    };
-    let result = runtime.block_on(query(&args.server, Duration::from_secs_f64(args.timeout)));
+pub(crate) fn run(args: QueryArgs) -> ExitCode {
+    let result = query(&args.server, Duration::from_secs_f64(args.timeout));
     match result {
         Ok(outcome) => {
             let report = QueryReport::from(&outcome);

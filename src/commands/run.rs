@@ -11,7 +11,7 @@ use syhub_ntp_daemon::runtime::{EXIT_PANIC, RunError, run_blocking};
 use tracing::level_filters::LevelFilter;
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Config file [default: /etc/syhub-ntp/config.toml, or the embedded default when it does not exist]
     #[arg(long, short, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -41,7 +41,7 @@ impl From<LogLevel> for LevelFilter {
     }
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
+pub(crate) fn run(args: RunArgs) -> ExitCode {
     logging::init(args.log_level.into());
     let loaded = match Config::load(args.config.as_deref()) {
         Ok(loaded) => loaded,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use syhub_ntp_status::StatusSnapshot;
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
     /// Print the status as JSON
@@ -28,7 +28,7 @@ fn service_state() -> Option<String> {
     Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-pub fn run(args: StatusArgs) -> ExitCode {
+pub(crate) fn run(args: StatusArgs) -> ExitCode {
     let service = service_state();
     if let Some(service) = service.as_ref().filter(|_| !args.json) {
         println!("{:16} {service} (systemd)", "service");

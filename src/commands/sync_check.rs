@@ -13,7 +13,7 @@ use syhub_ntp_status::StatusSnapshot;
 const NOT_SYNCHRONISED: u8 = 1;
 
 #[derive(Debug, Args)]
-pub struct SyncCheckArgs {
+pub(crate) struct SyncCheckArgs {
     #[command(flatten)]
     daemon: DaemonArgs,
     /// Print the result as JSON
@@ -25,7 +25,7 @@ pub struct SyncCheckArgs {
     wait: Option<u64>,
 }
 
-pub fn run(args: SyncCheckArgs) -> ExitCode {
+pub(crate) fn run(args: SyncCheckArgs) -> ExitCode {
     let status = match args.wait {
         Some(seconds) => wait_for_sync(&args, Duration::from_secs(seconds)),
         None => status_or_exit(&args.daemon, args.json),

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 const REFRESH: Duration = Duration::from_secs(60);
 
 /// The subnets of the hub's own interface addresses (IPv4 and IPv6, link-local included).
-pub fn local_networks() -> Vec<Prefix> {
+pub(crate) fn local_networks() -> Vec<Prefix> {
     syhub_ntp_sys::interfaces::networks()
         .into_iter()
         .filter_map(|network| Prefix::new(network.address, network.length).ok())
@@ -20,7 +20,7 @@ pub fn local_networks() -> Vec<Prefix> {
 }
 
 /// The access list from `config`, with `local` standing for `local_networks`.
-pub fn build(config: &ServerConfig, local_networks: &[Prefix]) -> AccessList {
+pub(crate) fn build(config: &ServerConfig, local_networks: &[Prefix]) -> AccessList {
     let expand = |rules: &[AccessRule]| -> Vec<Prefix> {
         rules
             .iter()
@@ -34,12 +34,12 @@ pub fn build(config: &ServerConfig, local_networks: &[Prefix]) -> AccessList {
 }
 
 /// Whether the rules mention `local` at all (else there is nothing to keep current).
-pub fn uses_local_networks(config: &ServerConfig) -> bool {
+pub(crate) fn uses_local_networks(config: &ServerConfig) -> bool {
     config.allow.iter().chain(&config.deny).any(|r| *r == AccessRule::LocalNetworks)
 }
 
 /// Re-reads the interfaces every minute and publishes a new list when the subnets change.
-pub async fn keep_current(
+pub(crate) async fn keep_current(
     config: ServerConfig,
     mut known: Vec<Prefix>,
     publish: watch::Sender<Arc<AccessList>>,

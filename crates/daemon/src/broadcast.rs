@@ -38,7 +38,7 @@ pub enum BroadcastError {
 }
 
 /// One `[[broadcast]]`, ready to send.
-pub struct BroadcastTarget {
+pub(crate) struct BroadcastTarget {
     config: BroadcastConfig,
     socket: UdpSocket,
     /// Interface index multicast leaves by (0: the routing table decides).
@@ -70,7 +70,7 @@ fn server_sockets_for(address: IpAddr, sockets: &[UdpSocket]) -> Vec<&UdpSocket>
 
 /// Makes the server sockets hear what broadcast sources listen for: checks that a port-123
 /// socket of the right family exists and joins multicast groups on it.
-pub fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), BroadcastError> {
+pub(crate) fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), BroadcastError> {
     for source in config.sources.iter().filter(|s| s.mode == SourceMode::Broadcast) {
         let Ok(address) = source.address.parse::<IpAddr>() else { continue };
         let listeners = server_sockets_for(address, sockets);
@@ -107,7 +107,7 @@ fn join(socket: &UdpSocket, group: IpAddr, interface: u32) -> std::io::Result<()
 
 /// Opens what each `[[broadcast]]` sends from: the server's own port-123 socket of the family
 /// (shared), or a socket of its own on another port when the server has none.
-pub fn open(
+pub(crate) fn open(
     config: &Config,
     sockets: &[UdpSocket],
     keys: &KeyStore,
@@ -144,7 +144,7 @@ pub fn open(
 
 /// Sends every target's broadcasts at its interval until cancelled; nothing while the system
 /// has no time to give.
-pub async fn serve(
+pub(crate) async fn serve(
     targets: Vec<BroadcastTarget>,
     system: watch::Receiver<SystemSnapshot>,
     clock: Arc<dyn Clock>,

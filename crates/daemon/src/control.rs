@@ -24,14 +24,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the control socket {}: {source}", path.display())]
-pub struct ControlSocketError {
+pub(crate) struct ControlSocketError {
     pub path: PathBuf,
     pub source: io::Error,
 }
 
 /// Binds the control socket at `path` (creating its directory, replacing a stale socket left by
 /// a crash, refusing to replace anything else), readable and writable by owner and group.
-pub fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
+pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
     let error = |source| ControlSocketError { path: path.to_owned(), source };
     if let Some(directory) = path.parent() {
         std::fs::create_dir_all(directory).map_err(error)?;
@@ -61,7 +61,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
 
 /// What the control socket answers from.
 #[derive(Clone)]
-pub struct ControlContext {
+pub(crate) struct ControlContext {
     pub status: watch::Receiver<StatusSnapshot>,
     pub counters: Arc<RequestTally>,
     pub clients: Arc<Mutex<ClientLog>>,
@@ -73,7 +73,7 @@ pub struct ControlContext {
 const CLIENTS_REPORTED: usize = 50;
 
 /// Answers requests until cancelled, then removes the socket.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     path: PathBuf,
     context: ControlContext,

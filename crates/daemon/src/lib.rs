@@ -1,19 +1,18 @@
 //! The syhub-ntp daemon: opens sockets with kernel timestamps and drives the protocol core from
 //! tokio tasks on a single-threaded runtime. The binary starts it (`runtime`); the benchmarks
-//! and tests reach the sockets (`net`) and the NTS client (`sources::nts`); `query` asks a
-//! server once. Everything else is the daemon's own.
+//! and tests reach the sockets (`net`) and the NTS client (`sources::nts`). Everything else is
+//! the daemon's own.
 
 #![forbid(unsafe_code)]
 
-pub mod access;
+mod access;
 mod broadcast;
 mod control;
 mod log_limit;
-pub mod net;
+mod net;
 mod notify;
 mod nts_ke;
 mod privileges;
-pub mod query;
 pub mod runtime;
 mod server;
 pub mod sources;

@@ -10,19 +10,19 @@ use tokio::time::Instant;
 const MAX_KEYS: usize = 256;
 
 #[derive(Debug)]
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     period: Duration,
     /// When each event was last logged, and how often it happened since.
     seen: HashMap<String, (Instant, u32)>,
 }
 
 impl LogLimiter {
-    pub fn new(period: Duration) -> Self {
+    pub(crate) fn new(period: Duration) -> Self {
         Self { period, seen: HashMap::new() }
     }
 
     /// Whether event `key` may be logged at `now`: `Some(held back since the last line)` if so.
-    pub fn allow(&mut self, key: &str, now: Instant) -> Option<u32> {
+    pub(crate) fn allow(&mut self, key: &str, now: Instant) -> Option<u32> {
         if let Some((last, held)) = self.seen.get_mut(key) {
             if now.duration_since(*last) < self.period {
                 *held = held.saturating_add(1);
@@ -45,7 +45,7 @@ impl LogLimiter {
 }
 
 /// " (and N more like it since)" for a line that stands for held-back ones.
-pub fn held_back(count: u32) -> String {
+pub(crate) fn held_back(count: u32) -> String {
     if count == 0 {
         String::new()
     } else {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Where notifications go, read once from the environment at start.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     /// systemd's watchdog timeout, when it asks for pings.
     watchdog: Option<Duration>,
@@ -21,7 +21,7 @@ pub struct Notifier {
 impl Notifier {
     /// From `$NOTIFY_SOCKET` (a path, or `@name` for an abstract socket) and `$WATCHDOG_USEC`
     /// (honoured when `$WATCHDOG_PID` is unset or ours).
-    pub fn from_environment() -> Self {
+    pub(crate) fn from_environment() -> Self {
         let target = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
             let path = path.to_string_lossy().into_owned();
             let address = match path.strip_prefix('@') {
@@ -42,13 +42,13 @@ impl Notifier {
 
     /// Sends one notification (`KEY=value` lines); failures are ignored, as systemd's own
     /// client does.
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         if let Some((socket, address)) = &self.target {
             let _ = socket.send_to_addr(state.as_bytes(), address);
         }
     }
 
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.target.is_some()
     }
 }
@@ -62,7 +62,7 @@ fn abstract_address(name: &str) -> Option<SocketAddr> {
 /// Keeps systemd informed until cancelled: a watchdog ping at half the timeout while the serving
 /// thread is `alive` (a dead serving thread stops the pings, and systemd restarts the daemon), and
 /// a `STATUS=` line whenever the synchronisation state or reference changes.
-pub async fn keep_informed(
+pub(crate) async fn keep_informed(
     notifier: Arc<Notifier>,
     alive: Arc<AtomicBool>,
     mut status: watch::Receiver<StatusSnapshot>,

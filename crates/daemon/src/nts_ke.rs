@@ -45,7 +45,7 @@ pub enum NtsError {
 }
 
 /// Everything NTS serving needs, made ready while still privileged.
-pub struct NtsServer {
+pub(crate) struct NtsServer {
     acceptor: tokio_rustls::TlsAcceptor,
     listeners: Vec<std::net::TcpListener>,
     pub keyring: Arc<RwLock<Keyring>>,
@@ -62,7 +62,7 @@ fn random_key() -> [u8; KEY_LEN] {
 }
 
 /// The keyring in `path`, or a new one written there (mode 0600).
-pub fn load_keyring(path: &Path) -> Result<Keyring, NtsError> {
+pub(crate) fn load_keyring(path: &Path) -> Result<Keyring, NtsError> {
     if let Some(keyring) = std::fs::read_to_string(path).ok().and_then(|t| Keyring::from_text(&t)) {
         return Ok(keyring);
     }
@@ -73,7 +73,7 @@ pub fn load_keyring(path: &Path) -> Result<Keyring, NtsError> {
 }
 
 /// Prepares NTS serving when `[nts] certificate` is set: TLS config, KE listeners, keyring.
-pub fn prepare(config: &NtsConfig, ntp_port: u16) -> Result<Option<NtsServer>, NtsError> {
+pub(crate) fn prepare(config: &NtsConfig, ntp_port: u16) -> Result<Option<NtsServer>, NtsError> {
     let Some(certificate) = &config.certificate else { return Ok(None) };
     let key_path = config.private_key.as_ref().ok_or(NtsError::NoKey)?;
     let read = |path: &Path| {
@@ -128,7 +128,7 @@ pub fn prepare(config: &NtsConfig, ntp_port: u16) -> Result<Option<NtsServer>, N
 
 impl NtsServer {
     /// Serves NTS-KE and rotates the cookie key until cancelled.
-    pub async fn serve(self, cancel: CancellationToken) {
+    pub(crate) async fn serve(self, cancel: CancellationToken) {
         let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.listeners {

@@ -22,7 +22,7 @@ pub enum PrivilegeError {
 
 /// What the process kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Privileges {
+pub(crate) struct Privileges {
     /// The account switched to, if any.
     pub user: Option<String>,
     /// CAP_SYS_TIME is kept (to steer the clock).
@@ -30,7 +30,10 @@ pub struct Privileges {
 }
 
 /// Drops privileges; must run before any other thread is started (capabilities are per thread).
-pub fn drop_privileges(user: &str, keep_sys_time: bool) -> Result<Privileges, PrivilegeError> {
+pub(crate) fn drop_privileges(
+    user: &str,
+    keep_sys_time: bool,
+) -> Result<Privileges, PrivilegeError> {
     let mut switched = None;
     if sys::effective_uid() == 0 && !user.is_empty() {
         match sys::find_account(user) {

@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// Counters of the serving path, shared by all serving threads and read live by monitoring.
-pub type ServerCounters = RequestTally;
+pub(crate) type ServerCounters = RequestTally;
 
 /// What every serving thread shares.
 #[derive(Clone)]
-pub struct ServingContext {
+pub(crate) struct ServingContext {
     /// What the server advertises, published by the system task.
     pub system: watch::Receiver<SystemSnapshot>,
     /// Who may ask, republished when the hub's subnets change.
@@ -53,7 +53,7 @@ pub struct ServingContext {
 
 /// How refused and too-frequent clients are treated.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ServingPolicy {
+pub(crate) struct ServingPolicy {
     pub deny_action: Refusal,
     /// `None`: no rate limit.
     pub rate_limit: Option<RateLimit>,
@@ -105,14 +105,14 @@ enum Verdict {
 /// A serving thread's socket and buffers, made before the thread starts: serving a plain or signed
 /// request then allocates nothing, so the thread gets no heap arena of its own (NTS answers,
 /// forwarded broadcasts and log lines still allocate).
-pub struct ServingSocket {
+pub(crate) struct ServingSocket {
     socket: Arc<std::net::UdpSocket>,
     requests: ReceiveBatch,
     replies: SendBatch,
 }
 
 impl ServingSocket {
-    pub fn new(socket: Arc<std::net::UdpSocket>) -> Self {
+    pub(crate) fn new(socket: Arc<std::net::UdpSocket>) -> Self {
         let wildcard = socket.local_addr().is_ok_and(|a| a.ip().is_unspecified());
         Self {
             socket,
@@ -125,7 +125,7 @@ impl ServingSocket {
 /// Serves on the calling thread until `stop` is set and the socket is shut down for reading
 /// ([`syhub_ntp_sys::net::wake_receivers`]). `forwards_broadcasts` is set for one socket per listen
 /// address.
-pub fn serve_socket(
+pub(crate) fn serve_socket(
     serving: ServingSocket,
     context: ServingContext,
     forwards_broadcasts: bool,

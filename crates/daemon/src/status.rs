@@ -12,7 +12,7 @@ use syhub_ntp_proto::time::{Monotonic, utc_date};
 use syhub_ntp_status::{SourceStatus, StatusSnapshot};
 
 /// What the status is built from.
-pub struct StatusInputs<'a> {
+pub(crate) struct StatusInputs<'a> {
     pub system: &'a System,
     pub config: &'a Config,
     pub clock_mode: &'a ClockMode,
@@ -24,7 +24,7 @@ pub struct StatusInputs<'a> {
     pub local_now: NtpTimestamp,
 }
 
-pub fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
+pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
     let StatusInputs { system, config, clock_mode, leap_file, counters, now, local_now } = inputs;
     let sync = system.sync();
     let snapshot = sync.snapshot();

@@ -37,7 +37,7 @@ const LOG_REPEAT_PERIOD: Duration = Duration::from_secs(3600);
 
 /// What the daemon actually does to the system clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClockMode {
+pub(crate) enum ClockMode {
     Steering,
     Observing,
     /// Configured to steer, but the kernel refuses: serving as in observe mode.
@@ -56,12 +56,12 @@ impl std::fmt::Display for ClockMode {
 
 /// The clock offset went beyond the panic threshold after start-up.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Panic {
+pub(crate) struct Panic {
     pub offset: f64,
 }
 
 /// Everything the system task starts with.
-pub struct SystemParts {
+pub(crate) struct SystemParts {
     pub config: Config,
     pub sync: Synchroniser,
     pub control: Box<dyn ClockControl>,
@@ -80,7 +80,7 @@ pub struct SystemParts {
 }
 
 /// A reference clock's driver for the `[[source]]` at index `entry`.
-pub struct OpenedRefclock {
+pub(crate) struct OpenedRefclock {
     pub entry: usize,
     pub driver: Box<dyn RefclockDriver>,
 }
@@ -94,7 +94,7 @@ struct SourceTask {
     pair: Option<watch::Sender<Option<f64>>>,
 }
 
-pub struct SystemTask {
+pub(crate) struct SystemTask {
     config: Config,
     system: System,
     control: Box<dyn ClockControl>,
@@ -122,7 +122,7 @@ pub struct SystemTask {
 }
 
 impl SystemTask {
-    pub fn new(parts: SystemParts) -> Self {
+    pub(crate) fn new(parts: SystemParts) -> Self {
         let now = Monotonic::ZERO;
         let entries = parts
             .config
@@ -174,7 +174,7 @@ impl SystemTask {
     }
 
     /// Runs until cancelled (Ok) or until the clock is beyond the panic threshold (Err).
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), Panic> {
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), Panic> {
         let (now, local_now) = (self.monotonic(Instant::now()), self.clock.now());
         let actions = self.system.start(now, local_now);
         let mut result = self.execute(actions);
@@ -573,7 +573,7 @@ fn entry_config(config: &SourceConfig, all: &[SourceConfig], keys: &KeyStore) ->
 
 /// Tests fake the kernel's machine-wide synchronisation flag with `SYHUB_NTP_KERNEL_SYNC`
 /// (`synchronised` or `unsynchronised`) rather than depend on what the host's own daemon did.
-pub fn kernel_sync_override() -> Option<bool> {
+pub(crate) fn kernel_sync_override() -> Option<bool> {
     match std::env::var("SYHUB_NTP_KERNEL_SYNC").as_deref() {
         Ok("synchronised") => Some(true),
         Ok("unsynchronised") => Some(false),

@@ -8,9 +8,8 @@ use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
-use syhub_ntp_client::request_status;
+use syhub_ntp_client::{query, request_status};
 use syhub_ntp_config::{Config, SourceMode};
-use syhub_ntp_daemon::query::query;
 use syhub_ntp_status::StatusSnapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,11 +94,11 @@ pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
 
     checks.push(port_check(&config, status.is_ok()));
     checks.push(firewall_check(&host));
-    checks.extend(upstream_checks(&runtime, &config));
+    checks.extend(upstream_checks(&config));
     if let Ok(status) = &status {
         checks.extend(refclock_checks(status));
         checks.push(sync_check(status));
-        checks.extend(answer_checks(&runtime, &config));
+        checks.extend(answer_checks(&config));
     }
     checks.push(drift_check(&config));
     checks.push(leap_file_check(&config));
@@ -204,7 +203,7 @@ fn firewall_check(host: &Host) -> Check {
 }
 
 /// Each configured upstream answers one query (a pool: its name, whichever server that gives).
-fn upstream_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Check> {
+fn upstream_checks(config: &Config) -> Vec<Check> {
     let upstreams: Vec<&str> = config
         .sources
         .iter()
@@ -214,7 +213,7 @@ fn upstream_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Ch
     let results: Vec<(String, Result<String, String>)> = upstreams
         .iter()
         .map(|address| {
-            let outcome = runtime.block_on(query(address, QUERY_TIMEOUT));
+            let outcome = query(address, QUERY_TIMEOUT);
             let result = outcome
                 .map(|o| format!("{} answered, stratum {}", o.server, o.sample.server.stratum))
                 .map_err(|e| e.to_string());
@@ -287,7 +286,7 @@ fn sync_check(status: &StatusSnapshot) -> Check {
 }
 
 /// The hub answers on each of its own addresses the config serves.
-fn answer_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Check> {
+fn answer_checks(config: &Config) -> Vec<Check> {
     let listen = config.server.listen.as_slice();
     let addresses = syhub_ntp_sys::interfaces::addresses();
     addresses
@@ -304,7 +303,7 @@ fn answer_checks(runtime: &tokio::runtime::Runtime, config: &Config) -> Vec<Chec
         })
         .map(|target| {
             let name = format!("answers on {target}");
-            match runtime.block_on(query(&target.to_string(), QUERY_TIMEOUT)) {
+            match query(&target.to_string(), QUERY_TIMEOUT) {
                 Ok(outcome) => check(
                     &name,
                     Verdict::Pass,

@@ -7,9 +7,6 @@ use std::os::fd::AsFd;
 use syhub_ntp_sys::errno;
 use syhub_ntp_sys::net::options;
 
-/// Receive buffer asked for on each server socket, bytes.
-pub const RECEIVE_BUFFER: usize = 4 << 20;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error(
@@ -34,7 +31,7 @@ pub enum BindError {
 /// port through SO_REUSEPORT, the kernel spreading clients over them; the port is first bound
 /// alone for a moment, so that another server already on it (even one sharing with SO_REUSEPORT)
 /// is reported as in use rather than silently joined.
-pub fn bind_server_sockets(
+pub(crate) fn bind_server_sockets(
     address: SocketAddr,
     count: usize,
     receive_buffer: usize,

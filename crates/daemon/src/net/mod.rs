@@ -5,5 +5,5 @@
 mod bind;
 mod udp;
 
-pub use bind::{BindError, RECEIVE_BUFFER, bind_server_sockets};
-pub use udp::{Received, TimestampedSocket, enable_arrival_info};
+pub(crate) use bind::{BindError, bind_server_sockets};
+pub(crate) use udp::{Received, TimestampedSocket};

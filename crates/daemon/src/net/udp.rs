@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
+pub(crate) struct Received {
     pub len: usize,
     pub peer: SocketAddr,
     /// When the kernel received it; `None` when the kernel gave no timestamp.
@@ -39,29 +39,20 @@ impl From<Arrival> for Received {
 
 /// A UDP socket with kernel receive timestamps where the kernel offers them.
 #[derive(Debug)]
-pub struct TimestampedSocket {
+pub(crate) struct TimestampedSocket {
     socket: UdpSocket,
 }
 
 impl TimestampedSocket {
     /// Wraps a bound, non-blocking socket, turning on receive timestamps and (for wildcard
     /// addresses) packet info with [`enable_arrival_info`].
-    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+    pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         enable_arrival_info(&socket)?;
         Ok(Self { socket: UdpSocket::from_std(socket)? })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    /// Connects to one peer so only its datagrams are received (client use).
-    pub async fn connect(&self, peer: SocketAddr) -> io::Result<()> {
-        self.socket.connect(peer).await
-    }
-
     /// Receives one datagram into `buf`, with its receive time and destination.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         let fd = self.socket.as_fd();
         let arrival =
             self.socket.async_io(Interest::READABLE, || sys_net::receive_one(fd, buf)).await?;
@@ -70,7 +61,7 @@ impl TimestampedSocket {
 
     /// Sends `packet` to `peer`. `stamp` runs immediately before each send attempt, so a transmit
     /// timestamp it writes is as late as it can be.
-    pub async fn send_stamped(
+    pub(crate) async fn send_stamped(
         &self,
         packet: &mut [u8],
         peer: SocketAddr,
@@ -91,7 +82,7 @@ impl TimestampedSocket {
 /// info. An option the kernel refuses is left off: nanosecond timestamps (SO_TIMESTAMPNS) fall
 /// back to microsecond ones (SO_TIMESTAMP, all qemu-user implements), and without either the
 /// receive time is read from the clock after receipt.
-pub fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<bool> {
+pub(super) fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<bool> {
     let info = sys_net::enable_arrival_info(socket)?;
     let local = info.local;
     match info.timestamps {

@@ -12,7 +12,7 @@ const SOCK_READS: usize = 64;
 /// Opens every `[[source]]` reference clock. One that cannot be opened still becomes a source,
 /// unreachable, with the reason as its problem: a GPS unplugged at boot must not stop the hub
 /// serving from its other sources.
-pub fn open_refclocks(config: &Config) -> Vec<OpenedRefclock> {
+pub(crate) fn open_refclocks(config: &Config) -> Vec<OpenedRefclock> {
     config
         .sources
         .iter()

@@ -21,7 +21,7 @@ const READ_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a driver delivered.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Reading {
+pub(crate) enum Reading {
     /// A time sample: reference minus local clock at `local`.
     Sample { local: NtpTimestamp, offset: f64, leap: LeapIndicator },
     /// A PPS edge at `local` on the local clock: the start of some true second.
@@ -30,14 +30,14 @@ pub enum Reading {
 
 /// A reference clock's input, opened (with whatever privilege it needs) before the daemon drops
 /// its privileges.
-pub trait RefclockDriver: Send {
+pub(crate) trait RefclockDriver: Send {
     /// Everything delivered since the last call, without waiting. An error is reported as the
     /// source's problem; the driver is asked again a second later.
     fn read(&mut self) -> Result<Vec<Reading>, String>;
 }
 
 /// Everything a reference clock's task starts with.
-pub struct RefclockTaskSetup {
+pub(crate) struct RefclockTaskSetup {
     pub id: SourceId,
     pub driver: Box<dyn RefclockDriver>,
     pub source: RefclockSource,
@@ -54,7 +54,7 @@ pub struct RefclockTaskSetup {
 }
 
 /// Starts the task of a reference clock. It stops when `setup.cancel` fires.
-pub fn spawn_refclock(setup: RefclockTaskSetup) {
+pub(crate) fn spawn_refclock(setup: RefclockTaskSetup) {
     let RefclockTaskSetup { id, driver, source, pair, clock, origin, reports, commands, cancel } =
         setup;
     let mut task = RefclockTask {

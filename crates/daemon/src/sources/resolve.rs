@@ -10,13 +10,13 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The outcome of resolving the name of configured source `entry`.
 #[derive(Debug)]
-pub struct Resolution {
+pub(crate) struct Resolution {
     pub entry: usize,
     pub result: Result<Vec<SocketAddr>, String>,
 }
 
 /// Resolves `host:port` in a task and sends the result on `results`.
-pub fn resolve_in_background(
+pub(crate) fn resolve_in_background(
     entry: usize,
     host: String,
     port: u16,

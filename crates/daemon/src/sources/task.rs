@@ -22,7 +22,7 @@ mod tests;
 
 /// What the system task tells every source.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SourceCommands {
+pub(crate) struct SourceCommands {
     /// Poll exponent the system advises.
     pub poll: i8,
     /// Sum of every clock step so far, seconds: a source shifts its samples by what it has not
@@ -34,16 +34,16 @@ pub struct SourceCommands {
 
 /// The clock steps a source task has passed on to its protocol-core state.
 #[derive(Debug, Clone, Copy)]
-pub struct StepsSeen(f64);
+pub(super) struct StepsSeen(f64);
 
 impl StepsSeen {
     /// Steps made before the task starts are already in the clock it reads.
-    pub fn at_start(commands: &watch::Receiver<SourceCommands>) -> Self {
+    pub(super) fn at_start(commands: &watch::Receiver<SourceCommands>) -> Self {
         Self(commands.borrow().steps_total)
     }
 
     /// The step not yet passed on (seconds), if any, now counted as passed on.
-    pub fn unseen(&mut self, commands: &SourceCommands) -> Option<f64> {
+    pub(super) fn unseen(&mut self, commands: &SourceCommands) -> Option<f64> {
         let unseen = commands.steps_total - self.0;
         self.0 = commands.steps_total;
         (unseen != 0.0).then_some(unseen)
@@ -52,7 +52,7 @@ impl StepsSeen {
 
 /// A broadcast (mode 5) the serving loop received, for the source following its sender.
 #[derive(Debug, Clone)]
-pub struct HeardBroadcast {
+pub(crate) struct HeardBroadcast {
     pub packet: Vec<u8>,
     pub from: SocketAddr,
     /// Kernel receive time (local clock).
@@ -61,7 +61,7 @@ pub struct HeardBroadcast {
 
 /// A source's report to the system task.
 #[derive(Debug, Clone)]
-pub struct SourceReport {
+pub(crate) struct SourceReport {
     pub id: SourceId,
     pub view: SourceView,
     pub event: SourceEvent,
@@ -69,7 +69,7 @@ pub struct SourceReport {
 
 /// What an NTS source needs for its key exchanges.
 #[derive(Clone)]
-pub struct NtsSetup {
+pub(crate) struct NtsSetup {
     pub tls: Arc<rustls::ClientConfig>,
     /// The NTS-KE server's name, as its certificate must show it.
     pub host: String,
@@ -79,7 +79,7 @@ pub struct NtsSetup {
 }
 
 /// Everything a source task starts with.
-pub struct SourceTaskSetup {
+pub(crate) struct SourceTaskSetup {
     pub id: SourceId,
     /// The server (for an NTS source, its NTS-KE server).
     pub address: SocketAddr,
@@ -132,7 +132,7 @@ impl SourceSocket for TimestampedSocket {
 }
 
 /// Starts the task for a source on a socket of its own. It stops when `setup.cancel` fires.
-pub fn spawn_source(setup: SourceTaskSetup) {
+pub(crate) fn spawn_source(setup: SourceTaskSetup) {
     tokio::spawn(async move {
         match open_socket(setup.address).await {
             Ok(socket) => drive_source(setup, socket).await,
@@ -326,7 +326,7 @@ impl<S: SourceSocket> SourceTask<S> {
 
 /// The next message from `receiver`, or never when there is none (a `select!` arm that stays
 /// quiet).
-pub async fn recv_or_pending<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+pub(crate) async fn recv_or_pending<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match receiver {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,

@@ -104,7 +104,7 @@ pub enum ResponseError {
 }
 
 /// Most a root distance may be for the time to be usable, seconds (RFC 5905 MAXDIST).
-pub const MAX_ROOT_DISTANCE: f64 = 1.5;
+pub(super) const MAX_ROOT_DISTANCE: f64 = 1.5;
 
 /// A negative round-trip delay down to this much is rounding and clock slew, and counts as zero.
 const DELAY_TOLERANCE: NtpDuration = NtpDuration::from_bits(1 << 22); // ~1 ms

@@ -199,7 +199,7 @@ fn interval(poll: i8) -> Duration {
 
 /// Largest error of the coarse source, seconds, with which a PPS edge is still numbered: beyond
 /// it the edge could belong to the neighbouring second.
-pub const PPS_PAIRING_LIMIT: f64 = 0.4;
+pub(super) const PPS_PAIRING_LIMIT: f64 = 0.4;
 
 /// The offset (reference − local) a PPS edge gives: the edge, read at `edge_local` on the local
 /// clock, marks the start of a true second, and the coarse source's offset says which one. `None`
