@@ -1,5 +1,6 @@
-//! Starting and stopping the daemon: ordered start (sockets, clock, drift, synchroniser, tasks),
-//! one cancellation token, and a clean stop in reverse on SIGTERM or SIGINT.
+//! Starting and stopping the daemon: ordered start (what needs root opened, the clock taken,
+//! privileges dropped, then the tasks), one cancellation token, and a clean stop in reverse on
+//! SIGTERM or SIGINT.
 
 use crate::access;
 use crate::config::{ClockMode as ConfiguredMode, Config, LocalMode};
@@ -16,6 +17,7 @@ use syhub_ntp_clock::{
     Clock, ClockControl, ClockError, KernelClock, ObservingClock, SteerPermission, SystemClock,
     measure_precision, steer_permission,
 };
+use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::server::ClientLog;
 use syhub_ntp_proto::sync::{
     DisciplineConfig, FrequencyStart, LeapMode as CoreLeapMode, LocalMode as CoreLocalMode,
@@ -110,247 +112,337 @@ pub async fn run(
     config: Config,
     start_companions: impl FnOnce(StatusFeed<'_>),
 ) -> Result<(), RunError> {
-    // The keys file is private to root: read it while we are, and refuse a bad one at once.
-    let keys = Arc::new(keys::load(&config)?);
-    if !keys.is_empty() {
-        tracing::info!("{} symmetric key(s) trusted", keys.len());
-    }
-    // Sockets first: a port that cannot be bound stops the start before anything else happens.
-    let threads = config.server.threads.get();
-    let (sockets, shared_sockets) =
-        bind_all(config.server.listen.as_slice(), threads, config.server.receive_buffer.0)?;
-    // Broadcast sources listen on these sockets (multicast groups joined while privileged), and
-    // broadcasts leave from them.
-    crate::broadcast::listen(&config, &sockets)?;
-    for source in config.sources.iter().filter(|s| s.insecure_unauthenticated) {
-        tracing::warn!(
-            "[[source]] {}: following unsigned broadcasts (insecure_unauthenticated): anyone on \
-             the LAN can send this hub false time",
-            source.address
-        );
-    }
-    let broadcast_targets = crate::broadcast::open(&config, &sockets, &keys)?;
-    // NTS: certificate, key and cookie keys read, KE ports bound, all before privileges go.
-    let ntp_port = config.server.listen.as_slice().first().map_or(123, |a| a.port());
-    let nts = crate::nts_ke::prepare(&config.nts, ntp_port)?;
-    // Monitoring must never stop the time service: without its socket the daemon still serves.
-    let control_listener = match control::bind(&config.control.socket) {
-        Ok(listener) => Some(listener),
-        Err(error) => {
-            tracing::warn!("{error}; `syhub-ntp status` will not reach this daemon");
-            None
-        }
-    };
-
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let precision = measure_precision(clock.as_ref());
-    let (mut clock_mode, mut control) = clock_control(config.clock.mode, steer_permission());
-    if let ClockMode::SteeringRefused(why) = &clock_mode {
-        tracing::warn!(
-            "[clock] mode is \"steer\" but the kernel will not let us steer the system clock: {why}. \
-             Serving as in observe mode: the clock is measured and reported, never changed."
-        );
-    }
-
-    let drift = match config.clock.drift_file.as_deref().map(drift::read) {
-        Some(Ok(Some(ppm))) => {
-            tracing::info!("frequency correction {ppm:+.3} ppm from the drift file");
-            Some(ppm * 1e-6)
-        }
-        Some(Err(error)) => {
-            tracing::warn!("{error}");
-            None
-        }
-        _ => None,
-    };
-    let kernel_frequency = control.frequency().unwrap_or(0.0);
-    let frequency = drift.unwrap_or(kernel_frequency);
-    let mut applied = kernel_frequency;
-    if clock_mode == ClockMode::Steering {
-        match control.set_frequency(frequency) {
-            Ok(()) => applied = frequency,
-            Err(error) => {
-                (clock_mode, control) = refused(error);
-            }
-        }
-    }
-    let kernel_synchronised = control.kernel_synchronised().unwrap_or(false);
-
-    // Reference clocks: gpsd's root-only segments attached, SOCK sockets bound under /run and PPS
-    // devices opened while still root. One that cannot be opened is reported as its problem.
-    let refclocks = crate::sources::open_refclocks(&config);
-
+    let opened = Opened::open(&config)?;
+    let clock = ClockStart::prepare(&config);
     // Everything that needs root is done (ports, sockets, clock control, files; the caller's
     // monitoring ports and password before calling us): give it up before any other thread
     // exists, keeping CAP_SYS_TIME only to steer.
-    let privileges = drop_privileges(&config.server.user, clock_mode == ClockMode::Steering)?;
+    let privileges = drop_privileges(&config.server.user, clock.mode == ClockMode::Steering)?;
     if let Some(user) = &privileges.user {
         tracing::info!(
             "running as {user} with {}",
             if privileges.sys_time { "CAP_SYS_TIME only" } else { "no capabilities" }
         );
     }
+    let running = Running::start(config, opened, clock, start_companions)?;
+    running.until_stopped().await
+}
 
-    let sync = Synchroniser::new(
-        SyncConfig {
-            discipline: DisciplineConfig {
-                steer: clock_mode == ClockMode::Steering,
-                step_threshold: config.clock.step_threshold,
-                stepout: config.clock.stepout,
-                panic_threshold: config.clock.panic_threshold,
-                max_slew: 0.01,
-                minpoll: config.sources.iter().map(|s| s.minpoll).min().unwrap_or(6),
-                maxpoll: config.sources.iter().map(|s| s.maxpoll).max().unwrap_or(10),
-            },
-            local_stratum: config.local.enabled.then(|| config.local.stratum.get()),
-            local_mode: match config.local.mode {
-                LocalMode::Holdover => CoreLocalMode::Holdover,
-                LocalMode::Always => CoreLocalMode::Always,
-            },
-            precision,
-            leap_mode: match config.clock.leap_mode {
-                crate::config::LeapMode::Kernel => CoreLeapMode::Kernel,
-                crate::config::LeapMode::Step => CoreLeapMode::Step,
-                crate::config::LeapMode::Smear => {
-                    CoreLeapMode::Smear { window: config.clock.leap_smear_window }
-                }
-            },
-        },
-        FrequencyStart { frequency, known: drift.is_some(), applied },
-        kernel_synchronised,
-    );
+/// What is opened while the daemon is still root, in this order: the keys, the serving sockets
+/// (a port that cannot be bound stops the start before anything else happens), broadcast and
+/// multicast, NTS-KE, the control socket, the reference clocks' inputs.
+struct Opened {
+    keys: Arc<KeyStore>,
+    sockets: Vec<std::net::UdpSocket>,
+    shared_sockets: Vec<std::net::UdpSocket>,
+    broadcast_targets: Vec<crate::broadcast::BroadcastTarget>,
+    nts: Option<crate::nts_ke::NtsServer>,
+    control: Option<tokio::net::UnixListener>,
+    refclocks: Vec<crate::system_task::OpenedRefclock>,
+}
 
-    let cancel = CancellationToken::new();
-    let (publish, system_snapshot) = watch::channel(sync.snapshot());
-    let listening = config.sources.iter().any(|s| s.mode == crate::config::SourceMode::Broadcast);
-    let (heard_sender, heard) = if listening {
-        let (sender, receiver) = tokio::sync::mpsc::channel(64);
-        (Some(sender), Some(receiver))
-    } else {
-        (None, None)
-    };
-    let (status_sender, status) = watch::channel(StatusSnapshot::default());
-    let counters = Arc::new(ServerCounters::default());
-    let origin = Instant::now();
-    let clients = Arc::new(Mutex::new(ClientLog::new(
-        config.server.rate_limit.clients,
-        getrandom::u64().unwrap_or(0),
-    )));
-    let addresses: Vec<String> =
-        sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
-    let snapshot = sync.snapshot();
-    let system = SystemTask::new(SystemParts {
-        config: config.clone(),
-        sync,
-        control,
-        clock_mode: clock_mode.clone(),
-        clock: clock.clone(),
-        origin,
-        publish,
-        status: status_sender,
-        counters: counters.clone(),
-        keys: keys.clone(),
-        broadcasts: heard,
-        refclocks,
-    });
-
-    let mut tasks = JoinSet::new();
-    let local = access::local_networks();
-    let (access_sender, access_list) =
-        watch::channel(Arc::new(access::build(&config.server, &local)));
-    tasks.spawn(access::keep_current(config.server.clone(), local, access_sender, cancel.clone()));
-    let rate = &config.server.rate_limit;
-    let serving = ServingContext {
-        system: system_snapshot,
-        access: access_list,
-        policy: ServingPolicy {
-            deny_action: config.server.deny_action,
-            rate_limit: rate.enabled.then_some(rate.limit),
-            rate_action: rate.action,
-        },
-        clock: clock.clone(),
-        counters: counters.clone(),
-        clients: clients.clone(),
-        origin,
-        keys,
-        broadcasts: heard_sender,
-        nts: nts.as_ref().map(|server| server.keyring.clone()),
-    };
-    if let Some(server) = nts {
-        tracing::info!(
-            "serving NTS-KE on {}",
-            config.nts.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        );
-        tasks.spawn(server.serve(cancel.clone()));
-    }
-    if !broadcast_targets.is_empty() {
-        tasks.spawn(crate::broadcast::serve(
-            broadcast_targets,
-            serving.system.clone(),
-            clock.clone(),
-            cancel.clone(),
-        ));
-    }
-    let serving_alive = Arc::new(AtomicBool::new(true));
-    let serving_threads =
-        spawn_serving_threads(sockets, shared_sockets, serving, serving_alive.clone())
-            .map_err(RunError::Runtime)?;
-    if let Some(listener) = control_listener {
-        let context =
-            ControlContext { status: status.clone(), counters: counters.clone(), clients, origin };
-        tasks.spawn(control::serve(
-            listener,
-            config.control.socket.clone(),
-            context,
-            cancel.clone(),
-        ));
-    }
-    start_companions(StatusFeed {
-        status: status.clone(),
-        counters: counters.clone(),
-        cancel: cancel.clone(),
-        tasks: &mut tasks,
-    });
-    tracing::info!(
-        "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision 2^{precision} s, \
-         {} source(s), control socket {}",
-        if addresses.is_empty() { "no address".to_owned() } else { addresses.join(", ") },
-        snapshot.stratum,
-        snapshot.reference_id.display_for_stratum(snapshot.stratum),
-        config.sources.len(),
-        config.control.socket.display(),
-    );
-    let notifier = Arc::new(crate::notify::Notifier::from_environment());
-    notifier.notify("READY=1");
-    tasks.spawn(crate::notify::keep_informed(
-        notifier.clone(),
-        serving_alive,
-        status.clone(),
-        cancel.clone(),
-    ));
-
-    // On a signal the system task is cancelled, not dropped, so it stops its sources and writes
-    // the drift file if one is due.
-    let mut system = std::pin::pin!(system.run(cancel.clone()));
-    let finished = tokio::select! {
-        _ = wait_for_shutdown_signal() => {
-            cancel.cancel();
-            (&mut system).await
+impl Opened {
+    fn open(config: &Config) -> Result<Self, RunError> {
+        // The keys file is private to root: read it while we are, and refuse a bad one at once.
+        let keys = Arc::new(keys::load(config)?);
+        if !keys.is_empty() {
+            tracing::info!("{} symmetric key(s) trusted", keys.len());
         }
-        finished = &mut system => finished,
-    };
-    let result = finished.map_err(|panic| RunError::Panic { offset: panic.offset });
-    notifier.notify("STOPPING=1");
-    cancel.cancel();
-    while tasks.join_next().await.is_some() {}
-    let _ = tokio::task::spawn_blocking(move || serving_threads.stop()).await;
-    tracing::info!(
-        received = counters.received.load(Ordering::Relaxed),
-        answered = counters.answered.load(Ordering::Relaxed),
-        ignored = counters.ignored.load(Ordering::Relaxed),
-        "stopped"
-    );
-    result
+        let threads = config.server.threads.get();
+        let (sockets, shared_sockets) =
+            bind_all(config.server.listen.as_slice(), threads, config.server.receive_buffer.0)?;
+        // Broadcast sources listen on these sockets (multicast groups joined while privileged),
+        // and broadcasts leave from them.
+        crate::broadcast::listen(config, &sockets)?;
+        for source in config.sources.iter().filter(|s| s.insecure_unauthenticated) {
+            tracing::warn!(
+                "[[source]] {}: following unsigned broadcasts (insecure_unauthenticated): anyone \
+                 on the LAN can send this hub false time",
+                source.address
+            );
+        }
+        let broadcast_targets = crate::broadcast::open(config, &sockets, &keys)?;
+        // NTS: certificate, key and cookie keys read, KE ports bound.
+        let ntp_port = config.server.listen.as_slice().first().map_or(123, |a| a.port());
+        let nts = crate::nts_ke::prepare(&config.nts, ntp_port)?;
+        // Monitoring must never stop the time service: without its socket the daemon still
+        // serves.
+        let control = match control::bind(&config.control.socket) {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!("{error}; `syhub-ntp status` will not reach this daemon");
+                None
+            }
+        };
+        // gpsd's root-only segments attached, SOCK sockets bound under /run and PPS devices
+        // opened while still root. One that cannot be opened is reported as its problem.
+        let refclocks = crate::sources::open_refclocks(config);
+        Ok(Self { keys, sockets, shared_sockets, broadcast_targets, nts, control, refclocks })
+    }
+}
+
+/// How the clock is handled, and what is known of its frequency at the start.
+struct ClockStart {
+    clock: Arc<dyn Clock>,
+    precision: i8,
+    mode: ClockMode,
+    control: Box<dyn ClockControl>,
+    frequency: FrequencyStart,
+    kernel_synchronised: bool,
+}
+
+impl ClockStart {
+    /// Takes control of the clock (when steering is configured and permitted) and sets the
+    /// frequency correction from the drift file, else keeps the kernel's.
+    fn prepare(config: &Config) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let precision = measure_precision(clock.as_ref());
+        let (mut mode, mut control) = clock_control(config.clock.mode, steer_permission());
+        if let ClockMode::SteeringRefused(why) = &mode {
+            tracing::warn!(
+                "[clock] mode is \"steer\" but the kernel will not let us steer the system clock: \
+                 {why}. Serving as in observe mode: the clock is measured and reported, never \
+                 changed."
+            );
+        }
+        let drift = match config.clock.drift_file.as_deref().map(drift::read) {
+            Some(Ok(Some(ppm))) => {
+                tracing::info!("frequency correction {ppm:+.3} ppm from the drift file");
+                Some(ppm * 1e-6)
+            }
+            Some(Err(error)) => {
+                tracing::warn!("{error}");
+                None
+            }
+            _ => None,
+        };
+        let kernel_frequency = control.frequency().unwrap_or(0.0);
+        let frequency = drift.unwrap_or(kernel_frequency);
+        let mut applied = kernel_frequency;
+        if mode == ClockMode::Steering {
+            match control.set_frequency(frequency) {
+                Ok(()) => applied = frequency,
+                Err(error) => (mode, control) = refused(error),
+            }
+        }
+        let kernel_synchronised = control.kernel_synchronised().unwrap_or(false);
+        Self {
+            clock,
+            precision,
+            mode,
+            control,
+            frequency: FrequencyStart { frequency, known: drift.is_some(), applied },
+            kernel_synchronised,
+        }
+    }
+
+    /// The protocol core's synchroniser for `config`, starting from this clock.
+    fn synchroniser(&self, config: &Config) -> Synchroniser {
+        Synchroniser::new(
+            SyncConfig {
+                discipline: DisciplineConfig {
+                    steer: self.mode == ClockMode::Steering,
+                    step_threshold: config.clock.step_threshold,
+                    stepout: config.clock.stepout,
+                    panic_threshold: config.clock.panic_threshold,
+                    max_slew: 0.01,
+                    minpoll: config.sources.iter().map(|s| s.minpoll).min().unwrap_or(6),
+                    maxpoll: config.sources.iter().map(|s| s.maxpoll).max().unwrap_or(10),
+                },
+                local_stratum: config.local.enabled.then(|| config.local.stratum.get()),
+                local_mode: match config.local.mode {
+                    LocalMode::Holdover => CoreLocalMode::Holdover,
+                    LocalMode::Always => CoreLocalMode::Always,
+                },
+                precision: self.precision,
+                leap_mode: match config.clock.leap_mode {
+                    crate::config::LeapMode::Kernel => CoreLeapMode::Kernel,
+                    crate::config::LeapMode::Step => CoreLeapMode::Step,
+                    crate::config::LeapMode::Smear => {
+                        CoreLeapMode::Smear { window: config.clock.leap_smear_window }
+                    }
+                },
+            },
+            self.frequency,
+            self.kernel_synchronised,
+        )
+    }
+}
+
+/// The running daemon: the system task, the serving threads and every other task, under one
+/// cancellation token.
+struct Running {
+    system: SystemTask,
+    serving_threads: ServingThreads,
+    tasks: JoinSet<()>,
+    cancel: CancellationToken,
+    counters: Arc<ServerCounters>,
+    notifier: Arc<crate::notify::Notifier>,
+}
+
+impl Running {
+    /// Starts everything, privileges dropped: the system task's state, the access list's
+    /// upkeep, NTS-KE, broadcasts, the serving threads, the control socket, the caller's
+    /// companions, then READY.
+    fn start(
+        config: Config,
+        opened: Opened,
+        clock: ClockStart,
+        start_companions: impl FnOnce(StatusFeed<'_>),
+    ) -> Result<Self, RunError> {
+        let Opened { keys, sockets, shared_sockets, broadcast_targets, nts, control, refclocks } =
+            opened;
+        let sync = clock.synchroniser(&config);
+        let snapshot = sync.snapshot();
+        let cancel = CancellationToken::new();
+        let (publish, system_snapshot) = watch::channel(snapshot);
+        let listening =
+            config.sources.iter().any(|s| s.mode == crate::config::SourceMode::Broadcast);
+        let (heard_sender, heard) = if listening {
+            let (sender, receiver) = tokio::sync::mpsc::channel(64);
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let (status_sender, status) = watch::channel(StatusSnapshot::default());
+        let counters = Arc::new(ServerCounters::default());
+        let origin = Instant::now();
+        let clients = Arc::new(Mutex::new(ClientLog::new(
+            config.server.rate_limit.clients,
+            getrandom::u64().unwrap_or(0),
+        )));
+        let addresses: Vec<String> =
+            sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
+        let clock_mode = clock.mode.clone();
+        let system = SystemTask::new(SystemParts {
+            config: config.clone(),
+            sync,
+            control: clock.control,
+            clock_mode: clock.mode,
+            clock: clock.clock.clone(),
+            origin,
+            publish,
+            status: status_sender,
+            counters: counters.clone(),
+            keys: keys.clone(),
+            broadcasts: heard,
+            refclocks,
+        });
+
+        let mut tasks = JoinSet::new();
+        let local = access::local_networks();
+        let (access_sender, access_list) =
+            watch::channel(Arc::new(access::build(&config.server, &local)));
+        tasks.spawn(access::keep_current(
+            config.server.clone(),
+            local,
+            access_sender,
+            cancel.clone(),
+        ));
+        let rate = &config.server.rate_limit;
+        let serving = ServingContext {
+            system: system_snapshot,
+            access: access_list,
+            policy: ServingPolicy {
+                deny_action: config.server.deny_action,
+                rate_limit: rate.enabled.then_some(rate.limit),
+                rate_action: rate.action,
+            },
+            clock: clock.clock.clone(),
+            counters: counters.clone(),
+            clients: clients.clone(),
+            origin,
+            keys,
+            broadcasts: heard_sender,
+            nts: nts.as_ref().map(|server| server.keyring.clone()),
+        };
+        if let Some(server) = nts {
+            tracing::info!(
+                "serving NTS-KE on {}",
+                config.nts.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            );
+            tasks.spawn(server.serve(cancel.clone()));
+        }
+        if !broadcast_targets.is_empty() {
+            tasks.spawn(crate::broadcast::serve(
+                broadcast_targets,
+                serving.system.clone(),
+                clock.clock.clone(),
+                cancel.clone(),
+            ));
+        }
+        let serving_alive = Arc::new(AtomicBool::new(true));
+        let serving_threads =
+            spawn_serving_threads(sockets, shared_sockets, serving, serving_alive.clone())
+                .map_err(RunError::Runtime)?;
+        if let Some(listener) = control {
+            let context = ControlContext {
+                status: status.clone(),
+                counters: counters.clone(),
+                clients,
+                origin,
+            };
+            tasks.spawn(control::serve(
+                listener,
+                config.control.socket.clone(),
+                context,
+                cancel.clone(),
+            ));
+        }
+        start_companions(StatusFeed {
+            status: status.clone(),
+            counters: counters.clone(),
+            cancel: cancel.clone(),
+            tasks: &mut tasks,
+        });
+        tracing::info!(
+            "serving NTP on {}; stratum {}, reference {}, clock mode {clock_mode}, precision \
+             2^{} s, {} source(s), control socket {}",
+            if addresses.is_empty() { "no address".to_owned() } else { addresses.join(", ") },
+            snapshot.stratum,
+            snapshot.reference_id.display_for_stratum(snapshot.stratum),
+            clock.precision,
+            config.sources.len(),
+            config.control.socket.display(),
+        );
+        let notifier = Arc::new(crate::notify::Notifier::from_environment());
+        notifier.notify("READY=1");
+        tasks.spawn(crate::notify::keep_informed(
+            notifier.clone(),
+            serving_alive,
+            status,
+            cancel.clone(),
+        ));
+        Ok(Self { system, serving_threads, tasks, cancel, counters, notifier })
+    }
+
+    /// Runs the system task until a signal (or a panic-threshold offset), then stops the rest in
+    /// reverse: every task ends on the token and is awaited, then the serving threads.
+    async fn until_stopped(self) -> Result<(), RunError> {
+        let Self { system, serving_threads, mut tasks, cancel, counters, notifier } = self;
+        // On a signal the system task is cancelled, not dropped, so it stops its sources and
+        // writes the drift file if one is due.
+        let mut system = std::pin::pin!(system.run(cancel.clone()));
+        let finished = tokio::select! {
+            _ = wait_for_shutdown_signal() => {
+                cancel.cancel();
+                (&mut system).await
+            }
+            finished = &mut system => finished,
+        };
+        let result = finished.map_err(|panic| RunError::Panic { offset: panic.offset });
+        notifier.notify("STOPPING=1");
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+        let _ = tokio::task::spawn_blocking(move || serving_threads.stop()).await;
+        tracing::info!(
+            received = counters.received.load(Ordering::Relaxed),
+            answered = counters.answered.load(Ordering::Relaxed),
+            ignored = counters.ignored.load(Ordering::Relaxed),
+            "stopped"
+        );
+        result
+    }
 }
 
 /// The threads serving NTP, and how to stop them.

@@ -161,8 +161,10 @@ impl fmt::Display for ShmKey {
     }
 }
 
-/// The raw time fields of a segment, as a writer fills them.
+/// The raw time fields of a segment, as a writer fills them. Public with the `testing` feature
+/// (for a fake gpsd), the crate's own otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
 pub struct ShmFields {
     /// Reference (true) time: seconds since the Unix epoch, and the fraction in µs and in ns.
     pub clock_sec: i64,
