@@ -298,12 +298,7 @@ impl Running {
         let (publish, system_snapshot) = watch::channel(snapshot);
         let listening =
             config.sources.iter().any(|s| s.mode == crate::config::SourceMode::Broadcast);
-        let (heard_sender, heard) = if listening {
-            let (sender, receiver) = tokio::sync::mpsc::channel(64);
-            (Some(sender), Some(receiver))
-        } else {
-            (None, None)
-        };
+        let (heard_sender, heard) = listening.then(|| tokio::sync::mpsc::channel(64)).unzip();
         let (status_sender, status) = watch::channel(StatusSnapshot::default());
         let counters = Arc::new(ServerCounters::default());
         let origin = Instant::now();

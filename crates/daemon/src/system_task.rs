@@ -13,13 +13,16 @@ use crate::sources::{
     spawn_source,
 };
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::{Clock, ClockControl, ClockError, ObservingClock};
 use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::server::SystemSnapshot;
-use syhub_ntp_proto::source::{RefclockConfig, SourceConfig as PollConfig, SourceId};
+use syhub_ntp_proto::source::{
+    NtpSource, RefclockConfig, RefclockSource, SourceConfig as PollConfig, SourceId,
+};
 use syhub_ntp_proto::sync::{DisciplineEvent, SyncState, Synchroniser};
 use syhub_ntp_proto::system::{
     Action, EntryConfig, EntryKind, Notice, SourceEvent, System, SystemConfig, Target,
@@ -261,59 +264,10 @@ impl SystemTask {
         for action in actions {
             match action {
                 Action::StartSource { id, entry, address, source } => {
-                    let config = &self.config.sources[entry];
-                    let (feed, heard) = if config.mode == SourceMode::Broadcast {
-                        let (feed, heard) = mpsc::channel(8);
-                        (Some(feed), Some(heard))
-                    } else {
-                        (None, None)
-                    };
-                    let cancel = CancellationToken::new();
-                    spawn_source(SourceTaskSetup {
-                        id,
-                        address,
-                        source: *source,
-                        nts: self.nts[entry].clone(),
-                        broadcasts: heard,
-                        clock: self.clock.clone(),
-                        origin: self.origin,
-                        reports: self.reports.0.clone(),
-                        commands: self.commands.subscribe(),
-                        cancel: cancel.clone(),
-                    });
-                    self.tasks.insert(id, SourceTask { cancel, broadcasts: feed, pair: None });
+                    self.start_source(id, entry, address, *source);
                 }
                 Action::StartRefclock { id, entry, source } => {
-                    let Some(driver) = self.drivers.get_mut(entry).and_then(Option::take) else {
-                        tracing::error!(
-                            "reference clock {}: no driver",
-                            source_name(&self.config, entry)
-                        );
-                        continue;
-                    };
-                    let paired = matches!(
-                        self.system.entry(entry).kind,
-                        EntryKind::Refclock { pair: Some(_), .. }
-                    );
-                    let (pair, offsets) = if paired {
-                        let (feed, offsets) = watch::channel(None);
-                        (Some(feed), Some(offsets))
-                    } else {
-                        (None, None)
-                    };
-                    let cancel = CancellationToken::new();
-                    spawn_refclock(RefclockTaskSetup {
-                        id,
-                        driver,
-                        source: *source,
-                        pair: offsets,
-                        clock: self.clock.clone(),
-                        origin: self.origin,
-                        reports: self.reports.0.clone(),
-                        commands: self.commands.subscribe(),
-                        cancel: cancel.clone(),
-                    });
-                    self.tasks.insert(id, SourceTask { cancel, broadcasts: None, pair });
+                    self.start_refclock(id, entry, *source);
                 }
                 Action::StopSource { id } => {
                     if let Some(task) = self.tasks.remove(&id) {
@@ -375,6 +329,51 @@ impl SystemTask {
             }
         }
         Ok(())
+    }
+
+    /// Spawns the task of a network source (a broadcast source with its feed of broadcasts).
+    fn start_source(&mut self, id: SourceId, entry: usize, address: SocketAddr, source: NtpSource) {
+        let listens = self.config.sources[entry].mode == SourceMode::Broadcast;
+        let (feed, heard) = listens.then(|| mpsc::channel(8)).unzip();
+        let cancel = CancellationToken::new();
+        spawn_source(SourceTaskSetup {
+            id,
+            address,
+            source,
+            nts: self.nts[entry].clone(),
+            broadcasts: heard,
+            clock: self.clock.clone(),
+            origin: self.origin,
+            reports: self.reports.0.clone(),
+            commands: self.commands.subscribe(),
+            cancel: cancel.clone(),
+        });
+        self.tasks.insert(id, SourceTask { cancel, broadcasts: feed, pair: None });
+    }
+
+    /// Spawns the task of a reference clock with the driver opened for it (a PPS clock with its
+    /// feed of its pair's offset).
+    fn start_refclock(&mut self, id: SourceId, entry: usize, source: RefclockSource) {
+        let Some(driver) = self.drivers.get_mut(entry).and_then(Option::take) else {
+            tracing::error!("reference clock {}: no driver", source_name(&self.config, entry));
+            return;
+        };
+        let paired =
+            matches!(self.system.entry(entry).kind, EntryKind::Refclock { pair: Some(_), .. });
+        let (pair, offsets) = paired.then(|| watch::channel(None)).unzip();
+        let cancel = CancellationToken::new();
+        spawn_refclock(RefclockTaskSetup {
+            id,
+            driver,
+            source,
+            pair: offsets,
+            clock: self.clock.clone(),
+            origin: self.origin,
+            reports: self.reports.0.clone(),
+            commands: self.commands.subscribe(),
+            cancel: cancel.clone(),
+        });
+        self.tasks.insert(id, SourceTask { cancel, broadcasts: None, pair });
     }
 
     fn write_drift(&self, frequency_ppm: f64) {
