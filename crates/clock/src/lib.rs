@@ -8,7 +8,7 @@ mod control;
 mod kernel;
 mod permission;
 mod precision;
-mod system;
+mod realtime;
 
 pub use control::{ClockControl, ClockError, KernelSyncStatus, ObservingClock};
 pub use kernel::{
@@ -16,7 +16,7 @@ pub use kernel::{
 };
 pub use permission::{SteerPermission, steer_permission};
 pub use precision::measure_precision;
-pub use system::SystemClock;
+pub use realtime::SystemClock;
 
 use syhub_ntp_proto::NtpTimestamp;
 
