@@ -13,6 +13,9 @@ use syhub_ntp_proto::client::{ClientRequest, ResponseError, Sample, evaluate_res
 use syhub_ntp_proto::packet::HEADER_LEN;
 use syhub_ntp_sys::net::{enable_arrival_info, receive_one};
 
+/// After an ICMP error, the next look for an answer is this much later.
+const REFUSED_PAUSE: Duration = Duration::from_millis(50);
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
@@ -87,7 +90,19 @@ pub fn query(target: &str, timeout: Duration) -> Result<QueryOutcome, QueryError
             {
                 return Err(QueryError::Timeout { server, timeout });
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            // An ICMP error (nothing listening there) is no answer: the wait goes on, as for a
+            // lost reply.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                if error.kind() == io::ErrorKind::ConnectionRefused {
+                    std::thread::sleep(left.min(REFUSED_PAUSE));
+                }
+                continue;
+            }
             Err(error) => return Err(io(error)),
         };
         let kernel_time = arrival.kernel_time.map(SystemClock::timestamp_from_kernel);
