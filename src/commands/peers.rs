@@ -1,4 +1,5 @@
-//! `syhub-ntp peers`: one line per source, like `ntpq -p`; pools show their member servers.
+//! `syhub-ntp peers`: one line per source, like `ntpq -p` with a count of the answers refused;
+//! pools show their member servers.
 
 use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{Colour, Table, age, millis};
@@ -25,8 +26,11 @@ pub(crate) fn run(args: PeersArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut table = Table::new(
-        &[" remote", "refid", "st", "t", "when", "poll", "reach", "delay", "offset", "jitter"],
-        &["st", "when", "poll", "reach", "delay", "offset", "jitter"],
+        &[
+            " remote", "refid", "st", "t", "when", "poll", "reach", "delay", "offset", "jitter",
+            "refused",
+        ],
+        &["st", "when", "poll", "reach", "delay", "offset", "jitter", "refused"],
     );
     let mut pools_shown: Vec<&str> = Vec::new();
     for peer in &status.peers {
@@ -45,6 +49,7 @@ pub(crate) fn run(args: PeersArgs) -> ExitCode {
                     "0.000".into(),
                     "0.000".into(),
                     "0.000".into(),
+                    "0".into(),
                 ],
                 Some(Colour::Dim),
             );
@@ -86,6 +91,7 @@ fn row(peer: &SourceStatus) -> Vec<String> {
         millis(peer.delay_seconds),
         millis(peer.offset_seconds),
         millis(peer.jitter_seconds),
+        peer.refused_answers.to_string(),
     ]
 }
 

@@ -35,6 +35,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Refused answers in a row from one server after which a warning is logged.
+const REFUSALS_TO_WARN: u32 = 3;
 /// The same trouble with a source is logged at most once an hour.
 const LOG_REPEAT_PERIOD: Duration = Duration::from_secs(3600);
 
@@ -221,6 +223,22 @@ impl SystemTask {
                         tracing::warn!(
                             "{location} sent kiss-o'-death {}{}",
                             code.display_for_stratum(0),
+                            held_back(held)
+                        );
+                    }
+                }
+                // Answers refused now and then are noise; a run of them is a server whose time
+                // we cannot use although it answers.
+                SourceEvent::Unusable(reason)
+                    if report.view.refused_in_a_row >= REFUSALS_TO_WARN =>
+                {
+                    if let Some(held) = self.log_limiter.allow(&format!("refused {location}"), now)
+                    {
+                        tracing::warn!(
+                            "{location} answers, but its answers are refused: {reason} ({} in a \
+                             row, {} since the start){}",
+                            report.view.refused_in_a_row,
+                            report.view.refused,
                             held_back(held)
                         );
                     }

@@ -87,7 +87,7 @@ pub fn render(status: &StatusSnapshot) -> String {
     }
 
     type Field = fn(&syhub_ntp_status::SourceStatus) -> Option<f64>;
-    let per_source: [(&str, &str, Field); 6] = [
+    let per_source: [(&str, &str, Field); 7] = [
         (
             "source_reach",
             "Reachability register of each source (8 bits, latest poll lowest).",
@@ -100,6 +100,11 @@ pub fn render(status: &StatusSnapshot) -> String {
         ("source_offset_seconds", "Filtered offset of each source.", |s| s.offset_seconds),
         ("source_delay_seconds", "Filtered round-trip delay to each source.", |s| s.delay_seconds),
         ("source_jitter_seconds", "Jitter of each source.", |s| s.jitter_seconds),
+        (
+            "source_refused_answers",
+            "Answers from each source that could not be used, since it started.",
+            |s| Some(s.refused_answers as f64),
+        ),
     ];
     for (name, help, field) in per_source {
         let _ = writeln!(out, "# HELP syhub_ntp_{name} {help}\n# TYPE syhub_ntp_{name} gauge");

@@ -746,7 +746,7 @@ impl Simulation {
                 self.measurement_errors.push((error, variance));
                 SourceEvent::Sample(measurement)
             }
-            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
+            ResponseOutcome::Unusable { reason, .. } => SourceEvent::Unusable(reason),
             ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code),
             ResponseOutcome::NotOurs(_) => return,
         };

@@ -87,6 +87,10 @@ pub struct SourceStatus {
     pub jitter_seconds: Option<f64>,
     /// Seconds since its last usable sample.
     pub last_sample_seconds_ago: Option<f64>,
+    /// Answers that came back but could not be used (impossible timestamps, an unsynchronised
+    /// server, ...), since the source started; `detail` says why the latest was refused.
+    #[serde(default)]
+    pub refused_answers: u64,
 }
 
 /// One client of the server as `syhub-ntp clients` reports it.

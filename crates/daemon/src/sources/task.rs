@@ -269,7 +269,18 @@ impl<S: SourceSocket> SourceTask<S> {
     async fn report_outcome(&mut self, outcome: ResponseOutcome) {
         let event = match outcome {
             ResponseOutcome::Sample { measurement, .. } => SourceEvent::Sample(measurement),
-            ResponseOutcome::Unusable(reason) => SourceEvent::Unusable(reason),
+            ResponseOutcome::Unusable { reason, timestamps } => {
+                if let Some([t1, t2, t3, t4]) = timestamps {
+                    tracing::debug!(
+                        "{}: answer refused: {reason}: T1 {t1} T2 {t2} T3 {t3} T4 {t4} (T3 − T2 \
+                         {:+.9} s, round trip {:+.9} s)",
+                        self.address,
+                        (t3 - t2).to_seconds_f64(),
+                        (t4 - t1).to_seconds_f64(),
+                    );
+                }
+                SourceEvent::Unusable(reason)
+            }
             ResponseOutcome::Kiss(code) => SourceEvent::Kiss(code),
             ResponseOutcome::NotOurs(_) => return,
         };

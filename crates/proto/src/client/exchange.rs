@@ -15,6 +15,9 @@ pub struct ClientRequest {
     pub version: u8,
     /// Our poll interval, log2 seconds, as a courtesy to the server.
     pub poll: i8,
+    /// Our clock's precision, log2 seconds: sent in the request, and allowed for when the
+    /// server's transmit time reads before its receive time.
+    pub precision: i8,
     /// Sign the request with this key, and accept only answers signed by it.
     pub key: Option<SymmetricKey>,
 }
@@ -41,7 +44,7 @@ impl std::ops::DerefMut for RequestPacket {
 
 impl ClientRequest {
     pub fn new(cookie: NtpTimestamp) -> Self {
-        Self { cookie, version: 4, poll: 6, key: None }
+        Self { cookie, version: 4, poll: 6, precision: DEFAULT_PRECISION, key: None }
     }
 
     /// The whole request: the header, signed when there is a key. The transmit field is the
@@ -65,7 +68,7 @@ impl ClientRequest {
             mode: Mode::Client,
             stratum: 0,
             poll: self.poll,
-            precision: 0,
+            precision: self.precision,
             root_delay: NtpShort::ZERO,
             root_dispersion: NtpShort::ZERO,
             reference_id: ReferenceId::NONE,
@@ -94,7 +97,8 @@ pub enum ResponseError {
     #[error("answer has a zero receive or transmit timestamp")]
     ZeroTimestamp,
     #[error(
-        "answer's timestamps are impossible (transmitted before received, or a negative delay)"
+        "answer's timestamps are impossible (transmitted before received by more than the \
+         precisions, or a negative delay)"
     )]
     ImpossibleTimestamps,
     #[error("answer is not signed by our key, or its MAC is wrong: forged or altered")]
@@ -108,6 +112,8 @@ pub(super) const MAX_ROOT_DISTANCE: f64 = 1.5;
 
 /// A negative round-trip delay down to this much is rounding and clock slew, and counts as zero.
 const DELAY_TOLERANCE: NtpDuration = NtpDuration::from_bits(1 << 22); // ~1 ms
+/// Our precision when the caller does not say: a microsecond, log2 seconds.
+const DEFAULT_PRECISION: i8 = -20;
 
 /// One measurement from an answer: offset and delay, and the server's own state.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,6 +170,11 @@ pub fn unusable_reason(server: &NtpHeader) -> Option<&'static str> {
 
 /// Checks an answer to `request` sent at `sent_at` (T1) and received at `received_at` (T4), and
 /// computes offset = ((T2 − T1) + (T3 − T4)) / 2 and delay = (T4 − T1) − (T3 − T2).
+///
+/// A server fills the bits of its timestamps below its precision with noise (chronyd does, at
+/// 2^-23 s), so a fast server's T3 often reads a little before its T2. Such a negative server
+/// time no larger than the server's precision plus ours is measurement noise and counts as zero;
+/// only beyond it is the answer impossible.
 pub fn evaluate_response(
     request: &ClientRequest,
     sent_at: NtpTimestamp,
@@ -193,9 +204,14 @@ pub fn evaluate_response(
         return Err(ResponseError::ZeroTimestamp);
     }
     let (t1, t2, t3, t4) = (sent_at, header.receive_time, header.transmit_time, received_at);
+    let noise = NtpDuration::from_log2_seconds(header.precision)
+        .saturating_add(NtpDuration::from_log2_seconds(request.precision));
     let server_time = t3 - t2;
-    let delay = (t4 - t1).saturating_sub(server_time);
-    if server_time.is_negative() || delay < -DELAY_TOLERANCE {
+    if server_time < -noise {
+        return Err(ResponseError::ImpossibleTimestamps);
+    }
+    let delay = (t4 - t1).saturating_sub(server_time.max(NtpDuration::ZERO));
+    if delay < -DELAY_TOLERANCE {
         return Err(ResponseError::ImpossibleTimestamps);
     }
     let offset = NtpDuration::midpoint(t2 - t1, t3 - t4);

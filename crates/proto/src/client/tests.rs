@@ -105,7 +105,8 @@ fn impossible_timestamps_are_refused_not_turned_into_a_zero_delay() {
     reply.stratum = 2;
     reply.origin_time = request.cookie;
     reply.reference_time = t(-10.0);
-    // Transmitted before it received.
+    // Transmitted 10 ms before it received: far beyond both precisions.
+    reply.precision = -23;
     reply.receive_time = t(0.05);
     reply.transmit_time = t(0.04);
     reply.encode(&mut bytes);
@@ -136,4 +137,42 @@ fn header_tests_mark_unusable_servers() {
     let mut far = good;
     far.server.root_dispersion = crate::time::NtpShort::from_bits(2 << 16);
     assert!(far.unusable_reason().unwrap().contains("root distance"));
+}
+
+/// A reply whose transmit time reads `server_time` seconds after its receive time, from a server
+/// of `precision` (log2 s), to a request of ours at 2^-20 s.
+fn reply_with_server_time(server_time: f64, precision: i8) -> Result<Sample, ResponseError> {
+    let request =
+        ClientRequest { precision: -20, ..ClientRequest::new(NtpTimestamp::from_bits(9)) };
+    let mut bytes = [0; HEADER_LEN];
+    request.encode(&mut bytes);
+    let mut reply = NtpHeader::decode(&bytes).unwrap();
+    reply.mode = Mode::Server;
+    reply.stratum = 1;
+    reply.precision = precision;
+    reply.origin_time = request.cookie;
+    reply.reference_time = t(-10.0);
+    reply.receive_time = t(0.000_100);
+    reply.transmit_time = t(0.000_100 + server_time);
+    reply.encode(&mut bytes);
+    evaluate_response(&request, t(0.0), &bytes, t(0.000_200))
+}
+
+#[test]
+fn a_transmit_time_before_the_receive_time_by_less_than_the_precisions_is_noise() {
+    // chronyd fills the bits below 2^-23 s (119 ns) with noise: T3 − T2 of −102 ns was seen.
+    let sample = reply_with_server_time(-102e-9, -23).expect("noise, not an impossible answer");
+    // It counts as no time at the server: the delay is the whole round trip.
+    assert!((sample.delay.to_seconds_f64() - 200e-6).abs() < 1e-9, "{:?}", sample.delay);
+    assert!(sample.offset.to_seconds_f64().abs() < 1e-6);
+    // Up to the server's precision plus ours (119 ns + 954 ns) it is still noise.
+    assert!(reply_with_server_time(-1.0e-6, -23).is_ok());
+}
+
+#[test]
+fn a_transmit_time_before_the_receive_time_beyond_the_precisions_is_refused() {
+    assert_eq!(reply_with_server_time(-2e-6, -23), Err(ResponseError::ImpossibleTimestamps));
+    // A coarse server is allowed its coarseness: 2^-10 s is about a millisecond.
+    assert!(reply_with_server_time(-500e-6, -10).is_ok());
+    assert_eq!(reply_with_server_time(-2e-3, -10), Err(ResponseError::ImpossibleTimestamps));
 }

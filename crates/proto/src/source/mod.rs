@@ -62,8 +62,9 @@ pub enum ResponseOutcome {
     Sample { measurement: Measurement, filter: FilterResult },
     /// Not an answer to our outstanding request (late, duplicate, spoofed): ignored.
     NotOurs(ResponseError),
-    /// The server answered but its time must not be used (the reason says why).
-    Unusable(&'static str),
+    /// The server answered but its time must not be used (the reason says why); `timestamps`
+    /// are the exchange's T1–T4 when they were the trouble.
+    Unusable { reason: &'static str, timestamps: Option<[NtpTimestamp; 4]> },
     /// Kiss-o'-death: `RATE` makes us poll less often; `DENY` and `RSTR` stop this source.
     Kiss(ReferenceId),
 }
@@ -94,8 +95,9 @@ pub struct NtpSource {
     config: SourceConfig,
     /// Our reference id while this source is the system peer.
     reference_id: ReferenceId,
-    /// Precision of our clock, seconds.
+    /// Precision of our clock, seconds, and as the log2 our requests carry.
     local_precision: f64,
+    local_precision_log2: i8,
     /// Bit 0: the latest poll was answered (RFC 5905).
     reach: u8,
     polls: u32,
@@ -116,6 +118,15 @@ pub struct NtpSource {
     path_delay: PathDelay,
     server: Option<ServerInfo>,
     denied: Option<ReferenceId>,
+    refusals: Refusals,
+}
+
+/// Answers that came back but could not be used.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refusals {
+    total: u32,
+    in_a_row: u32,
+    last: Option<&'static str>,
 }
 
 /// The least delay over a longer window than the clock filter's, in two alternating buckets so
@@ -165,6 +176,7 @@ impl NtpSource {
             config,
             reference_id,
             local_precision: NtpDuration::from_log2_seconds(local_precision).to_seconds_f64(),
+            local_precision_log2: local_precision,
             reach: 0,
             polls: 0,
             unanswered: 0,
@@ -179,6 +191,7 @@ impl NtpSource {
             path_delay: PathDelay::default(),
             server: None,
             denied: None,
+            refusals: Refusals::default(),
         }
     }
 
@@ -232,6 +245,7 @@ impl NtpSource {
         let client = ClientRequest {
             poll: self.poll_exponent(),
             key: self.config.key,
+            precision: self.local_precision_log2,
             ..ClientRequest::new(cookie)
         };
         client.encode_packet()
@@ -254,7 +268,11 @@ impl NtpSource {
         let Some(Outstanding { cookie, sent_at: Some(t1) }) = self.outstanding else {
             return ResponseOutcome::NotOurs(ResponseError::OriginMismatch);
         };
-        let request = ClientRequest { key: self.config.key, ..ClientRequest::new(cookie) };
+        let request = ClientRequest {
+            key: self.config.key,
+            precision: self.local_precision_log2,
+            ..ClientRequest::new(cookie)
+        };
         let sample = match evaluate_response(&request, t1, response, t4) {
             Ok(sample) => sample,
             // A bad MAC may be a forgery: the real answer can still come.
@@ -265,23 +283,33 @@ impl NtpSource {
             ) => {
                 return ResponseOutcome::NotOurs(error);
             }
-            Err(ResponseError::CryptoNak) => {
-                return ResponseOutcome::Unusable(
-                    "the server does not accept our key (crypto-NAK)",
-                );
-            }
             Err(ResponseError::Kiss(code)) => {
                 self.outstanding = None;
                 return self.handle_kiss(now, code, response);
             }
+            Err(ResponseError::CryptoNak) => {
+                return self.refuse("the server does not accept our key (crypto-NAK)", None);
+            }
             Err(ResponseError::UnexpectedMode(_)) => {
-                return ResponseOutcome::Unusable("not a server answer");
+                return self.refuse("not a server answer", None);
             }
             Err(ResponseError::ZeroTimestamp) => {
-                return ResponseOutcome::Unusable("zero timestamp in the answer");
+                return self.refuse("zero timestamp in the answer", None);
             }
             Err(ResponseError::ImpossibleTimestamps) => {
-                return ResponseOutcome::Unusable("impossible timestamps in the answer");
+                // The server answered us (the origin matched): it is reachable, and the four
+                // timestamps say what went wrong.
+                let header = NtpPacket::decode(response).map(|p| p.header).ok();
+                let timestamps = header.map(|h| [t1, h.receive_time, h.transmit_time, t4]);
+                self.answered();
+                if let Some(header) = header {
+                    self.server = Some(ServerInfo::from_header(&header));
+                }
+                return self.refuse(
+                    "its transmit time is before its receive time by more than the precisions, \
+                     or the round trip is negative",
+                    timestamps,
+                );
             }
         };
         if sample.server.transmit_time == self.last_server_transmit {
@@ -290,18 +318,17 @@ impl NtpSource {
         self.last_server_transmit = sample.server.transmit_time;
         // The exchange is complete: the server is reachable, whatever it says. Back after being
         // unreachable: refill the filter with a burst.
-        self.outstanding = None;
         if self.reach == 0 && self.polls > 1 && self.config.iburst && self.burst_left == 0 {
             self.burst_left = BURST_REQUESTS - 1;
             self.next_poll_at = now + self.config.burst_spacing;
         }
-        self.reach |= 1;
-        self.unanswered = 0;
+        self.answered();
         let server = ServerInfo::from_header(&sample.server);
         self.server = Some(server);
         if let Some(reason) = sample.unusable_reason() {
-            return ResponseOutcome::Unusable(reason);
+            return self.refuse(reason, None);
         }
+        self.refusals.in_a_row = 0;
         let delay = sample.delay.to_seconds_f64().max(self.local_precision);
         self.path_delay.add(delay);
         // The offset is that of the middle of the exchange: while the clock is slewed fast, the
@@ -363,15 +390,35 @@ impl NtpSource {
         let server = ServerInfo::from_header(&header);
         self.server = Some(server);
         if let Some(reason) = unusable_reason(&header) {
-            return ResponseOutcome::Unusable(reason);
+            return self.refuse(reason, None);
         }
         let Some(delay) = self.path_delay.minimum() else {
-            return ResponseOutcome::Unusable(
-                "waiting for a client exchange to measure the delay to the broadcast server",
-            );
+            return ResponseOutcome::Unusable {
+                reason: "waiting for a client exchange to measure the delay to the broadcast server",
+                timestamps: None,
+            };
         };
         let offset = (header.transmit_time - t4).to_seconds_f64() + delay / 2.0;
         self.take_sample(offset, delay, now, server)
+    }
+
+    /// The outstanding request was answered (usable or not): the server is reachable.
+    fn answered(&mut self) {
+        self.outstanding = None;
+        self.reach |= 1;
+        self.unanswered = 0;
+    }
+
+    /// An answer that cannot be used: counted, and why kept for the status.
+    fn refuse(
+        &mut self,
+        reason: &'static str,
+        timestamps: Option<[NtpTimestamp; 4]>,
+    ) -> ResponseOutcome {
+        self.refusals.total = self.refusals.total.saturating_add(1);
+        self.refusals.in_a_row = self.refusals.in_a_row.saturating_add(1);
+        self.refusals.last = Some(reason);
+        ResponseOutcome::Unusable { reason, timestamps }
     }
 
     fn handle_kiss(
@@ -420,6 +467,9 @@ impl NtpSource {
             recent: self.filter.samples(),
             server: self.server,
             reference_clock: false,
+            refused: self.refusals.total,
+            refused_in_a_row: self.refusals.in_a_row,
+            last_refusal: self.refusals.last,
         }
     }
 }

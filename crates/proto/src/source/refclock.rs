@@ -133,6 +133,9 @@ impl RefclockSource {
             recent: self.filter.samples(),
             server: (self.samples_seen > 0).then(|| self.server_info()),
             reference_clock: true,
+            refused: 0,
+            refused_in_a_row: 0,
+            last_refusal: None,
         }
     }
 

@@ -171,7 +171,7 @@ fn an_unsynchronised_server_is_reachable_but_unusable() {
     harness.server = SystemSnapshot::unsynchronised(-20);
     let outcome = harness.exchange(0.0, true).unwrap();
     assert!(
-        matches!(outcome, ResponseOutcome::Unusable(reason) if reason.contains("unsynchronised"))
+        matches!(outcome, ResponseOutcome::Unusable { reason, .. } if reason.contains("unsynchronised"))
     );
     let view = harness.source.view();
     assert_eq!(view.reach, 1);
@@ -249,7 +249,9 @@ mod broadcast {
         // Sent at 1.0, heard 5 ms later: no delay known yet.
         let early = broadcast(&harness, 1.0, None);
         let outcome = harness.source.handle_broadcast(at(1.005), &early, local(1.005));
-        assert!(matches!(outcome, ResponseOutcome::Unusable(reason) if reason.contains("delay")));
+        assert!(
+            matches!(outcome, ResponseOutcome::Unusable { reason, .. } if reason.contains("delay"))
+        );
         // One exchange: 10 ms round trip.
         harness.exchange(2.0, true);
         let packet = broadcast(&harness, 3.0, None);
@@ -317,4 +319,66 @@ mod broadcast {
         assert!(header.origin_time.is_zero() && header.receive_time.is_zero());
         assert_eq!(header.stratum, 1);
     }
+}
+
+/// Polls at `t` and answers with a transmit time `backwards` seconds before the receive time.
+fn backwards_answer(harness: &mut Harness, t: f64, backwards: f64) -> ResponseOutcome {
+    harness.cookie += 1;
+    let request = harness.source.poll(at(t), NtpTimestamp::from_bits(harness.cookie), 0.0);
+    harness.source.sent(local(t));
+    let mut reply = [0u8; 64];
+    let received = local(t + 0.005 + harness.ahead);
+    let Answer::Reply(prepared) = answer(&request, received, &harness.server, &mut reply) else {
+        panic!("server did not answer");
+    };
+    prepared.stamp_transmit_time(&mut reply, received - NtpDuration::from_seconds_f64(backwards));
+    harness.source.handle_response(at(t + 0.010), &reply[..prepared.len], local(t + 0.010))
+}
+
+#[test]
+fn answers_refused_are_counted_and_the_server_is_not_called_unreachable() {
+    let mut harness = Harness::new(SourceConfig::default());
+    // 2^-20 s on both sides: 50 ns backwards is noise, 1 ms backwards is impossible.
+    assert!(matches!(backwards_answer(&mut harness, 0.0, 50e-9), ResponseOutcome::Sample { .. }));
+    let mut polls = Vec::new();
+    for _ in 0..12 {
+        let t = harness.source.next_poll_at().seconds_since(Monotonic::ZERO);
+        polls.push(t);
+        let outcome = backwards_answer(&mut harness, t, 0.001);
+        let ResponseOutcome::Unusable { reason, timestamps: Some([t1, t2, t3, t4]) } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(reason.contains("transmit time is before its receive time"), "{reason}");
+        assert!((t3 - t2).is_negative() && !(t4 - t1).is_negative(), "the four timestamps");
+    }
+    let view = harness.source.view();
+    assert_eq!((view.refused, view.refused_in_a_row), (12, 12));
+    assert_ne!(view.reach, 0, "it answers");
+    // The filter still holds the good sample; once it is too old to use, the reason is the
+    // refusals, never "unreachable".
+    let late = at(polls[11] + 100_000.0);
+    assert!(view.unfit_reason(late, 6).is_some_and(|r| r != "unreachable"));
+    // An answering server is not polled less often, as a silent one is.
+    let gaps: Vec<f64> = polls.windows(2).skip(5).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g <= 64.0 * 1.1 + 1e-6), "{gaps:?}");
+    // A usable answer ends the run of refusals, not the count.
+    let t = harness.source.next_poll_at().seconds_since(Monotonic::ZERO);
+    assert!(matches!(backwards_answer(&mut harness, t, 0.0), ResponseOutcome::Sample { .. }));
+    let view = harness.source.view();
+    assert_eq!((view.refused, view.refused_in_a_row), (12, 0));
+}
+
+#[test]
+fn a_server_that_only_ever_answers_unusably_says_why() {
+    let mut harness = Harness::new(SourceConfig::default());
+    backwards_answer(&mut harness, 0.0, 0.001);
+    let view = harness.source.view();
+    assert_eq!(
+        view.unfit_reason(at(1.0), 6),
+        Some(
+            "its transmit time is before its receive time by more than the precisions, or the \
+             round trip is negative"
+        )
+    );
 }

@@ -71,6 +71,11 @@ pub struct SourceView {
     pub server: Option<ServerInfo>,
     /// A reference clock (GPS, PPS) rather than a server: stratum 0 is its normal state.
     pub reference_clock: bool,
+    /// Answers that came back but could not be used, since the start and in a row now.
+    pub refused: u32,
+    pub refused_in_a_row: u32,
+    /// Why the latest refused answer was refused.
+    pub last_refusal: Option<&'static str>,
 }
 
 impl SourceView {
@@ -98,14 +103,23 @@ impl SourceView {
         if self.reach == 0 {
             return Some("unreachable");
         }
-        let Some(server) = self.server else { return Some("no answer yet") };
+        let Some(server) = self.server else {
+            return Some(self.last_refusal.unwrap_or("no answer yet"));
+        };
         if server.leap == LeapIndicator::Unsynchronised
             || (server.stratum == 0 && !self.reference_clock)
             || server.stratum >= 16
         {
             return Some("the server is not synchronised");
         }
-        let Some(distance) = self.root_distance(now) else { return Some("no usable sample yet") };
+        let Some(distance) = self.root_distance(now) else {
+            // It answers, but nothing it said could be used yet: say why, not "unreachable".
+            return Some(
+                self.last_refusal
+                    .filter(|_| self.refused_in_a_row > 0)
+                    .unwrap_or("no usable sample yet"),
+            );
+        };
         if distance > MAX_DISTANCE + PHI * 2f64.powi(i32::from(system_poll)) {
             return Some("root distance too large (too few samples, or too far from a reference)");
         }

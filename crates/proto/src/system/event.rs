@@ -59,15 +59,18 @@ pub enum DropReason {
     Refused,
     Unreachable,
     Falseticker,
+    /// It answers, but none of its answers can be used (the reason of the latest).
+    AnswersUnusable(&'static str),
 }
 
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Refused => "it refused us (kiss-o'-death)",
-            Self::Unreachable => "it stopped answering",
-            Self::Falseticker => "it disagrees with the other servers (falseticker)",
-        })
+        match self {
+            Self::Refused => f.write_str("it refused us (kiss-o'-death)"),
+            Self::Unreachable => f.write_str("it stopped answering"),
+            Self::Falseticker => f.write_str("it disagrees with the other servers (falseticker)"),
+            Self::AnswersUnusable(reason) => write!(f, "its answers cannot be used: {reason}"),
+        }
     }
 }
 

@@ -588,6 +588,8 @@ impl System {
                 Some(DropReason::Unreachable)
             } else if source.falseticker_streak >= FALSETICKER_SELECTIONS {
                 Some(DropReason::Falseticker)
+            } else if source.view.refused_in_a_row >= UNREACHABLE_POLLS {
+                source.view.last_refusal.map(DropReason::AnswersUnusable)
             } else {
                 None
             };

@@ -88,6 +88,9 @@ fn answering(now: Monotonic, offset: f64, delay: f64, leap: LeapIndicator) -> So
         recent,
         server: Some(server_info(leap)),
         reference_clock: false,
+        refused: 0,
+        refused_in_a_row: 0,
+        last_refusal: None,
     }
 }
 
@@ -107,6 +110,9 @@ fn silent() -> SourceView {
         recent: [None; 8],
         server: None,
         reference_clock: false,
+        refused: 0,
+        refused_in_a_row: 0,
+        last_refusal: None,
     }
 }
 
