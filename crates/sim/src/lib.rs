@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 mod clock;
 mod rng;
 
@@ -66,6 +67,13 @@ pub struct ServerSpec {
     /// Intervals of true time during which it does not answer.
     pub outages: Vec<(f64, f64)>,
     pub fallback: bool,
+    /// Its clock's precision, log2 seconds, as it advertises it.
+    pub precision: i8,
+    /// Seconds between receiving a request and stamping the answer.
+    pub processing: f64,
+    /// Fills the bits of its timestamps below its precision with random bits, as chronyd does:
+    /// its transmit time then often reads before its receive time.
+    pub random_low_bits: bool,
 }
 
 impl ServerSpec {
@@ -77,7 +85,15 @@ impl ServerSpec {
             to_client: Path::REFERENCE,
             outages: Vec::new(),
             fallback: false,
+            precision: PRECISION,
+            processing: 5e-6,
+            random_low_bits: false,
         }
+    }
+
+    /// A fast chronyd: precision 2^-23 s with random bits below it, no processing time.
+    pub fn chrony_like() -> Self {
+        Self { precision: -23, processing: 0.0, random_low_bits: true, ..Self::reference() }
     }
 }
 
@@ -226,6 +242,11 @@ pub struct Statistics {
     pub rms_frequency: f64,
     /// From this time on |offset| stayed within 1 ms (None: never, or not at the end).
     pub synchronised_at: Option<f64>,
+    /// From this time on |offset| stayed within 100 µs.
+    pub within_100us_at: Option<f64>,
+    /// Mean time between requests to one server after `statistics_from`, seconds (the whole
+    /// window when none was sent).
+    pub mean_request_interval: f64,
     pub samples: usize,
 }
 
@@ -308,6 +329,10 @@ pub struct Simulation {
     pub drift_writes: Vec<(f64, f64)>,
     /// Every source the core stopped: (true time, source).
     pub stopped: Vec<(f64, SourceId)>,
+    /// Every request sent: (true time, server).
+    pub requests: Vec<(f64, usize)>,
+    /// For each server, whether a source of it ever survived selection.
+    pub ever_selected: Vec<bool>,
 }
 
 impl Simulation {
@@ -369,7 +394,10 @@ impl Simulation {
             panics: Vec::new(),
             drift_writes: Vec::new(),
             stopped: Vec::new(),
+            requests: Vec::new(),
+            ever_selected: Vec::new(),
         };
+        simulation.ever_selected = vec![false; simulation.scenario.servers.len()];
         let local = simulation.local_timestamp();
         let actions = simulation.system.start(Monotonic::ZERO, local);
         simulation.execute(actions);
@@ -653,6 +681,13 @@ impl Simulation {
         let (now, local) = (self.now(), self.local_timestamp());
         let actions = self.system.handle_report(id, view, event, now, local);
         self.execute(actions);
+        if let Some(selection) = self.system.sync().selection() {
+            for id in &selection.survivors {
+                if let Some(sim) = self.sources.get(id) {
+                    self.ever_selected[sim.server] = true;
+                }
+            }
+        }
     }
 
     /// At a true second: each reference clock's event, read on the local clock when it happens.
@@ -715,6 +750,7 @@ impl Simulation {
         let request = sim.source.poll(now, cookie, jitter);
         sim.source.sent(local);
         let (server, view) = (sim.server, sim.source.view());
+        self.requests.push((self.time, server));
         let path = self.scenario.servers[server].to_server;
         if self.rng.uniform() >= path.loss {
             let delay = path.base + path.jitter * self.rng.exponential();
@@ -762,17 +798,27 @@ impl Simulation {
         let server_time = self.server_timestamp(packet.server);
         let mut snapshot = SystemSnapshot::local_clock(
             server.stratum,
-            PRECISION,
+            server.precision,
             server_time - NtpDuration::from_seconds(1),
         );
         snapshot.reference_id = ReferenceId::from_bytes(*b"GPS\0");
         snapshot.leap = self.server_leap();
+        let mut low_bits = || {
+            if server.random_low_bits {
+                NtpDuration::from_log2_seconds(server.precision).to_seconds_f64()
+                    * self.rng.uniform()
+            } else {
+                0.0
+            }
+        };
+        let received = server_time + NtpDuration::from_seconds_f64(low_bits());
+        let transmit = server_time + NtpDuration::from_seconds_f64(server.processing + low_bits());
         let mut reply = [0u8; 64];
-        if let Answer::Reply(prepared) = answer(&packet.bytes, server_time, &snapshot, &mut reply) {
-            prepared.stamp_transmit_time(&mut reply, server_time + NtpDuration::from_nanos(5_000));
+        if let Answer::Reply(prepared) = answer(&packet.bytes, received, &snapshot, &mut reply) {
+            prepared.stamp_transmit_time(&mut reply, transmit);
             let path = server.to_client;
             if self.rng.uniform() >= path.loss {
-                let delay = 5e-6 + path.base + path.jitter * self.rng.exponential();
+                let delay = server.processing + path.base + path.jitter * self.rng.exponential();
                 self.in_flight.push(InFlight {
                     arrive: self.time + delay,
                     source: packet.source,
@@ -792,15 +838,24 @@ impl Simulation {
         let rms_offset = (counted.iter().map(|s| s.1 * s.1).sum::<f64>() / n).sqrt();
         let max_offset = counted.iter().map(|s| s.1.abs()).fold(0.0, f64::max);
         let rms_frequency = (counted.iter().map(|s| s.2 * s.2).sum::<f64>() / n).sqrt();
-        let synchronised_at = match self.samples.iter().rposition(|s| s.1.abs() > 0.001) {
+        let within = |limit: f64| match self.samples.iter().rposition(|s| s.1.abs() > limit) {
             None => self.samples.first().map(|s| s.0),
             Some(last_bad) => self.samples.get(last_bad + 1).map(|s| s.0),
         };
+        let window = (self.time - from).max(0.0);
+        let servers = self.scenario.servers.len().max(1) as f64;
+        let requests = self.requests.iter().filter(|r| r.0 >= from).count() as f64;
         Statistics {
             rms_offset,
             max_offset,
             rms_frequency,
-            synchronised_at,
+            synchronised_at: within(0.001),
+            within_100us_at: within(100e-6),
+            mean_request_interval: if requests > 0.0 {
+                window * servers / requests
+            } else {
+                window
+            },
             samples: counted.len(),
         }
     }

@@ -9,6 +9,9 @@ use crate::time::{Monotonic, NtpDuration};
 pub const MAX_DISTANCE: f64 = 1.5;
 /// Least delay assumed in the root distance, seconds (RFC 5905 MINDISP).
 const MIN_DISPERSION: f64 = 0.005;
+/// Polls without any answer after which a source that never answered is unreachable (an
+/// initial burst gives up after two losses).
+const POLLS_BEFORE_UNREACHABLE: u32 = 3;
 
 /// The server's state from its latest answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,6 +97,13 @@ impl SourceView {
         )
     }
 
+    /// Whether the source may still answer: it answered one of its last eight polls, or it has
+    /// not yet been polled often enough to tell, and it has not told us to go away. Such sources
+    /// count when a majority of the sources is needed, fit to be selected yet or not.
+    pub fn may_answer(&self) -> bool {
+        self.denied.is_none() && (self.reach != 0 || self.polls < POLLS_BEFORE_UNREACHABLE)
+    }
+
     /// Why this source cannot be selected now, or `None` if it can (RFC 5905 fit, less the loop
     /// test, which needs our own addresses).
     pub fn unfit_reason(&self, now: Monotonic, system_poll: i8) -> Option<&'static str> {
@@ -101,7 +111,7 @@ impl SourceView {
             return Some("the server refused us (kiss-o'-death)");
         }
         if self.reach == 0 {
-            return Some("unreachable");
+            return Some(if self.may_answer() { "no answer yet" } else { "unreachable" });
         }
         let Some(server) = self.server else {
             return Some(self.last_refusal.unwrap_or("no answer yet"));

@@ -199,13 +199,25 @@ impl Synchroniser {
             (select(&primary, previous_peer.filter(|_| !self.on_fallback)), false)
         };
         self.on_fallback = on_fallback;
+        // Only a majority of the sources that may answer, fit yet or not, is believed: a lone
+        // early source (a falseticker among servers still in their first burst) is not.
+        let countable = countable_in(sources, on_fallback);
+        let (selection, minority) = match selection {
+            Some(s) if 2 * (s.survivors.len() + s.outliers.len()) <= countable => {
+                (None, Some(s.survivors.len() + s.outliers.len()))
+            }
+            selection => (selection, None),
+        };
         self.selection = selection.map(|selection| prefer(selection, sources));
         self.warned = self.selection.as_ref().and_then(|s| majority_leap(sources, &s.survivors));
         self.leap.update(local_now, self.warned);
 
+        let threshold = self.config.discipline.step_threshold;
         let mut result =
             SyncUpdate { steering: Steering::default(), event: None, state_changed: false };
-        if let Some(jump) = self.jump_evidence(sources) {
+        // Jumps are judged among the primary sources while any may answer, else the fallbacks.
+        let primary_answers = countable_in(sources, false) > 0;
+        if let Some(jump) = self.jump_evidence(sources, !primary_answers) {
             // The clock is far from what the sources say now, whatever their filters still hold:
             // step, hold, or refuse, as the discipline decides; never advertise it.
             let (steering, event) = self.discipline.update(now, jump, &[]);
@@ -227,16 +239,35 @@ impl Synchroniser {
         }
         match self.selection.clone() {
             None => {
+                let reasons: Vec<&str> =
+                    sources.iter().filter_map(|s| s.view.unfit_reason(now, system_poll)).collect();
                 let reason = if sources.is_empty() {
                     "no sources are configured".to_owned()
+                } else if let Some(agreeing) = minority {
+                    format!(
+                        "waiting for a majority of the sources: {agreeing} of {countable} agree \
+                         so far"
+                    )
+                } else if reasons.is_empty() {
+                    "the sources disagree: no majority of them agrees on the time".to_owned()
                 } else {
-                    let reasons: Vec<&str> = sources
-                        .iter()
-                        .filter_map(|s| s.view.unfit_reason(now, system_poll))
-                        .collect();
                     format!("no selectable source ({})", summarise(&reasons))
                 };
                 self.fall_back(local_now, reason);
+            }
+            Some(selection) if !agree_on_a_step(&selection, sources, countable, threshold) => {
+                // Far off, but the sources that say so do not agree with one another yet (a
+                // falseticker whose wide early interval still overlaps): never step on that, and
+                // select nothing until they do.
+                self.selection = None;
+                self.snapshot = SystemSnapshot::unsynchronised(self.config.precision);
+                self.state = SyncState::Unsynchronised {
+                    reason: format!(
+                        "the sources put the clock {:+.3} s off but disagree by more than the step \
+                         threshold; waiting for a majority to agree",
+                        selection.offset
+                    ),
+                };
             }
             Some(selection) => {
                 let measurements = match sample.and_then(|(id, _)| input(sources, id)) {
@@ -273,24 +304,26 @@ impl Synchroniser {
         self.discipline.tick(now)
     }
 
-    /// An offset beyond the step threshold that a majority of the answering sources agree on in
-    /// their latest samples: the clock jumped, or was far off from the start. Their clock filters
-    /// may still hold older samples that make them unselectable for minutes; this does not wait.
-    fn jump_evidence(&self, sources: &[SourceInput]) -> Option<f64> {
+    /// An offset beyond the step threshold that a majority of the sources of the group (primary
+    /// or `fallback`) that may answer agree on in their latest samples: the clock jumped, or was far off from the
+    /// start. Their clock filters may still hold older samples that make them unselectable for
+    /// minutes; this does not wait. Sources that have not said enough yet count against it, so
+    /// one source alone among several never moves the clock.
+    fn jump_evidence(&self, sources: &[SourceInput], fallback: bool) -> Option<f64> {
         let threshold = self.config.discipline.step_threshold;
-        let mut answering = 0;
+        let countable = countable_in(sources, fallback);
         let mut votes: Vec<f64> = Vec::new();
         for source in sources {
             let view = &source.view;
             let usable = view.server.is_some_and(|s| s.leap != LeapIndicator::Unsynchronised)
                 && view.denied.is_none()
-                && !source.noselect;
+                && !source.noselect
+                && source.fallback == fallback;
             let latest: Vec<f64> =
                 view.recent.iter().take(JUMP_SAMPLES).flatten().map(|s| s.offset).collect();
-            if !usable || latest.len() < JUMP_SAMPLES || view.reach & 1 == 0 {
+            if !usable || latest.len() < JUMP_SAMPLES || view.reach == 0 {
                 continue;
             }
-            answering += 1;
             let newest = latest[0];
             let agree =
                 latest.iter().all(|o| o.abs() > threshold && (o - newest).abs() < threshold / 2.0);
@@ -298,7 +331,7 @@ impl Synchroniser {
                 votes.push(newest);
             }
         }
-        if votes.is_empty() || 2 * votes.len() <= answering {
+        if votes.is_empty() || 2 * votes.len() <= countable {
             return None;
         }
         votes.sort_by(f64::total_cmp);
@@ -445,6 +478,34 @@ impl Synchroniser {
             self.snapshot.reference_time = local_now;
         }
     }
+}
+
+/// Whether a selection whose offset is beyond the step threshold is agreed on: a majority of
+/// the sources that may answer (`countable`) lie within half the threshold of it. Offsets within
+/// the threshold need no such agreement: they are slewed, and the next selections refine them.
+fn agree_on_a_step(
+    selection: &Selection,
+    sources: &[SourceInput],
+    countable: usize,
+    threshold: f64,
+) -> bool {
+    if selection.offset.abs() <= threshold {
+        return true;
+    }
+    let agreeing = selection
+        .survivors
+        .iter()
+        .chain(&selection.outliers)
+        .filter_map(|&id| input(sources, id)?.view.filter)
+        .filter(|f| (f.offset - selection.offset).abs() < threshold / 2.0)
+        .count();
+    2 * agreeing > countable
+}
+
+/// How many sources of the group in use (primary or fallback) may answer: a majority of these
+/// is needed to select or to step.
+fn countable_in(sources: &[SourceInput], fallback: bool) -> usize {
+    sources.iter().filter(|s| !s.noselect && s.fallback == fallback && s.view.may_answer()).count()
 }
 
 /// The input of source `id`.
