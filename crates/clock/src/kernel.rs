@@ -25,12 +25,13 @@ pub struct TickAndFrequency {
 }
 
 /// Splits a correction (s/s, positive = faster) into a tick length around `nominal_tick` (µs; one
-/// µs more per tick is 10^6 / nominal_tick ppm) and the remainder for the frequency field, within
-/// ±500 ppm.
+/// µs more per tick is 10^6 / nominal_tick ppm), within the kernel's ±10 %, and the remainder for
+/// the frequency field, within ±500 ppm.
 pub fn split_frequency(correction: f64, nominal_tick: i64) -> TickAndFrequency {
     let ppm = correction * 1e6;
     let ppm_per_tick_us = 1e6 / nominal_tick as f64;
-    let tick_delta = (ppm / ppm_per_tick_us).round();
+    let tick_range = (nominal_tick / 10) as f64;
+    let tick_delta = (ppm / ppm_per_tick_us).round().clamp(-tick_range, tick_range);
     let remainder =
         (ppm - tick_delta * ppm_per_tick_us).clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM);
     TickAndFrequency {
@@ -178,6 +179,17 @@ mod tests {
         // At 250 Hz a tick µs is 250 ppm.
         let split = split_frequency(-0.01, 4_000);
         assert_eq!(split.tick, 3_960);
+        // A 5000 ppm clock is corrected through the tick too.
+        let split = split_frequency(-5000e-6, 10_000);
+        assert!((join_frequency(split, 10_000) + 5000e-6).abs() < 1e-10);
+    }
+
+    #[test]
+    fn the_tick_stays_within_the_kernels_ten_percent() {
+        let split = split_frequency(0.3, 10_000);
+        assert_eq!(split.tick, 11_000);
+        assert_eq!(split.frequency, (500.0 * FREQUENCY_SCALE) as i64);
+        assert_eq!(split_frequency(-0.3, 4_000).tick, 3_600);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub use kernel::{
 };
 pub use permission::{SteerPermission, steer_permission};
 pub use precision::measure_precision;
-pub use realtime::SystemClock;
+pub use realtime::{SystemClock, raw_monotonic};
 
 use syhub_ntp_proto::NtpTimestamp;
 

@@ -41,6 +41,13 @@ impl Clock for SystemClock {
     }
 }
 
+/// The oscillator's own time since boot (CLOCK_MONOTONIC_RAW): the time base of the discipline,
+/// which our frequency corrections do not stretch (CLOCK_MONOTONIC runs at the corrected rate, so
+/// a 1 % slew would make it run 1 % fast). `None` where the kernel lacks it.
+pub fn raw_monotonic() -> Option<std::time::Duration> {
+    syhub_ntp_sys::timex::monotonic_raw()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

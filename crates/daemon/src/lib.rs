@@ -18,6 +18,7 @@ mod server;
 pub mod sources;
 mod status;
 mod system_task;
+mod timebase;
 
 // The config under the name the daemon's modules use for it.
 use syhub_ntp_config as config;

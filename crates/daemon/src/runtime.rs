@@ -309,13 +309,14 @@ impl Running {
         let addresses: Vec<String> =
             sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
         let clock_mode = clock.mode.clone();
+        let timebase = crate::timebase::Timebase::start();
         let system = SystemTask::new(SystemParts {
             config: config.clone(),
             sync,
             control: clock.control,
             clock_mode: clock.mode,
             clock: clock.clock.clone(),
-            origin,
+            timebase,
             publish,
             status: status_sender,
             counters: counters.clone(),

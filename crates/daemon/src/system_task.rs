@@ -12,6 +12,7 @@ use crate::sources::{
     SourceReport, SourceTaskSetup, recv_or_pending, resolve_in_background, spawn_refclock,
     spawn_source,
 };
+use crate::timebase::Timebase;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,7 +73,7 @@ pub(crate) struct SystemParts {
     pub control: Box<dyn ClockControl>,
     pub clock_mode: ClockMode,
     pub clock: Arc<dyn Clock>,
-    pub origin: Instant,
+    pub timebase: Timebase,
     pub publish: watch::Sender<SystemSnapshot>,
     pub status: watch::Sender<StatusSnapshot>,
     pub counters: Arc<ServerCounters>,
@@ -105,7 +106,7 @@ pub(crate) struct SystemTask {
     control: Box<dyn ClockControl>,
     clock_mode: ClockMode,
     clock: Arc<dyn Clock>,
-    origin: Instant,
+    timebase: Timebase,
     tasks: HashMap<SourceId, SourceTask>,
     /// For each entry: an NTS source's TLS client.
     nts: Vec<Option<NtsSetup>>,
@@ -155,7 +156,7 @@ impl SystemTask {
             control: parts.control,
             clock_mode: parts.clock_mode,
             clock: parts.clock,
-            origin: parts.origin,
+            timebase: parts.timebase,
             tasks: HashMap::new(),
             reports: mpsc::channel(64),
             resolutions: mpsc::channel(16),
@@ -174,36 +175,36 @@ impl SystemTask {
         }
     }
 
-    fn monotonic(&self, at: Instant) -> Monotonic {
-        Monotonic::from_duration(at.saturating_duration_since(self.origin))
+    fn now(&self) -> Monotonic {
+        self.timebase.now()
     }
 
     /// Runs until cancelled (Ok) or until the clock is beyond the panic threshold (Err).
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), Panic> {
-        let (now, local_now) = (self.monotonic(Instant::now()), self.clock.now());
+        let (now, local_now) = (self.now(), self.clock.now());
         let actions = self.system.start(now, local_now);
         let mut result = self.execute(actions);
         self.publish();
         while result.is_ok() {
-            let (now, local_now) = (self.monotonic(Instant::now()), self.clock.now());
-            let wake = self.origin + self.system.next_wake(now, local_now).since_origin();
+            let (now, local_now) = (self.now(), self.clock.now());
+            let wake = self.timebase.instant_at(self.system.next_wake(now, local_now));
             let actions = tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(report) = self.reports.1.recv() => self.on_report(report),
                 Some(resolution) = self.resolutions.1.recv() => {
-                    let now = self.monotonic(Instant::now());
+                    let now = self.now();
                     self.system.handle_resolution(resolution.entry, resolution.result, now)
                 }
                 Some(heard) = recv_or_pending(&mut self.heard) => self.on_broadcast(heard),
                 _ = tokio::time::sleep_until(wake) => {
-                    let (now, local_now) = (self.monotonic(Instant::now()), self.clock.now());
+                    let (now, local_now) = (self.now(), self.clock.now());
                     self.system.handle_timer(now, local_now)
                 }
             };
             result = self.execute(actions);
             self.publish();
         }
-        let actions = self.system.stop(self.monotonic(Instant::now()));
+        let actions = self.system.stop(self.now());
         let (stops, drift): (Vec<Action>, Vec<Action>) =
             actions.into_iter().partition(|a| matches!(a, Action::StopSource { .. }));
         let _ = self.execute(stops);
@@ -256,14 +257,14 @@ impl SystemTask {
                 _ => {}
             }
         }
-        let (mono, local_now) = (self.monotonic(now), self.clock.now());
+        let (mono, local_now) = (self.now(), self.clock.now());
         self.system.handle_report(report.id, report.view, report.event, mono, local_now)
     }
 
     /// A broadcast heard by the serving loop: to the source following its sender (started when
     /// this is the first).
     fn on_broadcast(&mut self, heard: HeardBroadcast) -> Vec<Action> {
-        let now = self.monotonic(Instant::now());
+        let now = self.now();
         let (id, actions) = self.system.handle_broadcast(heard.from, now);
         // Started first, so that the new task's feed exists.
         let mut actions = actions;
@@ -338,7 +339,7 @@ impl SystemTask {
                 Action::RefreshLeapFile => {
                     let news = self.leap_file.as_mut().and_then(|f| f.refresh(self.clock.now()));
                     if let Some(table) = news {
-                        let now = self.monotonic(Instant::now());
+                        let now = self.now();
                         let actions = self.system.set_leap_table(table, now, self.clock.now());
                         self.execute(actions)?;
                     }
@@ -361,7 +362,7 @@ impl SystemTask {
             nts: self.nts[entry].clone(),
             broadcasts: heard,
             clock: self.clock.clone(),
-            origin: self.origin,
+            timebase: self.timebase,
             reports: self.reports.0.clone(),
             commands: self.commands.subscribe(),
             cancel: cancel.clone(),
@@ -386,7 +387,7 @@ impl SystemTask {
             source,
             pair: offsets,
             clock: self.clock.clone(),
-            origin: self.origin,
+            timebase: self.timebase,
             reports: self.reports.0.clone(),
             commands: self.commands.subscribe(),
             cancel: cancel.clone(),
@@ -415,7 +416,7 @@ impl SystemTask {
         self.clock_mode = ClockMode::SteeringRefused(error.to_string());
         self.control = Box::new(ObservingClock::new(kernel_sync_override()));
         let applied = self.control.frequency().unwrap_or(0.0);
-        self.system.steering_refused(self.monotonic(Instant::now()), applied);
+        self.system.steering_refused(self.now(), applied);
     }
 
     fn log(&mut self, notice: Notice) {
@@ -489,7 +490,7 @@ impl SystemTask {
                     source_name(&self.config, peer.entry),
                     self.system.location(peer),
                     snapshot.stratum,
-                    self.system.sync().discipline().offset(self.monotonic(Instant::now())),
+                    self.system.sync().discipline().offset(self.now()),
                 );
             }
             SyncState::LocalClock { reason } => {
@@ -513,14 +514,13 @@ impl SystemTask {
             let snapshot = self.system.snapshot();
             std::mem::replace(current, snapshot) != snapshot
         });
-        let now = Instant::now();
         let status = crate::status::build(crate::status::StatusInputs {
             system: &self.system,
             config: &self.config,
             clock_mode: &self.clock_mode,
             leap_file: self.leap_file.as_ref().map(LeapFile::verdict),
             counters: &self.counters,
-            now: self.monotonic(now),
+            now: self.now(),
             local_now: self.clock.now(),
         });
         self.status.send_replace(status);

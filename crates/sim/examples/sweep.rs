@@ -39,10 +39,7 @@ fn main() {
             t += 2.0;
             sim.run_until(t);
             if t >= from {
-                let estimate = sim
-                    .sync()
-                    .discipline()
-                    .estimate(syhub_ntp_proto::time::Monotonic::from_seconds_f64(t));
+                let estimate = sim.sync().discipline().estimate(sim.now());
                 let error = estimate.offset + sim.clock.error();
                 sum += error * error;
                 n += 1.0;

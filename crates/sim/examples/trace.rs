@@ -24,7 +24,7 @@ fn main() {
     while t < end {
         t += step;
         sim.run_until(t);
-        let e = sim.sync().discipline().estimate(Monotonic::from_seconds_f64(t));
+        let e = sim.sync().discipline().estimate(sim.now());
         println!(
             "{t:7.0} err {:+10.1}us  ferr {:+8.3}ppm  est_off {:+10.1}us sd {:8.1}us est_f {:+8.3}ppm sdf {:.3}ppm poll {} upd {}",
             sim.clock.error() * 1e6,

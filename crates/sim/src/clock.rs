@@ -1,5 +1,6 @@
 //! The simulated local clock: a frequency error that wanders as a random walk, the corrections the
-//! discipline applies, and exact integration between events.
+//! discipline applies, and exact integration between events; beside it the oscillator's own time,
+//! uncorrected, which the daemon reads as its time base (CLOCK_MONOTONIC_RAW).
 
 use crate::rng::Rng;
 
@@ -17,6 +18,9 @@ pub struct SimClock {
     applied: f64,
     /// Time up to which the wander has been drawn.
     wander_time: f64,
+    /// The oscillator's own time minus true time: what CLOCK_MONOTONIC_RAW, the daemon's time
+    /// base, reads against true time (the natural frequency error, no correction).
+    raw_error: f64,
 }
 
 impl SimClock {
@@ -28,6 +32,7 @@ impl SimClock {
             wander,
             applied: 0.0,
             wander_time: 0.0,
+            raw_error: 0.0,
         }
     }
 
@@ -36,6 +41,7 @@ impl SimClock {
         while self.time < time {
             let step_end = (self.wander_time + 1.0).min(time);
             self.error += (self.natural_frequency + self.applied) * (step_end - self.time);
+            self.raw_error += self.natural_frequency * (step_end - self.time);
             self.time = step_end;
             if self.time >= self.wander_time + 1.0 {
                 self.wander_time += 1.0;
@@ -52,6 +58,16 @@ impl SimClock {
     /// Local minus true time now.
     pub fn error(&self) -> f64 {
         self.error
+    }
+
+    /// The oscillator's own time now (CLOCK_MONOTONIC_RAW), seconds since the start.
+    pub fn raw(&self) -> f64 {
+        self.time + self.raw_error
+    }
+
+    /// True time at which the oscillator's own time reads `raw`, at its present rate.
+    pub fn true_time_at_raw(&self, raw: f64) -> f64 {
+        self.time + (raw - self.raw()) / (1.0 + self.natural_frequency)
     }
 
     /// The clock's actual frequency error with the correction applied, s/s.

@@ -496,14 +496,16 @@ impl Simulation {
         self.leap_stepped_at = Some(self.time);
     }
 
-    fn now(&self) -> Monotonic {
-        Monotonic::from_seconds_f64(self.time)
+    /// The core's monotonic time: the oscillator's own, as the daemon reads CLOCK_MONOTONIC_RAW.
+    pub fn now(&self) -> Monotonic {
+        Monotonic::from_seconds_f64(self.clock.raw())
     }
 
     /// The earliest event and its true time.
     fn next_event(&self) -> (f64, Next) {
         let earliest = |times: &mut dyn Iterator<Item = f64>| times.fold(f64::INFINITY, f64::min);
-        let at = |m: Monotonic| m.seconds_since(Monotonic::ZERO);
+        // The core's times are the oscillator's; events happen in true time.
+        let at = |m: Monotonic| self.clock.true_time_at_raw(m.seconds_since(Monotonic::ZERO));
         let system_wake = at(self.system.next_wake(self.now(), self.local_timestamp()));
         let poll = self
             .sources

@@ -1,6 +1,7 @@
 //! clock_adjtime(2) on CLOCK_REALTIME, with the fields of `struct timex` the daemon uses in fixed
-//! widths (the C fields are `long`, 32 bits on 32-bit ARM), and the kernel's tick rate
-//! (sysconf(_SC_CLK_TCK)). What to read or set, and when, is the clock crate's business.
+//! widths (the C fields are `long`, 32 bits on 32-bit ARM), the kernel's tick rate
+//! (sysconf(_SC_CLK_TCK)) and CLOCK_MONOTONIC_RAW. What to read or set, and when, is the clock
+//! crate's business.
 
 use std::io;
 
@@ -100,6 +101,19 @@ pub fn adjust_realtime(timex: &mut Timex) -> io::Result<i32> {
     Ok(state)
 }
 
+/// CLOCK_MONOTONIC_RAW: time since boot at the oscillator's own rate, which no frequency
+/// correction touches (CLOCK_MONOTONIC runs at the corrected rate: slewing the clock by 1 %
+/// would stretch it by 1 % too). `None` where the kernel lacks it.
+pub fn monotonic_raw() -> Option<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to fill; no other memory is touched.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    #[allow(clippy::useless_conversion)] // time_t and c_long are 32 bits on 32-bit ARM
+    let (seconds, nanos) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
+    (result == 0 && seconds >= 0 && (0..1_000_000_000).contains(&nanos))
+        .then(|| std::time::Duration::new(seconds as u64, nanos as u32))
+}
+
 /// Clock ticks per second (sysconf(_SC_CLK_TCK)), if the system says.
 pub fn ticks_per_second() -> Option<i64> {
     // SAFETY: sysconf has no preconditions and touches no memory of ours.
@@ -111,6 +125,14 @@ pub fn ticks_per_second() -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_raw_monotonic_clock_moves_forward() {
+        let first = monotonic_raw().expect("CLOCK_MONOTONIC_RAW");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = monotonic_raw().expect("CLOCK_MONOTONIC_RAW");
+        assert!(second >= first + std::time::Duration::from_millis(1), "{first:?} {second:?}");
+    }
 
     #[test]
     fn reading_needs_no_privilege_and_gives_plausible_values() {

@@ -3,6 +3,7 @@
 //! system task like a network source.
 
 use super::task::{SourceCommands, SourceReport, StepsSeen};
+use crate::timebase::Timebase;
 use std::sync::Arc;
 use std::time::Duration;
 use syhub_ntp_clock::Clock;
@@ -12,7 +13,6 @@ use syhub_ntp_proto::source::{RefclockSource, SourceId, pps_offset};
 use syhub_ntp_proto::system::SourceEvent;
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often the drivers are read. Every sample carries its own local timestamp, so reading late
@@ -45,8 +45,8 @@ pub(crate) struct RefclockTaskSetup {
     /// source has none).
     pub pair: Option<watch::Receiver<Option<f64>>>,
     pub clock: Arc<dyn Clock>,
-    /// The daemon's start, origin of monotonic time.
-    pub origin: Instant,
+    /// The time base of the core's monotonic time.
+    pub timebase: Timebase,
     pub reports: mpsc::Sender<SourceReport>,
     pub commands: watch::Receiver<SourceCommands>,
     /// Stops the task.
@@ -55,7 +55,7 @@ pub(crate) struct RefclockTaskSetup {
 
 /// Starts the task of a reference clock. It stops when `setup.cancel` fires.
 pub(crate) fn spawn_refclock(setup: RefclockTaskSetup) {
-    let RefclockTaskSetup { id, driver, source, pair, clock, origin, reports, commands, cancel } =
+    let RefclockTaskSetup { id, driver, source, pair, clock, timebase, reports, commands, cancel } =
         setup;
     let mut task = RefclockTask {
         id,
@@ -63,7 +63,7 @@ pub(crate) fn spawn_refclock(setup: RefclockTaskSetup) {
         source,
         pair,
         clock,
-        origin,
+        timebase,
         reports,
         steps_seen: StepsSeen::at_start(&commands),
         commands,
@@ -83,7 +83,7 @@ struct RefclockTask {
     source: RefclockSource,
     pair: Option<watch::Receiver<Option<f64>>>,
     clock: Arc<dyn Clock>,
-    origin: Instant,
+    timebase: Timebase,
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
     steps_seen: StepsSeen,
@@ -92,8 +92,8 @@ struct RefclockTask {
 }
 
 impl RefclockTask {
-    fn monotonic(&self, at: Instant) -> Monotonic {
-        Monotonic::from_duration(at.saturating_duration_since(self.origin))
+    fn now(&self) -> Monotonic {
+        self.timebase.now()
     }
 
     async fn run(&mut self) {
@@ -101,10 +101,10 @@ impl RefclockTask {
         reads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut problem: Option<String> = None;
         loop {
-            let due = self.origin + self.source.next_poll_at().since_origin();
+            let due = self.timebase.instant_at(self.source.next_poll_at());
             tokio::select! {
                 _ = reads.tick() => {
-                    let now = Instant::now();
+                    let now = self.now();
                     match self.driver.read() {
                         Ok(readings) => {
                             problem = None;
@@ -114,7 +114,7 @@ impl RefclockTask {
                     }
                 }
                 _ = tokio::time::sleep_until(due) => {
-                    let measurement = self.source.poll(self.monotonic(Instant::now()));
+                    let measurement = self.source.poll(self.now());
                     let event = match (measurement, &problem) {
                         (Some(measurement), _) => SourceEvent::Sample(measurement),
                         (None, Some(error)) => SourceEvent::Failed(error.clone()),
@@ -139,7 +139,7 @@ impl RefclockTask {
     }
 
     /// Hands the readings to the core, each placed in monotonic time by its age on the clock.
-    fn take(&mut self, now: Instant, readings: &[Reading]) {
+    fn take(&mut self, now: Monotonic, readings: &[Reading]) {
         let local_now = self.clock.now();
         let coarse = self.pair.as_ref().and_then(|pair| *pair.borrow());
         for reading in readings {
@@ -162,7 +162,7 @@ impl RefclockTask {
                 },
             };
             let age = (local_now - local).to_seconds_f64().clamp(0.0, 60.0);
-            let at = self.monotonic(now) - Duration::from_secs_f64(age);
+            let at = now - Duration::from_secs_f64(age);
             self.source.add_sample(at, offset, leap);
         }
     }

@@ -3,6 +3,7 @@
 
 use super::nts::{Association, key_exchange};
 use crate::net::{Received, TimestampedSocket};
+use crate::timebase::Timebase;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use syhub_ntp_proto::source::{NtpSource, ResponseOutcome, SourceId, SourceView};
 use syhub_ntp_proto::system::SourceEvent;
 use syhub_ntp_proto::time::Monotonic;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 #[cfg(test)]
@@ -88,8 +88,8 @@ pub(crate) struct SourceTaskSetup {
     /// A broadcast source's feed of the broadcasts heard from its server.
     pub broadcasts: Option<mpsc::Receiver<HeardBroadcast>>,
     pub clock: Arc<dyn Clock>,
-    /// The daemon's start, origin of monotonic time.
-    pub origin: Instant,
+    /// The time base of the core's monotonic time.
+    pub timebase: Timebase,
     pub reports: mpsc::Sender<SourceReport>,
     pub commands: watch::Receiver<SourceCommands>,
     /// Stops the task.
@@ -155,7 +155,7 @@ pub(crate) async fn drive_source<S: SourceSocket>(setup: SourceTaskSetup, socket
         nts,
         broadcasts,
         clock,
-        origin,
+        timebase,
         reports,
         commands,
         cancel,
@@ -165,7 +165,7 @@ pub(crate) async fn drive_source<S: SourceSocket>(setup: SourceTaskSetup, socket
         address,
         source,
         clock,
-        origin,
+        timebase,
         reports,
         socket,
         broadcasts,
@@ -196,7 +196,7 @@ struct SourceTask<S> {
     address: SocketAddr,
     source: NtpSource,
     clock: Arc<dyn Clock>,
-    origin: Instant,
+    timebase: Timebase,
     reports: mpsc::Sender<SourceReport>,
     commands: watch::Receiver<SourceCommands>,
     socket: S,
@@ -209,21 +209,21 @@ struct SourceTask<S> {
 }
 
 impl<S: SourceSocket> SourceTask<S> {
-    fn monotonic(&self, at: Instant) -> Monotonic {
-        Monotonic::from_duration(at.saturating_duration_since(self.origin))
+    fn now(&self) -> Monotonic {
+        self.timebase.now()
     }
 
     async fn run(&mut self) {
         let mut buf = [0u8; 2048];
         loop {
-            let due = self.origin + self.source.next_poll_at().since_origin();
+            let due = self.timebase.instant_at(self.source.next_poll_at());
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => self.poll().await,
                 received = self.socket.recv(&mut buf) => match received {
                     // Only the server's own answers count (the socket is not connected).
                     Ok(received) if received.peer != self.address => continue,
                     Ok(received) => {
-                        let now = Instant::now();
+                        let now = self.now();
                         let t4 = received.kernel_time.unwrap_or_else(|| self.clock.now());
                         if let Some(association) = self.association.as_mut() {
                             match association.accept(&buf[..received.len]) {
@@ -237,14 +237,14 @@ impl<S: SourceSocket> SourceTask<S> {
                                 Err(_) => continue,
                             }
                         }
-                        let outcome = self.source.handle_response(self.monotonic(now), &buf[..received.len], t4);
+                        let outcome = self.source.handle_response(now, &buf[..received.len], t4);
                         self.report_outcome(outcome).await;
                     }
                     // ICMP port unreachable and the like: the reach register tells the story.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 },
                 Some(heard) = recv_or_pending(&mut self.broadcasts) => {
-                    let now = self.monotonic(Instant::now());
+                    let now = self.now();
                     let outcome = self.source.handle_broadcast(now, &heard.packet, heard.received_at);
                     self.report_outcome(outcome).await;
                 }
@@ -288,7 +288,7 @@ impl<S: SourceSocket> SourceTask<S> {
     }
 
     async fn poll(&mut self) {
-        let now = self.monotonic(Instant::now());
+        let now = self.now();
         let cookie = NtpTimestamp::from_bits(
             getrandom::u64().unwrap_or_else(|_| self.clock.now().to_bits()),
         );

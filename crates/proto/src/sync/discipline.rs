@@ -19,6 +19,8 @@ const SAMPLES_PER_AVERAGING_TIME: f64 = 1024.0;
 const STEP_RESIDUAL_VARIANCE: f64 = 1e-6;
 /// Frequency wander assumed for a fresh estimator: a good crystal in a steady room, s²/s³.
 const INITIAL_WANDER: f64 = 1e-18;
+/// How well the frequency is known with no drift file (s/s, one standard deviation).
+const UNKNOWN_FREQUENCY_UNCERTAINTY: f64 = 0.01;
 
 /// How the discipline may act. Seconds and s/s.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,7 +109,9 @@ impl Discipline {
     /// file (`known`), or the kernel's current setting; `start.applied` the one in force (which a
     /// steering daemon sets to `frequency` at once).
     pub fn new(config: DisciplineConfig, start: FrequencyStart) -> Self {
-        let uncertainty = if start.known { 1e-6 } else { 100e-6 };
+        // Unknown, the frequency is whatever the first measurements say: a prior this wide
+        // leaves them alone (a clock 5000 ppm off is locked as fast as one 5 ppm off).
+        let uncertainty = if start.known { 1e-6 } else { UNKNOWN_FREQUENCY_UNCERTAINTY };
         let mut estimator = Estimator::new(start.frequency, uncertainty, INITIAL_WANDER);
         let applied = start.applied;
         estimator.set_applied_frequency(Monotonic::ZERO, applied);

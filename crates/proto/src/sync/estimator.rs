@@ -11,8 +11,10 @@ const OUTLIERS_BEFORE_RESET: u32 = 4;
 /// Bounds of the frequency wander (s²/s³), a random walk of the clock's frequency: from an oven
 /// oscillator in a steady room to a cheap crystal in a shed.
 const WANDER_LIMITS: (f64, f64) = (1e-20, 1e-13);
-/// Largest frequency error a working clock can have, s/s.
-const MAX_FREQUENCY: f64 = 500e-6;
+/// Largest frequency correction followed, s/s: 5 %, far beyond any working oscillator (cheap
+/// boards and VMs run some thousands of ppm off), within what the kernel can apply (its tick
+/// ±10 % plus 500 ppm) with room for a slew on top.
+const MAX_FREQUENCY: f64 = 0.05;
 /// Frequency variance after a reset, (s/s)²: 100 ppm: a reset means the model was wrong.
 const RESET_FREQUENCY_VARIANCE: f64 = 1e-8;
 /// Offset variance of an estimate with no measurement yet, s².

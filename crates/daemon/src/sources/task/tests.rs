@@ -8,6 +8,7 @@ use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
 use syhub_ntp_proto::source::SourceConfig;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 const SERVER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)), 123);
@@ -147,7 +148,6 @@ fn start(offset: f64) -> Harness {
     let (reports_tx, reports) = mpsc::channel(64);
     let (commands, commands_rx) = watch::channel(SourceCommands::default());
     let cancel = CancellationToken::new();
-    let origin = Instant::now();
     let setup = SourceTaskSetup {
         id: SourceId::new(7),
         address: SERVER,
@@ -160,7 +160,7 @@ fn start(offset: f64) -> Harness {
         nts: None,
         broadcasts: None,
         clock: clock.clone(),
-        origin,
+        timebase: crate::timebase::Timebase::tokio(),
         reports: reports_tx,
         commands: commands_rx,
         cancel: cancel.clone(),
