@@ -108,6 +108,8 @@ pub struct NtpSource {
     /// `minpoll`, raised by RATE kisses.
     min_poll: i8,
     next_poll_at: Monotonic,
+    /// When the latest request was made.
+    last_poll_at: Option<Monotonic>,
     burst_left: u8,
     outstanding: Option<Outstanding>,
     last_server_transmit: NtpTimestamp,
@@ -183,6 +185,7 @@ impl NtpSource {
             system_poll: config.minpoll,
             min_poll: config.minpoll,
             next_poll_at: first_poll_at,
+            last_poll_at: None,
             burst_left: if config.iburst { BURST_REQUESTS } else { 0 },
             outstanding: None,
             last_server_transmit: NtpTimestamp::ZERO,
@@ -212,8 +215,19 @@ impl NtpSource {
     }
 
     /// The system asks for this poll exponent.
+    /// The system's advice. A shorter poll (the system was surprised) brings the next poll
+    /// forward, rather than waiting out the long interval already begun.
     pub fn set_system_poll(&mut self, poll: i8) {
+        let before = self.poll_exponent();
         self.system_poll = poll;
+        let after = self.poll_exponent();
+        if after < before
+            && self.burst_left == 0
+            && let Some(last) = self.last_poll_at
+        {
+            let sooner = last + Duration::from_secs_f64(2f64.powi(i32::from(after)));
+            self.next_poll_at = self.next_poll_at.min(sooner);
+        }
     }
 
     /// Time to poll: returns the request to send, whose transmit field is `cookie` (random bits
@@ -230,6 +244,7 @@ impl NtpSource {
         }
         self.reach <<= 1;
         self.polls = self.polls.saturating_add(1);
+        self.last_poll_at = Some(now);
         self.outstanding = Some(Outstanding { cookie, sent_at: None });
 
         let interval = if self.burst_left > 1 {

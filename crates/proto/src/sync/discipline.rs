@@ -13,7 +13,11 @@ const CORRECTION_TIME_RATIO: f64 = 2.0;
 /// gentle rate, up to `max_slew`.
 const SIGNIFICANT_SIGMAS: f64 = 3.0;
 /// Polls wanted within the averaging time of the estimate.
-const SAMPLES_PER_AVERAGING_TIME: f64 = 1024.0;
+const SAMPLES_PER_AVERAGING_TIME: f64 = 5.0;
+/// Updates in a row that must want a longer poll before it is lengthened.
+const POLL_UP_AGREEMENT: u8 = 4;
+/// The least wander assumed when choosing the poll (s²/s³).
+const POLL_WANDER_FLOOR: f64 = 1e-18;
 /// How well the offset is known right after a step, s² (1 ms): the step used the selection's
 /// offset, good to about that.
 const STEP_RESIDUAL_VARIANCE: f64 = 1e-6;
@@ -100,6 +104,8 @@ pub struct Discipline {
     updates: u64,
     spike_since: Option<Monotonic>,
     poll: i8,
+    /// Updates in a row whose target poll was above the present one.
+    poll_votes_up: u8,
     /// Running mean of measurement variances, s².
     typical_variance: Option<f64>,
 }
@@ -123,6 +129,7 @@ impl Discipline {
             updates: 0,
             spike_since: None,
             poll: config.minpoll,
+            poll_votes_up: 0,
             typical_variance: None,
         }
     }
@@ -201,6 +208,7 @@ impl Discipline {
         let mut steering = Steering::default();
         let mut event = None;
         if self.config.steer && system_offset.abs() > self.config.step_threshold {
+            self.surprised();
             if !first && system_offset.abs() > self.config.panic_threshold {
                 steering.panic = Some(system_offset);
                 return (steering, Some(DisciplineEvent::Panic { offset: system_offset }));
@@ -222,8 +230,13 @@ impl Discipline {
         }
         self.spike_since = None;
         for &(time, offset, variance) in samples {
-            if self.estimator.measure(time, offset, variance) == Measured::Reset {
-                event = Some(DisciplineEvent::EstimatorReset);
+            match self.estimator.measure(time, offset, variance) {
+                Measured::Accepted => {}
+                Measured::Outlier => self.surprised(),
+                Measured::Reset => {
+                    self.surprised();
+                    event = Some(DisciplineEvent::EstimatorReset);
+                }
             }
             self.typical_variance =
                 Some(self.typical_variance.map_or(variance, |v| v + (variance - v) / 8.0));
@@ -235,6 +248,13 @@ impl Discipline {
             steering.frequency = Some(self.steer(now));
         }
         (steering, event)
+    }
+
+    /// Something does not fit the estimate (a measurement far off, a jump): poll at `minpoll`
+    /// again, so that it is confirmed or dismissed in minutes, not hours.
+    pub fn surprised(&mut self) {
+        self.poll = self.config.minpoll;
+        self.poll_votes_up = 0;
     }
 
     /// Called at [`Discipline::next_update_at`]: ends the slew.
@@ -278,24 +298,34 @@ impl Discipline {
         self.estimator.set_applied_frequency(now, frequency);
     }
 
-    /// Poll so that a few dozen samples fall within the averaging time where measurement noise and
-    /// frequency wander weigh the same (the Allan intercept: 3σ²/τ² = wander·τ/3). Noisy paths
-    /// and steady clocks poll less often; one step at a time.
+    /// Poll so that a few samples fall within the averaging time where measurement noise and
+    /// frequency wander weigh the same (the Allan intercept: 3σ²/τ² = wander·τ/3): a steady clock
+    /// on a quiet path climbs toward maxpoll, as chrony's does, and a wandering one stays near
+    /// minpoll. Down at once, one step at a time; up only when several updates in a row agree, so
+    /// a moment's low wander estimate does not send the poll to its ceiling.
     fn adapt_poll(&mut self, now: Monotonic) {
         let Some(variance) = self.typical_variance else { return };
         let estimate = self.estimator.estimate_at(now);
         let settled = self.updates > 8 && estimate.offset.abs() < 10.0 * variance.sqrt() + 1e-4;
         let target = if settled {
-            let averaging_time = (9.0 * variance / self.estimator.wander()).cbrt();
+            let averaging_time =
+                (9.0 * variance / self.estimator.wander().max(POLL_WANDER_FLOOR)).cbrt();
             (averaging_time / SAMPLES_PER_AVERAGING_TIME).log2().floor() as i8
         } else {
             self.config.minpoll
         };
         let target = target.clamp(self.config.minpoll, self.config.maxpoll);
         if target > self.poll {
-            self.poll += 1;
-        } else if target < self.poll {
-            self.poll -= 1;
+            self.poll_votes_up += 1;
+            if self.poll_votes_up >= POLL_UP_AGREEMENT {
+                self.poll += 1;
+                self.poll_votes_up = 0;
+            }
+        } else {
+            self.poll_votes_up = 0;
+            if target < self.poll {
+                self.poll -= 1;
+            }
         }
     }
 }

@@ -15,6 +15,11 @@ const WANDER_LIMITS: (f64, f64) = (1e-20, 1e-13);
 /// boards and VMs run some thousands of ppm off), within what the kernel can apply (its tick
 /// ±10 % plus 500 ppm) with room for a slew on top.
 const MAX_FREQUENCY: f64 = 0.05;
+/// Measurements that teach offset and frequency before the wander is learned from the rest.
+const MEASUREMENTS_BEFORE_WANDER: u32 = 6;
+/// Innovations remembered by the succession test, and its bound either way.
+const SUCCESSION_MEMORY: f64 = 16.0;
+const SUCCESSION_LIMIT: f64 = 0.3;
 /// Frequency variance after a reset, (s/s)²: 100 ppm: a reset means the model was wrong.
 const RESET_FREQUENCY_VARIANCE: f64 = 1e-8;
 /// Offset variance of an estimate with no measurement yet, s².
@@ -58,6 +63,12 @@ pub struct Estimator {
     outliers_in_a_row: u32,
     /// Running mean of squared normalised innovations; 1 when the model fits.
     innovation_fit: f64,
+    /// Measurements taken since the start (or the last reset).
+    measured: u32,
+    /// Running mean of the products of successive normalised innovations: 0 when the model
+    /// fits, positive when the estimate lags, negative when it chases noise.
+    innovation_succession: f64,
+    last_innovation: f64,
 }
 
 impl Estimator {
@@ -74,6 +85,9 @@ impl Estimator {
             applied: 0.0,
             outliers_in_a_row: 0,
             innovation_fit: 1.0,
+            measured: 0,
+            innovation_succession: 0.0,
+            last_innovation: 0.0,
         }
     }
 
@@ -111,15 +125,23 @@ impl Estimator {
         if dt <= 0.0 {
             return;
         }
-        self.offset += (self.frequency - self.applied) * dt;
+        // Time is the oscillator's own (CLOCK_MONOTONIC_RAW), which runs 1/(1 − frequency) fast
+        // against true time: a correction `applied` short of the one needed moves the offset by
+        // (frequency − applied) / (1 − frequency) per second of it. The factor is 1 to within the
+        // frequency error, but it matters while a far-off clock (5000 ppm) is slewed.
+        let f = self.frequency;
+        let rate = (f - self.applied) / (1.0 - f);
+        self.offset += rate * dt;
+        // The rate's sensitivity to the frequency, for the covariance.
+        let g = dt * (1.0 - self.applied) / ((1.0 - f) * (1.0 - f));
         let q = self.wander;
         let [[p00, p01], [p10, p11]] = self.p;
         self.p = [
             [
-                p00 + dt * (p01 + p10) + dt * dt * p11 + q * dt.powi(3) / 3.0,
-                p01 + dt * p11 + q * dt * dt / 2.0,
+                p00 + g * (p01 + p10) + g * g * p11 + q * dt.powi(3) / 3.0,
+                p01 + g * p11 + q * dt * dt / 2.0,
             ],
-            [p10 + dt * p11 + q * dt * dt / 2.0, p11 + q * dt],
+            [p10 + g * p11 + q * dt * dt / 2.0, p11 + q * dt],
         ];
         self.time = Some(now);
     }
@@ -153,6 +175,7 @@ impl Estimator {
         self.last_measured = Some(time);
         let innovation = offset - self.offset;
         let normalised = innovation * innovation / (self.p[0][0] + variance);
+        let signed = innovation / (self.p[0][0] + variance).sqrt();
         let gate = OUTLIER_GATE_SIGMAS * OUTLIER_GATE_SIGMAS;
         let mut variance = variance;
         let mut result = Measured::Accepted;
@@ -184,24 +207,38 @@ impl Estimator {
         self.offset += k0 * innovation;
         self.frequency = (self.frequency + k1 * innovation).clamp(-MAX_FREQUENCY, MAX_FREQUENCY);
         self.p = [[(1.0 - k0) * p00, (1.0 - k0) * p01], [p10 - k1 * p00, p11 - k1 * p01]];
-        if result == Measured::Accepted {
-            self.adapt_wander(normalised);
+        // Outliers count too (capped): a wander the model underrates shows as outliers first.
+        // The first measurements teach the offset and frequency, and their surprises say nothing
+        // of the wander.
+        self.measured = self.measured.saturating_add(1);
+        if result != Measured::Reset && self.measured > MEASUREMENTS_BEFORE_WANDER {
+            self.adapt_wander(normalised, signed);
         }
         result
     }
 
     /// Raises the wander when innovations are larger than the model predicts, lowers it when
-    /// smaller, so a clock in a changing room is followed and a steady one is averaged.
-    fn adapt_wander(&mut self, normalised_innovation: f64) {
+    /// smaller, so a clock in a changing room is followed and a steady one is averaged. Where
+    /// measurement noise dominates, the innovations' size says little of the wander, but their
+    /// succession does: a wander set too low lets the estimate lag (innovations of one sign in a
+    /// row), one set too high makes it chase the noise (innovations that alternate).
+    fn adapt_wander(&mut self, normalised_innovation: f64, signed_innovation: f64) {
         self.innovation_fit += (normalised_innovation.min(25.0) - self.innovation_fit) / 16.0;
+        let signed = signed_innovation.clamp(-5.0, 5.0);
+        self.innovation_succession +=
+            (signed * self.last_innovation - self.innovation_succession) / SUCCESSION_MEMORY;
+        self.last_innovation = signed;
         let (low, high) = WANDER_LIMITS;
-        if self.innovation_fit > 2.0 {
-            self.wander = (self.wander * 2.0).min(high);
-            self.innovation_fit = 1.0;
-        } else if self.innovation_fit < 0.5 {
-            self.wander = (self.wander / 2.0).max(low);
-            self.innovation_fit = 1.0;
-        }
+        let change = if self.innovation_fit > 2.0 || self.innovation_succession > SUCCESSION_LIMIT {
+            2.0
+        } else if self.innovation_fit < 0.5 || self.innovation_succession < -SUCCESSION_LIMIT {
+            0.5
+        } else {
+            return;
+        };
+        self.wander = (self.wander * change).clamp(low, high);
+        self.innovation_fit = 1.0;
+        self.innovation_succession = 0.0;
     }
 }
 

@@ -26,6 +26,9 @@ pub const MAX_HOLDOVER_DISPERSION: f64 = 1.0;
 /// The least queueing noise assumed on a path, as a fraction of its delay.
 const PATH_NOISE_FRACTION: f64 = 0.05;
 
+/// A sample this many standard deviations from the estimate is a surprise.
+const SURPRISE_SIGMAS: f64 = 5.0;
+
 /// Latest samples of a source that must agree before a jump of the clock is believed.
 const JUMP_SAMPLES: usize = 3;
 
@@ -171,6 +174,15 @@ impl Synchroniser {
     ) -> SyncUpdate {
         let previous_state = self.state.clone();
         let previous_peer = self.selection.as_ref().map(|s| s.system_peer);
+        // A sample from a source we follow that is far from the estimate: poll often again until
+        // it is understood (a jump of the clock, a change of path).
+        if let Some((id, measurement)) = sample
+            && self.selection.as_ref().is_some_and(|s| s.survivors.contains(&id))
+            && let Some(source) = input(sources, id)
+            && self.far_from_estimate(&source.view, measurement)
+        {
+            self.discipline.surprised();
+        }
         let system_poll = self.poll_exponent();
         let candidates = |fallback: bool| -> Vec<Candidate> {
             sources
@@ -336,6 +348,18 @@ impl Synchroniser {
         }
         votes.sort_by(f64::total_cmp);
         Some(votes[votes.len() / 2])
+    }
+
+    /// Whether `measurement` lies beyond five standard deviations of the estimate (its own
+    /// uncertainty and the measurement's together).
+    fn far_from_estimate(&self, view: &SourceView, measurement: &Measurement) -> bool {
+        if !self.discipline.has_estimate() {
+            return false;
+        }
+        let estimate = self.discipline.estimate(measurement.time);
+        let variance =
+            estimate.offset_variance + self.measurement_variance(view, measurement.delay);
+        (measurement.offset - estimate.offset).powi(2) > SURPRISE_SIGMAS.powi(2) * variance
     }
 
     /// The source's samples the estimator has not seen, oldest first, with their variances: all
