@@ -265,3 +265,83 @@ fn the_drift_file_is_read_at_start_and_written_once_settled() {
     assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
     daemon.stop();
 }
+
+/// A server on `socket` that answers every request with its transmit time `backwards` seconds
+/// before its receive time (and 2^-23 s of precision, as a fast chronyd), until `stop` is set.
+fn backwards_server(
+    ns: &NetNs,
+    socket: std::net::UdpSocket,
+    backwards: f64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use syhub_ntp_proto::server::{Answer, SystemSnapshot, answer};
+    use syhub_ntp_proto::{NtpDuration, NtpTimestamp};
+    ns.spawn_inside(move || {
+        let mut request = [0u8; 512];
+        let mut reply = [0u8; 512];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((len, peer)) = socket.recv_from(&mut request) else { continue };
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            let now =
+                NtpTimestamp::from_unix(since_epoch.as_secs() as i64, since_epoch.subsec_nanos());
+            let snapshot = SystemSnapshot::local_clock(1, -23, now - NtpDuration::from_seconds(1));
+            if let Answer::Reply(prepared) = answer(&request[..len], now, &snapshot, &mut reply) {
+                prepared.stamp_transmit_time(
+                    &mut reply,
+                    now - NtpDuration::from_seconds_f64(backwards),
+                );
+                let _ = socket.send_to(&reply[..prepared.len], peer);
+            }
+        }
+    })
+}
+
+#[test]
+fn answers_whose_transmit_time_is_before_their_receive_time_are_counted_and_said_why() {
+    require_namespaces();
+    let ns = NetNs::new("backwards");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Within the precisions (2^-23 s and ours): noise, used. Beyond them: refused.
+    let noisy = backwards_server(&ns, ns.udp_socket("127.0.0.1:11124"), 60e-9, stop.clone());
+    let broken = backwards_server(&ns, ns.udp_socket("127.0.0.1:11125"), 0.001, stop.clone());
+    let sources =
+        format!("{}{}", server_source("127.0.0.1:11124"), server_source("127.0.0.1:11125"));
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], &sources, ""));
+    let status = daemon.wait_for_status(Duration::from_secs(30), "refusals counted", |status| {
+        source_by_address(status, "127.0.0.1:11125")["refused_answers"].as_u64() >= Some(5)
+    });
+    let noisy_status = source_by_address(&status, "127.0.0.1:11124");
+    assert_eq!(noisy_status["refused_answers"], 0, "{status}");
+    assert_eq!(noisy_status["state"], "system peer", "{status}");
+    let broken_status = source_by_address(&status, "127.0.0.1:11125");
+    // It answers: never called unreachable, and the status says why its time is not used.
+    assert_ne!(broken_status["state"], "unreachable", "{status}");
+    assert!(
+        broken_status["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("transmit time is before its receive time")),
+        "{status}"
+    );
+    let peers = ns.run(
+        SYHUB_NTP,
+        &["peers", "--socket", path_str(&daemon.dir().join("control.sock"))],
+        Duration::from_secs(10),
+    );
+    assert!(String::from_utf8_lossy(&peers.stdout).contains("refused"), "{peers:?}");
+    let log = daemon.stop();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = (noisy.join(), broken.join());
+    // Each refusal at debug with its four timestamps, and the run of them once at warn.
+    assert!(
+        log.contains("127.0.0.1:11125: answer refused:")
+            && log.contains(" T1 ")
+            && log.contains(" T4 "),
+        "{log}"
+    );
+    let warnings =
+        log.lines().filter(|l| l.contains("answers, but its answers are refused")).count();
+    assert_eq!(warnings, 1, "{log}");
+}

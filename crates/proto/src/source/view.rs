@@ -12,6 +12,8 @@ const MIN_DISPERSION: f64 = 0.005;
 /// Polls without any answer after which a source that never answered is unreachable (an
 /// initial burst gives up after two losses).
 const POLLS_BEFORE_UNREACHABLE: u32 = 3;
+/// Refused answers in a row after which a source no longer counts toward a majority.
+const REFUSALS_NOT_COUNTED: u32 = 2;
 
 /// The server's state from its latest answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,10 +100,21 @@ impl SourceView {
     }
 
     /// Whether the source may still answer: it answered one of its last eight polls, or it has
-    /// not yet been polled often enough to tell, and it has not told us to go away. Such sources
-    /// count when a majority of the sources is needed, fit to be selected yet or not.
+    /// not yet been polled often enough to tell, and it has not told us to go away.
     pub fn may_answer(&self) -> bool {
         self.denied.is_none() && (self.reach != 0 || self.polls < POLLS_BEFORE_UNREACHABLE)
+    }
+
+    /// Whether the source may give us time, fit to be selected yet or not: it may answer, it
+    /// does not say it is unsynchronised, and its answers are not being refused. These count
+    /// when a majority of the sources is needed.
+    pub fn may_give_time(&self) -> bool {
+        let server_synchronised = self.server.is_none_or(|s| {
+            s.leap != LeapIndicator::Unsynchronised
+                && s.stratum < 16
+                && (s.stratum > 0 || self.reference_clock)
+        });
+        self.may_answer() && server_synchronised && self.refused_in_a_row < REFUSALS_NOT_COUNTED
     }
 
     /// Why this source cannot be selected now, or `None` if it can (RFC 5905 fit, less the loop

@@ -526,10 +526,13 @@ fn agree_on_a_step(
     2 * agreeing > countable
 }
 
-/// How many sources of the group in use (primary or fallback) may answer: a majority of these
-/// is needed to select or to step.
+/// How many sources of the group in use (primary or fallback) may give time: a majority of
+/// these is needed to select or to step.
 fn countable_in(sources: &[SourceInput], fallback: bool) -> usize {
-    sources.iter().filter(|s| !s.noselect && s.fallback == fallback && s.view.may_answer()).count()
+    sources
+        .iter()
+        .filter(|s| !s.noselect && s.fallback == fallback && s.view.may_give_time())
+        .count()
 }
 
 /// The input of source `id`.

@@ -468,3 +468,56 @@ fn the_drift_file_is_written_again_an_hour_later_and_at_a_stop_after_that() {
     let (now, _) = at(writes[1] + 3601.0);
     assert!(system.stop(now).iter().any(|a| matches!(a, Action::WriteDrift { .. })));
 }
+
+#[test]
+fn an_unsynchronised_server_does_not_stand_in_the_way_of_a_majority() {
+    let entries = vec![
+        server_entry("a", EntryKind::Server(Target::Address(address(1))), 1),
+        server_entry("b", EntryKind::Server(Target::Address(address(2))), 1),
+    ];
+    let mut system = system_with(entries, LeapMode::Kernel, false);
+    let (now, local) = at(0.0);
+    let ids: Vec<SourceId> = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    let mut unsynchronised = answering(at(9.0).0, 0.0, 0.01, LeapIndicator::Unsynchronised);
+    unsynchronised.filter = None;
+    let (now, local) = at(9.0);
+    system.handle_report(
+        ids[1],
+        unsynchronised,
+        SourceEvent::Unusable("unsynchronised"),
+        now,
+        local,
+    );
+    report(&mut system, ids[0], answering(at(10.0).0, 0.001, 0.01, LeapIndicator::NoWarning), 10.0);
+    assert_eq!(system.peer().map(|p| p.id), Some(ids[0]), "{:?}", system.sync().state());
+}
+
+#[test]
+fn one_server_of_two_is_not_followed_while_the_other_may_still_answer() {
+    let entries = vec![
+        server_entry("a", EntryKind::Server(Target::Address(address(1))), 1),
+        server_entry("b", EntryKind::Server(Target::Address(address(2))), 1),
+    ];
+    let mut system = system_with(entries, LeapMode::Kernel, false);
+    let (now, local) = at(0.0);
+    let ids: Vec<SourceId> = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    // The second has been asked once and not answered yet: one of two is no majority.
+    let mut asked = silent();
+    asked.polls = 1;
+    let (now, local) = at(1.0);
+    system.handle_report(ids[1], asked, SourceEvent::Polled, now, local);
+    report(&mut system, ids[0], answering(at(10.0).0, 0.001, 0.01, LeapIndicator::NoWarning), 10.0);
+    assert!(system.peer().is_none());
+    assert!(matches!(
+        system.sync().state(),
+        SyncState::LocalClock { reason } | SyncState::Unsynchronised { reason }
+            if reason.contains("waiting for a majority")
+    ));
+    // Once it has missed its first polls it no longer counts, and the one that answers is followed.
+    let mut gone = silent();
+    gone.polls = 3;
+    let (now, local) = at(11.0);
+    system.handle_report(ids[1], gone, SourceEvent::Polled, now, local);
+    report(&mut system, ids[0], answering(at(12.0).0, 0.001, 0.01, LeapIndicator::NoWarning), 12.0);
+    assert_eq!(system.peer().map(|p| p.id), Some(ids[0]));
+}
