@@ -4,6 +4,9 @@
 //! error of both, side by side. Runs as root (network namespaces):
 //!
 //!     cargo bench --bench accuracy -- [--seconds 1800] [--warmup 300] [--minpoll 4] [--maxpoll 6]
+//!
+//! Both daemons' request counts are printed too: accuracy is compared at the load each puts on
+//! its server.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -98,6 +101,23 @@ fn chrony_offset(ns: &NetNs) -> Option<f64> {
     (fields.get(13) == Some(&"Normal")).then(|| fields.get(4)?.parse().ok())?
 }
 
+/// Requests chronyd has sent to its server ("Total TX" in `chronyc ntpdata`).
+fn chrony_requests(ns: &NetNs) -> Option<u64> {
+    let output = ns.run(
+        "chronyc",
+        &["-h", "127.0.0.1", "-p", &CHRONY_COMMAND_PORT.to_string(), "ntpdata"],
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8(output.stdout).ok()?;
+    let line = text.lines().find(|l| l.trim_start().starts_with("Total TX"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
+}
+
+/// Requests our daemon has sent to its one source.
+fn our_requests(status: &serde_json::Value) -> Option<u64> {
+    status["peers"].as_array()?.first()?["requests_sent"].as_u64()
+}
+
 #[derive(Default)]
 struct Errors(Vec<f64>);
 
@@ -171,6 +191,7 @@ fn main() {
             chrony_errors.0.push(offset - truth);
         }
     }
+    let requests = [our_requests(&ours.status()), chrony_requests(&ns)];
     ours.stop();
 
     println!(
@@ -178,18 +199,25 @@ fn main() {
         options.seconds, options.minpoll, options.maxpoll
     );
     println!(
-        "{:<14} {:>12} {:>12} {:>12} {:>8}",
-        "daemon", "RMS error", "mean error", "max error", "samples"
+        "{:<14} {:>12} {:>12} {:>12} {:>8} {:>9} {:>16}",
+        "daemon", "RMS error", "mean error", "max error", "samples", "requests", "mean interval"
     );
-    for (name, errors) in [("syhub-ntp", &our_errors), (chrony_version().as_str(), &chrony_errors)]
+    let version = chrony_version();
+    for ((name, errors), requests) in
+        [("syhub-ntp", &our_errors), (version.as_str(), &chrony_errors)].into_iter().zip(requests)
     {
+        let interval = requests.map_or("?".to_owned(), |n| {
+            format!("{:.0} s", options.seconds as f64 / n.max(1) as f64)
+        });
         println!(
-            "{:<14} {:>9.1} µs {:>9.1} µs {:>9.1} µs {:>8}",
+            "{:<14} {:>9.1} µs {:>9.1} µs {:>9.1} µs {:>8} {:>9} {:>16}",
             name,
             errors.rms() * 1e6,
             errors.mean() * 1e6,
             errors.max() * 1e6,
-            errors.0.len()
+            errors.0.len(),
+            requests.map_or("?".to_owned(), |n| n.to_string()),
+            interval
         );
     }
     println!(

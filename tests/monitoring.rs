@@ -79,7 +79,8 @@ fn the_cli_reports_status_peers_sync_and_clients() {
         lines[0].starts_with(" remote")
             && lines[0].contains("refid")
             && lines[0].contains("reach")
-            && lines[0].ends_with("jitter"),
+            && lines[0].contains("jitter")
+            && lines[0].ends_with("refused"),
         "{text}"
     );
     assert!(lines[1].chars().all(|c| c == '='), "{text}");

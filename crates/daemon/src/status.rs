@@ -57,6 +57,7 @@ pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
                 jitter_seconds: view.filter.map(|f| f.jitter),
                 last_sample_seconds_ago: source.last_sample_at.map(|t| now.seconds_since(t)),
                 refused_answers: u64::from(view.refused),
+                requests_sent: u64::from(view.polls),
             }
         })
         .collect();

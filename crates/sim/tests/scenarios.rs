@@ -458,3 +458,28 @@ fn a_pool_member_that_dies_is_replaced_by_one_not_yet_used() {
         assert!(stats.max_offset < 200e-6, "seed {seed}: max {} µs", stats.max_offset * 1e6);
     }
 }
+
+#[test]
+fn after_a_start_up_step_the_frequency_is_corrected_within_two_polls() {
+    for seed in SEEDS {
+        for error in [100.0, -100.0] {
+            let mut scenario = anchor::reference(seed);
+            scenario.initial_error = error;
+            let mut sim = Simulation::new(scenario);
+            sim.run_until(30.0);
+            let steps = steps(&sim);
+            assert_eq!(steps.len(), 1, "seed {seed}: {steps:?}");
+            assert!(steps[0].2, "seed {seed}: at start-up");
+            // The rest of the burst, after the step, gives a first frequency; the next two polls
+            // a good one: 10 ppm is not left uncorrected until then.
+            sim.run_until(160.0);
+            // What the estimate says the clock needs against what it does (10 ppm slow down).
+            let needed = sim.sync().discipline().estimate(sim.now()).frequency;
+            let left = needed + 10e-6;
+            assert!(left.abs() < 2e-6, "seed {seed}, {error} s: {:.2} ppm off", left * 1e6);
+            sim.run_until(1_000.0);
+            let stats = sim.statistics();
+            assert!(stats.synchronised_at.is_some_and(|t| t < 160.0), "seed {seed}: {stats:?}");
+        }
+    }
+}

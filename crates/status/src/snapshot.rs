@@ -91,6 +91,9 @@ pub struct SourceStatus {
     /// server, ...), since the source started; `detail` says why the latest was refused.
     #[serde(default)]
     pub refused_answers: u64,
+    /// Requests sent to it since it started (how much load we put on the server).
+    #[serde(default)]
+    pub requests_sent: u64,
 }
 
 /// One client of the server as `syhub-ntp clients` reports it.
