@@ -5,36 +5,18 @@
 //!
 //! SEEDS (default 5) runs seeds 1..=SEEDS; SCENARIO picks one row by its name's start.
 
-use syhub_ntp_proto::sync::DisciplineEvent;
-use syhub_ntp_sim::anchor::{self, ChronyFigures, DURATION};
-use syhub_ntp_sim::{Scenario, Simulation, Statistics};
+use syhub_ntp_sim::Scenario;
+use syhub_ntp_sim::anchor::{self, ChronyFigures, Outcome};
 
-/// One run's figures.
+/// One run's figures, and where the falseticker was.
 struct Run {
-    stats: Statistics,
-    refused: u32,
-    steps: Vec<f64>,
-    falseticker_selected: bool,
+    outcome: Outcome,
     wrong: Option<usize>,
 }
 
-fn run(scenario: Scenario, wrong: Option<usize>) -> Run {
-    let mut sim = Simulation::new(scenario);
-    sim.run_until(DURATION);
-    let steps = sim
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            DisciplineEvent::Stepped { offset, .. } => Some(*offset),
-            _ => None,
-        })
-        .collect();
-    Run {
-        stats: sim.statistics(),
-        refused: sim.sources().map(|s| s.view().refused).sum(),
-        steps,
-        falseticker_selected: wrong.is_some_and(|w| sim.ever_selected[w]),
-        wrong,
+impl Run {
+    fn falseticker_selected(&self) -> bool {
+        self.wrong.is_some_and(|w| self.outcome.simulation.ever_selected[w])
     }
 }
 
@@ -43,7 +25,7 @@ fn opt(value: Option<f64>) -> String {
 }
 
 fn print_row(name: &str, seed: u64, run: &Run) {
-    let s = &run.stats;
+    let s = &run.outcome.stats;
     println!(
         "| {name} | {seed} | {:.1} | {:.1} | {:.3} | {} | {} | {:.0} | {} | {} |",
         s.rms_offset * 1e6,
@@ -52,11 +34,11 @@ fn print_row(name: &str, seed: u64, run: &Run) {
         opt(s.synchronised_at),
         opt(s.within_100us_at),
         s.mean_request_interval,
-        run.refused,
-        if run.steps.is_empty() {
+        run.outcome.refused,
+        if run.outcome.steps.is_empty() {
             "none".to_owned()
         } else {
-            run.steps.iter().map(|o| format!("{o:+.3}")).collect::<Vec<_>>().join(" ")
+            run.outcome.steps.iter().map(|o| format!("{o:+.3}")).collect::<Vec<_>>().join(" ")
         },
     );
 }
@@ -68,11 +50,11 @@ fn range(values: &[f64]) -> (f64, f64, f64) {
 }
 
 fn summary(runs: &[Run], chrony: Option<ChronyFigures>) {
-    let rms: Vec<f64> = runs.iter().map(|r| r.stats.rms_offset * 1e6).collect();
-    let max: Vec<f64> = runs.iter().map(|r| r.stats.max_offset * 1e6).collect();
+    let rms: Vec<f64> = runs.iter().map(|r| r.outcome.stats.rms_offset * 1e6).collect();
+    let max: Vec<f64> = runs.iter().map(|r| r.outcome.stats.max_offset * 1e6).collect();
     let sync: Vec<f64> =
-        runs.iter().map(|r| r.stats.synchronised_at.unwrap_or(f64::INFINITY)).collect();
-    let interval: Vec<f64> = runs.iter().map(|r| r.stats.mean_request_interval).collect();
+        runs.iter().map(|r| r.outcome.stats.synchronised_at.unwrap_or(f64::INFINITY)).collect();
+    let interval: Vec<f64> = runs.iter().map(|r| r.outcome.stats.mean_request_interval).collect();
     let (rms, max, sync, interval) = (range(&rms), range(&max), range(&sync), range(&interval));
     print!(
         "  us: RMS {:.1}–{:.1} (mean {:.1}) µs, max {:.0}–{:.0} µs, sync to 1 ms {:.0}–{:.0} s, \
@@ -143,7 +125,7 @@ fn main() {
         let runs: Vec<Run> = (1..=seeds)
             .map(|seed| {
                 let (scenario, wrong) = make(seed);
-                let run = run(scenario, wrong);
+                let run = Run { outcome: anchor::run(scenario), wrong };
                 print_row(name, seed, &run);
                 run
             })
@@ -151,7 +133,8 @@ fn main() {
         let toward = runs
             .iter()
             .filter(|r| {
-                r.wrong.is_some() && (r.falseticker_selected || r.steps.iter().any(|s| *s > 0.5))
+                r.falseticker_selected()
+                    || (r.wrong.is_some() && r.outcome.steps.iter().any(|s| *s > 0.5))
             })
             .count();
         notes.push((name.to_string(), runs, *chrony, toward));

@@ -2,7 +2,8 @@
 //! simulated clock and network, 20 000 s, statistics after 2 000 s, seeds 1–5), with chronyd's
 //! figures, the anchor our targets are set against.
 
-use crate::{Path, Scenario, ServerSpec};
+use crate::{Path, Scenario, ServerSpec, Simulation, Statistics};
+use syhub_ntp_proto::sync::DisciplineEvent;
 
 /// How long each run lasts, seconds.
 pub const DURATION: f64 = 20_000.0;
@@ -99,3 +100,34 @@ pub const CHRONY_500PPM_SYNC_1MS_S: f64 = 133.0;
 pub const CHRONY_WANDER_RMS_US: (f64, f64) = (137.0, 145.0);
 /// RMS with a 5000 ppm clock at default polling.
 pub const CHRONY_5000PPM_RMS_US: (f64, f64) = (88.0, 127.0);
+
+/// One scenario run for [`DURATION`], and what came of it.
+pub struct Outcome {
+    pub stats: Statistics,
+    /// Answers refused by the sources running at the end.
+    pub refused: u32,
+    /// Every step of the clock, seconds.
+    pub steps: Vec<f64>,
+    /// The finished simulation, for anything else.
+    pub simulation: Simulation,
+}
+
+/// Runs `scenario` for [`DURATION`].
+pub fn run(scenario: Scenario) -> Outcome {
+    let mut simulation = Simulation::new(scenario);
+    simulation.run_until(DURATION);
+    let steps = simulation
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            DisciplineEvent::Stepped { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect();
+    Outcome {
+        stats: simulation.statistics(),
+        refused: simulation.sources().map(|s| s.view().refused).sum(),
+        steps,
+        simulation,
+    }
+}

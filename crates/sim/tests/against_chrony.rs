@@ -6,35 +6,8 @@
 //! be worse than chronyd's worst.
 
 use syhub_ntp_proto::sync::DisciplineEvent;
-use syhub_ntp_sim::anchor::{self, DURATION, SEEDS};
-use syhub_ntp_sim::{Scenario, Simulation, Statistics};
-
-struct Run {
-    stats: Statistics,
-    /// Answers refused by every source, over the run.
-    refused: u32,
-    steps: Vec<f64>,
-    sim: Simulation,
-}
-
-fn run(scenario: Scenario) -> Run {
-    let mut sim = Simulation::new(scenario);
-    sim.run_until(DURATION);
-    let steps = sim
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            DisciplineEvent::Stepped { offset, .. } => Some(*offset),
-            _ => None,
-        })
-        .collect();
-    Run {
-        stats: sim.statistics(),
-        refused: sim.sources().map(|s| s.view().refused).sum(),
-        steps,
-        sim,
-    }
-}
+use syhub_ntp_sim::anchor::{self, Outcome as Run, SEEDS, run};
+use syhub_ntp_sim::{Scenario, Statistics};
 
 fn runs(make: impl Fn(u64) -> Scenario) -> Vec<Run> {
     SEEDS.iter().map(|&seed| run(make(seed))).collect()
@@ -143,12 +116,12 @@ fn a_clock_5000_ppm_off_is_locked_in_every_seed() {
         // the end of the first burst and be stepped at start-up; never after.
         assert!(run.steps.len() <= 1, "seed {seed}: {:?}", run.steps);
         let late_steps = run
-            .sim
+            .simulation
             .events
             .iter()
             .filter(|(_, e)| matches!(e, DisciplineEvent::Stepped { at_start_up: false, .. }))
             .count();
-        assert_eq!(late_steps, 0, "seed {seed}: {:?}", run.sim.events);
+        assert_eq!(late_steps, 0, "seed {seed}: {:?}", run.simulation.events);
         assert!(stats.synchronised_at.is_some_and(|t| t < 300.0), "seed {seed}: {stats:?}");
         assert!(
             stats.rms_offset * 1e6 <= anchor::CHRONY_5000PPM_RMS_US.1,
@@ -177,7 +150,7 @@ fn a_falseticker_a_second_off_among_four_is_never_stepped_to_nor_selected() {
         for wrong in 0..4 {
             let run = run(anchor::falseticker(seed, wrong));
             assert!(run.steps.is_empty(), "seed {seed}, wrong {wrong}: stepped {:?}", run.steps);
-            assert!(!run.sim.ever_selected[wrong], "seed {seed}, wrong {wrong}: selected");
+            assert!(!run.simulation.ever_selected[wrong], "seed {seed}, wrong {wrong}: selected");
             assert!(run.stats.synchronised_at.is_some(), "seed {seed}, wrong {wrong}");
             // No worse than chronyd's worst with one good server.
             let worst = anchor::CHRONY_REFERENCE_DEFAULT.max_us.1 * 1e-6;

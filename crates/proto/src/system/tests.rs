@@ -469,15 +469,21 @@ fn the_drift_file_is_written_again_an_hour_later_and_at_a_stop_after_that() {
     assert!(system.stop(now).iter().any(|a| matches!(a, Action::WriteDrift { .. })));
 }
 
-#[test]
-fn an_unsynchronised_server_does_not_stand_in_the_way_of_a_majority() {
+/// A system of two servers by address, started; their sources' identities.
+fn two_servers() -> (System, Vec<SourceId>) {
     let entries = vec![
         server_entry("a", EntryKind::Server(Target::Address(address(1))), 1),
         server_entry("b", EntryKind::Server(Target::Address(address(2))), 1),
     ];
     let mut system = system_with(entries, LeapMode::Kernel, false);
     let (now, local) = at(0.0);
-    let ids: Vec<SourceId> = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    let ids = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    (system, ids)
+}
+
+#[test]
+fn an_unsynchronised_server_does_not_stand_in_the_way_of_a_majority() {
+    let (mut system, ids) = two_servers();
     let mut unsynchronised = answering(at(9.0).0, 0.0, 0.01, LeapIndicator::Unsynchronised);
     unsynchronised.filter = None;
     let (now, local) = at(9.0);
@@ -494,13 +500,7 @@ fn an_unsynchronised_server_does_not_stand_in_the_way_of_a_majority() {
 
 #[test]
 fn one_server_of_two_is_not_followed_while_the_other_may_still_answer() {
-    let entries = vec![
-        server_entry("a", EntryKind::Server(Target::Address(address(1))), 1),
-        server_entry("b", EntryKind::Server(Target::Address(address(2))), 1),
-    ];
-    let mut system = system_with(entries, LeapMode::Kernel, false);
-    let (now, local) = at(0.0);
-    let ids: Vec<SourceId> = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    let (mut system, ids) = two_servers();
     // The second has been asked once and not answered yet: one of two is no majority.
     let mut asked = silent();
     asked.polls = 1;
