@@ -3,7 +3,7 @@
 //! server's timestamps by a known amount, so the true offset is known. Prints the RMS and largest
 //! error of both, side by side. Runs as root (network namespaces):
 //!
-//!     cargo bench --bench accuracy -- [--seconds 1800] [--warmup 300] [--minpoll 4] [--maxpoll 6]
+//!     cargo bench --bench accuracy -- [--seconds 1800] [--warmup 300] [--minpoll 4] [--maxpoll 6] [--trace]
 //!
 //! Both daemons' request counts are printed too: accuracy is compared at the load each puts on
 //! its server.
@@ -15,6 +15,8 @@ use syhub_ntp_testkit::*;
 const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 const UPSTREAM_PORT: u16 = 11123;
 const CHRONY_COMMAND_PORT: u16 = 11323;
+/// chronyd's command socket, in the benchmark's scratch directory.
+const CHRONY_SOCKET: &str = "chronyd.sock";
 /// The server's timestamps run this far ahead: the offset both daemons should find.
 const SHIFT: f64 = 0.005;
 
@@ -23,10 +25,13 @@ struct Options {
     warmup: u64,
     minpoll: i8,
     maxpoll: i8,
+    /// Print both daemons' errors as they are sampled (to see how they move).
+    trace: bool,
 }
 
 fn options() -> Options {
-    let mut options = Options { seconds: 1800, warmup: 300, minpoll: 4, maxpoll: 6 };
+    let mut options = Options { seconds: 1800, warmup: 300, minpoll: 4, maxpoll: 6, trace: false };
+    options.trace = std::env::args().any(|a| a == "--trace");
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
         match pair[0].as_str() {
@@ -73,11 +78,12 @@ fn start_chrony_client(ns: &NetNs, dir: &TempDir, relay: &Relay, options: &Optio
     let address = relay.listen_addr();
     let config = format!(
         "server {} port {} iburst minpoll {} maxpoll {}\nport 0\ncmdport {CHRONY_COMMAND_PORT}\n\
-         bindcmdaddress 127.0.0.1\nbindcmdaddress /\ncmdallow 127.0.0.1\npidfile {}\n",
+         bindcmdaddress 127.0.0.1\nbindcmdaddress {}\ncmdallow 127.0.0.1\npidfile {}\n",
         address.ip(),
         address.port(),
         options.minpoll,
         options.maxpoll,
+        path_str(&dir.0.join(CHRONY_SOCKET)),
         path_str(&dir.0.join("client.pid"))
     );
     let path = dir.write("client.conf", &config);
@@ -101,15 +107,16 @@ fn chrony_offset(ns: &NetNs) -> Option<f64> {
     (fields.get(13) == Some(&"Normal")).then(|| fields.get(4)?.parse().ok())?
 }
 
-/// Requests chronyd has sent to its server ("Total TX" in `chronyc ntpdata`).
-fn chrony_requests(ns: &NetNs) -> Option<u64> {
-    let output = ns.run(
-        "chronyc",
-        &["-h", "127.0.0.1", "-p", &CHRONY_COMMAND_PORT.to_string(), "ntpdata"],
-        Duration::from_secs(5),
-    );
+/// Requests chronyd has sent to its server ("Total TX" in `chronyc ntpdata`, which chronyd
+/// answers only on its Unix socket).
+fn chrony_requests(ns: &NetNs, dir: &TempDir) -> Option<u64> {
+    let socket = dir.0.join(CHRONY_SOCKET);
+    let output = ns.run("chronyc", &["-h", path_str(&socket), "ntpdata"], Duration::from_secs(5));
     let text = String::from_utf8(output.stdout).ok()?;
-    let line = text.lines().find(|l| l.trim_start().starts_with("Total TX"))?;
+    let Some(line) = text.lines().find(|l| l.trim_start().starts_with("Total TX")) else {
+        eprintln!("chronyc ntpdata: {text}{}", String::from_utf8_lossy(&output.stderr));
+        return None;
+    };
     line.split(':').nth(1)?.trim().parse().ok()
 }
 
@@ -190,8 +197,29 @@ fn main() {
         if let Some(offset) = chrony_offset(&ns) {
             chrony_errors.0.push(offset - truth);
         }
+        if options.trace {
+            let peer = &status["peers"][0];
+            eprintln!(
+                "{:6.0} s  ours {:+8.1} µs (frequency {:+.3} ppm, poll 2^{}, filter {:+.1} µs)  chronyd {:+8.1} µs",
+                start.elapsed().as_secs_f64(),
+                (status["offset_seconds"].as_f64().unwrap_or(f64::NAN) - truth) * 1e6,
+                status["frequency_ppm"].as_f64().unwrap_or(f64::NAN),
+                status["poll_log2"],
+                (peer["offset_seconds"].as_f64().unwrap_or(f64::NAN) - truth) * 1e6,
+                chrony_errors.0.last().map_or(f64::NAN, |e| e * 1e6),
+            );
+        }
     }
-    let requests = [our_requests(&ours.status()), chrony_requests(&ns)];
+    let requests = [our_requests(&ours.status()), chrony_requests(&ns, &dir)];
+    let stats = relay.stats();
+    eprintln!(
+        "relay: {} requests and {} answers forwarded, mean lateness {:.1} µs to the server and \
+         {:.1} µs back",
+        stats.to_server.forwarded,
+        stats.to_client.forwarded,
+        stats.to_server.lateness.as_secs_f64() * 1e6 / stats.to_server.forwarded.max(1) as f64,
+        stats.to_client.lateness.as_secs_f64() * 1e6 / stats.to_client.forwarded.max(1) as f64,
+    );
     ours.stop();
 
     println!(

@@ -310,7 +310,11 @@ impl Discipline {
         let target = if settled {
             let averaging_time =
                 (9.0 * variance / self.estimator.wander().max(POLL_WANDER_FLOOR)).cbrt();
-            (averaging_time / SAMPLES_PER_AVERAGING_TIME).log2().floor() as i8
+            // While the frequency is still uncertain, an interval must not let that uncertainty
+            // carry the clock further than one measurement's noise.
+            let frequency_limited = variance.sqrt() / estimate.frequency_variance.sqrt().max(1e-12);
+            let interval = (averaging_time / SAMPLES_PER_AVERAGING_TIME).min(frequency_limited);
+            interval.log2().floor() as i8
         } else {
             self.config.minpoll
         };
