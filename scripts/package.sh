@@ -2,7 +2,8 @@
 # Builds the Debian package with cargo-deb (installed when missing) and checks that it holds the
 # binary, the units, the sysusers entry, the default config and the docs, and that it takes the
 # place of other time daemons. Without arguments it packages the static musl build for this
-# machine (scripts/static_build.sh); pass --target TRIPLE to build for a Raspberry Pi (see README).
+# machine (scripts/static_build.sh); for a Raspberry Pi, build with scripts/pi_cargo.sh first and
+# pass --target TRIPLE --no-build (see README, "Raspberry Pi").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
@@ -18,7 +19,8 @@ if [ $# -eq 0 ]; then
   set -- --target "$(static_target)"
 fi
 cargo deb --locked "$@"
-deb="$(ls -t target/debian/*.deb target/*/debian/*.deb 2>/dev/null | head -n 1 || true)"
+target_dir="${CARGO_TARGET_DIR:-target}"
+deb="$(ls -t "$target_dir"/debian/*.deb "$target_dir"/*/debian/*.deb 2>/dev/null | head -n 1 || true)"
 [ -n "$deb" ] || { echo "scripts/package.sh: cargo deb made no package" >&2; exit 1; }
 echo "== $deb"
 contents="$(dpkg-deb --contents "$deb")"

@@ -17,5 +17,5 @@ build_static_binary() {
     need_packages musl-tools >&2
   fi
   cargo build --release --locked --target "$target" -p syhub-ntp >&2
-  echo "target/$target/release/syhub-ntp"
+  echo "${CARGO_TARGET_DIR:-target}/$target/release/syhub-ntp"
 }

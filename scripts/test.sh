@@ -37,7 +37,9 @@ echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
 echo "== Debian package (installs cargo-deb when missing)"
 ./scripts/package.sh
-echo "== Raspberry Pi: arm64 and armhf builds, tests under qemu, packages (scripts/pi.sh)"
+echo "== idle memory of the static build beside chronyd's (scripts/idle_rss.sh)"
+./scripts/idle_rss.sh
+echo "== Raspberry Pi: arm64 and armhf static builds, tests under qemu, packages (scripts/pi.sh)"
 ./scripts/pi.sh
 echo "== fuzz each target for 30 s (installs cargo-fuzz when missing)"
 ./scripts/fuzz.sh 30

@@ -28,9 +28,10 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> NtpTimestamp {
-        // The standard library reads CLOCK_REALTIME with 64-bit seconds on every target (on
-        // 32-bit ARM through clock_gettime64, where libc's 32-bit call fails after 2038). Before
-        // 1970 cannot happen on a running system; zero means "unknown" to NTP.
+        // The standard library reads CLOCK_REALTIME with 64-bit seconds on 64-bit targets and,
+        // with glibc, on 32-bit ARM (clock_gettime64). The armhf package's static musl build
+        // reads it through musl's 32-bit call, which fails after January 2038 (README, Raspberry
+        // Pi). Before 1970 cannot happen on a running system; zero means "unknown" to NTP.
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(since) => Self::timestamp_from_timespec(
                 i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
