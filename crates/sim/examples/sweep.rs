@@ -1,4 +1,9 @@
 //! Runs the reference scenario over many seeds and prints the spread of the results (for tuning).
+//!
+//!   cargo run -p syhub-ntp-sim --release --example sweep [SEEDS]
+//!
+//! `RELAY=1` runs the accuracy benchmark's path instead (`MAXPOLL=N` caps its poll), and
+//! `WINDOW=FROM,TO` (seconds) is where the estimate's error is measured.
 use syhub_ntp_sim::{Scenario, Simulation};
 
 fn main() {
@@ -27,6 +32,10 @@ fn main() {
             scenario.discipline.steer = false;
             scenario.initial_error = 0.0;
             scenario.frequency_error = 0.0;
+            if let Some(maxpoll) = std::env::var("MAXPOLL").ok().and_then(|p| p.parse().ok()) {
+                scenario.source.maxpoll = maxpoll;
+                scenario.discipline.maxpoll = maxpoll;
+            }
         }
         let mut sim = Simulation::new(scenario);
         let (from, to): (f64, f64) = std::env::var("WINDOW")

@@ -25,6 +25,8 @@ pub const MAX_HOLDOVER_DISPERSION: f64 = 1.0;
 
 /// The least queueing noise assumed on a path, as a fraction of its delay.
 const PATH_NOISE_FRACTION: f64 = 0.05;
+/// How many samples' worth the prior "all of the delay may be queueing" counts for.
+const PRIOR_SAMPLES: f64 = 1.0;
 
 /// A sample this many standard deviations from the estimate is a surprise.
 const SURPRISE_SIGMAS: f64 = 5.0;
@@ -387,10 +389,17 @@ impl Synchroniser {
         let mean_excess =
             delays.iter().map(|d| d - min_delay).sum::<f64>() / delays.len().max(1) as f64;
         // The least delay's own excess, which shrinks as more samples are seen; uncertain, so its
-        // spread counts too. A few lucky samples may show little spread: queueing grows with the
-        // path, so a fraction of its delay is the least excess assumed.
-        let typical_excess = mean_excess.max(PATH_NOISE_FRACTION * min_delay);
-        let hidden = typical_excess / f64::from(view.samples_seen.max(1)).sqrt();
+        // spread counts too. Excesses measured from the least of `n` samples look smaller than
+        // they are, by (n − 1) / n when queueing is exponential, and of the first few nothing is
+        // known but that all of the delay may be queueing: that prior counts as one sample, so
+        // the start-up burst is not trusted beyond what it shows. A few lucky samples may show
+        // little spread: queueing grows with the path, so a fraction of its delay is the least
+        // excess assumed.
+        let seen = f64::from(view.samples_seen.max(1));
+        let spread = if seen < 2.0 { 0.0 } else { mean_excess * seen / (seen - 1.0) };
+        let typical_excess = ((seen * spread + PRIOR_SAMPLES * min_delay) / (seen + PRIOR_SAMPLES))
+            .max(PATH_NOISE_FRACTION * min_delay);
+        let hidden = typical_excess / seen.sqrt();
         let excess = (delay - min_delay).max(0.0) + hidden;
         let precision = NtpDuration::from_log2_seconds(self.config.precision).to_seconds_f64();
         // A reference clock has no path: its noise is its own precision.
