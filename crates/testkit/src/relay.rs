@@ -806,9 +806,11 @@ mod tests {
                 micros(least)
             );
             assert!(least >= setting, "{name}: delivered early, after {least:?}");
+            // The least of 30 is the delay itself plus a scheduling latency that a busy machine
+            // (or qemu) stretches to hundreds of µs, never to the other direction's 2 ms.
             assert!(
-                middle.abs_diff(setting) <= Duration::from_micros(300),
-                "{name}: median {middle:?}, set {setting:?}"
+                least - setting <= Duration::from_millis(1),
+                "{name}: least {least:?}, median {middle:?}, set {setting:?}"
             );
         }
     }
