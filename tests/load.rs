@@ -52,11 +52,15 @@ fn every_request_to_our_daemon_and_to_chronyd_is_answered_and_timed() {
 fn emulated_clients_are_distinct_addresses_to_the_rate_limit() {
     let ns = NetNs::new("loadlimit");
     let daemon = Daemon::start(SYHUB_NTP, &ns, &daemon_config(true));
-    // 300 addresses asking ten times a second each: each is answered with time once (its first
-    // request) and then held back by the default limit (two seconds between requests).
+    // 300 addresses asking ten times a second each for a second: each is answered with time for
+    // its own burst of eight, then held back by the default limit (two seconds between requests
+    // once the burst is spent).
     let report = load_inside(&ns, "127.0.0.1:123", 3000.0, 300);
-    assert_eq!(report.processing_us.count, 300, "{report:?}");
+    // (Round robin over the addresses: if fewer than 2 400 were sent, every one was answered.)
+    assert_eq!(report.processing_us.count as u64, report.sent.min(300 * 8), "{report:?}");
     let status = daemon.status();
-    assert!(status["requests"]["rate_limited"].as_u64().unwrap_or(0) > 2000, "{status}");
+    let limited = status["requests"]["rate_limited"].as_u64().unwrap_or(0);
+    let expected = report.sent.saturating_sub(300 * 8);
+    assert!(limited + 10 >= expected, "{limited} limited of {expected}: {status} {report:?}");
     daemon.stop();
 }

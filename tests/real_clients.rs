@@ -178,3 +178,71 @@ fn the_chrony_line_from_clients_config_works_in_chronyd() {
     assert!(output.status.success() && chronyd_offset(&stderr).is_some(), "{stderr}");
     daemon.stop();
 }
+
+/// The default config's rate limit (`burst = 8`, `minimum = 2`, `average = 8`) on both
+/// families.
+fn rate_limited_config() -> String {
+    let config = config_on_port_123("");
+    assert!(config.contains("[server.rate_limit]\nenabled = false\n"));
+    config
+        .replace("[server.rate_limit]\nenabled = false\n", "[server.rate_limit]\nenabled = true\n")
+}
+
+#[test]
+fn a_burst_of_eight_is_answered_the_ninth_kissed_and_real_clients_get_every_answer() {
+    require("chronyd");
+    require("ntpdig");
+    require("ntpdate");
+    let ns = NetNs::new("burst");
+
+    // Eight requests back to back from one address, each sent as the previous answer arrives:
+    // all answered with time; the ninth gets a RATE kiss.
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &rate_limited_config());
+    let socket = ns.udp_socket("127.0.0.1:0");
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut replies = Vec::new();
+    for serial in 1..=9u64 {
+        let mut request = [0u8; 48];
+        request[0] = (4 << 3) | 3;
+        request[40..48].copy_from_slice(&serial.to_be_bytes());
+        socket.send_to(&request, "127.0.0.1:123").unwrap();
+        let mut buf = [0u8; 128];
+        let (len, _) = socket.recv_from(&mut buf).expect("an answer or a kiss to each of nine");
+        replies.push(buf[..len].to_vec());
+    }
+    for (n, reply) in replies[..8].iter().enumerate() {
+        assert_eq!(reply[1], 10, "request {} of the burst answered with time: {reply:?}", n + 1);
+    }
+    assert_eq!((replies[8][1], &replies[8][12..16]), (0, &b"RATE"[..]), "the ninth is kissed");
+    assert_eq!(daemon.status()["requests"]["rate_limited"], 1);
+    daemon.stop();
+
+    // Real clients, each from a fresh server: none is limited.
+    let every_answer = |client: &str, run: &dyn Fn() -> std::process::Output| {
+        let daemon = Daemon::start(SYHUB_NTP, &ns, &rate_limited_config());
+        let output = run();
+        assert!(
+            output.status.success(),
+            "{client} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let requests = &daemon.status()["requests"];
+        assert_eq!(requests["rate_limited"], 0, "{client}: {requests}");
+        daemon.stop();
+    };
+    every_answer("chronyd -Q iburst", &|| {
+        let directive = "server 127.0.0.1 port 123 iburst";
+        ns.run(
+            "chronyd",
+            &["-Q", "-t", "20", "-f", "/dev/null", directive],
+            Duration::from_secs(30),
+        )
+    });
+    every_answer("ntpdate -q", &|| {
+        ns.run("ntpdate", &["-q", "127.0.0.1"], Duration::from_secs(10))
+    });
+    every_answer("ntpdig", &|| {
+        ns.run("ntpdig", &["-t", "3", "127.0.0.1"], Duration::from_secs(10))
+    });
+}

@@ -16,10 +16,11 @@ const WAYS: usize = 8;
 pub struct RateLimit {
     /// Long-run least average interval between requests, seconds.
     pub average: f64,
-    /// Least interval between two requests, seconds (a tenth is forgiven for scheduling jitter).
+    /// Least interval between two requests once the client's bucket is empty, seconds (a tenth
+    /// is forgiven for scheduling jitter). A burst is not spaced.
     pub minimum: f64,
-    /// Requests a client may send above the average rate (at the minimum interval) before it is
-    /// held to the average.
+    /// Requests a client may send back to back, above the average rate, before it is held to
+    /// the average.
     pub burst: f64,
 }
 
@@ -179,8 +180,10 @@ impl ClientLog {
     }
 
     /// Whether the request just recorded at `index` is within `limit`; if not it is counted as
-    /// rate-limited. A token bucket of `burst` refilled every `average` seconds, and at least
-    /// `minimum` seconds since the client's previous request (answered or not).
+    /// rate-limited. A token bucket of `burst` refilled one token every `average` seconds: a
+    /// client may spend its burst back to back; once the bucket is empty its next request must
+    /// also come at least `minimum` seconds after its previous one (answered or not), until a
+    /// whole token has come back, so a client that keeps flooding gets one answer per `average`.
     pub fn within_limit(&mut self, index: ClientIndex, now: Monotonic, limit: &RateLimit) -> bool {
         let mut record = Record::from(self.records[index.0]);
         let within = Self::take_token(&mut record, now, limit);
@@ -191,6 +194,7 @@ impl ClientLog {
     fn take_token(record: &mut Record, now: Monotonic, limit: &RateLimit) -> bool {
         let now_ms = millis_plus_one(now);
         let previous = std::mem::replace(&mut record.last_request_ms, now_ms);
+        let emptied = record.tokens_at_ms != 0 && record.tokens < 1.0;
         if record.tokens_at_ms == 0 {
             // A new client starts with a full bucket.
             record.tokens = limit.burst as f32;
@@ -201,7 +205,7 @@ impl ClientLog {
         }
         record.tokens_at_ms = now_ms;
         let gap = now_ms.saturating_sub(previous) as f64 / 1e3;
-        let spaced = previous == 0 || gap >= 0.9 * limit.minimum;
+        let spaced = !emptied || previous == 0 || gap >= 0.9 * limit.minimum;
         if spaced && record.tokens >= 1.0 {
             record.tokens -= 1.0;
             true
@@ -260,14 +264,15 @@ mod tests {
         let mut log = ClientLog::new(64, 42);
         let a: IpAddr = "192.168.1.10".parse().unwrap();
         let b: IpAddr = "fd00::7".parse().unwrap();
+        let one_at_a_time = RateLimit { burst: 1.0, ..RateLimit::default() };
         for t in 0..5 {
             let index = log.record(at(f64::from(t)), a);
-            log.within_limit(index, at(f64::from(t)), &RateLimit::default());
+            log.within_limit(index, at(f64::from(t)), &one_at_a_time);
         }
         log.record(at(9.0), b);
         let busiest = log.busiest(at(10.0), 10);
         assert_eq!(busiest.len(), 2);
-        // Requests 1 s apart: all but the first come too soon after the one before.
+        // No burst, requests 1 s apart: all but the first come too soon after the one before.
         assert_eq!(
             busiest[0],
             ClientSummary {
@@ -319,12 +324,16 @@ mod tests {
         let limit = RateLimit::default();
         assert_eq!(admitted(64.0, 100, &limit), 100, "a client polling every 64 s");
         assert_eq!(admitted(2.0, 6, &limit), 6, "an iburst of six at 2 s");
-        assert_eq!(admitted(1.999, 6, &limit), 6, "scheduling jitter in a burst is forgiven");
+        assert_eq!(admitted(0.0, 9, &limit), 8, "a burst of eight back to back, not nine");
+        assert_eq!(admitted(0.5, 12, &limit), 8, "the burst spent, the minimum applies");
         // Every 2 s for 400 s: the burst of 8, then one per 8 s.
         let polled = admitted(2.0, 200, &limit);
         assert!((55..=60).contains(&polled), "{polled} of 200 at 2 s");
-        // Every millisecond: only the first gets through (each later one is too close).
-        assert_eq!(admitted(0.001, 10_000, &limit), 1);
+        // Every 1.9 s (within the forgiven tenth of the minimum): the same long-run rate.
+        let polled = admitted(1.9, 200, &limit);
+        assert!((52..=58).contains(&polled), "{polled} of 200 at 1.9 s");
+        // Every millisecond for 10 s: the burst, then one when a token has come back (at 8 s).
+        assert_eq!(admitted(0.001, 10_000, &limit), 9);
     }
 
     #[test]
