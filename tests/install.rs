@@ -26,21 +26,29 @@ trustedkey 1
 ";
 
 /// A small system tree: account files, a systemd with chrony enabled, an ntpd config to import.
+fn write_in(dir: &Path, path: &str, text: &str, mode: u32) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A root as an ntpd host has it: `prepare_bare_root` plus ntpd's config, keys and drift file.
 fn prepare_root(dir: &Path) {
-    let write = |path: &str, text: &str, mode: u32| {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
+    prepare_bare_root(dir);
+    write_in(dir, "etc/ntp.conf", NTP_CONF, 0o644);
+    write_in(dir, "etc/ntp.keys", "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n", 0o600);
+    write_in(dir, "var/lib/ntp/ntp.drift", "12.345\n", 0o644);
+}
+
+/// A root with its account files and systemd's units, a chrony enabled, and no /var.
+fn prepare_bare_root(dir: &Path) {
+    let write = |path: &str, text: &str, mode: u32| write_in(dir, path, text, mode);
     write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n", 0o644);
     write("etc/group", "root:x:0:\n", 0o644);
     write("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640);
     write("etc/gshadow", "root:*::\n", 0o640);
     write("etc/.pwd.lock", "", 0o600);
-    write("etc/ntp.conf", NTP_CONF, 0o644);
-    write("etc/ntp.keys", "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n", 0o600);
-    write("var/lib/ntp/ntp.drift", "12.345\n", 0o644);
     // The real system's units, so targets resolve, and a chrony enabled as Debian would.
     let units = dir.join("usr/lib/systemd");
     std::fs::create_dir_all(&units).unwrap();
@@ -260,16 +268,35 @@ fn install_sets_up_the_tree_a_second_run_changes_nothing_and_uninstall_restores_
     // Uninstall --purge: the tree as it was.
     ops(&["uninstall", "--purge"], &root);
     assert_eq!(systemctl(&root, &["is-enabled", "chrony.service"]), "enabled");
-    let after = snapshot(&root);
-    let differences: Vec<_> = before
+    let left = differences(&before, &snapshot(&root));
+    assert!(left.is_empty(), "uninstall --purge left differences: {left:#?}");
+}
+
+/// Differences between two snapshots, as lines.
+fn differences(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    before
         .iter()
         .filter(|(k, v)| after.get(*k) != Some(v))
         .map(|(k, v)| format!("{k}: {v} → {:?}", after.get(k)))
         .chain(
             after.keys().filter(|k| !before.contains_key(*k)).map(|k| format!("{k}: left behind")),
         )
-        .collect();
-    assert!(differences.is_empty(), "uninstall --purge left differences: {differences:#?}");
+        .collect()
+}
+
+#[test]
+fn uninstall_purge_removes_every_directory_install_made_in_a_root_without_var() {
+    let dir = TempDir::new("install-bare");
+    let root = dir.0.clone();
+    prepare_bare_root(&root);
+    assert!(!root.join("var").exists());
+    let before = snapshot(&root);
+    ops(&["install"], &root);
+    assert!(root.join("var/lib/syhub-ntp/install.json").exists());
+    ops(&["uninstall", "--purge"], &root);
+    let left = differences(&before, &snapshot(&root));
+    assert!(left.is_empty(), "uninstall --purge left differences: {left:#?}");
+    assert!(!root.join("var").exists(), "var/ is left behind");
 }
 
 #[test]

@@ -83,7 +83,20 @@ fn write_new(
     made: &mut Vec<Change>,
     what: &str,
 ) -> Result<(), OpsError> {
-    // Ancestors that do not exist yet, outermost first.
+    create_parents(host, path, made, what)?;
+    host.write(path, contents, mode).map_err(step(what))?;
+    made.push(Change::File { path: path.into(), data });
+    Ok(())
+}
+
+/// Creates the ancestors of `path` that do not exist yet, outermost first, each recorded so that
+/// uninstall removes it again.
+fn create_parents(
+    host: &mut Host,
+    path: &str,
+    made: &mut Vec<Change>,
+    what: &str,
+) -> Result<(), OpsError> {
     let mut missing: Vec<String> = std::path::Path::new(path)
         .ancestors()
         .skip(1)
@@ -96,8 +109,6 @@ fn write_new(
         host.create_dir(&dir, 0o755).map_err(step(what))?;
         made.push(Change::Directory { path: dir });
     }
-    host.write(path, contents, mode).map_err(step(what))?;
-    made.push(Change::File { path: path.into(), data });
     Ok(())
 }
 
@@ -137,6 +148,7 @@ fn install_steps(
 
     for (dir, mode) in [(CONFIG_DIR, 0o755), (STATE_DIR, 0o750)] {
         if !host.exists(dir) {
+            create_parents(host, dir, made, "creating directories")?;
             host.create_dir(dir, mode).map_err(step("creating directories"))?;
             made.push(Change::Directory { path: dir.into() });
         }
@@ -393,12 +405,14 @@ pub fn uninstall(host: &mut Host, purge: bool) -> Result<(), OpsError> {
         ))
     })?;
     let manifest = Manifest::parse(&bytes).map_err(OpsError::Invalid)?;
-    // The manifest lives in the state directory: remove it before the directory.
+    // The manifest lives in the state directory: remove it before the directory and the
+    // directories above it that install created.
+    let holds_manifest = |path: &str| MANIFEST_PATH.starts_with(&format!("{path}/"));
     let (state_dir, rest): (Vec<Change>, Vec<Change>) = manifest
         .changes
         .iter()
         .cloned()
-        .partition(|c| matches!(c, Change::Directory { path } if path == STATE_DIR));
+        .partition(|c| matches!(c, Change::Directory { path } if holds_manifest(path)));
     undo(host, &rest, purge);
     host.remove_file(MANIFEST_PATH).map_err(step("removing the manifest"))?;
     undo(host, &state_dir, purge);
