@@ -21,6 +21,7 @@ idle="${1:-30}"
 
 need_packages chrony iproute2 util-linux ntpsec-ntpdig musl-tools
 . scripts/static_build.sh
+. scripts/idle_server.sh
 binary="$(build_static_binary)"
 
 work="$(mktemp -d)"
@@ -44,27 +45,9 @@ start() {
   pids+=($!)
 }
 
-# Waits until the server in namespace $1 (process $2) gives ntpdig a stratum-10 answer.
-wait_for_answer() {
-  local ns="$1" pid="$2" tries=0
-  while ! ip netns exec "$ns" ntpdig -t 1 127.0.0.1 2>/dev/null | grep -q ' s10 '; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/$ns.log" >&2; echo "scripts/idle_rss.sh: the server in $ns exited" >&2; exit 1; }
-    tries=$((tries + 1))
-    [ $tries -lt 30 ] || { cat "$work/$ns.log" >&2; echo "scripts/idle_rss.sh: no stratum-10 answer in $ns" >&2; exit 1; }
-    sleep 1
-  done
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-# Ours: the embedded default (the pool as source) with its paths moved here, the clock only
-# observed, and the local clock served at stratum 10 whatever the sources say.
+# Ours: the embedded default (the pool as source), idle as scripts/idle_server.sh says.
 "$binary" config default >"$work/default.toml"
-sed -e "s|/run/syhub-ntp/control.sock|$work/control.sock|" \
-  -e "s|/var/lib/syhub-ntp/drift|$work/drift|" \
-  -e 's|^mode = "steer"$|mode = "observe"|' \
-  -e 's|^mode = "holdover"$|mode = "always"|' "$work/default.toml" >"$work/syhub.toml"
-grep -q '^mode = "always"$' "$work/syhub.toml" || { echo "scripts/idle_rss.sh: the default config has no local mode to set to always" >&2; exit 1; }
+idle_config "$work/default.toml" "$work" >"$work/syhub.toml"
 # chronyd: the same pool, local stratum 10, answering anyone; no command socket.
 cat >"$work/chrony.conf" <<EOF
 pool pool.ntp.org iburst maxsources 4
@@ -82,8 +65,8 @@ start "$ours" "$binary" run -c "$work/syhub.toml"
 our_pid="${pids[-1]}"
 start "$theirs" chronyd -x -d -u root -f "$work/chrony.conf"
 their_pid="${pids[-1]}"
-wait_for_answer "$ours" "$our_pid"
-wait_for_answer "$theirs" "$their_pid"
+await_stratum10 "$ours" "$our_pid" "$work/$ours.log" >/dev/null
+await_stratum10 "$theirs" "$their_pid" "$work/$theirs.log" >/dev/null
 echo "== both answer ntpdig at stratum 10; idle for $idle s"
 sleep "$idle"
 our_kb="$(rss_kb "$our_pid")"

@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
+. scripts/idle_server.sh
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/pi.sh: run as root: it installs qemu and Zig, and serves in a network namespace" >&2
@@ -48,9 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# VmRSS of process $1 in kB.
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
 # Runs "$@" (a qemu command line) in the namespace without CAP_SYS_TIME, in the background.
 start_in_namespace() {
   ip netns exec "$namespace" setpriv --bounding-set -sys_time -- "$@" >"$work/daemon.log" 2>&1 &
@@ -75,20 +73,10 @@ serve_and_measure() {
   ip netns exec "$namespace" ip link set lo up
   QEMU_CPU="$cpu" "$qemu" "$binary" config default >"$work/default.toml"
   local config="$work/config.toml"
-  sed -e "s|/run/syhub-ntp/control.sock|$work/control.sock|" \
-    -e "s|/var/lib/syhub-ntp/drift|$work/drift|" \
-    -e 's|^mode = "steer"$|mode = "observe"|' \
-    -e 's|^mode = "holdover"$|mode = "always"|' "$work/default.toml" >"$config"
-  grep -q '^mode = "observe"$' "$config" || { echo "scripts/pi.sh: the default config has no clock mode to set to observe" >&2; return 1; }
+  idle_config "$work/default.toml" "$work" >"$config"
   start_in_namespace env QEMU_CPU="$cpu" "$qemu" "$binary" run -c "$config"
-  local answer="" tries=0
-  while [ -z "$answer" ] && [ $tries -lt 30 ]; do
-    sleep 1
-    tries=$((tries + 1))
-    kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/daemon.log" >&2; echo "scripts/pi.sh: the daemon under $qemu exited" >&2; return 1; }
-    answer="$(ip netns exec "$namespace" ntpdig -t 1 127.0.0.1 2>/dev/null | grep ' s10 ' || true)"
-  done
-  [ -n "$answer" ] || { cat "$work/daemon.log" >&2; echo "scripts/pi.sh: no stratum-10 answer from the daemon under $qemu" >&2; return 1; }
+  local answer
+  answer="$(await_stratum10 "$namespace" "$daemon_pid" "$work/daemon.log")"
   echo "   ntpdig in the namespace: $answer"
   sleep 10
   local daemon_kb
