@@ -25,7 +25,7 @@ keys /etc/ntp.keys
 trustedkey 1
 ";
 
-/// A small system tree: account files, a systemd with chrony enabled, an ntpd config to import.
+/// Writes `text` at `path` under `dir` with `mode`, making the folders on the way.
 fn write_in(dir: &Path, path: &str, text: &str, mode: u32) {
     let path = dir.join(path);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -33,7 +33,8 @@ fn write_in(dir: &Path, path: &str, text: &str, mode: u32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A root as an ntpd host has it: `prepare_bare_root` plus ntpd's config, keys and drift file.
+/// A small system tree as an ntpd host has it: `prepare_bare_root` plus an ntpd config, keys
+/// and drift file to import.
 fn prepare_root(dir: &Path) {
     prepare_bare_root(dir);
     write_in(dir, "etc/ntp.conf", NTP_CONF, 0o644);

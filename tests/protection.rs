@@ -11,14 +11,6 @@ use syhub_ntp_testkit::*;
 /// The binary under test.
 const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 
-/// A client request from byte values, with `serial` as its transmit timestamp.
-fn request(version: u8, mode: u8, serial: u64) -> [u8; 48] {
-    let mut packet = [0u8; 48];
-    packet[0] = (version << 3) | mode;
-    packet[40..48].copy_from_slice(&serial.to_be_bytes());
-    packet
-}
-
 /// Sends `packet` to `server` and returns the answer, if one comes within `wait`.
 fn ask(socket: &UdpSocket, server: &str, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
     socket.set_read_timeout(Some(wait)).unwrap();
@@ -84,7 +76,7 @@ fn allowed_subnets_are_answered_and_denied_ones_dropped_or_kissed() {
     let (inside, outside) = (&network.clients[0], &network.clients[1]);
     let probe = |ns: &NetNs, server: &str| {
         let socket = ns.udp_socket("0.0.0.0:0");
-        ask(&socket, server, &request(4, 3, 7), Duration::from_millis(800))
+        ask(&socket, server, &raw_request(4, 3, 7), Duration::from_millis(800))
     };
 
     // Only 10/8: the outsider gets nothing (deny_action = drop).
@@ -166,7 +158,7 @@ fn a_flood_is_held_back_while_a_regular_client_is_answered_and_memory_stays_boun
                     std::thread::sleep(due - Instant::now());
                 }
                 serial += 1;
-                if socket.send_to(&request(4, 3, serial), "10.211.1.1:123").is_ok() {
+                if socket.send_to(&raw_request(4, 3, serial), "10.211.1.1:123").is_ok() {
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
                 while let Ok(len) = socket.recv(&mut buf) {
@@ -190,7 +182,7 @@ fn a_flood_is_held_back_while_a_regular_client_is_answered_and_memory_stays_boun
             // An answer counts if it comes within a second (a late one to an earlier query is
             // skipped): what is measured is whether the flood crowds the client out.
             let serial = 1_000_000 + n;
-            socket.send_to(&request(4, 3, serial), "10.211.2.1:123").unwrap();
+            socket.send_to(&raw_request(4, 3, serial), "10.211.2.1:123").unwrap();
             let deadline = Instant::now() + Duration::from_secs(1);
             let mut buf = [0u8; 512];
             while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -263,7 +255,7 @@ fn a_sweep_of_forged_addresses_leaves_memory_bounded() {
                 let destination = nix::sys::socket::SockaddrIn6::from(
                     "[fd11:2::1]:123".parse::<std::net::SocketAddrV6>().unwrap(),
                 );
-                let packet = request(4, 3, u64::from(n));
+                let packet = raw_request(4, 3, u64::from(n));
                 let iov = [std::io::IoSlice::new(&packet)];
                 if nix::sys::socket::sendmsg(
                     fd,
@@ -319,7 +311,7 @@ fn malformed_input_gets_no_answer_while_good_requests_among_it_do() {
     let daemon = Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], "", ""));
     let socket = ns.udp_socket("127.0.0.1:0");
     socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let good = request(4, 3, 1);
+    let good = raw_request(4, 3, 1);
     let with = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut packet = good.to_vec();
         f(&mut packet);
@@ -332,13 +324,13 @@ fn malformed_input_gets_no_answer_while_good_requests_among_it_do() {
         ("oversized (4 KB)", with(&|p| p.resize(4096, 0x55))),
     ];
     for version in [0u8, 5, 6, 7] {
-        corpus.push(("bad version", request(version, 3, 1).to_vec()));
+        corpus.push(("bad version", raw_request(version, 3, 1).to_vec()));
     }
     for mode in [2u8, 4, 5, 6, 7] {
-        corpus.push(("mode that is no request", request(4, mode, 1).to_vec()));
+        corpus.push(("mode that is no request", raw_request(4, mode, 1).to_vec()));
     }
     for version in [2u8, 3, 4] {
-        corpus.push(("mode 0 beyond NTPv1", request(version, 0, 1).to_vec()));
+        corpus.push(("mode 0 beyond NTPv1", raw_request(version, 0, 1).to_vec()));
     }
     let extension = |field_length: u16, total: usize| {
         with(&move |p| {
@@ -358,10 +350,10 @@ fn malformed_input_gets_no_answer_while_good_requests_among_it_do() {
         ));
     }
     let well_formed: Vec<(&str, Vec<u8>)> = vec![
-        ("NTPv4 client", request(4, 3, 11).to_vec()),
-        ("NTPv3 symmetric active", request(3, 1, 12).to_vec()),
-        ("NTPv1 mode 0", request(1, 0, 13).to_vec()),
-        ("NTPv2 client", request(2, 3, 14).to_vec()),
+        ("NTPv4 client", raw_request(4, 3, 11).to_vec()),
+        ("NTPv3 symmetric active", raw_request(3, 1, 12).to_vec()),
+        ("NTPv1 mode 0", raw_request(1, 0, 13).to_vec()),
+        ("NTPv2 client", raw_request(2, 3, 14).to_vec()),
     ];
     let mut answered = 0;
     for (round, (name, packet)) in corpus.iter().enumerate() {

@@ -202,10 +202,7 @@ fn a_burst_of_eight_is_answered_the_ninth_kissed_and_real_clients_get_every_answ
     socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut replies = Vec::new();
     for serial in 1..=9u64 {
-        let mut request = [0u8; 48];
-        request[0] = (4 << 3) | 3;
-        request[40..48].copy_from_slice(&serial.to_be_bytes());
-        socket.send_to(&request, "127.0.0.1:123").unwrap();
+        socket.send_to(&raw_request(4, 3, serial), "127.0.0.1:123").unwrap();
         let mut buf = [0u8; 128];
         let (len, _) = socket.recv_from(&mut buf).expect("an answer or a kiss to each of nine");
         replies.push(buf[..len].to_vec());

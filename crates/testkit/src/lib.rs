@@ -376,6 +376,15 @@ impl Daemon {
     }
 }
 
+/// A bare NTP request of `version` and `mode`, with `serial` as its transmit timestamp (so its
+/// answer can be told from others'), built byte by byte as a test sees the wire.
+pub fn raw_request(version: u8, mode: u8, serial: u64) -> [u8; 48] {
+    let mut packet = [0u8; 48];
+    packet[0] = (version << 3) | mode;
+    packet[40..48].copy_from_slice(&serial.to_be_bytes());
+    packet
+}
+
 /// The value of `key=N` in the daemon's "stopped" log line.
 pub fn counter_in_log(log: &str, key: &str) -> u64 {
     let line = log.lines().rev().find(|l| l.contains("stopped")).expect("stopped line");
