@@ -30,11 +30,16 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut options =
-        Options { seconds: 1800, warmup: 300, minpoll: 4, maxpoll: 6, trace: false, direct: false };
-    options.trace = std::env::args().any(|a| a == "--trace");
-    options.direct = std::env::args().any(|a| a == "--direct");
     let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let mut options = Options {
+        seconds: 1800,
+        warmup: 300,
+        minpoll: 4,
+        maxpoll: 6,
+        trace: flag("--trace"),
+        direct: flag("--direct"),
+    };
     for pair in args.windows(2) {
         match pair[0].as_str() {
             "--seconds" => options.seconds = pair[1].parse().expect("--seconds N"),
@@ -149,12 +154,12 @@ fn main() {
         RelayConfig::default(),
     );
     let bias = relay_bias(&ns, &relay);
-    relay.set_config(if options.direct {
-        RelayConfig { server_shift: SHIFT, ..RelayConfig::default() }
+    let (path, config) = if options.direct {
+        ("nothing added", RelayConfig { server_shift: SHIFT, ..RelayConfig::default() })
     } else {
-        impaired(7)
-    });
-    let path = if options.direct { "nothing added" } else { "1 ms + 1 ms × Exp(1) each way" };
+        ("1 ms + 1 ms × Exp(1) each way", impaired(7))
+    };
+    relay.set_config(config);
     let before = relay.stats();
     let truth = SHIFT + bias;
 
