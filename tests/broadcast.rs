@@ -185,3 +185,77 @@ fn unsigned_broadcasts_are_followed_only_when_the_config_says_so() {
     assert!(log.contains("following unsigned broadcasts"), "{log}");
     hub.stop();
 }
+
+/// The namespace's routes, which must hold no default route for the tests below to mean anything.
+fn assert_no_default_route(ns: &NetNs) {
+    for family in ["-4", "-6"] {
+        let output = ns.run("ip", &[family, "route", "show", "default"], Duration::from_secs(5));
+        let routes = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && routes.trim().is_empty(), "{}: {routes}", ns.name);
+    }
+}
+
+#[test]
+fn multicast_with_no_default_route_and_no_interface_named_uses_every_interface() {
+    let lan = Lan::new("mauto");
+    assert_no_default_route(&lan.hub);
+    assert_no_default_route(&lan.host);
+    let keys = lan.keys("ntp.keys", KEYS);
+    let mut broadcasts = String::new();
+    for group in ["224.0.1.1", "ff05::101"] {
+        broadcasts += &format!("\n[[broadcast]]\naddress = \"{group}\"\ninterval = 1\nkey = 1\n");
+    }
+    let tshark = capture(&lan.host, "lan1", 4, 20);
+    let hub = Daemon::start(SYHUB_NTP, &lan.hub, &(config(&broadcasts, "") + &auth(&keys)));
+    let packets = captured(tshark);
+    eprintln!("tshark: {packets:?}");
+    for (source, group) in [("10.77.0.1", "224.0.1.1"), ("fd77::1", "ff05::101")] {
+        let expected = [source, group, "5", "4", "10", "0"];
+        assert!(packets.iter().any(|p| p == &expected), "no {expected:?} in {packets:?}");
+    }
+    let log = hub.process.log();
+    assert!(log.contains("multicast uses lan0 (IPv4, IPv6)"), "{log}");
+
+    for (group, hub_address) in [("224.0.1.1", "10.77.0.1:123"), ("ff05::101", "[fd77::1]:123")] {
+        let follower = Daemon::start(
+            SYHUB_NTP,
+            &lan.host,
+            &(config("", &listener(group, "key = 1")) + &auth(&keys)),
+        );
+        assert_follows(&follower, hub_address);
+        let log = follower.stop();
+        assert!(log.contains(&format!("joined {group} on lan1")), "{log}");
+    }
+    hub.stop();
+}
+
+#[test]
+fn an_interface_that_comes_up_after_the_start_is_used_to_send_and_joined() {
+    let lan = Lan::new("mlate");
+    let keys = lan.keys("ntp.keys", KEYS);
+    // Both ends are down: neither side has an interface that can carry multicast.
+    lan.hub.set_link("lan0", false);
+    lan.host.set_link("lan1", false);
+    let broadcast = "\n[[broadcast]]\naddress = \"224.0.1.1\"\ninterval = 1\nkey = 1\n";
+    let hub = Daemon::start(SYHUB_NTP, &lan.hub, &(config(broadcast, "") + &auth(&keys)));
+    let mut follower = Daemon::start(
+        SYHUB_NTP,
+        &lan.host,
+        &(config("", &listener("224.0.1.1", "key = 1")) + &auth(&keys)),
+    );
+    for daemon in [&hub, &follower] {
+        let log = daemon.process.log();
+        assert!(log.contains("no interface can carry multicast"), "{log}");
+    }
+
+    lan.hub.set_link("lan0", true);
+    lan.host.set_link("lan1", true);
+    follower.process.wait_for_line("joined 224.0.1.1 on lan1", Duration::from_secs(20));
+    follower.wait_for_status(Duration::from_secs(60), "synchronised to the hub", |s| {
+        s["synchronised"] == true
+    });
+    assert_follows(&follower, "10.77.0.1:123");
+    assert!(hub.process.log().contains("multicast uses lan0"), "{}", hub.process.log());
+    follower.stop();
+    hub.stop();
+}

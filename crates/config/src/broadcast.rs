@@ -17,7 +17,7 @@ pub struct BroadcastConfig {
     pub ttl: u8,
     /// Sign with this key from `[auth] keys_file`.
     pub key: Option<u32>,
-    /// The interface multicast leaves by (the routing table decides when unset).
+    /// The interface multicast leaves by (every interface that can carry multicast when unset).
     pub interface: Option<String>,
 }
 

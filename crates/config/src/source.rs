@@ -22,8 +22,8 @@ pub struct SourceConfig {
     pub key: Option<u32>,
     /// Broadcast mode: follow broadcasts that carry no MAC (anyone on the LAN can forge them).
     pub insecure_unauthenticated: bool,
-    /// Broadcast mode: the interface to join a multicast group on (the routing table decides
-    /// when unset).
+    /// Broadcast mode: the interface to join a multicast group on (every interface that can
+    /// carry multicast, as they come and go, when unset).
     pub interface: Option<String>,
     /// NTS mode: a PEM file of CA certificates to trust for the NTS-KE server, instead of the
     /// system's.

@@ -1,11 +1,13 @@
 //! Broadcast and multicast: sending the hub's mode-5 announcements (`[[broadcast]]`), and joining
 //! the groups that broadcast sources listen on. Broadcasts leave from the server's own port-123
 //! socket, as ntpd's do, so listeners that expect that source port accept them; they reach
-//! listeners through their server socket too, which hears every broadcast to port 123.
+//! listeners through their server socket too, which hears every broadcast to port 123. Multicast
+//! with no `interface` named uses every interface `multicast.rs` follows.
 
 use crate::config::{BroadcastConfig, Config, SourceMode};
 use crate::log_limit::{LogLimiter, held_back};
-use socket2::{InterfaceIndexOrAddress, SockRef};
+use crate::multicast::{InterfaceFollower, Interfaces, Membership, join};
+use socket2::SockRef;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -29,31 +31,52 @@ pub enum BroadcastError {
          port 123 (such as \"{example}\"): broadcasts arrive there"
     )]
     NoListener { address: IpAddr, family: &'static str, example: &'static str },
-    #[error("interface {name:?} ({what}) does not exist")]
+    #[error(
+        "interface {name:?} ({what}) does not exist; leave interface unset to use every \
+         interface that can carry multicast"
+    )]
     NoInterface { name: String, what: String },
-    #[error("cannot join the multicast group {group}: {source}")]
-    Join { group: IpAddr, source: std::io::Error },
+    #[error(
+        "cannot join the multicast group {group} on {interface:?}: {source}; leave interface \
+         unset to use every interface that can carry multicast"
+    )]
+    Join { group: IpAddr, interface: String, source: std::io::Error },
     #[error("cannot open a socket to broadcast to {address}: {source}")]
     Socket { address: IpAddr, source: std::io::Error },
+    #[error("cannot share the server socket to listen on {group}: {source}")]
+    Share { group: IpAddr, source: std::io::Error },
+}
+
+/// What broadcasting needs at run time: the senders, and the interfaces multicast follows.
+pub(crate) struct Broadcasting {
+    targets: Vec<BroadcastTarget>,
+    interfaces: InterfaceFollower,
+}
+
+impl Broadcasting {
+    /// Whether there is anything to send or to follow.
+    pub(crate) fn is_active(&self) -> bool {
+        !self.targets.is_empty() || self.interfaces.is_needed()
+    }
 }
 
 /// One `[[broadcast]]`, ready to send.
 pub(crate) struct BroadcastTarget {
     config: BroadcastConfig,
     socket: UdpSocket,
-    /// Interface index multicast leaves by (0: the routing table decides).
-    interface: u32,
+    /// The interface index multicast leaves by; `None`: every interface that can carry it.
+    interface: Option<u32>,
     key: Option<SymmetricKey>,
 }
 
-fn interface_index(name: Option<&str>, what: &str) -> Result<u32, BroadcastError> {
-    match name {
-        None => Ok(0),
-        Some(name) => interfaces::index_of(name).map_err(|_| BroadcastError::NoInterface {
+fn interface_index(name: Option<&str>, what: &str) -> Result<Option<u32>, BroadcastError> {
+    name.map(|name| {
+        interfaces::index_of(name).map_err(|_| BroadcastError::NoInterface {
             name: name.to_owned(),
             what: what.to_owned(),
-        }),
-    }
+        })
+    })
+    .transpose()
 }
 
 /// The server sockets of `address`'s family on port 123, wildcard ones first.
@@ -69,8 +92,10 @@ fn server_sockets_for(address: IpAddr, sockets: &[UdpSocket]) -> Vec<&UdpSocket>
 }
 
 /// Makes the server sockets hear what broadcast sources listen for: checks that a port-123
-/// socket of the right family exists and joins multicast groups on it.
-pub(crate) fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), BroadcastError> {
+/// socket of the right family exists, joins multicast groups on a named interface now, and
+/// returns the groups to join on every interface.
+fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<Vec<Membership>, BroadcastError> {
+    let mut memberships = Vec::new();
     for source in config.sources.iter().filter(|s| s.mode == SourceMode::Broadcast) {
         let Ok(address) = source.address.parse::<IpAddr>() else { continue };
         let listeners = server_sockets_for(address, sockets);
@@ -84,30 +109,59 @@ pub(crate) fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<(), Broad
                 if address.is_ipv4() { ("IPv4", "0.0.0.0:123") } else { ("IPv6", "[::]:123") };
             return Err(BroadcastError::NoListener { address, family, example });
         }
+        if source.insecure_unauthenticated {
+            tracing::warn!(
+                "[[source]] {address}: following unsigned broadcasts (insecure_unauthenticated): \
+                 anyone on the LAN can send this hub false time"
+            );
+        }
         if !address.is_multicast() {
             continue;
         }
         let what = format!("[[source]] {address}");
-        let index = interface_index(source.interface.as_deref(), &what)?;
-        for socket in wildcard {
-            join(socket, address, index)
-                .map_err(|source| BroadcastError::Join { group: address, source })?;
+        match (source.interface.as_deref(), interface_index(source.interface.as_deref(), &what)?) {
+            (Some(name), Some(index)) => {
+                for socket in wildcard {
+                    join(socket, address, index).map_err(|source| BroadcastError::Join {
+                        group: address,
+                        interface: name.to_owned(),
+                        source,
+                    })?;
+                }
+                tracing::info!("joined {address} on {name}");
+            }
+            _ => {
+                let sockets = wildcard
+                    .iter()
+                    .map(|s| s.try_clone())
+                    .collect::<Result<_, _>>()
+                    .map_err(|source| BroadcastError::Share { group: address, source })?;
+                memberships.push(Membership { group: address, sockets });
+            }
         }
     }
-    Ok(())
+    Ok(memberships)
 }
 
-fn join(socket: &UdpSocket, group: IpAddr, interface: u32) -> std::io::Result<()> {
-    match group {
-        IpAddr::V4(group) => SockRef::from(socket)
-            .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(interface)),
-        IpAddr::V6(group) => socket.join_multicast_v6(&group, interface),
-    }
+/// Prepares broadcasting while the daemon is still privileged: the groups broadcast sources
+/// listen on, the senders, and a first reading of the interfaces (joins included).
+pub(crate) fn open(
+    config: &Config,
+    sockets: &[UdpSocket],
+    keys: &KeyStore,
+) -> Result<Broadcasting, BroadcastError> {
+    let memberships = listen(config, sockets)?;
+    let targets = open_targets(config, sockets, keys)?;
+    let every_interface =
+        targets.iter().any(|t| t.config.address.is_multicast() && t.interface.is_none());
+    let mut interfaces = InterfaceFollower::new(memberships, every_interface);
+    interfaces.read_now();
+    Ok(Broadcasting { targets, interfaces })
 }
 
 /// Opens what each `[[broadcast]]` sends from: the server's own port-123 socket of the family
 /// (shared), or a socket of its own on another port when the server has none.
-pub(crate) fn open(
+fn open_targets(
     config: &Config,
     sockets: &[UdpSocket],
     keys: &KeyStore,
@@ -142,20 +196,27 @@ pub(crate) fn open(
         .collect()
 }
 
-/// Sends every target's broadcasts at its interval until cancelled; nothing while the system
-/// has no time to give.
+/// Sends every target's broadcasts at its interval, and follows the interfaces, until cancelled;
+/// nothing is sent while the system has no time to give.
 pub(crate) async fn serve(
-    targets: Vec<BroadcastTarget>,
+    broadcasting: Broadcasting,
     system: watch::Receiver<SystemSnapshot>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
 ) {
+    let Broadcasting { targets, interfaces } = broadcasting;
     let mut tasks = tokio::task::JoinSet::new();
     for target in targets {
         let (system, clock, cancel) = (system.clone(), clock.clone(), cancel.clone());
+        let every = interfaces.subscribe();
         tasks.spawn(async move {
+            let on = match (&target.config.interface, target.config.address.is_multicast()) {
+                (Some(name), _) => format!(" on {name}"),
+                (None, true) => " on every interface that can carry multicast".to_owned(),
+                (None, false) => String::new(),
+            };
             tracing::info!(
-                "broadcasting to {} every {} s{}",
+                "broadcasting to {} every {} s{}{on}",
                 target.config.address,
                 target.config.interval,
                 target.key.map_or(String::new(), |k| format!(", signed with key {}", k.id))
@@ -170,25 +231,47 @@ pub(crate) async fn serve(
                     _ = interval.tick() => {}
                 }
                 let snapshot = *system.borrow();
-                if let Err(error) = send_one(&target, &snapshot, clock.as_ref()) {
-                    let now = tokio::time::Instant::now();
-                    if let Some(held) = log_limiter.allow(&error.kind().to_string(), now) {
-                        tracing::warn!(
-                            "cannot broadcast to {}: {error}{}",
-                            target.config.address,
-                            held_back(held)
-                        );
+                for (name, index) in interfaces_for(&target, &every) {
+                    if let Err(error) = send_one(&target, index, &snapshot, clock.as_ref()) {
+                        let now = tokio::time::Instant::now();
+                        let key = format!("{name} {}", error.kind());
+                        if let Some(held) = log_limiter.allow(&key, now) {
+                            let on = if name.is_empty() { name } else { format!(" on {name}") };
+                            tracing::warn!(
+                                "cannot broadcast to {}{on}: {error}{}",
+                                target.config.address,
+                                held_back(held)
+                            );
+                        }
                     }
                 }
             }
         });
     }
+    tasks.spawn(interfaces.follow(cancel));
     while tasks.join_next().await.is_some() {}
+}
+
+/// Where one round of `target`'s broadcasts goes: (interface name for messages, index), with
+/// index 0 for a broadcast address (the routing table decides).
+fn interfaces_for(target: &BroadcastTarget, every: &Interfaces) -> Vec<(String, u32)> {
+    let address = target.config.address;
+    match (target.interface, address.is_multicast()) {
+        (Some(index), _) => vec![(target.config.interface.clone().unwrap_or_default(), index)],
+        (None, false) => vec![(String::new(), 0)],
+        (None, true) => every
+            .borrow()
+            .iter()
+            .filter(|i| i.carries(address))
+            .map(|i| (i.name.clone(), i.index))
+            .collect(),
+    }
 }
 
 /// One broadcast: multicast settings, the packet stamped as late as possible, the MAC, the send.
 fn send_one(
     target: &BroadcastTarget,
+    interface: u32,
     system: &SystemSnapshot,
     clock: &dyn Clock,
 ) -> std::io::Result<()> {
@@ -199,11 +282,11 @@ fn send_one(
         match address {
             IpAddr::V4(_) => {
                 socket.set_multicast_ttl_v4(ttl)?;
-                set_multicast_interface_v4(target.socket.as_fd(), target.interface)?;
+                set_multicast_interface_v4(target.socket.as_fd(), interface)?;
             }
             IpAddr::V6(_) => {
                 socket.set_multicast_hops_v6(ttl)?;
-                socket.set_multicast_if_v6(target.interface)?;
+                socket.set_multicast_if_v6(interface)?;
             }
         }
     }

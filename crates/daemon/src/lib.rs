@@ -9,6 +9,7 @@ mod access;
 mod broadcast;
 mod control;
 mod log_limit;
+mod multicast;
 mod net;
 mod notify;
 mod nts_ke;

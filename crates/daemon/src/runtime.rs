@@ -135,7 +135,7 @@ struct Opened {
     keys: Arc<KeyStore>,
     sockets: Vec<std::net::UdpSocket>,
     shared_sockets: Vec<std::net::UdpSocket>,
-    broadcast_targets: Vec<crate::broadcast::BroadcastTarget>,
+    broadcasting: crate::broadcast::Broadcasting,
     nts: Option<crate::nts_ke::NtsServer>,
     control: Option<tokio::net::UnixListener>,
     refclocks: Vec<crate::system_task::OpenedRefclock>,
@@ -153,15 +153,7 @@ impl Opened {
             bind_all(config.server.listen.as_slice(), threads, config.server.receive_buffer.0)?;
         // Broadcast sources listen on these sockets (multicast groups joined while privileged),
         // and broadcasts leave from them.
-        crate::broadcast::listen(config, &sockets)?;
-        for source in config.sources.iter().filter(|s| s.insecure_unauthenticated) {
-            tracing::warn!(
-                "[[source]] {}: following unsigned broadcasts (insecure_unauthenticated): anyone \
-                 on the LAN can send this hub false time",
-                source.address
-            );
-        }
-        let broadcast_targets = crate::broadcast::open(config, &sockets, &keys)?;
+        let broadcasting = crate::broadcast::open(config, &sockets, &keys)?;
         // NTS: certificate, key and cookie keys read, KE ports bound.
         let ntp_port = config.server.listen.as_slice().first().map_or(123, |a| a.port());
         let nts = crate::nts_ke::prepare(&config.nts, ntp_port)?;
@@ -177,7 +169,7 @@ impl Opened {
         // gpsd's root-only segments attached, SOCK sockets bound under /run and PPS devices
         // opened while still root. One that cannot be opened is reported as its problem.
         let refclocks = crate::sources::open_refclocks(config);
-        Ok(Self { keys, sockets, shared_sockets, broadcast_targets, nts, control, refclocks })
+        Ok(Self { keys, sockets, shared_sockets, broadcasting, nts, control, refclocks })
     }
 }
 
@@ -290,7 +282,7 @@ impl Running {
         clock: ClockStart,
         start_companions: impl FnOnce(StatusFeed<'_>),
     ) -> Result<Self, RunError> {
-        let Opened { keys, sockets, shared_sockets, broadcast_targets, nts, control, refclocks } =
+        let Opened { keys, sockets, shared_sockets, broadcasting, nts, control, refclocks } =
             opened;
         let sync = clock.synchroniser(&config);
         let snapshot = sync.snapshot();
@@ -359,9 +351,9 @@ impl Running {
             );
             tasks.spawn(server.serve(cancel.clone()));
         }
-        if !broadcast_targets.is_empty() {
+        if broadcasting.is_active() {
             tasks.spawn(crate::broadcast::serve(
-                broadcast_targets,
+                broadcasting,
                 serving.system.clone(),
                 clock.clock.clone(),
                 cancel.clone(),

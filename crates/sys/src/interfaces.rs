@@ -1,5 +1,6 @@
 //! The hub's network interfaces as getifaddrs(3) lists them: their addresses, the networks those
-//! addresses are in, and an interface's index by name (if_nametoindex(3)).
+//! addresses are in, the ones multicast can use, and an interface's index by name
+//! (if_nametoindex(3)).
 
 use std::ffi::CString;
 use std::fmt;
@@ -38,8 +39,10 @@ impl Network {
 }
 
 /// One entry of getifaddrs(3) with an IPv4 or IPv6 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
+    interface: String,
+    flags: libc::c_uint,
     address: IpAddr,
     netmask: Option<IpAddr>,
 }
@@ -55,13 +58,19 @@ fn entries() -> Vec<Entry> {
     let mut current = list;
     while !current.is_null() {
         // SAFETY: `current` is a node of the list getifaddrs returned, not yet freed; its address
-        // and netmask pointers are null or point at sockaddrs of the family they name.
-        let (address, netmask, next) = unsafe {
+        // and netmask pointers are null or point at sockaddrs of the family they name, and its
+        // name is null or a NUL-terminated string owned by the list.
+        let (address, netmask, next, name, flags) = unsafe {
             let node = &*current;
-            (ip_of(node.ifa_addr), ip_of(node.ifa_netmask), node.ifa_next)
+            let name = if node.ifa_name.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(node.ifa_name).to_string_lossy().into_owned()
+            };
+            (ip_of(node.ifa_addr), ip_of(node.ifa_netmask), node.ifa_next, name, node.ifa_flags)
         };
         if let Some(address) = address {
-            entries.push(Entry { address, netmask });
+            entries.push(Entry { interface: name, flags, address, netmask });
         }
         current = next;
     }
@@ -115,6 +124,54 @@ pub fn networks() -> Vec<Network> {
     networks
 }
 
+/// An interface multicast can use: up, with a carrier (running), multicast-capable and not
+/// loopback; with the families it has an address of.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MulticastInterface {
+    pub name: String,
+    pub index: u32,
+    pub ipv4: bool,
+    pub ipv6: bool,
+}
+
+impl MulticastInterface {
+    /// Whether multicast of `group`'s family can leave by or be joined on this interface.
+    pub fn carries(&self, group: IpAddr) -> bool {
+        if group.is_ipv4() { self.ipv4 } else { self.ipv6 }
+    }
+}
+
+/// The interfaces multicast can use now, sorted by index (what ntpd sends on when no interface
+/// is named).
+pub fn multicast_interfaces() -> Vec<MulticastInterface> {
+    let wanted = (libc::IFF_UP | libc::IFF_RUNNING | libc::IFF_MULTICAST) as libc::c_uint;
+    let mut found: Vec<MulticastInterface> = Vec::new();
+    for entry in entries() {
+        if entry.flags & wanted != wanted || entry.flags & libc::IFF_LOOPBACK as libc::c_uint != 0 {
+            continue;
+        }
+        let known = match found.iter_mut().find(|i| i.name == entry.interface) {
+            Some(known) => known,
+            None => {
+                let Ok(index) = index_of(&entry.interface) else { continue };
+                found.push(MulticastInterface {
+                    name: entry.interface.clone(),
+                    index,
+                    ipv4: false,
+                    ipv6: false,
+                });
+                found.last_mut().expect("just pushed")
+            }
+        };
+        match entry.address {
+            IpAddr::V4(_) => known.ipv4 = true,
+            IpAddr::V6(_) => known.ipv6 = true,
+        }
+    }
+    found.sort_by_key(|i| i.index);
+    found
+}
+
 /// The index of the interface called `name` (if_nametoindex(3)).
 pub fn index_of(name: &str) -> io::Result<u32> {
     let name = CString::new(name).map_err(|_| {
@@ -149,6 +206,19 @@ mod tests {
                 .unwrap();
         assert_eq!(v6.to_string(), "fd00::/64");
         assert_eq!(Network::of([10, 0, 0, 1].into(), "ffff::".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn loopback_is_never_a_multicast_interface_and_each_listed_one_has_its_index() {
+        let interfaces = multicast_interfaces();
+        assert!(interfaces.iter().all(|i| i.name != "lo"), "{interfaces:?}");
+        for interface in &interfaces {
+            assert_eq!(index_of(&interface.name).unwrap(), interface.index, "{interface:?}");
+            assert!(interface.ipv4 || interface.ipv6, "{interface:?}");
+        }
+        let v4 = MulticastInterface { name: "x".into(), index: 9, ipv4: true, ipv6: false };
+        assert!(v4.carries("224.0.1.1".parse().unwrap()));
+        assert!(!v4.carries("ff05::101".parse().unwrap()));
     }
 
     #[test]
