@@ -258,6 +258,12 @@ impl SystemTask {
             }
         }
         let (mono, local_now) = (self.now(), self.clock.now());
+        if self.clock_mode != ClockMode::Steering
+            && matches!(report.event, SourceEvent::Sample(_))
+            && let Ok(applied) = self.control.frequency()
+        {
+            self.system.observe_kernel_frequency(mono, applied);
+        }
         self.system.handle_report(report.id, report.view, report.event, mono, local_now)
     }
 

@@ -152,6 +152,16 @@ impl Discipline {
         self.apply(now, applied);
     }
 
+    /// Observe mode: the correction in force from `now` on is `applied` (s/s), as the kernel
+    /// says, set by whoever steers the clock. The estimate stays the correction the clock needs
+    /// in total (kernel's plus residual: what steering would start from), not the residual of
+    /// someone else's steering. Nothing changes while this discipline steers.
+    pub fn observe_applied(&mut self, now: Monotonic, applied: f64) {
+        if !self.config.steer && applied != self.applied {
+            self.apply(now, applied);
+        }
+    }
+
     pub fn estimate(&self, now: Monotonic) -> ClockEstimate {
         self.estimator.estimate_at(now)
     }
@@ -331,5 +341,48 @@ impl Discipline {
                 self.poll -= 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Observe mode beside another daemon: the clock needs 12 ppm in total; the other daemon
+    /// had 10 ppm in force and changes it to 11.5 ppm halfway. Told each change, the estimate
+    /// is the 12 ppm steering would need, not 10 ppm plus the residual it sees after the change.
+    #[test]
+    fn in_observe_mode_the_estimate_is_the_kernels_correction_plus_the_residual() {
+        let needed = 12e-6;
+        let kernel = |t: f64| if t < 2048.0 { 10e-6 } else { 11.5e-6 };
+        let config = DisciplineConfig { steer: false, ..DisciplineConfig::default() };
+        let start = FrequencyStart { frequency: kernel(0.0), known: false, applied: kernel(0.0) };
+        let (mut told, mut untold) =
+            (Discipline::new(config, start), Discipline::new(config, start));
+        let mut offset = 0.0;
+        for step in 1..=256 {
+            let t = f64::from(step) * 16.0;
+            // True minus local grows by what the clock needs beyond what is applied.
+            offset += (needed - kernel(t - 16.0)) * 16.0;
+            let now = Monotonic::from_seconds_f64(t);
+            told.observe_applied(now, kernel(t));
+            for discipline in [&mut told, &mut untold] {
+                let (steering, _) = discipline.update(now, offset, &[(now, offset, 1e-10)]);
+                assert_eq!(steering, Steering::default(), "observe mode never steers");
+            }
+        }
+        let end = Monotonic::from_seconds_f64(4096.0);
+        let told = told.estimate(end).frequency;
+        let untold = untold.estimate(end).frequency;
+        assert!((told - needed).abs() < 0.05e-6, "estimate {told} s/s, needed {needed} s/s");
+        assert!((untold - needed).abs() > 1e-6, "without the kernel's change: {untold} s/s");
+    }
+
+    #[test]
+    fn a_steering_discipline_ignores_what_the_kernel_is_said_to_have() {
+        let start = FrequencyStart { frequency: 5e-6, known: true, applied: 5e-6 };
+        let mut discipline = Discipline::new(DisciplineConfig::default(), start);
+        discipline.observe_applied(Monotonic::from_seconds_f64(1.0), 40e-6);
+        assert_eq!(discipline.applied_frequency(), 5e-6);
     }
 }

@@ -313,6 +313,12 @@ impl Synchroniser {
         self.discipline.stop_steering(now, applied);
     }
 
+    /// Observe mode: the kernel's frequency correction now (see
+    /// [`Discipline::observe_applied`]).
+    pub fn observe_applied(&mut self, now: Monotonic, applied: f64) {
+        self.discipline.observe_applied(now, applied);
+    }
+
     /// Called at [`Synchroniser::next_tick_at`].
     pub fn tick(&mut self, now: Monotonic) -> Steering {
         self.discipline.tick(now)

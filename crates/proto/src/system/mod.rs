@@ -318,6 +318,13 @@ impl System {
         self.sync.stop_steering(now, applied);
     }
 
+    /// Observe mode: the frequency correction the kernel has now (s/s), set by whoever steers
+    /// the clock, told before each report so that the estimate (and the drift file) stays the
+    /// correction the clock needs in total.
+    pub fn observe_kernel_frequency(&mut self, now: Monotonic, applied: f64) {
+        self.sync.observe_applied(now, applied);
+    }
+
     /// Stops every source, and writes the drift file if one is due.
     pub fn stop(&mut self, now: Monotonic) -> Vec<Action> {
         let mut actions: Vec<Action> =
