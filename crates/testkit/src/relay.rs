@@ -12,7 +12,8 @@
 //! error NTP cannot see. Delays count from the kernel's receive timestamp, so the relay's own
 //! wake-up latency is inside them; what it adds beyond that (it sends a little after a datagram is
 //! due, more when the machine is busy) it counts per direction as
-//! [`lateness`](DirectionStats::lateness).
+//! [`lateness`](DirectionStats::lateness). The delivery thread runs at a real-time priority when
+//! it may (`chrt`), so other work on the machine barely delays it.
 
 use std::collections::BTreeMap;
 use std::io::IoSliceMut;
@@ -155,7 +156,10 @@ impl Relay {
                 enter_netns(&ns_name);
                 receiver.run();
             }),
-            spawn(format!("relay-tx-{port}"), move || deliver(&delivery)),
+            spawn(format!("relay-tx-{port}"), move || {
+                realtime();
+                deliver(&delivery)
+            }),
         ];
         Self { listen, shared, threads }
     }
@@ -185,6 +189,20 @@ impl Drop for Relay {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// Asks for real-time (FIFO) scheduling of the calling thread with `chrt` (util-linux), so that a
+/// machine busy with other work delays the relay's deliveries by microseconds rather than
+/// milliseconds; without the permission it carries on as an ordinary thread, and says so.
+fn realtime() {
+    let tid = nix::unistd::gettid().to_string();
+    let set = std::process::Command::new("chrt")
+        .args(["--fifo", "--pid", "10", &tid])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !set {
+        eprintln!("relay: no real-time priority for the delivery thread; it may be late when busy");
     }
 }
 
