@@ -12,8 +12,8 @@
 //! error NTP cannot see. Delays count from the kernel's receive timestamp, so the relay's own
 //! wake-up latency is inside them; what it adds beyond that (it sends a little after a datagram is
 //! due, more when the machine is busy) it counts per direction as
-//! [`lateness`](DirectionStats::lateness). The delivery thread runs at a real-time priority when
-//! it may (`chrt`), so other work on the machine barely delays it.
+//! [`lateness`](DirectionStats::lateness). Both relay threads run at a real-time priority when
+//! they may (`chrt`), so other work on the machine barely delays them.
 
 use std::collections::BTreeMap;
 use std::io::IoSliceMut;
@@ -154,6 +154,7 @@ impl Relay {
         let threads = vec![
             spawn(format!("relay-rx-{port}"), move || {
                 enter_netns(&ns_name);
+                realtime();
                 receiver.run();
             }),
             spawn(format!("relay-tx-{port}"), move || {
@@ -202,7 +203,7 @@ fn realtime() {
         .output()
         .is_ok_and(|output| output.status.success());
     if !set {
-        eprintln!("relay: no real-time priority for the delivery thread; it may be late when busy");
+        eprintln!("relay: no real-time priority for thread {tid}; it may be late when busy");
     }
 }
 
