@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian 12 machine as root: installs the real programs
-# the tests talk to (NTP clients and servers, Mosquitto, Chromium, curl; without starting their
+# the tests talk to (NTP clients and servers, Mosquitto, Chromium, curl, faketime; without starting their
 # services), then checks formatting, the crate graph and
 # lints and runs every unit, property and integration test. Integration tests create network
 # namespaces and run every daemon under `setpriv --bounding-set -sys_time`, so nothing here can
@@ -17,7 +17,7 @@ fi
 # Debian packages the tests need: real clients and servers, the namespace tools, musl-tools for
 # the static package build, and a C++
 # compiler for libFuzzer.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3 faketime)
 need_packages "${packages[@]}"
 
 # Toolchain components for the checks.

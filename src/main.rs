@@ -41,7 +41,7 @@ enum Command {
     Peers(commands::peers::PeersArgs),
     /// Say in one line whether time is synchronised (like `ntpstat`): exit 0 yes, 1 no, 2 daemon unreachable.
     SyncCheck(commands::sync_check::SyncCheckArgs),
-    /// List the busiest clients served recently.
+    /// List the hub's devices: in sync, off by how much, unknown, silent.
     Clients(commands::clients::ClientsArgs),
     /// Check or print the configuration.
     #[command(subcommand)]

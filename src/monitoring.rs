@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use syhub_ntp_config::Config;
 use syhub_ntp_daemon::runtime::StatusFeed;
+use syhub_ntp_monitor::Devices;
 use syhub_ntp_monitor::history::History;
 use syhub_ntp_monitor::http::{self, HttpState};
 use syhub_ntp_monitor::mqtt::{self, MqttSettings};
@@ -34,16 +35,18 @@ impl Monitoring {
     /// Starts the history recorder, the HTTP servers and the MQTT publisher in the daemon's task
     /// set; all of them end when the daemon's cancellation token fires.
     pub(crate) fn start(self, feed: StatusFeed<'_>) {
-        let StatusFeed { status, counters, cancel, tasks } = feed;
+        let StatusFeed { status, counters, devices, cancel, tasks } = feed;
+        let devices: Devices = Arc::new(move || devices.devices());
         let history = Arc::new(Mutex::new(History::day()));
         tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
         if let Some(listeners) = self.http {
-            let state = HttpState { status: status.clone(), counters, history };
+            let state =
+                HttpState { status: status.clone(), counters, history, devices: devices.clone() };
             tasks.spawn(http::serve(listeners, state, cancel.clone()));
         }
         if let Some(settings) = self.mqtt {
             tasks.spawn(async move {
-                if let Err(error) = mqtt::run(settings, status, cancel).await {
+                if let Err(error) = mqtt::run(settings, status, devices, cancel).await {
                     tracing::warn!("{error}; MQTT is off");
                 }
             });

@@ -102,7 +102,7 @@ fn the_cli_reports_status_peers_sync_and_clients() {
     assert_eq!(text.lines().count(), 1);
     assert!(text.starts_with("synchronised to 10.201.") && text.contains("stratum 4"), "{text}");
 
-    // Clients the server answered show up, busiest first.
+    // Clients the server answered show up, with what their requests say of their clocks.
     for _ in 0..3 {
         hub.run("ntpdig", &["-t", "2", "127.0.0.1"], Duration::from_secs(10));
     }
@@ -112,7 +112,10 @@ fn the_cli_reports_status_peers_sync_and_clients() {
     assert_eq!(clients[0]["address"], "127.0.0.1");
     assert!(clients[0]["requests"].as_u64().unwrap() >= 3);
     let (_, text) = cli(&daemon, &["clients"]);
-    assert!(text.lines().nth(2).is_some_and(|l| l.starts_with("127.0.0.1")), "{text}");
+    // The devices table: a summary line, the header and its rule, then ntpdig, in sync.
+    assert!(text.starts_with("1 device(s): 1 in sync,"), "{text}");
+    let row = text.lines().nth(3).unwrap_or_default();
+    assert!(row.starts_with("127.0.0.1 in sync"), "{text}");
     daemon.stop();
 }
 
@@ -231,7 +234,7 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
     let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
 
     // Retained: a subscriber arriving now gets the status, availability and discovery at once.
-    let messages = subscribe(&ns, &["syhub/ntp/#", "homeassistant/#"], 6, 10);
+    let messages = subscribe(&ns, &["syhub/ntp/#", "homeassistant/#"], 9, 10);
     let status = messages
         .iter()
         .find(|m| m.starts_with("syhub/ntp/status "))
@@ -245,8 +248,14 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
     assert!(messages.contains(&"syhub/ntp/availability online".to_owned()), "{messages:?}");
     let discovery: Vec<&String> =
         messages.iter().filter(|m| m.starts_with("homeassistant/")).collect();
-    assert!(discovery.len() >= 4, "{messages:?}");
+    assert!(discovery.len() >= 6, "{messages:?}");
     assert!(discovery.iter().any(|m| m.contains("\"state_topic\":\"syhub/ntp/status\"")));
+    assert!(discovery.iter().any(|m| m.contains("\"state_topic\":\"syhub/ntp/devices\"")));
+    // No device has asked yet: the summary says so.
+    assert!(
+        messages.iter().any(|m| m.starts_with("syhub/ntp/devices {\"devices\":0,")),
+        "{messages:?}"
+    );
 
     // The broker goes away: NTP is served as before.
     broker.process.stop_with(nix::sys::signal::Signal::SIGTERM);

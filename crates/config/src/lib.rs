@@ -5,6 +5,7 @@
 
 mod auth;
 mod broadcast;
+mod clients;
 mod clock;
 mod control;
 mod file;
@@ -17,6 +18,7 @@ mod target;
 
 pub use auth::AuthConfig;
 pub use broadcast::BroadcastConfig;
+pub use clients::ClientsConfig;
 pub use clock::{ClockConfig, ClockMode, DEFAULT_DRIFT_FILE, DEFAULT_LEAP_FILE, LeapMode};
 pub use control::{ControlConfig, DEFAULT_CONTROL_SOCKET};
 pub use file::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, DEFAULT_CONFIG_TOML, LoadedConfig};
@@ -50,6 +52,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub auth: AuthConfig,
     pub nts: NtsConfig,
+    pub clients: ClientsConfig,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             auth: AuthConfig::default(),
             nts: NtsConfig::default(),
+            clients: ClientsConfig::default(),
         }
     }
 }

@@ -5,16 +5,13 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use syhub_ntp_proto::server::ClientLog;
-use syhub_ntp_proto::time::Monotonic;
 use syhub_ntp_status::control::{ControlRequest, MAX_REQUEST_LEN};
-use syhub_ntp_status::{ClientStatus, RequestTally, StatusSnapshot};
+use syhub_ntp_status::{RequestTally, StatusSnapshot};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Clients served at once; more wait.
@@ -64,13 +61,8 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
 pub(crate) struct ControlContext {
     pub status: watch::Receiver<StatusSnapshot>,
     pub counters: Arc<RequestTally>,
-    pub clients: Arc<Mutex<ClientLog>>,
-    /// The daemon's start, origin of its monotonic time.
-    pub origin: Instant,
+    pub devices: crate::devices::DevicesView,
 }
-
-/// Clients reported by `clients`, busiest first.
-const CLIENTS_REPORTED: usize = 50;
 
 /// Answers requests until cancelled, then removes the socket.
 pub(crate) async fn serve(
@@ -108,27 +100,11 @@ async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
             let status = context.status.borrow().with_counters(&context.counters);
             serde_json::to_string(&status)
         }
-        Ok(ControlRequest::Clients) => serde_json::to_string(&clients(&context)),
+        Ok(ControlRequest::Clients) => serde_json::to_string(&context.devices.devices()),
         Err(refusal) => serde_json::to_string(&refusal),
     }
     .unwrap_or_default();
     writer.write_all(reply.as_bytes()).await?;
     writer.write_all(b"\n").await?;
     writer.shutdown().await
-}
-
-fn clients(context: &ControlContext) -> Vec<ClientStatus> {
-    let now = Monotonic::from_duration(context.origin.elapsed());
-    let busiest =
-        context.clients.lock().map(|log| log.busiest(now, CLIENTS_REPORTED)).unwrap_or_default();
-    busiest
-        .into_iter()
-        .map(|c| ClientStatus {
-            address: c.address.to_string(),
-            requests: c.requests,
-            rate_limited: c.rate_limited,
-            last_seen_seconds_ago: c.last_seen_ago,
-            first_seen_seconds_ago: c.first_seen_ago,
-        })
-        .collect()
 }

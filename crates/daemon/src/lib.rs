@@ -8,6 +8,7 @@
 mod access;
 mod broadcast;
 mod control;
+pub mod devices;
 mod log_limit;
 mod multicast;
 mod net;

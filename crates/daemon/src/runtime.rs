@@ -61,6 +61,8 @@ pub struct StatusFeed<'a> {
     pub status: watch::Receiver<StatusSnapshot>,
     /// The serving path's counters, read live (the snapshot's may be seconds old).
     pub counters: Arc<RequestTally>,
+    /// The hub's devices, built when asked for.
+    pub devices: crate::devices::DevicesView,
     pub cancel: CancellationToken,
     pub tasks: &'a mut JoinSet<()>,
 }
@@ -298,6 +300,7 @@ impl Running {
             config.server.rate_limit.clients,
             getrandom::u64().unwrap_or(0),
         )));
+        let devices = crate::devices::DevicesView::new(clients.clone(), origin, &config.clients);
         let addresses: Vec<String> =
             sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.to_string()).collect();
         let clock_mode = clock.mode.clone();
@@ -335,6 +338,7 @@ impl Running {
                 deny_action: config.server.deny_action,
                 rate_limit: rate.enabled.then_some(rate.limit),
                 rate_action: rate.action,
+                clock_errors: config.clients.clock_error,
             },
             clock: clock.clock.clone(),
             counters: counters.clone(),
@@ -367,8 +371,7 @@ impl Running {
             let context = ControlContext {
                 status: status.clone(),
                 counters: counters.clone(),
-                clients,
-                origin,
+                devices: devices.clone(),
             };
             tasks.spawn(control::serve(
                 listener,
@@ -380,6 +383,7 @@ impl Running {
         start_companions(StatusFeed {
             status: status.clone(),
             counters: counters.clone(),
+            devices,
             cancel: cancel.clone(),
             tasks: &mut tasks,
         });

@@ -17,10 +17,10 @@ use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN};
 use syhub_ntp_proto::server::{
-    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, Reply, SystemSnapshot, answer_kiss,
-    answer_nts, answer_with_keys,
+    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen, SystemSnapshot,
+    answer_kiss, answer_nts, answer_with_keys,
 };
-use syhub_ntp_proto::time::Monotonic;
+use syhub_ntp_proto::time::{Monotonic, NtpTimestamp};
 use syhub_ntp_status::RequestTally;
 use syhub_ntp_sys::net::{ReceiveBatch, SendBatch};
 use tokio::sync::{mpsc, watch};
@@ -58,6 +58,9 @@ pub(crate) struct ServingPolicy {
     /// `None`: no rate limit.
     pub rate_limit: Option<RateLimit>,
     pub rate_action: Refusal,
+    /// Read each client's clock from its requests' transmit timestamps (`[clients]
+    /// clock_error`).
+    pub clock_errors: bool,
 }
 
 /// A client gets at most one kiss-o'-death this often, seconds.
@@ -213,7 +216,7 @@ impl Worker {
     /// and rate limits under one lock of the client log for the whole batch.
     fn judge(&mut self, requests: &ReceiveBatch, count: usize, verdicts: &mut [Verdict; BATCH]) {
         let now = Monotonic::from_duration(self.context.origin.elapsed());
-        let Worker { context, access, tally, forwards_broadcasts, .. } = self;
+        let Worker { context, access, tally, forwards_broadcasts, snapshot, .. } = self;
         let mut clients = context.clients.lock().ok();
         for (index, verdict) in verdicts[..count].iter_mut().enumerate() {
             *verdict = Verdict::Skip;
@@ -235,8 +238,11 @@ impl Worker {
                 }
                 continue;
             }
+            let seen = seen(request, &received, context, snapshot);
             *verdict = match clients.as_deref_mut() {
-                Some(clients) => admit(access, &context.policy, tally, received, now, clients),
+                Some(clients) => {
+                    admit(access, &context.policy, tally, received, now, &seen, clients)
+                }
                 None => Verdict::Answer(received),
             };
         }
@@ -363,6 +369,27 @@ fn forward_broadcast(
     });
 }
 
+/// What a request says about its sender for the devices view: version, mode and, when clock
+/// errors are read, its transmit timestamp with our (served) time of its receipt.
+fn seen(
+    request: &[u8],
+    received: &Received,
+    context: &ServingContext,
+    snapshot: &SystemSnapshot,
+) -> RequestSeen {
+    let first = request.first().copied().unwrap_or(0);
+    let transmit = request.get(40..48).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok());
+    let clock = match transmit {
+        Some(bytes) if context.policy.clock_errors => {
+            let received_at = received.kernel_time.unwrap_or_else(|| context.clock.now());
+            let received_at = snapshot.served_time(received_at, kernel_leap_in_progress_or_done);
+            Some((NtpTimestamp::from_bits(u64::from_be_bytes(bytes)), received_at))
+        }
+        _ => None,
+    };
+    RequestSeen { version: (first >> 3) & 7, mode: first & 7, clock }
+}
+
 /// Records the client, then applies access control and its rate limit.
 fn admit(
     access: &AccessList,
@@ -370,10 +397,11 @@ fn admit(
     tally: &mut Tally,
     received: Received,
     now: Monotonic,
+    seen: &RequestSeen,
     clients: &mut ClientLog,
 ) -> Verdict {
     let address = received.peer.ip();
-    let index = clients.record(now, address);
+    let index = clients.record(now, address, seen);
     let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
         if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
             Verdict::Kiss(code, received)
@@ -391,5 +419,6 @@ fn admit(
         tally.rate_limited += 1;
         return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
     }
+    clients.answered(index);
     Verdict::Answer(received)
 }

@@ -1,6 +1,8 @@
-//! The HTTP surface: the JSON API (`/api/ntp/status`, `/peers`, `/history`), Prometheus
-//! `/metrics`, `/healthz` and the dashboard page at `/`, all read from the status snapshot.
+//! The HTTP surface: the JSON API (`/api/ntp/status`, `/peers`, `/history`, `/clients`),
+//! Prometheus `/metrics`, `/healthz` and the dashboard page at `/`, read from the status snapshot
+//! and the devices view.
 
+use crate::Devices;
 use crate::history::History;
 use crate::prometheus;
 use axum::Router;
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use syhub_ntp_status::{RequestTally, StatusSnapshot};
+use syhub_ntp_status::{DevicesSummary, RequestTally, StatusSnapshot};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +33,7 @@ pub struct HttpState {
     /// Read live: the snapshot's counters may be seconds old.
     pub counters: Arc<RequestTally>,
     pub history: Arc<Mutex<History>>,
+    pub devices: Devices,
 }
 
 /// Binds every address now, so an address in use is reported at start.
@@ -52,6 +55,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/ntp/status", get(status))
         .route("/api/ntp/peers", get(peers))
         .route("/api/ntp/history", get(history))
+        .route("/api/ntp/clients", get(clients))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(state)
@@ -103,8 +107,16 @@ async fn history(State(state): State<HttpState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// The devices and their counts by state.
+async fn clients(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    let devices = (state.devices)();
+    let summary = DevicesSummary::of(&devices);
+    Json(serde_json::json!({ "summary": summary, "devices": devices }))
+}
+
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = prometheus::render(&state.status.borrow().with_counters(&state.counters));
+    let mut body = prometheus::render(&state.status.borrow().with_counters(&state.counters));
+    body += &prometheus::render_devices(&DevicesSummary::of(&(state.devices)()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

@@ -1,8 +1,10 @@
 //! MQTT: the status as retained JSON on `<topic>/status` every interval and at once when the sync
-//! state or selected source changes; `online`/`offline` on `<topic>/availability` (with a last
+//! state or selected source changes; the devices' counts by state on `<topic>/devices` (retained,
+//! no addresses) every interval; `online`/`offline` on `<topic>/availability` (with a last
 //! will); optional Home Assistant discovery. A dead broker costs a reconnect with backoff, never
 //! a delayed NTP answer: publishing never waits.
 
+use crate::Devices;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -11,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use syhub_ntp_status::StatusSnapshot;
+use syhub_ntp_status::{DevicesSummary, StatusSnapshot};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -101,11 +103,13 @@ fn node_name() -> String {
 pub async fn run(
     settings: MqttSettings,
     mut status: watch::Receiver<StatusSnapshot>,
+    devices: Devices,
     cancel: CancellationToken,
 ) -> Result<(), MqttSetupError> {
     let node = node_name();
     let availability = format!("{}/availability", settings.topic);
     let status_topic = format!("{}/status", settings.topic);
+    let devices_topic = format!("{}/devices", settings.topic);
     let mut options =
         MqttOptions::new(format!("syhub-ntp-{node}"), settings.host.clone(), settings.port);
     options.set_keep_alive(Duration::from_secs(30));
@@ -125,6 +129,10 @@ pub async fn run(
     };
     let publish_status = |status: &StatusSnapshot| {
         publish(&status_topic, serde_json::to_string(status).unwrap_or_default());
+    };
+    let publish_devices = || {
+        let summary = DevicesSummary::of(&devices());
+        publish(&devices_topic, serde_json::to_string(&summary).unwrap_or_default());
     };
 
     let mut ticks = tokio::time::interval(settings.interval);
@@ -147,6 +155,7 @@ pub async fn run(
                         }
                     }
                     publish_status(&status.borrow());
+                    publish_devices();
                 }
                 Ok(_) => {}
                 Err(error) => {
@@ -162,7 +171,10 @@ pub async fn run(
                     backoff = (backoff * 2).min(BACKOFF.1);
                 }
             },
-            _ = ticks.tick() => publish_status(&status.borrow()),
+            _ = ticks.tick() => {
+                publish_status(&status.borrow());
+                publish_devices();
+            }
             changed = status.changed() => {
                 if changed.is_err() {
                     break;
@@ -193,7 +205,8 @@ fn sync_key(status: &StatusSnapshot) -> (String, Option<String>) {
 }
 
 /// Home Assistant MQTT discovery: sensors for the offset, stratum and state, and a binary sensor
-/// for synchronisation, all reading the retained status message.
+/// for synchronisation, reading the retained status message; sensors for the devices out of sync
+/// and silent, reading the retained devices message.
 fn discovery(node: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
     let device = serde_json::json!({
         "identifiers": [format!("syhub-ntp-{node}")],
@@ -202,22 +215,30 @@ fn discovery(node: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
         "model": "syhub-ntp",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    let entity =
-        |component: &str, key: &str, name: &str, template: &str, extra: serde_json::Value| {
-            let mut config = serde_json::json!({
-                "name": name,
-                "unique_id": format!("syhub_ntp_{node}_{key}"),
-                "object_id": format!("syhub_ntp_{key}"),
-                "state_topic": format!("{topic}/status"),
-                "value_template": template,
-                "availability_topic": format!("{topic}/availability"),
-                "device": device.clone(),
-            });
-            if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
-                config.extend(extra.clone());
-            }
-            (format!("homeassistant/{component}/syhub_ntp_{node}/{key}/config"), config)
-        };
+    let entity_on = |message: &str,
+                     component: &str,
+                     key: &str,
+                     name: &str,
+                     template: &str,
+                     extra: serde_json::Value| {
+        let mut config = serde_json::json!({
+            "name": name,
+            "unique_id": format!("syhub_ntp_{node}_{key}"),
+            "object_id": format!("syhub_ntp_{key}"),
+            "state_topic": format!("{topic}/{message}"),
+            "value_template": template,
+            "availability_topic": format!("{topic}/availability"),
+            "device": device.clone(),
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        (format!("homeassistant/{component}/syhub_ntp_{node}/{key}/config"), config)
+    };
+    let entity = |component: &str, key: &str, name: &str, template: &str, extra| {
+        entity_on("status", component, key, name, template, extra)
+    };
+    let count = serde_json::json!({ "state_class": "measurement" });
     vec![
         entity(
             "sensor",
@@ -241,6 +262,22 @@ fn discovery(node: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
             "{{ 'ON' if value_json.synchronised else 'OFF' }}",
             serde_json::json!({ "payload_on": "ON", "payload_off": "OFF" }),
         ),
+        entity_on(
+            "devices",
+            "sensor",
+            "devices_off",
+            "Devices out of sync",
+            "{{ value_json.off }}",
+            count.clone(),
+        ),
+        entity_on(
+            "devices",
+            "sensor",
+            "devices_silent",
+            "Devices silent",
+            "{{ value_json.silent }}",
+            count,
+        ),
     ]
 }
 
@@ -251,12 +288,16 @@ mod tests {
     #[test]
     fn home_assistant_discovery_points_at_the_status_topic() {
         let entities = discovery("hub1", "syhub/ntp");
-        assert_eq!(entities.len(), 4);
+        assert_eq!(entities.len(), 6);
         let (topic, config) = &entities[0];
         assert_eq!(topic, "homeassistant/sensor/syhub_ntp_hub1/offset/config");
         assert_eq!(config["state_topic"], "syhub/ntp/status");
         assert_eq!(config["availability_topic"], "syhub/ntp/availability");
         assert_eq!(config["device"]["identifiers"][0], "syhub-ntp-hub1");
         assert!(entities.iter().any(|(t, _)| t.starts_with("homeassistant/binary_sensor/")));
+        let (topic, config) = &entities[4];
+        assert_eq!(topic, "homeassistant/sensor/syhub_ntp_hub1/devices_off/config");
+        assert_eq!(config["state_topic"], "syhub/ntp/devices");
+        assert_eq!(config["value_template"], "{{ value_json.off }}");
     }
 }

@@ -1,7 +1,7 @@
 //! The status snapshot in the Prometheus text exposition format (version 0.0.4).
 
 use std::fmt::Write;
-use syhub_ntp_status::StatusSnapshot;
+use syhub_ntp_status::{DevicesSummary, StatusSnapshot};
 
 /// Renders `/metrics`.
 pub fn render(status: &StatusSnapshot) -> String {
@@ -124,6 +124,36 @@ pub fn render(status: &StatusSnapshot) -> String {
     out
 }
 
+/// Renders the devices' aggregates for `/metrics`: counts by state and the largest clock error,
+/// never a per-address label.
+pub fn render_devices(summary: &DevicesSummary) -> String {
+    let mut out = String::with_capacity(512);
+    let _ = writeln!(
+        out,
+        "# HELP syhub_ntp_devices Devices that asked for time recently, by the state of their \
+         clock.\n# TYPE syhub_ntp_devices gauge"
+    );
+    for (state, count) in [
+        ("in sync", summary.in_sync),
+        ("off", summary.off),
+        ("unknown", summary.unknown),
+        ("silent", summary.silent),
+    ] {
+        let _ = writeln!(out, "syhub_ntp_devices{{state=\"{state}\"}} {count}");
+    }
+    if let Some(largest) = summary.largest_error_seconds {
+        let _ = writeln!(
+            out,
+            "# HELP syhub_ntp_devices_largest_clock_error_seconds The largest clock error of a \
+             device still asking (its one-way network delay included).\n# TYPE \
+             syhub_ntp_devices_largest_clock_error_seconds gauge\n\
+             syhub_ntp_devices_largest_clock_error_seconds {}",
+            number(largest)
+        );
+    }
+    out
+}
+
 fn bool_value(value: bool) -> f64 {
     if value { 1.0 } else { 0.0 }
 }
@@ -148,6 +178,25 @@ fn label(value: &str) -> String {
 mod tests {
     use super::*;
     use syhub_ntp_status::SourceStatus;
+
+    #[test]
+    fn devices_are_counted_by_state_without_addresses() {
+        let summary = DevicesSummary {
+            devices: 4,
+            in_sync: 2,
+            off: 1,
+            unknown: 1,
+            silent: 0,
+            largest_error_seconds: Some(5.0),
+        };
+        let text = render_devices(&summary);
+        assert!(text.contains("syhub_ntp_devices{state=\"in sync\"} 2\n"), "{text}");
+        assert!(text.contains("syhub_ntp_devices{state=\"silent\"} 0\n"), "{text}");
+        assert!(text.contains("syhub_ntp_devices_largest_clock_error_seconds 5\n"), "{text}");
+        assert!(!text.contains("address"), "{text}");
+        let none = render_devices(&DevicesSummary::default());
+        assert!(!none.contains("largest"), "{none}");
+    }
 
     #[test]
     fn renders_every_line_in_the_exposition_format() {

@@ -1,6 +1,6 @@
 //! The files the daemon keeps and reads besides its config, for the daemon and for the commands
 //! and operations that look at them too: whole-or-nothing writes, the drift file, the
-//! leap-seconds list, the symmetric keys file and new keys for it.
+//! leap-seconds list, the symmetric keys file and new keys for it, and a DHCP leases file's names.
 #![forbid(unsafe_code)]
 
 pub mod atomic_file;
@@ -8,3 +8,4 @@ pub mod drift;
 pub mod keygen;
 pub mod keys;
 pub mod leap_file;
+pub mod leases;

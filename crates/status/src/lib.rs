@@ -4,8 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+mod devices;
 mod snapshot;
 mod summary;
 
-pub use snapshot::{ClientStatus, RequestCounters, RequestTally, SourceStatus, StatusSnapshot};
+pub use devices::{
+    ClientStatus, ClockErrorSample, DevicesSummary, STATES, magnitude, sort_devices,
+};
+pub use snapshot::{RequestCounters, RequestTally, SourceStatus, StatusSnapshot};
 pub use summary::status_line;

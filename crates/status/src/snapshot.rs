@@ -96,16 +96,6 @@ pub struct SourceStatus {
     pub requests_sent: u64,
 }
 
-/// One client of the server as `syhub-ntp clients` reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientStatus {
-    pub address: String,
-    pub requests: u32,
-    pub rate_limited: u32,
-    pub last_seen_seconds_ago: u32,
-    pub first_seen_seconds_ago: u32,
-}
-
 /// The serving path's counters, updated per packet without locks and read live by every surface
 /// (the status snapshot of the moment may be a few seconds old).
 #[derive(Debug, Default)]

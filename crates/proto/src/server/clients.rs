@@ -1,15 +1,27 @@
 //! The clients of the server: per address, how many requests, when last seen, how many were
-//! rate-limited, and the token bucket that limits them. Fixed memory (arrays allocated zeroed,
+//! answered, rate-limited and kissed, the token bucket that limits them, and what the devices
+//! view needs (version and mode, the usual interval, the device's clock error over time, read by
+//! `devices.rs`'s rule). Fixed memory (arrays allocated zeroed,
 //! so pages are only touched as clients arrive), O(1) per packet, no allocation after creation:
 //! addresses hash (with a secret key, so a flood cannot aim at one bucket) into buckets of a few
 //! slots, and a full bucket gives up its least recently seen client.
 
+use super::devices::{TransmitReading, read_transmit};
 use super::keyed_hash::siphash13;
-use crate::time::Monotonic;
+use crate::time::{Monotonic, NtpTimestamp};
 use std::net::IpAddr;
 
 /// Slots per bucket.
 const WAYS: usize = 8;
+/// Clock errors kept per client for its trend, besides the latest.
+pub const ERROR_TREND: usize = 4;
+/// Memory per client slot: its key and its record (allocated once, for every slot).
+pub const BYTES_PER_CLIENT: usize = 16 + 8 * (9 + ERROR_TREND);
+/// A clock error joins the trend only this many seconds after the one before it, so the trend
+/// spans an hour or more whatever the client's poll.
+const TREND_SPACING: u32 = 900;
+/// How much of a new interval between requests moves the usual one.
+const INTERVAL_WEIGHT: f32 = 0.25;
 
 /// Per-client limits, as ntpd's `discard average/minimum` with a burst allowance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,23 +42,66 @@ impl Default for RateLimit {
     }
 }
 
-/// A client's place in the log, valid until the next [`ClientLog::record`].
+/// A client's place in the log, valid until the next [`ClientLog::record`], with when its
+/// previous request came (ms + 1; 0: none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIndex(usize);
+pub struct ClientIndex {
+    slot: usize,
+    previous_request_ms: u64,
+}
+
+/// What a request says about its sender, for the devices view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSeen {
+    pub version: u8,
+    pub mode: u8,
+    /// Its transmit timestamp and our (served) time of its receipt; `None` when clock errors are
+    /// not estimated.
+    pub clock: Option<(NtpTimestamp, NtpTimestamp)>,
+}
 
 /// One client as monitoring reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientSummary {
     pub address: IpAddr,
     pub requests: u32,
+    pub answered: u32,
     pub rate_limited: u32,
+    pub kissed: u32,
     /// Seconds since the last request.
     pub last_seen_ago: u32,
     /// Seconds since the first request still on record.
     pub first_seen_ago: u32,
+    /// The usual seconds between its requests (0: one request so far).
+    pub interval: f32,
+    /// NTP version and mode of its last request.
+    pub version: u8,
+    pub mode: u8,
+    /// Its clock error (our receive time minus its transmit time, s), when its last request
+    /// said.
+    pub clock_error: Option<f32>,
+    /// Its clock errors over time as (seconds ago, error), oldest first, the latest last.
+    pub clock_errors: Vec<(u32, f32)>,
 }
 
-/// One remembered client: what its rate limit and monitoring need, in 40 bytes, so that a
+/// One clock error: when (seconds since the origin, plus one; 0: none) and how much (s).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct ErrorSample {
+    at: u32,
+    error: f32,
+}
+
+impl ErrorSample {
+    fn pack(self) -> u64 {
+        (u64::from(self.at) << 32) | u64::from(self.error.to_bits())
+    }
+
+    fn unpack(word: u64) -> Self {
+        Self { at: (word >> 32) as u32, error: f32::from_bits(word as u32) }
+    }
+}
+
+/// One remembered client: what its rate limit and monitoring need, in 104 bytes, so that a
 /// request touches the bucket's keys (two cache lines) and one record.
 #[derive(Debug, Clone, Copy, Default)]
 struct Record {
@@ -63,16 +118,31 @@ struct Record {
     tokens: f32,
     /// When the client was last sent a kiss-o'-death, seconds + 1 (0: never).
     last_kiss: u32,
+    answered: u32,
+    kissed: u32,
+    /// The transmit timestamp of its last request.
+    last_transmit: u64,
+    /// The usual seconds between its requests (0: one so far).
+    interval: f32,
+    version: u8,
+    mode: u8,
+    /// Whether its last request said its clock (then `latest` is that request's error).
+    latest_read: bool,
+    /// Where the next trend sample goes.
+    trend_next: u8,
+    latest: ErrorSample,
+    trend: [ErrorSample; ERROR_TREND],
 }
 
 /// A record as stored: plain words, so the table is allocated zeroed (untouched pages cost no
 /// memory until clients arrive).
-type Packed = [u64; 5];
+type Packed = [u64; 9 + ERROR_TREND];
 
 impl From<Packed> for Record {
     fn from(words: Packed) -> Self {
         let high = |word: u64| (word >> 32) as u32;
         let low = |word: u64| word as u32;
+        let flags = low(words[7]);
         Self {
             requests: high(words[0]),
             rate_limited: low(words[0]),
@@ -82,6 +152,16 @@ impl From<Packed> for Record {
             tokens_at_ms: words[3],
             tokens: f32::from_bits(high(words[4])),
             last_kiss: low(words[4]),
+            answered: high(words[5]),
+            kissed: low(words[5]),
+            last_transmit: words[6],
+            interval: f32::from_bits(high(words[7])),
+            version: (flags >> 24) as u8,
+            mode: (flags >> 16) as u8,
+            latest_read: flags & 0x100 != 0,
+            trend_next: flags as u8,
+            latest: ErrorSample::unpack(words[8]),
+            trend: std::array::from_fn(|i| ErrorSample::unpack(words[9 + i])),
         }
     }
 }
@@ -89,13 +169,70 @@ impl From<Packed> for Record {
 impl From<Record> for Packed {
     fn from(record: Record) -> Self {
         let join = |high: u32, low: u32| (u64::from(high) << 32) | u64::from(low);
-        [
-            join(record.requests, record.rate_limited),
-            join(record.first_seen, record.last_seen),
-            record.last_request_ms,
-            record.tokens_at_ms,
-            join(record.tokens.to_bits(), record.last_kiss),
-        ]
+        let flags = (u32::from(record.version) << 24)
+            | (u32::from(record.mode) << 16)
+            | (u32::from(record.latest_read) << 8)
+            | u32::from(record.trend_next);
+        let mut words = [0; 9 + ERROR_TREND];
+        words[0] = join(record.requests, record.rate_limited);
+        words[1] = join(record.first_seen, record.last_seen);
+        words[2] = record.last_request_ms;
+        words[3] = record.tokens_at_ms;
+        words[4] = join(record.tokens.to_bits(), record.last_kiss);
+        words[5] = join(record.answered, record.kissed);
+        words[6] = record.last_transmit;
+        words[7] = join(record.interval.to_bits(), flags);
+        words[8] = record.latest.pack();
+        for (word, sample) in words[9..].iter_mut().zip(record.trend) {
+            *word = sample.pack();
+        }
+        words
+    }
+}
+
+impl Record {
+    /// Takes in what request `seen` says, `gap` seconds after the one before (if any).
+    fn see(&mut self, seen: &RequestSeen, gap: Option<f64>, now_plus_one: u32) {
+        self.version = seen.version;
+        self.mode = seen.mode;
+        if let Some(gap) = gap {
+            let gap = gap as f32;
+            self.interval = if self.interval == 0.0 {
+                gap
+            } else {
+                self.interval + (gap - self.interval) * INTERVAL_WEIGHT
+            };
+        }
+        let Some((transmit, received)) = seen.clock else {
+            self.latest_read = false;
+            return;
+        };
+        let previous = (self.last_transmit != 0)
+            .then(|| (NtpTimestamp::from_bits(self.last_transmit), gap.unwrap_or(0.0)));
+        self.last_transmit = transmit.to_bits();
+        let TransmitReading::ClockError(error) = read_transmit(transmit, received, previous) else {
+            self.latest_read = false;
+            return;
+        };
+        self.latest_read = true;
+        self.latest = ErrorSample { at: now_plus_one, error: error as f32 };
+        let newest = self.trend[(usize::from(self.trend_next) + ERROR_TREND - 1) % ERROR_TREND];
+        if newest.at == 0 || now_plus_one.saturating_sub(newest.at) >= TREND_SPACING {
+            self.trend[usize::from(self.trend_next) % ERROR_TREND] = self.latest;
+            self.trend_next = ((usize::from(self.trend_next) + 1) % ERROR_TREND) as u8;
+        }
+    }
+
+    /// The trend, oldest first, then the latest if it is newer, as (seconds ago, error).
+    fn errors(&self, now_plus_one: u32) -> Vec<(u32, f32)> {
+        let mut samples: Vec<ErrorSample> = (0..ERROR_TREND)
+            .map(|i| self.trend[(usize::from(self.trend_next) + i) % ERROR_TREND])
+            .filter(|s| s.at != 0)
+            .collect();
+        if self.latest.at != 0 && samples.last().is_none_or(|s| s.at != self.latest.at) {
+            samples.push(self.latest);
+        }
+        samples.into_iter().map(|s| (now_plus_one.saturating_sub(s.at), s.error)).collect()
     }
 }
 
@@ -142,7 +279,7 @@ impl ClientLog {
         spread = (spread ^ (spread >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         spread = (spread ^ (spread >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         let hash_key = (hash_key, spread ^ (spread >> 31));
-        Self { keys: vec![0; slots], records: vec![[0; 5]; slots], buckets, hash_key }
+        Self { keys: vec![0; slots], records: vec![[0; 9 + ERROR_TREND]; slots], buckets, hash_key }
     }
 
     pub fn capacity(&self) -> usize {
@@ -153,8 +290,9 @@ impl ClientLog {
         ((siphash13(self.hash_key, key) as usize) & (self.buckets - 1)) * WAYS
     }
 
-    /// Counts a request from `address` at `now` and returns its place.
-    pub fn record(&mut self, now: Monotonic, address: IpAddr) -> ClientIndex {
+    /// Counts a request from `address` at `now`, takes in what it says (`seen`), and returns its
+    /// place.
+    pub fn record(&mut self, now: Monotonic, address: IpAddr, seen: &RequestSeen) -> ClientIndex {
         let key = key_of(address);
         let start = self.bucket_start(key);
         let keys = &self.keys[start..start + WAYS];
@@ -175,8 +313,20 @@ impl ClientLog {
         let mut record = Record::from(self.records[index]);
         record.requests = record.requests.saturating_add(1);
         record.last_seen = seconds(now);
+        let now_ms = millis_plus_one(now);
+        let previous_request_ms = std::mem::replace(&mut record.last_request_ms, now_ms);
+        let gap = (previous_request_ms != 0)
+            .then(|| now_ms.saturating_sub(previous_request_ms) as f64 / 1e3);
+        record.see(seen, gap, seconds(now).saturating_add(1));
         self.records[index] = record.into();
-        ClientIndex(index)
+        ClientIndex { slot: index, previous_request_ms }
+    }
+
+    /// Counts the request just recorded at `index` as answered.
+    pub fn answered(&mut self, index: ClientIndex) {
+        let mut record = Record::from(self.records[index.slot]);
+        record.answered = record.answered.saturating_add(1);
+        self.records[index.slot] = record.into();
     }
 
     /// Whether the request just recorded at `index` is within `limit`; if not it is counted as
@@ -185,15 +335,15 @@ impl ClientLog {
     /// also come at least `minimum` seconds after its previous one (answered or not), until a
     /// whole token has come back, so a client that keeps flooding gets one answer per `average`.
     pub fn within_limit(&mut self, index: ClientIndex, now: Monotonic, limit: &RateLimit) -> bool {
-        let mut record = Record::from(self.records[index.0]);
-        let within = Self::take_token(&mut record, now, limit);
-        self.records[index.0] = record.into();
+        let mut record = Record::from(self.records[index.slot]);
+        let within = Self::take_token(&mut record, index.previous_request_ms, now, limit);
+        self.records[index.slot] = record.into();
         within
     }
 
-    fn take_token(record: &mut Record, now: Monotonic, limit: &RateLimit) -> bool {
+    /// `previous`: when the client's request before this one came (ms + 1; 0: none).
+    fn take_token(record: &mut Record, previous: u64, now: Monotonic, limit: &RateLimit) -> bool {
         let now_ms = millis_plus_one(now);
-        let previous = std::mem::replace(&mut record.last_request_ms, now_ms);
         let emptied = record.tokens_at_ms != 0 && record.tokens < 1.0;
         if record.tokens_at_ms == 0 {
             // A new client starts with a full bucket.
@@ -218,42 +368,50 @@ impl ClientLog {
     /// Whether the client at `index` may be sent a kiss-o'-death now: at most one every
     /// `interval` seconds, so the kisses themselves cannot be used to flood anyone.
     pub fn may_kiss(&mut self, index: ClientIndex, now: Monotonic, interval: u32) -> bool {
-        let mut record = Record::from(self.records[index.0]);
+        let mut record = Record::from(self.records[index.slot]);
         let now_plus_one = seconds(now).saturating_add(1);
         if record.last_kiss != 0 && now_plus_one.saturating_sub(record.last_kiss) < interval {
             return false;
         }
         record.last_kiss = now_plus_one;
-        self.records[index.0] = record.into();
+        record.kissed = record.kissed.saturating_add(1);
+        self.records[index.slot] = record.into();
         true
     }
 
-    /// The `limit` clients with the most requests, busiest first.
-    pub fn busiest(&self, now: Monotonic, limit: usize) -> Vec<ClientSummary> {
+    /// Every client on record, in no particular order.
+    pub fn summaries(&self, now: Monotonic) -> Vec<ClientSummary> {
         let now_seconds = seconds(now);
-        let mut clients: Vec<ClientSummary> = (self.keys.iter().zip(&self.records))
+        (self.keys.iter().zip(&self.records))
             .filter(|(key, _)| **key != 0)
             .map(|(&key, &record)| (key, Record::from(record)))
             .map(|(key, record)| ClientSummary {
                 address: address_of(key),
                 requests: record.requests,
+                answered: record.answered,
                 rate_limited: record.rate_limited,
+                kissed: record.kissed,
                 last_seen_ago: now_seconds.saturating_sub(record.last_seen),
                 first_seen_ago: now_seconds.saturating_sub(record.first_seen),
+                interval: record.interval,
+                version: record.version,
+                mode: record.mode,
+                clock_error: record.latest_read.then_some(record.latest.error),
+                clock_errors: record.errors(now_seconds.saturating_add(1)),
             })
-            .collect();
-        clients.sort_by(|a, b| {
-            b.requests.cmp(&a.requests).then(a.last_seen_ago.cmp(&b.last_seen_ago))
-        });
-        clients.truncate(limit);
-        clients
+            .collect()
     }
+
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::NtpDuration;
     use std::time::Duration;
+
+    /// A request that does not say its clock.
+    const SEEN: RequestSeen = RequestSeen { version: 4, mode: 3, clock: None };
 
     fn at(seconds: f64) -> Monotonic {
         Monotonic::from_duration(Duration::from_secs_f64(seconds))
@@ -266,23 +424,20 @@ mod tests {
         let b: IpAddr = "fd00::7".parse().unwrap();
         let one_at_a_time = RateLimit { burst: 1.0, ..RateLimit::default() };
         for t in 0..5 {
-            let index = log.record(at(f64::from(t)), a);
+            let index = log.record(at(f64::from(t)), a, &SEEN);
             log.within_limit(index, at(f64::from(t)), &one_at_a_time);
         }
-        log.record(at(9.0), b);
-        let busiest = log.busiest(at(10.0), 10);
+        log.record(at(9.0), b, &SEEN);
+        let mut busiest = log.summaries(at(10.0));
+        busiest.sort_by_key(|c| std::cmp::Reverse(c.requests));
         assert_eq!(busiest.len(), 2);
         // No burst, requests 1 s apart: all but the first come too soon after the one before.
-        assert_eq!(
-            busiest[0],
-            ClientSummary {
-                address: a,
-                requests: 5,
-                rate_limited: 4,
-                last_seen_ago: 6,
-                first_seen_ago: 10
-            }
-        );
+        let first = &busiest[0];
+        assert_eq!(first.address, a);
+        assert_eq!((first.requests, first.rate_limited), (5, 4));
+        assert_eq!((first.last_seen_ago, first.first_seen_ago), (6, 10));
+        assert_eq!((first.version, first.mode, first.interval), (4, 3, 1.0));
+        assert_eq!((first.clock_error, first.clock_errors.len()), (None, 0));
         assert_eq!((busiest[1].address, busiest[1].requests), (b, 1));
     }
 
@@ -293,14 +448,19 @@ mod tests {
         let regular: IpAddr = "10.0.0.1".parse().unwrap();
         for i in 0..100_000u32 {
             if i % 10 == 0 {
-                log.record(at(f64::from(i)), regular);
+                log.record(at(f64::from(i)), regular, &SEEN);
             }
-            log.record(at(f64::from(i)), IpAddr::from((0x0a00_0000u32 + 2 + i).to_be_bytes()));
+            log.record(
+                at(f64::from(i)),
+                IpAddr::from((0x0a00_0000u32 + 2 + i).to_be_bytes()),
+                &SEEN,
+            );
         }
         assert_eq!(log.capacity(), capacity);
-        let busiest = log.busiest(at(100_000.0), 1);
+        let all = log.summaries(at(100_000.0));
+        let busiest = all.iter().max_by_key(|c| c.requests).unwrap();
         assert_eq!(
-            (busiest[0].address, busiest[0].requests),
+            (busiest.address, busiest.requests),
             (regular, 10_000),
             "a regular client survives a sweep of one-off addresses"
         );
@@ -313,7 +473,7 @@ mod tests {
         (0..count)
             .filter(|&n| {
                 let now = at(1.0 + f64::from(n) * interval);
-                let index = log.record(now, client);
+                let index = log.record(now, client, &SEEN);
                 log.within_limit(index, now, limit)
             })
             .count() as u32
@@ -343,10 +503,44 @@ mod tests {
         let sent = (0..1000)
             .filter(|&n| {
                 let now = at(f64::from(n) * 0.1);
-                let index = log.record(now, client);
+                let index = log.record(now, client, &SEEN);
                 log.may_kiss(index, now, 8)
             })
             .count();
         assert_eq!(sent, 13, "one kiss per 8 s over 100 s");
+        assert_eq!(log.summaries(at(100.0))[0].kissed, 13);
+    }
+
+    #[test]
+    fn a_device_clock_error_is_kept_with_its_trend_and_a_zero_transmit_reads_none() {
+        let mut log = ClientLog::new(64, 3);
+        let device: IpAddr = "192.168.1.40".parse().unwrap();
+        let arduino: IpAddr = "192.168.1.41".parse().unwrap();
+        let base = NtpTimestamp::from_unix(1_796_000_000, 0);
+        // A device 5 s ahead and gaining 100 ppm more, asking every 64 s for two hours.
+        for n in 0..113u32 {
+            let t = f64::from(n) * 64.0;
+            let ours = base + NtpDuration::from_seconds_f64(t);
+            let theirs = ours + NtpDuration::from_seconds_f64(5.0 + t * 100e-6);
+            let seen = RequestSeen { version: 4, mode: 3, clock: Some((theirs, ours)) };
+            let index = log.record(at(t), device, &seen);
+            log.answered(index);
+            let zero = RequestSeen { version: 3, mode: 3, clock: Some((NtpTimestamp::ZERO, ours)) };
+            log.record(at(t), arduino, &zero);
+        }
+        let all = log.summaries(at(112.0 * 64.0));
+        let device = all.iter().find(|c| c.address == device).unwrap();
+        assert_eq!(device.answered, 113);
+        assert!((device.interval - 64.0).abs() < 0.01, "{}", device.interval);
+        let latest = device.clock_error.unwrap();
+        assert!((latest + 5.0 + 7168.0 * 100e-6).abs() < 1e-3, "{latest}");
+        // The trend: samples 15 min or more apart, oldest first, ending with the latest.
+        let errors = &device.clock_errors;
+        assert_eq!(errors.len(), ERROR_TREND + 1, "{errors:?}");
+        assert!(errors.windows(2).all(|w| w[0].0 > w[1].0 && w[0].1 > w[1].1), "{errors:?}");
+        assert_eq!(errors.last().unwrap(), &(0, latest));
+        let arduino = all.iter().find(|c| c.address == arduino).unwrap();
+        assert_eq!((arduino.version, arduino.clock_error), (3, None));
+        assert!(arduino.clock_errors.is_empty());
     }
 }

@@ -4,13 +4,17 @@ mod access;
 mod answer;
 mod broadcast;
 mod clients;
+mod devices;
 mod keyed_hash;
 mod snapshot;
 
 pub use access::{Access, AccessList, Prefix};
 pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_nts, answer_with_keys};
 pub use broadcast::broadcast_packet;
-pub use clients::{ClientIndex, ClientLog, ClientSummary, RateLimit};
+pub use clients::{
+    BYTES_PER_CLIENT, ClientIndex, ClientLog, ClientSummary, ERROR_TREND, RateLimit, RequestSeen,
+};
+pub use devices::{DevicePolicy, DeviceState, TransmitReading, read_transmit};
 pub use snapshot::{FREQUENCY_TOLERANCE, SystemSnapshot};
 
 #[cfg(test)]
