@@ -17,8 +17,8 @@ use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN};
 use syhub_ntp_proto::server::{
-    Access, AccessList, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen, SystemSnapshot,
-    answer_kiss, answer_nts, answer_with_keys,
+    Access, AccessList, Admission, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen,
+    SystemSnapshot, answer_kiss, answer_nts, answer_with_keys,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpTimestamp};
 use syhub_ntp_status::RequestTally;
@@ -102,7 +102,8 @@ enum Verdict {
     Skip,
     /// Refused: answer with this kiss code.
     Kiss(ReferenceId, Received),
-    Answer(Received),
+    /// Answer it; with our (served) time of its receipt.
+    Answer(Received, NtpTimestamp),
 }
 
 /// A serving thread's socket and buffers, made before the thread starts: serving a plain or signed
@@ -168,10 +169,12 @@ pub(crate) fn serve_socket(
                         None => continue,
                     }
                 }
-                Verdict::Answer(received) => match worker.answer(&received, request, buffer) {
-                    Some(reply) => (reply.len, Some(reply), received),
-                    None => continue,
-                },
+                Verdict::Answer(received, received_at) => {
+                    match worker.answer(&received, received_at, request, buffer) {
+                        Some(reply) => (reply.len, Some(reply), received),
+                        None => continue,
+                    }
+                }
             };
             replies.address(pending, len, received.peer, received.arrived_on);
             stamps[pending] = stamp;
@@ -238,20 +241,32 @@ impl Worker {
                 }
                 continue;
             }
-            let seen = seen(request, &received, context, snapshot);
+            let received_at = received.kernel_time.unwrap_or_else(|| context.clock.now());
+            let received_at = snapshot.served_time(received_at, kernel_leap_in_progress_or_done);
+            let seen = seen(request, received_at, context.policy.clock_errors);
             *verdict = match clients.as_deref_mut() {
-                Some(clients) => {
-                    admit(access, &context.policy, tally, received, now, &seen, clients)
-                }
-                None => Verdict::Answer(received),
+                Some(clients) => admit(
+                    access,
+                    &context.policy,
+                    tally,
+                    (received, received_at),
+                    now,
+                    &seen,
+                    clients,
+                ),
+                None => Verdict::Answer(received, received_at),
             };
         }
     }
 
     /// The protocol core's answer to an admitted request, written into `out`.
-    fn answer(&mut self, received: &Received, request: &[u8], out: &mut [u8]) -> Option<Reply> {
-        let received_at = received.kernel_time.unwrap_or_else(|| self.context.clock.now());
-        let received_at = self.snapshot.served_time(received_at, kernel_leap_in_progress_or_done);
+    fn answer(
+        &mut self,
+        received: &Received,
+        received_at: NtpTimestamp,
+        request: &[u8],
+        out: &mut [u8],
+    ) -> Option<Reply> {
         let keys = &self.context.keys;
         let peer = received.peer.ip();
         let answer = match &self.context.nts {
@@ -371,18 +386,11 @@ fn forward_broadcast(
 
 /// What a request says about its sender for the devices view: version, mode and, when clock
 /// errors are read, its transmit timestamp with our (served) time of its receipt.
-fn seen(
-    request: &[u8],
-    received: &Received,
-    context: &ServingContext,
-    snapshot: &SystemSnapshot,
-) -> RequestSeen {
+fn seen(request: &[u8], received_at: NtpTimestamp, clock_errors: bool) -> RequestSeen {
     let first = request.first().copied().unwrap_or(0);
     let transmit = request.get(40..48).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok());
     let clock = match transmit {
-        Some(bytes) if context.policy.clock_errors => {
-            let received_at = received.kernel_time.unwrap_or_else(|| context.clock.now());
-            let received_at = snapshot.served_time(received_at, kernel_leap_in_progress_or_done);
+        Some(bytes) if clock_errors => {
             Some((NtpTimestamp::from_bits(u64::from_be_bytes(bytes)), received_at))
         }
         _ => None,
@@ -390,35 +398,37 @@ fn seen(
     RequestSeen { version: (first >> 3) & 7, mode: first & 7, clock }
 }
 
-/// Records the client, then applies access control and its rate limit.
+/// Records the client with what its request says, under access control and its rate limit.
 fn admit(
     access: &AccessList,
     policy: &ServingPolicy,
     tally: &mut Tally,
-    received: Received,
+    (received, received_at): (Received, NtpTimestamp),
     now: Monotonic,
     seen: &RequestSeen,
     clients: &mut ClientLog,
 ) -> Verdict {
     let address = received.peer.ip();
-    let index = clients.record(now, address, seen);
-    let refuse = |clients: &mut ClientLog, action: Refusal, code: ReferenceId| {
-        if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
-            Verdict::Kiss(code, received)
-        } else {
-            Verdict::Skip
-        }
+    let denied = access.check(address) == Access::Deny;
+    let admission = match &policy.rate_limit {
+        _ if denied => Admission::Denied,
+        Some(limit) => Admission::Limited(limit),
+        None => Admission::Open,
     };
-    if access.check(address) == Access::Deny {
+    let (index, answer) = clients.record(now, address, seen, admission);
+    if answer {
+        return Verdict::Answer(received, received_at);
+    }
+    let (action, code) = if denied {
         tally.denied += 1;
-        return refuse(clients, policy.deny_action, ReferenceId::KISS_DENY);
-    }
-    if let Some(limit) = &policy.rate_limit
-        && !clients.within_limit(index, now, limit)
-    {
+        (policy.deny_action, ReferenceId::KISS_DENY)
+    } else {
         tally.rate_limited += 1;
-        return refuse(clients, policy.rate_action, ReferenceId::KISS_RATE);
+        (policy.rate_action, ReferenceId::KISS_RATE)
+    };
+    if action == Refusal::Kod && clients.may_kiss(index, now, KISS_INTERVAL) {
+        Verdict::Kiss(code, received)
+    } else {
+        Verdict::Skip
     }
-    clients.answered(index);
-    Verdict::Answer(received)
 }

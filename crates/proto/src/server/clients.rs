@@ -42,12 +42,10 @@ impl Default for RateLimit {
     }
 }
 
-/// A client's place in the log, valid until the next [`ClientLog::record`], with when its
-/// previous request came (ms + 1; 0: none).
+/// A client's place in the log, valid until the next [`ClientLog::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIndex {
     slot: usize,
-    previous_request_ms: u64,
 }
 
 /// What a request says about its sender, for the devices view.
@@ -101,8 +99,9 @@ impl ErrorSample {
     }
 }
 
-/// One remembered client: what its rate limit and monitoring need, in 104 bytes, so that a
-/// request touches the bucket's keys (two cache lines) and one record.
+/// One remembered client's hot part: what every request reads and writes (its counts, rate
+/// limit and habits), the first [`HOT`] words of its slot. Its clock errors follow in the slot's
+/// other words, touched only when a request says its clock; a record is 104 bytes in all.
 #[derive(Debug, Clone, Copy, Default)]
 struct Record {
     requests: u32,
@@ -124,22 +123,44 @@ struct Record {
     last_transmit: u64,
     /// The usual seconds between its requests (0: one so far).
     interval: f32,
-    version: u8,
-    mode: u8,
-    /// Whether its last request said its clock (then `latest` is that request's error).
-    latest_read: bool,
-    /// Where the next trend sample goes.
-    trend_next: u8,
-    latest: ErrorSample,
-    trend: [ErrorSample; ERROR_TREND],
+    /// Its last request's version (bits 24..32) and mode (16..24), whether that request said its
+    /// clock (bit 8: then the latest error is that request's), and where the next trend sample
+    /// goes (0..8): kept as stored, since most requests only rewrite the first two.
+    habits: u32,
 }
 
-/// A record as stored: plain words, so the table is allocated zeroed (untouched pages cost no
-/// memory until clients arrive).
-type Packed = [u64; 9 + ERROR_TREND];
+const LATEST_READ: u32 = 0x100;
 
-impl From<Packed> for Record {
-    fn from(words: Packed) -> Self {
+impl Record {
+    fn version(&self) -> u8 {
+        (self.habits >> 24) as u8
+    }
+
+    fn mode(&self) -> u8 {
+        (self.habits >> 16) as u8
+    }
+
+    fn latest_read(&self) -> bool {
+        self.habits & LATEST_READ != 0
+    }
+
+    fn trend_next(&self) -> usize {
+        (self.habits & 0xff) as usize % ERROR_TREND
+    }
+}
+
+/// Words of a slot: the hot record, the latest clock error, then the trend.
+const HOT: usize = 8;
+const LATEST: usize = HOT;
+const TREND: usize = HOT + 1;
+const WORDS: usize = TREND + ERROR_TREND;
+
+/// A slot as stored: plain words, so the table is allocated zeroed (untouched pages cost no
+/// memory until clients arrive).
+type Packed = [u64; WORDS];
+
+impl Record {
+    fn load(words: &Packed) -> Self {
         let high = |word: u64| (word >> 32) as u32;
         let low = |word: u64| word as u32;
         let flags = low(words[7]);
@@ -156,45 +177,29 @@ impl From<Packed> for Record {
             kissed: low(words[5]),
             last_transmit: words[6],
             interval: f32::from_bits(high(words[7])),
-            version: (flags >> 24) as u8,
-            mode: (flags >> 16) as u8,
-            latest_read: flags & 0x100 != 0,
-            trend_next: flags as u8,
-            latest: ErrorSample::unpack(words[8]),
-            trend: std::array::from_fn(|i| ErrorSample::unpack(words[9 + i])),
+            habits: flags,
         }
     }
-}
 
-impl From<Record> for Packed {
-    fn from(record: Record) -> Self {
+    fn store(self, words: &mut Packed) {
         let join = |high: u32, low: u32| (u64::from(high) << 32) | u64::from(low);
-        let flags = (u32::from(record.version) << 24)
-            | (u32::from(record.mode) << 16)
-            | (u32::from(record.latest_read) << 8)
-            | u32::from(record.trend_next);
-        let mut words = [0; 9 + ERROR_TREND];
-        words[0] = join(record.requests, record.rate_limited);
-        words[1] = join(record.first_seen, record.last_seen);
-        words[2] = record.last_request_ms;
-        words[3] = record.tokens_at_ms;
-        words[4] = join(record.tokens.to_bits(), record.last_kiss);
-        words[5] = join(record.answered, record.kissed);
-        words[6] = record.last_transmit;
-        words[7] = join(record.interval.to_bits(), flags);
-        words[8] = record.latest.pack();
-        for (word, sample) in words[9..].iter_mut().zip(record.trend) {
-            *word = sample.pack();
-        }
-        words
+        let flags = self.habits;
+        words[0] = join(self.requests, self.rate_limited);
+        words[1] = join(self.first_seen, self.last_seen);
+        words[2] = self.last_request_ms;
+        words[3] = self.tokens_at_ms;
+        words[4] = join(self.tokens.to_bits(), self.last_kiss);
+        words[5] = join(self.answered, self.kissed);
+        words[6] = self.last_transmit;
+        words[7] = join(self.interval.to_bits(), flags);
     }
-}
 
-impl Record {
-    /// Takes in what request `seen` says, `gap` seconds after the one before (if any).
-    fn see(&mut self, seen: &RequestSeen, gap: Option<f64>, now_plus_one: u32) {
-        self.version = seen.version;
-        self.mode = seen.mode;
+    /// Takes in what request `seen` says, `gap` seconds after the one before (if any); a clock
+    /// error goes into the slot's error words.
+    fn see(&mut self, errors: &mut [u64], seen: &RequestSeen, gap: Option<f64>, now_plus_one: u32) {
+        // Version, mode, and not read (until the clock is).
+        self.habits =
+            (u32::from(seen.version) << 24) | (u32::from(seen.mode) << 16) | (self.habits & 0xff);
         if let Some(gap) = gap {
             let gap = gap as f32;
             self.interval = if self.interval == 0.0 {
@@ -203,37 +208,49 @@ impl Record {
                 self.interval + (gap - self.interval) * INTERVAL_WEIGHT
             };
         }
-        let Some((transmit, received)) = seen.clock else {
-            self.latest_read = false;
-            return;
-        };
+        let Some((transmit, received)) = seen.clock else { return };
         let previous = (self.last_transmit != 0)
             .then(|| (NtpTimestamp::from_bits(self.last_transmit), gap.unwrap_or(0.0)));
         self.last_transmit = transmit.to_bits();
         let TransmitReading::ClockError(error) = read_transmit(transmit, received, previous) else {
-            self.latest_read = false;
             return;
         };
-        self.latest_read = true;
-        self.latest = ErrorSample { at: now_plus_one, error: error as f32 };
-        let newest = self.trend[(usize::from(self.trend_next) + ERROR_TREND - 1) % ERROR_TREND];
+        self.habits |= LATEST_READ;
+        let latest = ErrorSample { at: now_plus_one, error: error as f32 };
+        errors[0] = latest.pack();
+        let next = self.trend_next();
+        let trend = &mut errors[1..];
+        let newest = ErrorSample::unpack(trend[(next + ERROR_TREND - 1) % ERROR_TREND]);
         if newest.at == 0 || now_plus_one.saturating_sub(newest.at) >= TREND_SPACING {
-            self.trend[usize::from(self.trend_next) % ERROR_TREND] = self.latest;
-            self.trend_next = ((usize::from(self.trend_next) + 1) % ERROR_TREND) as u8;
+            trend[next] = latest.pack();
+            self.habits = (self.habits & !0xff) | ((next + 1) % ERROR_TREND) as u32;
         }
     }
 
-    /// The trend, oldest first, then the latest if it is newer, as (seconds ago, error).
-    fn errors(&self, now_plus_one: u32) -> Vec<(u32, f32)> {
+    /// The slot's trend, oldest first, then the latest if it is newer, as (seconds ago, error).
+    fn errors(&self, errors: &[u64], now_plus_one: u32) -> Vec<(u32, f32)> {
+        let next = self.trend_next();
         let mut samples: Vec<ErrorSample> = (0..ERROR_TREND)
-            .map(|i| self.trend[(usize::from(self.trend_next) + i) % ERROR_TREND])
+            .map(|i| ErrorSample::unpack(errors[1 + (next + i) % ERROR_TREND]))
             .filter(|s| s.at != 0)
             .collect();
-        if self.latest.at != 0 && samples.last().is_none_or(|s| s.at != self.latest.at) {
-            samples.push(self.latest);
+        let latest = ErrorSample::unpack(errors[0]);
+        if latest.at != 0 && samples.last().is_none_or(|s| s.at != latest.at) {
+            samples.push(latest);
         }
         samples.into_iter().map(|s| (now_plus_one.saturating_sub(s.at), s.error)).collect()
     }
+}
+
+/// What the server decided about a request before the client's record is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission<'a> {
+    /// Refused by the access list: counted, never answered.
+    Denied,
+    /// Answered if within this rate limit.
+    Limited(&'a RateLimit),
+    /// Answered: no rate limit.
+    Open,
 }
 
 /// The log: slot keys (scanned a bucket at a time) and the records they own.
@@ -279,7 +296,7 @@ impl ClientLog {
         spread = (spread ^ (spread >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         spread = (spread ^ (spread >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         let hash_key = (hash_key, spread ^ (spread >> 31));
-        Self { keys: vec![0; slots], records: vec![[0; 9 + ERROR_TREND]; slots], buckets, hash_key }
+        Self { keys: vec![0; slots], records: vec![[0; WORDS]; slots], buckets, hash_key }
     }
 
     pub fn capacity(&self) -> usize {
@@ -290,9 +307,21 @@ impl ClientLog {
         ((siphash13(self.hash_key, key) as usize) & (self.buckets - 1)) * WAYS
     }
 
-    /// Counts a request from `address` at `now`, takes in what it says (`seen`), and returns its
-    /// place.
-    pub fn record(&mut self, now: Monotonic, address: IpAddr, seen: &RequestSeen) -> ClientIndex {
+    /// Counts a request from `address` at `now`, takes in what it says (`seen`), and decides
+    /// whether it is answered: not when `Denied`; when `Limited`, if within the limit (else it
+    /// counts as rate-limited). A token bucket of `burst` refilled one token every `average`
+    /// seconds: a client may spend its burst back to back; once the bucket is empty its next
+    /// request must also come at least `minimum` seconds after its previous one (answered or
+    /// not), until a whole token has come back, so a client that keeps flooding gets one answer
+    /// per `average`. Returns the client's place and whether to answer; one read and one write
+    /// of the record's hot words.
+    pub fn record(
+        &mut self,
+        now: Monotonic,
+        address: IpAddr,
+        seen: &RequestSeen,
+        admission: Admission<'_>,
+    ) -> (ClientIndex, bool) {
         let key = key_of(address);
         let start = self.bucket_start(key);
         let keys = &self.keys[start..start + WAYS];
@@ -302,48 +331,38 @@ impl ClientLog {
                 let way = keys.iter().position(|&k| k == 0).unwrap_or_else(|| {
                     // Full: the least recently seen client makes room.
                     let records = &self.records[start..start + WAYS];
-                    (0..WAYS).min_by_key(|&way| Record::from(records[way]).last_seen).unwrap_or(0)
+                    (0..WAYS).min_by_key(|&way| records[way][1] as u32).unwrap_or(0)
                 });
                 self.keys[start + way] = key;
-                self.records[start + way] =
-                    Record { first_seen: seconds(now), ..Record::default() }.into();
+                let mut fresh = [0; WORDS];
+                Record { first_seen: seconds(now), ..Record::default() }.store(&mut fresh);
+                self.records[start + way] = fresh;
                 start + way
             }
         };
-        let mut record = Record::from(self.records[index]);
+        let slot = &mut self.records[index];
+        let mut record = Record::load(slot);
         record.requests = record.requests.saturating_add(1);
         record.last_seen = seconds(now);
         let now_ms = millis_plus_one(now);
-        let previous_request_ms = std::mem::replace(&mut record.last_request_ms, now_ms);
-        let gap = (previous_request_ms != 0)
-            .then(|| now_ms.saturating_sub(previous_request_ms) as f64 / 1e3);
-        record.see(seen, gap, seconds(now).saturating_add(1));
-        self.records[index] = record.into();
-        ClientIndex { slot: index, previous_request_ms }
+        let previous = std::mem::replace(&mut record.last_request_ms, now_ms);
+        let gap = (previous != 0).then(|| now_ms.saturating_sub(previous) as f64 / 1e3);
+        record.see(&mut slot[LATEST..], seen, gap, seconds(now).saturating_add(1));
+        let answer = match admission {
+            Admission::Denied => false,
+            Admission::Limited(limit) => Self::take_token(&mut record, gap, now_ms, limit),
+            Admission::Open => true,
+        };
+        if answer {
+            record.answered = record.answered.saturating_add(1);
+        }
+        record.store(slot);
+        (ClientIndex { slot: index }, answer)
     }
 
-    /// Counts the request just recorded at `index` as answered.
-    pub fn answered(&mut self, index: ClientIndex) {
-        let mut record = Record::from(self.records[index.slot]);
-        record.answered = record.answered.saturating_add(1);
-        self.records[index.slot] = record.into();
-    }
-
-    /// Whether the request just recorded at `index` is within `limit`; if not it is counted as
-    /// rate-limited. A token bucket of `burst` refilled one token every `average` seconds: a
-    /// client may spend its burst back to back; once the bucket is empty its next request must
-    /// also come at least `minimum` seconds after its previous one (answered or not), until a
-    /// whole token has come back, so a client that keeps flooding gets one answer per `average`.
-    pub fn within_limit(&mut self, index: ClientIndex, now: Monotonic, limit: &RateLimit) -> bool {
-        let mut record = Record::from(self.records[index.slot]);
-        let within = Self::take_token(&mut record, index.previous_request_ms, now, limit);
-        self.records[index.slot] = record.into();
-        within
-    }
-
-    /// `previous`: when the client's request before this one came (ms + 1; 0: none).
-    fn take_token(record: &mut Record, previous: u64, now: Monotonic, limit: &RateLimit) -> bool {
-        let now_ms = millis_plus_one(now);
+    /// Takes a token for a request at `now_ms` (ms + 1), `gap` seconds after the client's one
+    /// before (if any).
+    fn take_token(record: &mut Record, gap: Option<f64>, now_ms: u64, limit: &RateLimit) -> bool {
         let emptied = record.tokens_at_ms != 0 && record.tokens < 1.0;
         if record.tokens_at_ms == 0 {
             // A new client starts with a full bucket.
@@ -354,8 +373,7 @@ impl ClientLog {
                 (f64::from(record.tokens) + elapsed / limit.average).min(limit.burst) as f32;
         }
         record.tokens_at_ms = now_ms;
-        let gap = now_ms.saturating_sub(previous) as f64 / 1e3;
-        let spaced = !emptied || previous == 0 || gap >= 0.9 * limit.minimum;
+        let spaced = !emptied || gap.is_none_or(|gap| gap >= 0.9 * limit.minimum);
         if spaced && record.tokens >= 1.0 {
             record.tokens -= 1.0;
             true
@@ -368,14 +386,15 @@ impl ClientLog {
     /// Whether the client at `index` may be sent a kiss-o'-death now: at most one every
     /// `interval` seconds, so the kisses themselves cannot be used to flood anyone.
     pub fn may_kiss(&mut self, index: ClientIndex, now: Monotonic, interval: u32) -> bool {
-        let mut record = Record::from(self.records[index.slot]);
+        let slot = &mut self.records[index.slot];
+        let mut record = Record::load(slot);
         let now_plus_one = seconds(now).saturating_add(1);
         if record.last_kiss != 0 && now_plus_one.saturating_sub(record.last_kiss) < interval {
             return false;
         }
         record.last_kiss = now_plus_one;
         record.kissed = record.kissed.saturating_add(1);
-        self.records[index.slot] = record.into();
+        record.store(slot);
         true
     }
 
@@ -384,8 +403,8 @@ impl ClientLog {
         let now_seconds = seconds(now);
         (self.keys.iter().zip(&self.records))
             .filter(|(key, _)| **key != 0)
-            .map(|(&key, &record)| (key, Record::from(record)))
-            .map(|(key, record)| ClientSummary {
+            .map(|(&key, slot)| (key, Record::load(slot), slot))
+            .map(|(key, record, slot)| ClientSummary {
                 address: address_of(key),
                 requests: record.requests,
                 answered: record.answered,
@@ -394,14 +413,13 @@ impl ClientLog {
                 last_seen_ago: now_seconds.saturating_sub(record.last_seen),
                 first_seen_ago: now_seconds.saturating_sub(record.first_seen),
                 interval: record.interval,
-                version: record.version,
-                mode: record.mode,
-                clock_error: record.latest_read.then_some(record.latest.error),
-                clock_errors: record.errors(now_seconds.saturating_add(1)),
+                version: record.version(),
+                mode: record.mode(),
+                clock_error: record.latest_read().then(|| ErrorSample::unpack(slot[LATEST]).error),
+                clock_errors: record.errors(&slot[LATEST..], now_seconds.saturating_add(1)),
             })
             .collect()
     }
-
 }
 
 #[cfg(test)]
@@ -424,10 +442,9 @@ mod tests {
         let b: IpAddr = "fd00::7".parse().unwrap();
         let one_at_a_time = RateLimit { burst: 1.0, ..RateLimit::default() };
         for t in 0..5 {
-            let index = log.record(at(f64::from(t)), a, &SEEN);
-            log.within_limit(index, at(f64::from(t)), &one_at_a_time);
+            log.record(at(f64::from(t)), a, &SEEN, Admission::Limited(&one_at_a_time));
         }
-        log.record(at(9.0), b, &SEEN);
+        log.record(at(9.0), b, &SEEN, Admission::Open);
         let mut busiest = log.summaries(at(10.0));
         busiest.sort_by_key(|c| std::cmp::Reverse(c.requests));
         assert_eq!(busiest.len(), 2);
@@ -448,12 +465,13 @@ mod tests {
         let regular: IpAddr = "10.0.0.1".parse().unwrap();
         for i in 0..100_000u32 {
             if i % 10 == 0 {
-                log.record(at(f64::from(i)), regular, &SEEN);
+                log.record(at(f64::from(i)), regular, &SEEN, Admission::Open);
             }
             log.record(
                 at(f64::from(i)),
                 IpAddr::from((0x0a00_0000u32 + 2 + i).to_be_bytes()),
                 &SEEN,
+                Admission::Open,
             );
         }
         assert_eq!(log.capacity(), capacity);
@@ -473,8 +491,7 @@ mod tests {
         (0..count)
             .filter(|&n| {
                 let now = at(1.0 + f64::from(n) * interval);
-                let index = log.record(now, client, &SEEN);
-                log.within_limit(index, now, limit)
+                log.record(now, client, &SEEN, Admission::Limited(limit)).1
             })
             .count() as u32
     }
@@ -503,7 +520,7 @@ mod tests {
         let sent = (0..1000)
             .filter(|&n| {
                 let now = at(f64::from(n) * 0.1);
-                let index = log.record(now, client, &SEEN);
+                let (index, _) = log.record(now, client, &SEEN, Admission::Denied);
                 log.may_kiss(index, now, 8)
             })
             .count();
@@ -523,10 +540,9 @@ mod tests {
             let ours = base + NtpDuration::from_seconds_f64(t);
             let theirs = ours + NtpDuration::from_seconds_f64(5.0 + t * 100e-6);
             let seen = RequestSeen { version: 4, mode: 3, clock: Some((theirs, ours)) };
-            let index = log.record(at(t), device, &seen);
-            log.answered(index);
+            log.record(at(t), device, &seen, Admission::Open);
             let zero = RequestSeen { version: 3, mode: 3, clock: Some((NtpTimestamp::ZERO, ours)) };
-            log.record(at(t), arduino, &zero);
+            log.record(at(t), arduino, &zero, Admission::Denied);
         }
         let all = log.summaries(at(112.0 * 64.0));
         let device = all.iter().find(|c| c.address == device).unwrap();

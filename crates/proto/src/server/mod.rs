@@ -12,7 +12,8 @@ pub use access::{Access, AccessList, Prefix};
 pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_nts, answer_with_keys};
 pub use broadcast::broadcast_packet;
 pub use clients::{
-    BYTES_PER_CLIENT, ClientIndex, ClientLog, ClientSummary, ERROR_TREND, RateLimit, RequestSeen,
+    Admission, BYTES_PER_CLIENT, ClientIndex, ClientLog, ClientSummary, ERROR_TREND, RateLimit,
+    RequestSeen,
 };
 pub use devices::{DevicePolicy, DeviceState, TransmitReading, read_transmit};
 pub use snapshot::{FREQUENCY_TOLERANCE, SystemSnapshot};
