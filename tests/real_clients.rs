@@ -63,7 +63,14 @@ fn ntpdig_accepts_our_time_over_ipv4_and_ipv6() {
         );
         let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("ntpdig JSON");
         let offset = json["offset"].as_f64().expect("offset");
-        assert!(offset.abs() < ONE_MS, "ntpdig measured {offset} s against {server}");
+        // ntpdig stamps in Python: on a busy machine its own scheduling delays show up as
+        // offset, and its "precision" (the synchronisation distance, half the delay and more)
+        // bounds them.
+        let distance = json["precision"].as_f64().expect("distance");
+        assert!(
+            offset.abs() < ONE_MS + distance,
+            "ntpdig measured {offset} s ± {distance} s against {server}"
+        );
         assert_eq!(json["stratum"], 10);
         assert_eq!(json["leap"], "no-leap");
     }
@@ -85,7 +92,8 @@ fn ntpdate_query_accepts_our_time() {
     // "2026-11-25 20:32:45.331049 (+0000) -0.000010 +/- 0.000121 127.0.0.1 s10 no-leap"
     let fields: Vec<&str> = stdout.split_whitespace().collect();
     let offset: f64 = fields[3].parse().expect("offset field");
-    assert!(offset.abs() < ONE_MS, "ntpdate measured {offset} s");
+    let distance: f64 = fields[5].parse().expect("distance field");
+    assert!(offset.abs() < ONE_MS + distance, "ntpdate measured {offset} s ± {distance} s");
     assert!(stdout.contains(" s10 "), "{stdout}");
     daemon.stop();
 }
