@@ -15,7 +15,7 @@ use syhub_ntp_proto::auth::KeyStore;
 use syhub_ntp_proto::nts::cookie::Keyring;
 use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
-use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN};
+use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN, NtpHeader};
 use syhub_ntp_proto::server::{
     Access, AccessList, Admission, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen,
     SystemSnapshot, answer_kiss, answer_nts, answer_with_keys,
@@ -388,13 +388,10 @@ fn forward_broadcast(
 /// errors are read, its transmit timestamp with our (served) time of its receipt.
 fn seen(request: &[u8], received_at: NtpTimestamp, clock_errors: bool) -> RequestSeen {
     let first = request.first().copied().unwrap_or(0);
-    let transmit = request.get(40..48).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok());
-    let clock = match transmit {
-        Some(bytes) if clock_errors => {
-            Some((NtpTimestamp::from_bits(u64::from_be_bytes(bytes)), received_at))
-        }
-        _ => None,
-    };
+    let clock = clock_errors
+        .then(|| NtpHeader::transmit_time_of(request))
+        .flatten()
+        .map(|transmit| (transmit, received_at));
     RequestSeen { version: (first >> 3) & 7, mode: first & 7, clock }
 }
 

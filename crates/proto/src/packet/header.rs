@@ -165,6 +165,12 @@ impl NtpHeader {
         out[40..48].copy_from_slice(&self.transmit_time.to_bits().to_be_bytes());
     }
 
+    /// The transmit timestamp of an encoded packet, read in place (`None`: too short).
+    pub fn transmit_time_of(packet: &[u8]) -> Option<NtpTimestamp> {
+        let field = packet.get(Self::TRANSMIT_TIME_OFFSET..Self::TRANSMIT_TIME_OFFSET + 8)?;
+        Some(NtpTimestamp::from_bits(u64::from_be_bytes(field.try_into().ok()?)))
+    }
+
     /// Overwrites the transmit timestamp of an encoded packet in place.
     pub fn stamp_transmit_time(packet: &mut [u8], transmit_time: NtpTimestamp) {
         let field = Self::TRANSMIT_TIME_OFFSET..Self::TRANSMIT_TIME_OFFSET + 8;

@@ -16,7 +16,7 @@ const WAYS: usize = 8;
 /// Clock errors kept per client for its trend, besides the latest.
 pub const ERROR_TREND: usize = 4;
 /// Memory per client slot: its key and its record (allocated once, for every slot).
-pub const BYTES_PER_CLIENT: usize = 16 + 8 * (9 + ERROR_TREND);
+pub const BYTES_PER_CLIENT: usize = 16 + 8 * WORDS;
 /// A clock error joins the trend only this many seconds after the one before it, so the trend
 /// spans an hour or more whatever the client's poll.
 const TREND_SPACING: u32 = 900;
@@ -44,9 +44,7 @@ impl Default for RateLimit {
 
 /// A client's place in the log, valid until the next [`ClientLog::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIndex {
-    slot: usize,
-}
+pub struct ClientIndex(usize);
 
 /// What a request says about its sender, for the devices view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,8 +150,7 @@ impl Record {
 /// Words of a slot: the hot record, the latest clock error, then the trend.
 const HOT: usize = 8;
 const LATEST: usize = HOT;
-const TREND: usize = HOT + 1;
-const WORDS: usize = TREND + ERROR_TREND;
+const WORDS: usize = HOT + 1 + ERROR_TREND;
 
 /// A slot as stored: plain words, so the table is allocated zeroed (untouched pages cost no
 /// memory until clients arrive).
@@ -163,7 +160,6 @@ impl Record {
     fn load(words: &Packed) -> Self {
         let high = |word: u64| (word >> 32) as u32;
         let low = |word: u64| word as u32;
-        let flags = low(words[7]);
         Self {
             requests: high(words[0]),
             rate_limited: low(words[0]),
@@ -177,13 +173,12 @@ impl Record {
             kissed: low(words[5]),
             last_transmit: words[6],
             interval: f32::from_bits(high(words[7])),
-            habits: flags,
+            habits: low(words[7]),
         }
     }
 
     fn store(self, words: &mut Packed) {
         let join = |high: u32, low: u32| (u64::from(high) << 32) | u64::from(low);
-        let flags = self.habits;
         words[0] = join(self.requests, self.rate_limited);
         words[1] = join(self.first_seen, self.last_seen);
         words[2] = self.last_request_ms;
@@ -191,7 +186,7 @@ impl Record {
         words[4] = join(self.tokens.to_bits(), self.last_kiss);
         words[5] = join(self.answered, self.kissed);
         words[6] = self.last_transmit;
-        words[7] = join(self.interval.to_bits(), flags);
+        words[7] = join(self.interval.to_bits(), self.habits);
     }
 
     /// Takes in what request `seen` says, `gap` seconds after the one before (if any); a clock
@@ -357,7 +352,7 @@ impl ClientLog {
             record.answered = record.answered.saturating_add(1);
         }
         record.store(slot);
-        (ClientIndex { slot: index }, answer)
+        (ClientIndex(index), answer)
     }
 
     /// Takes a token for a request at `now_ms` (ms + 1), `gap` seconds after the client's one
@@ -386,7 +381,7 @@ impl ClientLog {
     /// Whether the client at `index` may be sent a kiss-o'-death now: at most one every
     /// `interval` seconds, so the kisses themselves cannot be used to flood anyone.
     pub fn may_kiss(&mut self, index: ClientIndex, now: Monotonic, interval: u32) -> bool {
-        let slot = &mut self.records[index.slot];
+        let slot = &mut self.records[index.0];
         let mut record = Record::load(slot);
         let now_plus_one = seconds(now).saturating_add(1);
         if record.last_kiss != 0 && now_plus_one.saturating_sub(record.last_kiss) < interval {

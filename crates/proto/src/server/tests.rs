@@ -157,6 +157,9 @@ fn transmit_time_is_stamped_by_the_caller() {
     let header = NtpPacket::decode(&out[..reply.len]).unwrap().header;
     assert_eq!(header.transmit_time, later);
     assert_eq!(header.receive_time, now());
+    // Read in place, as the serving path reads a request's.
+    assert_eq!(NtpHeader::transmit_time_of(&out[..reply.len]), Some(later));
+    assert_eq!(NtpHeader::transmit_time_of(&out[..47]), None);
 }
 
 #[test]
