@@ -69,14 +69,9 @@ pub(crate) struct BroadcastTarget {
     key: Option<SymmetricKey>,
 }
 
-fn interface_index(name: Option<&str>, what: &str) -> Result<Option<u32>, BroadcastError> {
-    name.map(|name| {
-        interfaces::index_of(name).map_err(|_| BroadcastError::NoInterface {
-            name: name.to_owned(),
-            what: what.to_owned(),
-        })
-    })
-    .transpose()
+fn interface_index(name: &str, what: &str) -> Result<u32, BroadcastError> {
+    interfaces::index_of(name)
+        .map_err(|_| BroadcastError::NoInterface { name: name.to_owned(), what: what.to_owned() })
 }
 
 /// The server sockets of `address`'s family on port 123, wildcard ones first.
@@ -118,27 +113,24 @@ fn listen(config: &Config, sockets: &[UdpSocket]) -> Result<Vec<Membership>, Bro
         if !address.is_multicast() {
             continue;
         }
-        let what = format!("[[source]] {address}");
-        match (source.interface.as_deref(), interface_index(source.interface.as_deref(), &what)?) {
-            (Some(name), Some(index)) => {
-                for socket in wildcard {
-                    join(socket, address, index).map_err(|source| BroadcastError::Join {
-                        group: address,
-                        interface: name.to_owned(),
-                        source,
-                    })?;
-                }
-                tracing::info!("joined {address} on {name}");
-            }
-            _ => {
-                let sockets = wildcard
-                    .iter()
-                    .map(|s| s.try_clone())
-                    .collect::<Result<_, _>>()
-                    .map_err(|source| BroadcastError::Share { group: address, source })?;
-                memberships.push(Membership { group: address, sockets });
-            }
+        let Some(name) = source.interface.as_deref() else {
+            let sockets = wildcard
+                .iter()
+                .map(|s| s.try_clone())
+                .collect::<Result<_, _>>()
+                .map_err(|source| BroadcastError::Share { group: address, source })?;
+            memberships.push(Membership { group: address, sockets });
+            continue;
+        };
+        let index = interface_index(name, &format!("[[source]] {address}"))?;
+        for socket in wildcard {
+            join(socket, address, index).map_err(|source| BroadcastError::Join {
+                group: address,
+                interface: name.to_owned(),
+                source,
+            })?;
         }
+        tracing::info!("joined {address} on {name}");
     }
     Ok(memberships)
 }
@@ -189,7 +181,11 @@ fn open_targets(
                 socket.set_broadcast(true).map_err(error)?;
             }
             let what = format!("[[broadcast]] {address}");
-            let interface = interface_index(broadcast.interface.as_deref(), &what)?;
+            let interface = broadcast
+                .interface
+                .as_deref()
+                .map(|name| interface_index(name, &what))
+                .transpose()?;
             let key = broadcast.key.and_then(|id| keys.key(id).copied());
             Ok(BroadcastTarget { config: broadcast.clone(), socket, interface, key })
         })
