@@ -36,10 +36,9 @@ pub(crate) fn run(args: ClientsArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let summary = DevicesSummary::of(&clients);
-    println!(
-        "{} device(s): {} in sync, {} off, {} unknown, {} silent",
-        summary.devices, summary.in_sync, summary.off, summary.unknown, summary.silent
-    );
+    let counts: Vec<String> =
+        summary.by_state().iter().map(|(state, count)| format!("{count} {state}")).collect();
+    println!("{} device(s): {}", summary.devices, counts.join(", "));
     let mut table = Table::new(
         &["device", "state", "clock", "last seen", "every", "v/mode", "requests", "limited"],
         &["last seen", "every", "requests", "limited"],

@@ -90,3 +90,19 @@ impl DevicesView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use syhub_ntp_proto::server::DeviceState;
+
+    /// The core's states and the status crate's table order are one list: named the same,
+    /// sorted the same.
+    #[test]
+    fn the_core_states_are_the_status_order() {
+        let names = DeviceState::ALL.map(DeviceState::name);
+        assert_eq!(names, syhub_ntp_status::STATES);
+        let mut sorted = DeviceState::ALL;
+        sorted.sort();
+        assert_eq!(sorted, DeviceState::ALL);
+    }
+}

@@ -6,13 +6,7 @@ use syhub_ntp_status::{DevicesSummary, StatusSnapshot};
 /// Renders `/metrics`.
 pub fn render(status: &StatusSnapshot) -> String {
     let mut out = String::with_capacity(4096);
-    let mut gauge = |name: &str, help: &str, value: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP syhub_ntp_{name} {help}\n# TYPE syhub_ntp_{name} gauge\nsyhub_ntp_{name} {}",
-            number(value)
-        );
-    };
+    let mut gauge = |name: &str, help: &str, value: f64| write_gauge(&mut out, name, help, value);
     gauge(
         "synchronised",
         "1 while serving time from synchronised sources.",
@@ -133,25 +127,28 @@ pub fn render_devices(summary: &DevicesSummary) -> String {
         "# HELP syhub_ntp_devices Devices that asked for time recently, by the state of their \
          clock.\n# TYPE syhub_ntp_devices gauge"
     );
-    for (state, count) in [
-        ("in sync", summary.in_sync),
-        ("off", summary.off),
-        ("unknown", summary.unknown),
-        ("silent", summary.silent),
-    ] {
+    for (state, count) in summary.by_state() {
         let _ = writeln!(out, "syhub_ntp_devices{{state=\"{state}\"}} {count}");
     }
     if let Some(largest) = summary.largest_error_seconds {
-        let _ = writeln!(
-            out,
-            "# HELP syhub_ntp_devices_largest_clock_error_seconds The largest clock error of a \
-             device still asking (its one-way network delay included).\n# TYPE \
-             syhub_ntp_devices_largest_clock_error_seconds gauge\n\
-             syhub_ntp_devices_largest_clock_error_seconds {}",
-            number(largest)
+        write_gauge(
+            &mut out,
+            "devices_largest_clock_error_seconds",
+            "The largest clock error of a device still asking (its one-way network delay \
+             included).",
+            largest,
         );
     }
     out
+}
+
+/// One gauge without labels: its help, its type and its value.
+fn write_gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    let _ = writeln!(
+        out,
+        "# HELP syhub_ntp_{name} {help}\n# TYPE syhub_ntp_{name} gauge\nsyhub_ntp_{name} {}",
+        number(value)
+    );
 }
 
 fn bool_value(value: bool) -> f64 {

@@ -100,6 +100,16 @@ pub struct DevicesSummary {
 }
 
 impl DevicesSummary {
+    /// The counts by state, in the order the summary line and `/metrics` give them.
+    pub fn by_state(&self) -> [(&'static str, u32); 4] {
+        [
+            ("in sync", self.in_sync),
+            ("off", self.off),
+            ("unknown", self.unknown),
+            ("silent", self.silent),
+        ]
+    }
+
     pub fn of(devices: &[ClientStatus]) -> Self {
         let count = |state: &str| devices.iter().filter(|d| d.state == state).count() as u32;
         let largest_error_seconds = devices
