@@ -69,7 +69,8 @@ impl ClientStatus {
 /// Sorts devices as the table lists them: by state (off, silent, unknown, in sync), the largest
 /// error first, then by address.
 pub fn sort_devices(devices: &mut [ClientStatus]) {
-    devices.sort_by(|a, b| a.rank().cmp(&b.rank()).then_with(|| a.address.cmp(&b.address)));
+    devices
+        .sort_unstable_by(|a, b| a.rank().cmp(&b.rank()).then_with(|| a.address.cmp(&b.address)));
 }
 
 /// `seconds` with a unit a person reads at a glance: "850 µs", "12.3 ms", "5.00 s", "3.2 h",
