@@ -130,7 +130,12 @@ for target in "$@"; do
   export "CARGO_TARGET_${upper}_RUNNER=$qemu"
 
   echo "== $target: unit, protocol and scenario tests under $qemu (QEMU_CPU=$cpu)"
-  QEMU_CPU="$cpu" ./scripts/pi_cargo.sh "$target" test --locked --workspace --lib --bins --test scenarios
+  # One test is left to the native run: qemu-user passes a 12-byte ip_mreqn (the interface chosen
+  # by index) to the host kernel without its index (its own struct declares the index as a
+  # target long, 8 bytes on arm64), so joining a group on a named interface fails only under the
+  # emulator. The join is the kernel's on a real Pi; the test's logic is the same on every target.
+  QEMU_CPU="$cpu" ./scripts/pi_cargo.sh "$target" test --locked --workspace --lib --bins --test scenarios \
+    -- --skip multicast::tests::joins_follow_the_interfaces_and_the_senders_see_each_change
 
   echo "== $target: release build and Debian package ($arch)"
   ./scripts/pi_cargo.sh "$target" build --release --locked -p syhub-ntp
