@@ -1,8 +1,9 @@
 //! backup → restore round trip under a scratch root, and archives that must be refused without
-//! anything changing: truncated, foreign, tampered, escaping syhub-ntp's directories, or holding a
-//! config that does not parse.
+//! anything changing: truncated, foreign, tampered, a file sent where the config does not put it or
+//! listed twice, a member too large, a symbolic link on the way, or a config that does not parse;
+//! modes the archive records are not applied.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use syhub_ntp_testkit::*;
@@ -22,7 +23,12 @@ fn put(root: &Path, path: &str, text: &str, mode: u32) {
 fn prepared_root() -> (TempDir, PathBuf) {
     let dir = TempDir::new("backup");
     let root = dir.0.join("root");
+    // The service's account: this process's own ids, so that restore's chown needs no privilege.
     put(&root, "etc/syhub-ntp/config.toml", CONFIG, 0o644);
+    let ids = std::fs::metadata(root.join("etc/syhub-ntp/config.toml")).unwrap();
+    let (uid, gid) = (ids.uid(), ids.gid());
+    put(&root, "etc/passwd", &format!("syhub-ntp:x:{uid}:{gid}::/:/usr/sbin/nologin\n"), 0o644);
+    put(&root, "etc/group", &format!("syhub-ntp:x:{gid}:\n"), 0o644);
     put(
         &root,
         "etc/syhub-ntp/ntp.keys",
@@ -140,12 +146,29 @@ fn damaged_foreign_or_unsafe_archives_are_refused_and_nothing_changes() {
         ));
         archive
     };
+    // Set-id and world-writable modes in the manifest are not applied (it restores, as 0644).
+    let setid = repack("setid", "sed -i 's/\"mode\": [0-9]*/\"mode\": 4095/' manifest.json");
+    let (code, json) = syhub(&["restore", setid.to_str().unwrap(), "--dry-run"], &root);
+    assert_eq!(code, 0, "{json}");
+    assert!(!json.to_string().contains("4095"), "{json}");
+
     let tampered = repack("tampered", "sed -i 's/stratum = 9/stratum = 3/' config.toml");
     assert!(refused(&tampered, "tampered").contains("does not match its checksum"));
 
     let escaping =
         repack("escaping", "sed -i 's#/var/lib/syhub-ntp/drift#/etc/cron.d/evil#' manifest.json");
-    assert!(refused(&escaping, "escaping").contains("outside syhub-ntp's directories"));
+    assert!(refused(&escaping, "escaping").contains("not where the config in the backup puts it"));
+
+    // A drift entry aimed at the config: refused by what it is, not by its name.
+    let swapped = repack(
+        "swapped",
+        "sed -i 's#/var/lib/syhub-ntp/drift#/etc/syhub-ntp/config.toml#' manifest.json",
+    );
+    assert!(refused(&swapped, "swapped").contains("listed twice"));
+
+    // A member far larger than any file of a hub's (16 MB of zeros, 16 kB packed).
+    let large = repack("large", "head -c 16000000 /dev/zero > drift");
+    assert!(refused(&large, "large").contains("larger than any file"));
 
     // A config that does not parse, with a checksum to match.
     let invalid = repack(
@@ -154,4 +177,14 @@ fn damaged_foreign_or_unsafe_archives_are_refused_and_nothing_changes() {
          new=$(sha256sum config.toml | cut -d' ' -f1) && sed -i \"s/$old/$new/\" manifest.json",
     );
     assert!(refused(&invalid, "invalid config").contains("(in the backup)"));
+
+    // A symbolic link on the way out of the root.
+    let outside = dir.0.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::rename(root.join("var/lib/syhub-ntp"), dir.0.join("state-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("var/lib/syhub-ntp")).unwrap();
+    let (code, json) = syhub(&["restore", good.to_str().unwrap()], &root);
+    assert_eq!(code, 1, "{json}");
+    assert!(json["error"].as_str().unwrap().contains("symbolic link"), "{json}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "written through the link");
 }

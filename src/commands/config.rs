@@ -1,9 +1,10 @@
 //! `syhub-ntp config check|default`: validate a config file, or print the embedded default.
 
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use syhub_ntp_config::{Config, DEFAULT_CONFIG_TOML};
+use syhub_ntp_config::{Config, ConfigSource, DEFAULT_CONFIG_TOML, LoadedConfig};
+use syhub_ntp_state::service_account::{ServiceAccount, files_read};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
@@ -34,6 +35,7 @@ pub(crate) fn run(command: ConfigCommand) -> ExitCode {
             .and_then(|loaded| {
                 // The keys file is part of the config: check it as the daemon will.
                 syhub_ntp_state::keys::load(&loaded.config).map_err(|error| error.to_string())?;
+                service_can_read(&loaded)?;
                 Ok(loaded)
             }) {
             Ok(loaded) if args.json => {
@@ -54,4 +56,18 @@ pub(crate) fn run(command: ConfigCommand) -> ExitCode {
             Err(error) => super::fail(error),
         },
     }
+}
+
+/// The service runs as its own account: every file the config names that the daemon reads must
+/// be readable by that account, whoever runs the check. Skipped where the account does not exist.
+fn service_can_read(loaded: &LoadedConfig) -> Result<(), String> {
+    let Some(account) = ServiceAccount::under(Path::new("/")) else { return Ok(()) };
+    let config_file = match &loaded.source {
+        ConfigSource::File(path) => Some(path.as_path()),
+        ConfigSource::Embedded => None,
+    };
+    let files =
+        config_file.into_iter().chain(files_read(&loaded.config).into_iter().map(|(_, p)| p));
+    let problems: Vec<String> = files.filter_map(|path| account.cannot_read(path)).collect();
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }

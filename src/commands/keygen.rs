@@ -1,10 +1,12 @@
-//! `syhub-ntp keygen`: write a new symmetric keys file (mode 0600) and print what clients need.
+//! `syhub-ntp keygen`: write a new symmetric keys file (readable by the service alone: 0640 group
+//! syhub-ntp, or 0600 where that account does not exist) and print what clients need.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use syhub_ntp_proto::auth::KeyType;
-use syhub_ntp_state::{atomic_file, keygen};
+use syhub_ntp_state::keygen;
+use syhub_ntp_state::service_account::{under_root, write_secret};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum KeyTypeArg {
@@ -23,7 +25,8 @@ pub(crate) struct KeygenArgs {
     /// How many keys, with ids 1 to N.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=65534))]
     count: u32,
-    /// Where to write the keys file; an existing file is kept unless --force.
+    /// Where to write the keys file (a relative path is from the current directory); an existing
+    /// file is kept unless --force.
     #[arg(long, default_value = "/etc/syhub-ntp/ntp.keys")]
     out: PathBuf,
     /// Replace an existing keys file.
@@ -35,7 +38,7 @@ pub(crate) struct KeygenArgs {
     /// Say what would be written, and write nothing
     #[arg(long)]
     dry_run: bool,
-    /// Write under this directory instead of / (--out is taken inside it)
+    /// Write under this directory instead of / (an absolute --out is taken inside it)
     #[arg(long, default_value = "/")]
     root: PathBuf,
 }
@@ -46,10 +49,10 @@ pub(crate) fn run(args: KeygenArgs) -> ExitCode {
         KeyTypeArg::Sha1 => KeyType::Sha1,
         KeyTypeArg::Md5 => KeyType::Md5,
     };
-    let out = args.root.join(args.out.strip_prefix("/").unwrap_or(&args.out));
+    let out = under_root(&args.root, &args.out);
     if args.dry_run {
         println!(
-            "would write {} {:?} key(s) to {} (mode 0600)",
+            "would write {} {:?} key(s) to {} (readable by the service alone)",
             args.count,
             args.kind,
             out.display()
@@ -69,15 +72,18 @@ pub(crate) fn run(args: KeygenArgs) -> ExitCode {
         Ok(keys) => keys,
         Err(error) => return super::fail(error),
     };
-    let text = keygen::keys_file(&keys, "syhub-ntp keygen: keep this file private (mode 0600)");
-    if let Err(error) = atomic_file::write(&args.out, text.as_bytes(), 0o600) {
-        return super::fail(format!("cannot write {}: {error}", args.out.display()));
-    }
+    let text = keygen::keys_file(&keys, "syhub-ntp keygen: keep this file private");
+    let mode = match write_secret(&args.out, text.as_bytes(), &args.root) {
+        Ok(mode) => mode,
+        Err(error) => return super::fail(format!("cannot write {}: {error}", args.out.display())),
+    };
+    let readable = if mode == 0o640 { "mode 0640, group syhub-ntp" } else { "mode 0600" };
     let path = shown.display();
     let first = &keys[0];
     if args.json {
         let json = serde_json::json!({
             "file": path.to_string(),
+            "mode": format!("{mode:04o}"),
             "type": kind.name(),
             "ids": keys.iter().map(|k| k.id).collect::<Vec<_>>(),
             "ntpd_line": keygen::ntpd_line(first),
@@ -87,7 +93,7 @@ pub(crate) fn run(args: KeygenArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let id = first.id;
-    println!("wrote {} {} key(s) to {path} (mode 0600)", keys.len(), kind.name());
+    println!("wrote {} {} key(s) to {path} ({readable})", keys.len(), kind.name());
     println!();
     println!("this hub (config.toml):");
     println!("  [auth]\n  keys_file = \"{path}\"");

@@ -10,7 +10,8 @@ pub(crate) struct NtsCertificateArgs {
     /// Make a self-signed certificate for NAME (the hub's DNS name or IP address as clients use it)
     #[arg(long, value_name = "NAME", required = true)]
     self_signed: String,
-    /// Directory for cert.pem (0644) and key.pem (0600)
+    /// Directory for cert.pem (0644) and key.pem (0640 group syhub-ntp, or 0600 where that
+    /// account does not exist); a relative path is from the current directory
     #[arg(long, default_value = "/etc/syhub-ntp")]
     out_dir: PathBuf,
     /// Replace existing files
@@ -19,18 +20,18 @@ pub(crate) struct NtsCertificateArgs {
     /// Say what would be written, and write nothing
     #[arg(long)]
     dry_run: bool,
-    /// Write under this directory instead of / (--out-dir is taken inside it)
+    /// Write under this directory instead of / (an absolute --out-dir is taken inside it)
     #[arg(long, default_value = "/")]
     root: PathBuf,
 }
 
 pub(crate) fn run(args: NtsCertificateArgs) -> ExitCode {
-    let out_dir = args.root.join(args.out_dir.strip_prefix("/").unwrap_or(&args.out_dir));
+    let out_dir = syhub_ntp_state::service_account::under_root(&args.root, &args.out_dir);
     let cert_path = out_dir.join("cert.pem");
     let key_path = out_dir.join("key.pem");
     if args.dry_run {
         println!(
-            "would write {} (0644) and {} (0600) for {}",
+            "would write {} (0644) and {} (readable by the service alone) for {}",
             cert_path.display(),
             key_path.display(),
             args.self_signed
@@ -56,8 +57,9 @@ pub(crate) fn run(args: NtsCertificateArgs) -> ExitCode {
     let key = certified.key_pair.serialize_pem();
     let cert = certified.cert.pem();
     // The key first: a certificate is no use without it.
-    if let Err(error) = syhub_ntp_state::atomic_file::write(&key_path, key.as_bytes(), 0o600)
-        .and_then(|()| syhub_ntp_state::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
+    if let Err(error) =
+        syhub_ntp_state::service_account::write_secret(&key_path, key.as_bytes(), &args.root)
+            .and_then(|_| syhub_ntp_state::atomic_file::write(&cert_path, cert.as_bytes(), 0o644))
     {
         return super::fail(format!("cannot write to {}: {error}", out_dir.display()));
     }

@@ -1,18 +1,29 @@
-//! `backup` and `restore`: the config, keys and drift file in a tar.gz with a manifest of their
-//! paths, modes and SHA-256 sums. A restore checks everything (format, sums, that the config and
-//! keys parse) before it replaces anything, keeps each replaced file beside it as
-//! `*.before-restore`, and puts the new ones in place by rename.
+//! `backup` and `restore`: the config and every file it names that is the hub's own (keys, drift,
+//! NTS certificate and key, MQTT password) in a tar.gz with a manifest of their paths, modes and
+//! SHA-256 sums. A restore reads the archive within fixed bounds, checks everything (format, sums,
+//! that each file is what its name says and goes where the backed-up config puts it) before it
+//! replaces anything, keeps each replaced file beside it as `*.before-restore`, and puts the new
+//! ones in place by rename, each with the owner and mode syhub-ntp gives that file (never the
+//! archive's), never through a symbolic link.
 
 use crate::host::Host;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use syhub_ntp_config::Config;
+use syhub_ntp_state::service_account::{ACCOUNT, files_read};
 
 const FORMAT: &str = "syhub-ntp-backup";
 const MANIFEST: &str = "manifest.json";
-/// Largest archive read: far above three small text files.
-const MAX_ARCHIVE: u64 = 16 << 20;
+/// Largest archive read: far above a few small text files.
+const MAX_ARCHIVE: u64 = 4 << 20;
+/// Largest member, and largest sum of members, read out of it.
+const MAX_MEMBER: u64 = 1 << 20;
+const MAX_UNPACKED: u64 = 4 << 20;
+/// The most members: the manifest and one per kind of file.
+const MAX_MEMBERS: usize = 1 + BACKED_UP.len() + 1;
+/// The files a backup holds besides the config, by the names [`files_read`] gives them.
+const BACKED_UP: [&str; 5] = ["keys", "drift", "nts-certificate", "nts-key", "mqtt-password"];
 /// Where restored files may go.
 const ALLOWED_DIRS: [&str; 2] = ["/etc/syhub-ntp/", "/var/lib/syhub-ntp/"];
 
@@ -44,14 +55,44 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The files a backup holds for `config` (loaded from `config_path` under the host's root).
 fn backed_up_paths(config_path: &str, config: &Config) -> Vec<(String, String)> {
-    let mut paths = vec![("config.toml".to_owned(), config_path.to_owned())];
-    if let Some(keys) = &config.auth.keys_file {
-        paths.push(("keys".to_owned(), keys.display().to_string()));
+    let named = files_read(config).into_iter().filter(|(name, _)| BACKED_UP.contains(name));
+    std::iter::once(("config.toml".to_owned(), config_path.to_owned()))
+        .chain(named.map(|(name, path)| (name.to_owned(), path.display().to_string())))
+        .collect()
+}
+
+/// How syhub-ntp writes each kind of file, whatever mode the archive records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// 0644, owner root: the config, a certificate.
+    Public,
+    /// Read by the service, changed by no one else: 0640 root:syhub-ntp (0600 without the account).
+    Secret,
+    /// Written by the service: 0644, owner syhub-ntp.
+    ServiceState,
+}
+
+/// What a member named `name` must be: its access, and whether `text` is that.
+fn check_kind(name: &str, text: &str) -> Result<Access, String> {
+    let bad = |what: &str| Err(format!("the {name} file in the backup is not {what}"));
+    match name {
+        "config.toml" => Ok(Access::Public),
+        "keys" => match syhub_ntp_proto::auth::KeyStore::parse(text) {
+            Ok(_) => Ok(Access::Secret),
+            Err(error) => Err(format!("the keys in the backup: {error}")),
+        },
+        "drift" if text.trim().parse::<f64>().is_ok_and(f64::is_finite) => Ok(Access::ServiceState),
+        "drift" => bad("a number"),
+        "nts-certificate" if text.contains("-----BEGIN CERTIFICATE-----") => Ok(Access::Public),
+        "nts-certificate" => bad("a PEM certificate"),
+        "nts-key" if text.contains("PRIVATE KEY-----") => Ok(Access::Secret),
+        "nts-key" => bad("a PEM private key"),
+        "mqtt-password" if !text.trim().is_empty() && text.lines().count() <= 1 => {
+            Ok(Access::Secret)
+        }
+        "mqtt-password" => bad("one line"),
+        other => Err(format!("unknown file {other} in the backup")),
     }
-    if let Some(drift) = &config.clock.drift_file {
-        paths.push(("drift".to_owned(), drift.display().to_string()));
-    }
-    paths
 }
 
 /// Writes a backup of the config at `config_path` (and its keys and drift file, when present)
@@ -117,6 +158,7 @@ pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), S
     let not_ours = |why: String| format!("not a syhub-ntp backup, or damaged: {why}");
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut unpacked = 0u64;
     for entry in archive.entries().map_err(|e| not_ours(e.to_string()))? {
         let mut entry = entry.map_err(|e| not_ours(e.to_string()))?;
         if !entry.header().entry_type().is_file() {
@@ -124,12 +166,20 @@ pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), S
         }
         let name =
             entry.path().map_err(|e| not_ours(e.to_string()))?.to_string_lossy().into_owned();
+        if members.len() == MAX_MEMBERS {
+            return Err(not_ours(format!("it holds more than {MAX_MEMBERS} files")));
+        }
+        // Bounded by what is read, not by what the header claims.
         let mut data = Vec::new();
         entry
             .by_ref()
-            .take(MAX_ARCHIVE)
+            .take(MAX_MEMBER + 1)
             .read_to_end(&mut data)
             .map_err(|e| not_ours(e.to_string()))?;
+        unpacked += data.len() as u64;
+        if data.len() as u64 > MAX_MEMBER || unpacked > MAX_UNPACKED {
+            return Err(not_ours(format!("{name} is larger than any file of a hub's")));
+        }
         if members.iter().any(|(n, _)| *n == name) {
             return Err(not_ours(format!("{name} appears twice")));
         }
@@ -147,8 +197,11 @@ pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), S
     if members.len() != manifest.files.len() + 1 {
         return Err(not_ours("its files do not match its manifest".into()));
     }
-    let mut files = Vec::new();
+    let mut files: Vec<BackupFile> = Vec::new();
     for entry in &manifest.files {
+        if files.iter().any(|(e, _)| e.name == entry.name || e.path == entry.path) {
+            return Err(not_ours(format!("{} or {} is listed twice", entry.name, entry.path)));
+        }
         let (_, data) = members
             .iter()
             .find(|(n, _)| *n == entry.name)
@@ -156,21 +209,22 @@ pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), S
         if sha256_hex(data) != entry.sha256 {
             return Err(not_ours(format!("{} does not match its checksum", entry.name)));
         }
-        let allowed = ALLOWED_DIRS.iter().any(|dir| entry.path.starts_with(dir))
-            && !entry.path.split('/').any(|part| part == "..");
-        if !allowed {
-            return Err(not_ours(format!(
-                "{} would go to {}, outside syhub-ntp's directories",
-                entry.name, entry.path
-            )));
+        if !entry.path.starts_with('/') || entry.path.split('/').any(|part| part == "..") {
+            return Err(not_ours(format!("{} would go to {}", entry.name, entry.path)));
         }
         files.push((entry.clone(), data.clone()));
     }
     Ok((manifest, files))
 }
 
+/// A member's contents as text.
+fn text_of((entry, data): &BackupFile) -> Result<&str, String> {
+    std::str::from_utf8(data).map_err(|_| format!("{} in the backup is not text", entry.name))
+}
+
 /// Restores `archive`: every check first, then each file replaced by rename, the old one kept as
-/// `*.before-restore`. Nothing is changed when a check fails.
+/// `*.before-restore`. Nothing is changed when a check fails. A file the config names outside
+/// syhub-ntp's directories (a certificate under /etc/letsencrypt) is left alone and said so.
 pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManifest, String> {
     let size = std::fs::metadata(archive)
         .map_err(|e| format!("cannot read {}: {e}", archive.display()))?
@@ -183,32 +237,55 @@ pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManif
     }
     let bytes =
         std::fs::read(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-    let (manifest, files) = read_archive(&bytes)?;
-    // The contents must be usable before anything is replaced.
-    for (entry, data) in &files {
-        let text = std::str::from_utf8(data)
-            .map_err(|_| format!("{} in the backup is not text", entry.name))?;
-        match entry.name.as_str() {
-            "config.toml" => {
-                Config::parse(text, &format!("{} (in the backup)", entry.path))
-                    .map_err(|e| e.to_string())?;
+    let (mut manifest, files) = read_archive(&bytes)?;
+    // The config decides where every other file goes.
+    let config_file = files
+        .iter()
+        .find(|(entry, _)| entry.name == "config.toml")
+        .ok_or("the backup holds no config.toml")?;
+    let config_path = &config_file.0.path;
+    if !(config_path.starts_with(ALLOWED_DIRS[0]) && config_path.ends_with(".toml")) {
+        return Err(format!(
+            "config.toml would go to {config_path}, outside syhub-ntp's directories"
+        ));
+    }
+    let config = Config::parse(text_of(config_file)?, &format!("{config_path} (in the backup)"))
+        .map_err(|e| e.to_string())?;
+    let expected = files_read(&config);
+    // The contents must be usable, and go where the config says, before anything is replaced.
+    let mut plan = Vec::new();
+    for file in &files {
+        let (entry, data) = file;
+        let access = check_kind(&entry.name, text_of(file)?)?;
+        if entry.name != "config.toml" {
+            let place = expected.iter().find(|(name, _)| *name == entry.name).map(|(_, p)| *p);
+            if place != Some(std::path::Path::new(&entry.path)) {
+                return Err(format!(
+                    "{} would go to {}, which is not where the config in the backup puts it",
+                    entry.name, entry.path
+                ));
             }
-            "keys" => {
-                syhub_ntp_proto::auth::KeyStore::parse(text)
-                    .map_err(|e| format!("the keys in the backup: {e}"))?;
-            }
-            "drift" => {
-                text.trim()
-                    .parse::<f64>()
-                    .map_err(|_| "the drift file in the backup is not a number".to_owned())?;
-            }
-            other => return Err(format!("unknown file {other} in the backup")),
         }
+        if !ALLOWED_DIRS.iter().any(|dir| entry.path.starts_with(dir)) {
+            host.report.push(format!(
+                "left {} alone: outside syhub-ntp's directories; restore it from the archive's \
+                 {} yourself",
+                entry.path, entry.name
+            ));
+            continue;
+        }
+        if let Some(link) = host.link_on_the_way(&entry.path) {
+            return Err(format!(
+                "{} is a symbolic link: restore does not write through links",
+                link.display()
+            ));
+        }
+        plan.push((entry, data, access));
     }
     // Keep what is there, then put the new files in place; if one cannot be, the ones already
     // replaced are put back as they were.
     let mut previous = Vec::new();
-    for (entry, _) in &files {
+    for (entry, _, _) in &plan {
         let old = host.read(&entry.path).ok();
         if let Some(old) = &old {
             let kept = format!("{}.before-restore", entry.path);
@@ -217,23 +294,43 @@ pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManif
         }
         let mode = std::fs::metadata(host.path(&entry.path)).map_or(0o600, |m| {
             use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o7777
+            m.permissions().mode() & 0o777
         });
         previous.push((old, mode));
     }
-    for (index, (entry, data)) in files.iter().enumerate() {
-        if let Err(error) = host.write(&entry.path, data, entry.mode & 0o7777) {
-            for ((done, _), (old, mode)) in files.iter().zip(&previous).take(index) {
-                let _ = match old {
-                    Some(old) => host.write(&done.path, old, *mode),
-                    None => host.remove_file(&done.path),
-                };
+    let group = host.id_of("/etc/group", ACCOUNT);
+    let account = host.id_of("/etc/passwd", ACCOUNT).and(group);
+    let mut written = Vec::new();
+    for (index, (entry, data, access)) in plan.iter().enumerate() {
+        let result = match access {
+            Access::Public => host.write(&entry.path, data, 0o644).map(|()| 0o644),
+            Access::Secret if group.is_some() => {
+                host.write_with_group(&entry.path, data, 0o640, group).map(|()| 0o640)
             }
-            return Err(format!(
-                "cannot restore {}: {error}; the files already restored were put back",
-                entry.path
-            ));
+            Access::Secret => host.write(&entry.path, data, 0o600).map(|()| 0o600),
+            Access::ServiceState => host.write(&entry.path, data, 0o644).and_then(|()| {
+                if account.is_some() {
+                    host.chown(&entry.path, ACCOUNT)?;
+                }
+                Ok(0o644)
+            }),
+        };
+        match result {
+            Ok(mode) => written.push(BackupEntry { mode, ..(*entry).clone() }),
+            Err(error) => {
+                for ((done, _, _), (old, mode)) in plan.iter().zip(&previous).take(index) {
+                    let _ = match old {
+                        Some(old) => host.write(&done.path, old, *mode),
+                        None => host.remove_file(&done.path),
+                    };
+                }
+                return Err(format!(
+                    "cannot restore {}: {error}; the files already restored were put back",
+                    entry.path
+                ));
+            }
         }
     }
+    manifest.files = written;
     Ok(manifest)
 }

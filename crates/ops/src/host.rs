@@ -49,15 +49,39 @@ impl Host {
         self.report.push(line);
     }
 
-    /// Writes a file whole (atomically) with `mode`.
+    /// Writes a file whole (atomically) with exactly `mode`.
     pub fn write(&mut self, absolute: &str, contents: &[u8], mode: u32) -> io::Result<()> {
-        self.say(format!("write {absolute} (mode {mode:04o})"));
+        self.write_with_group(absolute, contents, mode, None)
+    }
+
+    /// [`Host::write`], the file given to numeric group `group` (when some) before that group
+    /// can read it.
+    pub fn write_with_group(
+        &mut self,
+        absolute: &str,
+        contents: &[u8],
+        mode: u32,
+        group: Option<u32>,
+    ) -> io::Result<()> {
+        let owner = group.map_or(String::new(), |gid| format!(", group {gid}"));
+        self.say(format!("write {absolute} (mode {mode:04o}{owner})"));
         if self.dry_run {
             return Ok(());
         }
-        syhub_ntp_state::atomic_file::write(&self.path(absolute), contents, mode)?;
-        // The umask may have narrowed the mode given at creation.
-        std::fs::set_permissions(self.path(absolute), std::fs::Permissions::from_mode(mode))
+        syhub_ntp_state::atomic_file::write_with_group(&self.path(absolute), contents, mode, group)
+    }
+
+    /// The first symbolic link on the way from the root to `absolute` (the file itself
+    /// included), if any: writing there could land outside the root.
+    pub fn link_on_the_way(&self, absolute: &str) -> Option<PathBuf> {
+        let mut path = self.root.clone();
+        for part in Path::new(absolute).components().skip(1) {
+            path.push(part);
+            if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                return Some(path);
+            }
+        }
+        None
     }
 
     pub fn create_dir(&mut self, absolute: &str, mode: u32) -> io::Result<()> {
@@ -88,11 +112,7 @@ impl Host {
 
     /// The numeric id of `name` in an account file (passwd or group) under the root.
     pub fn id_of(&self, file: &str, name: &str) -> Option<u32> {
-        let text = std::fs::read_to_string(self.path(file)).ok()?;
-        text.lines().find_map(|line| {
-            let mut fields = line.split(':');
-            (fields.next() == Some(name)).then(|| fields.nth(1)?.parse().ok()).flatten()
-        })
+        syhub_ntp_state::service_account::id_in(&self.path(file), name)
     }
 
     pub fn remove_file(&mut self, absolute: &str) -> io::Result<()> {

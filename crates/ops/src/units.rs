@@ -19,4 +19,4 @@ pub const SYSUSERS_PATH: &str = "/etc/sysusers.d/syhub-ntp.conf";
 /// Where the Debian package puts the units and the sysusers entry: `install` then adds neither.
 pub const PACKAGED_UNIT_DIRS: [&str; 2] = ["/lib/systemd/system", "/usr/lib/systemd/system"];
 pub const PACKAGED_SYSUSERS_PATH: &str = "/usr/lib/sysusers.d/syhub-ntp.conf";
-pub const ACCOUNT: &str = "syhub-ntp";
+pub use syhub_ntp_state::service_account::ACCOUNT;
