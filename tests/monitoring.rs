@@ -276,6 +276,81 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
 
 /// The binary makes monitoring ready before the daemon gives up root: an HTTP port below 1024
 /// and an MQTT password file only root may read both work once the daemon runs as nobody.
+/// Runs `syhub-ntp ARGS --socket SOCKET` as user `uid` and group `gid` (no other groups).
+fn cli_as(daemon: &Daemon, uid: u32, gid: u32, args: &[&str]) -> std::process::Output {
+    let socket = daemon.dir().join("control.sock");
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string(), "--clear-groups"])
+        .arg(SYHUB_NTP)
+        .args(args)
+        .args(["--socket", path_str(&socket)]);
+    run_with_timeout(command, Duration::from_secs(10))
+}
+
+#[test]
+fn every_local_user_reads_the_status_and_only_the_daemons_group_the_devices() {
+    let ns = NetNs::new("monusers");
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &test_config(&["127.0.0.1:123"], "", ""));
+    ns.run("ntpdig", &["-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    let text = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    // nobody: the status, the peers and the sync check, as `chronyc tracking` allows.
+    let status = cli_as(&daemon, 65534, 65534, &["status"]);
+    assert!(status.status.success() && text(&status).contains("stratum"), "{}", text(&status));
+    let peers = cli_as(&daemon, 65534, 65534, &["peers", "--json"]);
+    assert!(peers.status.success(), "{}", text(&peers));
+    let check = cli_as(&daemon, 65534, 65534, &["sync-check"]);
+    assert!(matches!(check.status.code(), Some(0 | 1)), "{}", text(&check));
+    assert!(text(&check).contains("synchronised"), "{}", text(&check));
+    // The devices list holds the clients' addresses: not for nobody...
+    let devices = cli_as(&daemon, 65534, 65534, &["clients", "--json"]);
+    assert!(!devices.status.success(), "{}", text(&devices));
+    assert!(text(&devices).contains("ask as root or as a member"), "{}", text(&devices));
+    assert!(!text(&devices).contains("127.0.0.1"), "{}", text(&devices));
+    // ...but for a member of the daemon's group (the daemon runs as root here: group 0).
+    let devices = cli_as(&daemon, 65534, 0, &["clients", "--json"]);
+    assert!(devices.status.success() && text(&devices).contains("127.0.0.1"), "{}", text(&devices));
+
+    // One user holding many idle connections starves nobody else: it is served a few at once.
+    let socket = daemon.dir().join("control.sock");
+    let script = format!(
+        "import socket, time\nheld = []\nfor _ in range(40):\n    s = socket.socket(socket.AF_UNIX)\n    \
+         s.connect({:?})\n    held.append(s)\nprint('held', flush=True)\ntime.sleep(8)\n",
+        path_str(&socket)
+    );
+    let mut hog = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hog.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held", "the idle connections were not made");
+    for (uid, gid) in [(65533, 65533), (0, 0)] {
+        let status = cli_as(&daemon, uid, gid, &["status", "--json"]);
+        assert!(status.status.success(), "uid {uid}: {}", text(&status));
+    }
+    let _ = hog.kill();
+    let _ = hog.wait();
+    daemon.stop();
+}
+
 #[test]
 fn monitoring_is_made_ready_before_privileges_are_dropped() {
     let ns = NetNs::new("monpriv");

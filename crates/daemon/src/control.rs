@@ -1,21 +1,29 @@
 //! The control socket's server: a Unix socket (never on the network) where local commands ask
 //! for the status snapshot, one line-delimited JSON answer per request (the wire format is the
-//! status crate's; its client is the client crate).
+//! status crate's; its client is the client crate). Every local user may ask for the status, as
+//! `chronyc tracking` allows; the devices list (addresses) only root, the daemon's own account
+//! and members of its group, judged by the peer's credentials. No user can hold more than a few
+//! of the connections served at once, so none can starve the others.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use syhub_ntp_status::control::{ControlRequest, MAX_REQUEST_LEN};
+use syhub_ntp_status::control::{ControlRefusal, ControlRequest, MAX_REQUEST_LEN};
 use syhub_ntp_status::{RequestTally, StatusSnapshot};
+use syhub_ntp_sys::privileges;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Clients served at once; more wait.
-const MAX_CLIENTS: usize = 8;
+const MAX_CLIENTS: usize = 64;
+/// Connections one user other than root is served at once; more are closed at once.
+const MAX_PER_USER: usize = 4;
 /// A client gets this long to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -27,7 +35,8 @@ pub(crate) struct ControlSocketError {
 }
 
 /// Binds the control socket at `path` (creating its directory, replacing a stale socket left by
-/// a crash, refusing to replace anything else), readable and writable by owner and group.
+/// a crash, refusing to replace anything else), open to every local user (what each may ask is
+/// decided per request).
 pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
     let error = |source| ControlSocketError { path: path.to_owned(), source };
     if let Some(directory) = path.parent() {
@@ -52,7 +61,7 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, ControlSocketError> {
         Err(_) => {}
     }
     let listener = UnixListener::bind(path).map_err(error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(error)?;
     Ok(listener)
 }
 
@@ -72,6 +81,7 @@ pub(crate) async fn serve(
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let per_user: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -81,17 +91,87 @@ pub(crate) async fn serve(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(peer) = stream.peer_cred() else { continue };
+        let Some(held) = UserSlot::take(&per_user, peer.uid()) else { continue };
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
         let context = context.clone();
+        let asker = Asker { uid: peer.uid(), gid: peer.gid() };
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, context)).await;
-            drop(permit);
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, asker, context)).await;
+            drop((permit, held));
         });
     }
     let _ = std::fs::remove_file(&path);
 }
 
-async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
+/// One user's hold on the connections served: released when dropped.
+struct UserSlot {
+    per_user: Arc<Mutex<HashMap<u32, usize>>>,
+    uid: u32,
+}
+
+impl UserSlot {
+    /// A slot for `uid`, unless it already holds its share (root always gets one).
+    fn take(per_user: &Arc<Mutex<HashMap<u32, usize>>>, uid: u32) -> Option<Self> {
+        let mut counts = per_user.lock().ok()?;
+        let count = counts.entry(uid).or_default();
+        if uid != 0 && *count >= MAX_PER_USER {
+            return None;
+        }
+        *count += 1;
+        Some(Self { per_user: per_user.clone(), uid })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.per_user.lock()
+            && let Some(count) = counts.get_mut(&self.uid)
+        {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Who asks, by the kernel's word (SO_PEERCRED).
+#[derive(Debug, Clone, Copy)]
+struct Asker {
+    uid: u32,
+    gid: u32,
+}
+
+impl Asker {
+    /// Whether this asker may see the devices list: root, the daemon's own account, or a member
+    /// of the daemon's group (its primary group, or listed in /etc/group).
+    fn may_list_devices(self) -> bool {
+        let (uid, gid) = (privileges::effective_uid(), privileges::effective_gid());
+        self.uid == 0 || self.uid == uid || self.gid == gid || member_of(self.uid, gid)
+    }
+}
+
+/// Whether the account `uid` is listed as a member of group `gid` in /etc/group.
+fn member_of(uid: u32, gid: u32) -> bool {
+    let read = |file| std::fs::read_to_string(file).unwrap_or_default();
+    let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
+    let field = |line: &str, n: usize| line.split(':').nth(n).map(str::to_owned);
+    let Some(name) = passwd
+        .lines()
+        .find(|line| field(line, 2).and_then(|id| id.parse().ok()) == Some(uid))
+        .and_then(|line| field(line, 0))
+    else {
+        return false;
+    };
+    group
+        .lines()
+        .filter(|line| field(line, 2).and_then(|id| id.parse().ok()) == Some(gid))
+        .filter_map(|line| field(line, 3))
+        .any(|members| members.split(',').any(|member| member == name))
+}
+
+async fn answer(stream: UnixStream, asker: Asker, context: ControlContext) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
     BufReader::new(reader.take(MAX_REQUEST_LEN as u64)).read_line(&mut line).await?;
@@ -100,7 +180,14 @@ async fn answer(stream: UnixStream, context: ControlContext) -> io::Result<()> {
             let status = context.status.borrow().with_counters(&context.counters);
             serde_json::to_string(&status)
         }
-        Ok(ControlRequest::Clients) => serde_json::to_string(&context.devices.devices()),
+        Ok(ControlRequest::Clients) if asker.may_list_devices() => {
+            serde_json::to_string(&context.devices.devices())
+        }
+        Ok(ControlRequest::Clients) => serde_json::to_string(&ControlRefusal {
+            error: "the devices list shows the hub's clients' addresses: ask as root or as a \
+                    member of the daemon's group (syhub-ntp)"
+                .into(),
+        }),
         Err(refusal) => serde_json::to_string(&refusal),
     }
     .unwrap_or_default();

@@ -57,6 +57,12 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The effective group id of the process.
+pub fn effective_gid() -> u32 {
+    // SAFETY: getegid has no arguments and cannot fail.
+    unsafe { libc::getegid() }
+}
+
 /// The account called `name`, `None` if there is none (getpwnam_r).
 pub fn find_account(name: &str) -> io::Result<Option<Account>> {
     let c_name = CString::new(name)
