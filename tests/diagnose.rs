@@ -1,6 +1,7 @@
 //! `syhub-ntp test` against a real hub in a namespace synchronised to chronyd in another: every
 //! check passes, and each of a stopped daemon, a port taken by someone else and an unreachable
-//! upstream is reported as a failure with exit code 1.
+//! upstream is reported as a failure with exit code 1. A user other than root is told which checks
+//! it could not make and why.
 
 use std::time::Duration;
 use syhub_ntp_testkit::*;
@@ -98,4 +99,52 @@ fn the_checks_pass_on_a_working_hub_and_each_failure_is_reported() {
     let upstream = &checks["upstream 10.88.0.99"];
     assert_eq!(upstream["verdict"], "FAIL", "{upstream}");
     assert!(upstream["fix"].as_str().unwrap().contains("internet connection"));
+}
+
+#[test]
+fn a_user_other_than_root_is_told_what_was_not_checked_and_never_to_stop_the_daemon() {
+    let hub = NetNs::new("diaguser");
+    let keys = TempDir::new("diagkeys");
+    let keys_file = keys.write("ntp.keys", "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n");
+    std::fs::set_permissions(&keys_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let config = test_config(&["0.0.0.0:123"], "", "")
+        + &format!("\n[auth]\nkeys_file = \"{}\"\n", path_str(&keys_file));
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &config);
+    let config = daemon.dir().join("config.toml");
+    // nobody, in the hub's namespace: root's processes and the keys file are hidden from it.
+    let output = hub.run(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            SYHUB_NTP,
+            "test",
+            "--json",
+            "--config",
+            path_str(&config),
+        ],
+        Duration::from_secs(60),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    let checks: serde_json::Map<String, serde_json::Value> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c.clone()))
+        .collect();
+    eprintln!("{checks:#?}");
+    assert!(!json.to_string().contains("stop and disable"), "{json}");
+    assert_eq!(verdict(&checks, "config valid"), "PASS");
+    assert_eq!(verdict(&checks, "keys file"), "WARN");
+    assert_eq!(verdict(&checks, "daemon running"), "PASS");
+    for name in ["UDP 123 bound", "firewall open"] {
+        assert_eq!(verdict(&checks, name), "WARN", "{name}");
+        assert!(checks[name]["fix"].as_str().unwrap().contains("sudo syhub-ntp test"), "{name}");
+    }
+    assert!(checks["UDP 123 bound"]["detail"].as_str().unwrap().contains("cannot see"));
+    assert_eq!(verdict(&checks, "answers on 127.0.0.1:123"), "PASS");
+    daemon.stop();
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 use syhub_ntp_client::{query, request_status};
 use syhub_ntp_config::{Config, SourceMode};
+use syhub_ntp_state::keys::KeysError;
 use syhub_ntp_status::StatusSnapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,16 +37,39 @@ fn check(name: &str, verdict: Verdict, detail: impl Into<String>, fix: Option<&s
 /// Time daemons that would compete with us, by process name.
 const OTHER_DAEMONS: [&str; 4] = ["chronyd", "ntpd", "systemd-timesyncd", "openntpd"];
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// What a user other than root is told for a check it cannot make.
+const AS_ROOT: &str = "run `sudo syhub-ntp test` to check it";
+/// The owner of a port whose process this user cannot see.
+const HIDDEN_OWNER: &str = "a program this user cannot see";
 
 /// Runs every check against the config at `config_path` (default location when `None`).
 pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
     let mut checks = Vec::new();
+    let as_root = syhub_ntp_sys::privileges::effective_uid() == 0;
+    let mut unread_keys = None;
     let config = match Config::load(config_path).map_err(|e| e.to_string()).and_then(|loaded| {
-        syhub_ntp_state::keys::load(&loaded.config).map_err(|e| e.to_string())?;
+        match syhub_ntp_state::keys::load(&loaded.config) {
+            // Another user may not read the keys: said below, and the rest still checked.
+            Err(KeysError::Read { path, source })
+                if source.kind() == std::io::ErrorKind::PermissionDenied && !as_root =>
+            {
+                unread_keys = Some(path);
+            }
+            Err(error) => return Err(error.to_string()),
+            Ok(_) => {}
+        }
         Ok(loaded)
     }) {
         Ok(loaded) => {
             checks.push(check("config valid", Verdict::Pass, loaded.source.to_string(), None));
+            if let Some(path) = unread_keys {
+                checks.push(check(
+                    "keys file",
+                    Verdict::Warn,
+                    format!("not checked: this user cannot read {}", path.display()),
+                    Some(AS_ROOT),
+                ));
+            }
             loaded.config
         }
         Err(error) => {
@@ -93,7 +117,16 @@ pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
     });
 
     checks.push(port_check(&config, status.is_ok()));
-    checks.push(firewall_check(&host));
+    checks.push(if as_root {
+        firewall_check(&host)
+    } else {
+        check(
+            "firewall open",
+            Verdict::Warn,
+            "not checked: reading the firewall's rules needs root",
+            Some(AS_ROOT),
+        )
+    });
     checks.extend(upstream_checks(&config));
     if let Ok(status) = &status {
         checks.extend(refclock_checks(status));
@@ -125,6 +158,16 @@ fn port_check(config: &Config, daemon_running: bool) -> Check {
             "nothing listens on UDP 123",
             Some("start the daemon; if it fails, `journalctl -u syhub-ntp` says why"),
         );
+    }
+    if owners == [HIDDEN_OWNER] {
+        // Another user's process (ours runs as syhub-ntp): never told to stop it.
+        let detail = if daemon_running {
+            "something holds UDP 123 and the daemon answers, but this user cannot see which \
+             program holds the port"
+        } else {
+            "something holds UDP 123, but this user cannot see which program"
+        };
+        return check("UDP 123 bound", Verdict::Warn, detail, Some(AS_ROOT));
     }
     let others: Vec<&String> = owners.iter().filter(|o| !o.starts_with("syhub-ntp")).collect();
     if !others.is_empty() && !daemon_running {
@@ -179,7 +222,7 @@ pub fn port_owners(port: u16) -> Vec<String> {
         }
     }
     if owners.is_empty() && !inodes.is_empty() {
-        owners.push("a program this user cannot see".into());
+        owners.push(HIDDEN_OWNER.into());
     }
     owners
 }
