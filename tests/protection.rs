@@ -428,6 +428,36 @@ fn started_as_root_it_drops_to_the_configured_user_after_binding() {
 }
 
 #[test]
+fn started_as_root_it_gives_its_own_directories_to_the_user_it_switches_to() {
+    use std::os::unix::fs::MetadataExt;
+    let ns = NetNs::new("privdirs");
+    // As the reference-clock drop-in starts it: root, with the state directory root's.
+    let state = TempDir::new("privdirs");
+    let own = state.0.join("syhub-ntp");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("drift"), "1.500\n").unwrap();
+    let config = with_server_keys("user = \"nobody\"")
+        .replace("@DIR@/drift", path_str(&own.join("drift")))
+        .replace("@DIR@/control.sock", "@DIR@/run/syhub-ntp/control.sock");
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+    let owner = |path: &std::path::Path| {
+        let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        (m.uid(), m.gid())
+    };
+    let nobody = (65534, 65534);
+    for path in [own.clone(), own.join("drift"), daemon.dir().join("run/syhub-ntp")] {
+        assert_eq!(owner(&path), nobody, "{}", path.display());
+    }
+    let socket = daemon.dir().join("run/syhub-ntp/control.sock");
+    assert_eq!(std::fs::symlink_metadata(&socket).unwrap().uid(), 65534);
+    // Only directories called syhub-ntp: their parents stay root's.
+    assert_eq!(owner(&state.0), (0, 0));
+    assert_eq!(owner(&daemon.dir().join("run")), (0, 0));
+    let log = daemon.stop();
+    assert!(log.contains("to nobody") && log.contains("running as nobody"), "{log}");
+}
+
+#[test]
 fn started_unprivileged_with_a_bind_capability_it_keeps_nothing_after_binding() {
     let ns = NetNs::new("unpriv");
     let dir = TempDir::new("unpriv");

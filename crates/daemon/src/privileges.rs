@@ -1,9 +1,11 @@
-//! Giving up root once the sockets are bound: switch to the service account, keep only
-//! CAP_SYS_TIME (and only when steering the clock), and forbid gaining privileges again
-//! (no_new_privs). A daemon started unprivileged with capabilities from systemd only trims them.
+//! Giving up root once the sockets are bound: hand the daemon's own directories to the service
+//! account, switch to it, keep only CAP_SYS_TIME (and only when steering the clock), and forbid
+//! gaining privileges again (no_new_privs). A daemon started unprivileged with capabilities from
+//! systemd only trims them.
 
 use crate::config::DEFAULT_USER;
 use std::io;
+use std::path::{Path, PathBuf};
 use syhub_ntp_sys::privileges::{self as sys, CAP_SYS_TIME, CapabilitySets};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +32,20 @@ pub(crate) struct Privileges {
 }
 
 /// Drops privileges; must run before any other thread is started (capabilities are per thread).
+///
+/// `own` are the files the daemon writes (drift, NTS keys, control socket): each that lies in a
+/// directory of its own called `syhub-ntp` (`/var/lib/syhub-ntp`, `/run/syhub-ntp`), and that
+/// directory, are given to the account first, as systemd would have made them for `User=`.
 pub(crate) fn drop_privileges(
     user: &str,
     keep_sys_time: bool,
+    own: &[&Path],
 ) -> Result<Privileges, PrivilegeError> {
     let mut switched = None;
     if sys::effective_uid() == 0 && !user.is_empty() {
         match sys::find_account(user) {
             Ok(Some(account)) => {
+                hand_over(own, &account);
                 switch_user(&account.name, account.uid, account.gid)?;
                 switched = Some(account.name);
             }
@@ -54,6 +62,41 @@ pub(crate) fn drop_privileges(
     sys::set_no_new_privileges().map_err(PrivilegeError::NoNewPrivileges)?;
     Ok(Privileges { user: switched, sys_time })
 }
+
+/// Gives the daemon's own directories (and its files in them) to `account`; a failure is logged
+/// and the start goes on (the daemon then says what it cannot write when it writes).
+fn hand_over(own: &[&Path], account: &sys::Account) {
+    let mut given = Vec::new();
+    for file in own {
+        let Some(directory) =
+            file.parent().filter(|d| d.file_name() == Some(OWN_DIRECTORY.as_ref()))
+        else {
+            continue;
+        };
+        for path in [directory, file] {
+            // Never through a link: only what is really there, as it is.
+            let real = std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_symlink());
+            if !real || given.iter().any(|g: &PathBuf| g == path) {
+                continue;
+            }
+            match std::os::unix::fs::lchown(path, Some(account.uid), Some(account.gid)) {
+                Ok(()) => given.push(path.to_owned()),
+                Err(error) => tracing::warn!(
+                    "cannot give {} to {}: {error}; the daemon may not be able to write there",
+                    path.display(),
+                    account.name
+                ),
+            }
+        }
+    }
+    if !given.is_empty() {
+        let list: Vec<String> = given.iter().map(|p| p.display().to_string()).collect();
+        tracing::info!("gave {} to {}", list.join(", "), account.name);
+    }
+}
+
+/// The name of the directories that are the daemon's own, whatever their parent.
+const OWN_DIRECTORY: &str = "syhub-ntp";
 
 /// setgroups, setresgid and setresuid, keeping the permitted capabilities across the switch.
 fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), PrivilegeError> {

@@ -119,7 +119,13 @@ pub async fn run(
     // Everything that needs root is done (ports, sockets, clock control, files; the caller's
     // monitoring ports and password before calling us): give it up before any other thread
     // exists, keeping CAP_SYS_TIME only to steer.
-    let privileges = drop_privileges(&config.server.user, clock.mode == ClockMode::Steering)?;
+    let own: Vec<&std::path::Path> =
+        [config.clock.drift_file.as_deref(), Some(config.nts.keys_file.as_path())]
+            .into_iter()
+            .flatten()
+            .chain([config.control.socket.as_path()])
+            .collect();
+    let privileges = drop_privileges(&config.server.user, clock.mode == ClockMode::Steering, &own)?;
     if let Some(user) = &privileges.user {
         tracing::info!(
             "running as {user} with {}",
