@@ -17,7 +17,7 @@ fi
 # Debian packages the tests need: real clients and servers, the namespace tools, musl-tools for
 # the static package build, and a C++
 # compiler for libFuzzer.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3 faketime)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3 faketime dnsmasq-base)
 need_packages "${packages[@]}"
 
 # Toolchain components for the checks.

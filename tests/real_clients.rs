@@ -187,6 +187,36 @@ fn the_chrony_line_from_clients_config_works_in_chronyd() {
     daemon.stop();
 }
 
+#[test]
+fn the_dnsmasq_lines_from_clients_config_pass_dnsmasqs_own_check() {
+    require("dnsmasq");
+    let dir = TempDir::new("dnsmasqconf");
+    for address in ["192.168.1.10", "fd00::2", "hub.lan"] {
+        let output = std::process::Command::new(SYHUB_NTP)
+            .args(["clients-config", "--address", address, "--only", "dnsmasq", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let text = json["clients"][0]["text"].as_str().unwrap();
+        let conf = dir.write("ntp.conf", text);
+        let check = std::process::Command::new("dnsmasq")
+            .args(["--test", &format!("--conf-file={}", path_str(&conf))])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&check.stderr);
+        assert!(
+            check.status.success() && said.contains("syntax check OK"),
+            "{address}: {text}\n{said}"
+        );
+    }
+    let refused = std::process::Command::new(SYHUB_NTP)
+        .args(["clients-config", "--address", "hub;reboot"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a bad --address is a usage error");
+}
+
 /// The default config's rate limit (`burst = 8`, `minimum = 2`, `average = 8`) on both
 /// families.
 fn rate_limited_config() -> String {

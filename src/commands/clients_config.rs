@@ -2,15 +2,15 @@
 //! LAN address.
 
 use clap::Args;
-use std::net::IpAddr;
 use std::process::ExitCode;
-use syhub_ntp_ops::clients_config::{default_address, settings};
+use syhub_ntp_ops::clients_config::{HubAddress, default_address, settings};
 
 #[derive(Debug, Args)]
 pub(crate) struct ClientsConfigArgs {
-    /// The hub's address as clients reach it [default: its first private IPv4 address]
-    #[arg(long)]
-    address: Option<IpAddr>,
+    /// The hub's address or host name as clients reach it [default: its private IPv4 address on
+    /// the LAN, container and VM bridges and VPNs left out]
+    #[arg(long, value_name = "ADDRESS_OR_NAME")]
+    address: Option<HubAddress>,
     /// Only this kind of client (chrony, ntpd, timesyncd, windows, arduino-esp32, esp-idf,
     /// arduino-ntpclient, docker, dnsmasq)
     #[arg(long)]
@@ -21,14 +21,13 @@ pub(crate) struct ClientsConfigArgs {
 }
 
 pub(crate) fn run(args: ClientsConfigArgs) -> ExitCode {
-    let address = match args
-        .address
-        .or_else(|| default_address(&syhub_ntp_sys::interfaces::addresses()))
-    {
+    let address = match args.address.or_else(|| {
+        default_address(&syhub_ntp_sys::interfaces::named_addresses()).map(HubAddress::Ip)
+    }) {
         Some(address) => address,
         None => return super::fail("no LAN address found on this hub: give one with --address"),
     };
-    let mut chosen = settings(address);
+    let mut chosen = settings(&address);
     if let Some(only) = &args.only {
         chosen.retain(|s| s.key == only);
         if chosen.is_empty() {

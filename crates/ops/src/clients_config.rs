@@ -13,21 +13,67 @@ pub struct ClientSetting {
     pub text: String,
 }
 
-/// The hub's address to hand out: the first private IPv4 address of its interfaces, else any
-/// non-loopback IPv4, else any non-loopback address.
-pub fn default_address(addresses: &[IpAddr]) -> Option<IpAddr> {
-    let usable = |ip: &&IpAddr| !ip.is_loopback() && !ip.is_unspecified();
-    let private = |ip: &&IpAddr| matches!(ip, IpAddr::V4(v4) if v4.is_private());
-    addresses
-        .iter()
-        .filter(usable)
-        .find(private)
-        .or_else(|| addresses.iter().filter(usable).find(|ip| ip.is_ipv4()))
-        .or_else(|| addresses.iter().find(usable))
-        .copied()
+/// The hub as clients are told to reach it: an address, or a name the LAN resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubAddress {
+    Ip(IpAddr),
+    Name(String),
 }
 
-pub fn settings(address: IpAddr) -> Vec<ClientSetting> {
+impl std::str::FromStr for HubAddress {
+    type Err = String;
+
+    /// An IP address, or a host name (letters, digits, `-` and `.`, at most 253 characters).
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(ip) = text.parse() {
+            return Ok(Self::Ip(ip));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if text.len() <= 253 && text.split('.').all(label_ok) {
+            Ok(Self::Name(text.to_owned()))
+        } else {
+            Err(format!("{text:?} is neither an IP address nor a host name (such as hub.lan)"))
+        }
+    }
+}
+
+impl std::fmt::Display for HubAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(ip) => write!(f, "{ip}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Interfaces that are not the LAN: container and VM bridges, their virtual links, VPNs.
+const NOT_LAN: [&str; 11] =
+    ["docker", "br-", "veth", "virbr", "lxcbr", "lxdbr", "cni", "podman", "flannel", "tun", "wg"];
+
+/// The hub's address to hand out: a private IPv4 address of a LAN interface (not a container
+/// bridge, a VM bridge or a VPN), else any private IPv4, else any non-loopback IPv4, else any
+/// non-loopback address.
+pub fn default_address(addresses: &[(String, IpAddr)]) -> Option<IpAddr> {
+    let usable = |(_, ip): &&(String, IpAddr)| !ip.is_loopback() && !ip.is_unspecified();
+    let private = |(_, ip): &&(String, IpAddr)| matches!(ip, IpAddr::V4(v4) if v4.is_private());
+    let lan = |(name, _): &&(String, IpAddr)| !NOT_LAN.iter().any(|p| name.starts_with(p));
+    let all = || addresses.iter().filter(usable);
+    all()
+        .filter(private)
+        .find(lan)
+        .or_else(|| all().find(private))
+        .or_else(|| all().find(|(_, ip)| ip.is_ipv4()))
+        .or_else(|| all().next())
+        .map(|(_, ip)| *ip)
+}
+
+pub fn settings(address: &HubAddress) -> Vec<ClientSetting> {
     let a = address.to_string();
     vec![
         ClientSetting {
@@ -74,7 +120,7 @@ pub fn settings(address: IpAddr) -> Vec<ClientSetting> {
             where_: "app_main(), after the network is up",
             text: format!(
                 "#include \"esp_sntp.h\"\n\
-                 esp_sntp_setoperatingmode(SNTP_OPMODE_POLL);\n\
+                 esp_sntp_setoperatingmode(ESP_SNTP_OPMODE_POLL);\n\
                  esp_sntp_setservername(0, \"{a}\");\n\
                  esp_sntp_init();\n"
             ),
@@ -89,17 +135,33 @@ pub fn settings(address: IpAddr) -> Vec<ClientSetting> {
             key: "docker",
             title: "Docker containers",
             where_: "the Docker host, not the containers",
-            text: format!(
-                "# Containers share the host's kernel clock and cannot set it: point the host at the hub\n\
-                 # (chrony or timesyncd above). A container that asks for time itself can use:\n\
-                 #   docker run --add-host ntp.hub:{a} ...   and query ntp.hub\n"
-            ),
+            text: match address {
+                HubAddress::Ip(_) => format!(
+                    "# Containers share the host's kernel clock and cannot set it: point the host at the hub\n\
+                     # (chrony or timesyncd above). A container that asks for time itself can use:\n\
+                     #   docker run --add-host ntp.hub:{a} ...   and query ntp.hub\n"
+                ),
+                HubAddress::Name(_) => format!(
+                    "# Containers share the host's kernel clock and cannot set it: point the host at the hub\n\
+                     # (chrony or timesyncd above). A container that asks for time itself queries {a}\n\
+                     # (resolved through the host's DNS).\n"
+                ),
+            },
         },
         ClientSetting {
             key: "dnsmasq",
             title: "DHCP option 42 with dnsmasq (clients that take their NTP server from DHCP)",
             where_: "/etc/dnsmasq.d/ntp.conf (then restart dnsmasq)",
-            text: format!("dhcp-option=option:ntp-server,{a}\n"),
+            text: match address {
+                HubAddress::Ip(IpAddr::V4(_)) => format!("dhcp-option=option:ntp-server,{a}\n"),
+                HubAddress::Ip(IpAddr::V6(_)) => format!("dhcp-option=option6:ntp-server,[{a}]\n"),
+                // DHCP hands out addresses, not names; 0.0.0.0 is dnsmasq's own address.
+                HubAddress::Name(_) => format!(
+                    "# DHCP gives clients an address, not a name ({a}): with dnsmasq on the hub itself,\n\
+                     dhcp-option=option:ntp-server,0.0.0.0\n\
+                     # elsewhere, run clients-config --address with the hub's IP address.\n"
+                ),
+            },
         },
     ]
 }
@@ -110,20 +172,38 @@ mod tests {
 
     #[test]
     fn every_setting_names_the_hub() {
-        let address: IpAddr = "192.168.1.10".parse().unwrap();
-        for setting in settings(address) {
-            assert!(setting.text.contains("192.168.1.10"), "{}", setting.key);
+        for hub in ["192.168.1.10", "fd00::2", "hub.lan"] {
+            for setting in settings(&hub.parse().unwrap()) {
+                assert!(setting.text.contains(hub), "{hub}: {}", setting.key);
+            }
         }
     }
 
     #[test]
-    fn the_default_address_is_a_private_ipv4_one() {
-        let list: Vec<IpAddr> = ["127.0.0.1", "fe80::1", "203.0.113.5", "192.168.1.10"]
-            .iter()
-            .map(|a| a.parse().unwrap())
-            .collect();
-        assert_eq!(default_address(&list), Some("192.168.1.10".parse().unwrap()));
-        assert_eq!(default_address(&list[..3]), Some("203.0.113.5".parse().unwrap()));
+    fn addresses_and_host_names_are_accepted_and_nonsense_is_not() {
+        assert_eq!("fd00::2".parse(), Ok(HubAddress::Ip("fd00::2".parse().unwrap())));
+        assert_eq!("hub.lan".parse(), Ok(HubAddress::Name("hub.lan".into())));
+        for bad in ["", "hub..lan", "-hub", "hub lan", "hub;rm", "a/b"] {
+            assert!(bad.parse::<HubAddress>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_address_is_a_private_ipv4_one_on_the_lan() {
+        let list: Vec<(String, IpAddr)> = [
+            ("lo", "127.0.0.1"),
+            ("docker0", "172.17.0.1"),
+            ("eth0", "fe80::1"),
+            ("ppp0", "203.0.113.5"),
+            ("wlan0", "192.168.1.10"),
+        ]
+        .iter()
+        .map(|(n, a)| (n.to_string(), a.parse().unwrap()))
+        .collect();
+        let ip = |a: &str| Some(a.parse::<IpAddr>().unwrap());
+        assert_eq!(default_address(&list), ip("192.168.1.10"));
+        assert_eq!(default_address(&list[..4]), ip("172.17.0.1"), "a bridge before nothing");
+        assert_eq!(default_address(&[list[0].clone(), list[3].clone()]), ip("203.0.113.5"));
         assert_eq!(default_address(&list[..1]), None);
     }
 }

@@ -112,6 +112,16 @@ pub fn addresses() -> Vec<IpAddr> {
     addresses
 }
 
+/// The addresses on the hub's interfaces with the interface of each, loopback included, sorted
+/// by address.
+pub fn named_addresses() -> Vec<(String, IpAddr)> {
+    let mut named: Vec<(String, IpAddr)> =
+        entries().into_iter().map(|entry| (entry.interface, entry.address)).collect();
+    named.sort_by_key(|(name, address)| (*address, name.clone()));
+    named.dedup();
+    named
+}
+
 /// The networks of the hub's interface addresses (IPv4 and IPv6, loopback and link-local
 /// included), sorted by how they are written and without duplicates.
 pub fn networks() -> Vec<Network> {
