@@ -395,6 +395,42 @@ fn nftables_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
 }
 
 #[test]
+fn an_admins_own_accept_for_udp_123_counts_as_open() {
+    let ns = NetNs::new("fwadmin");
+    let nft = |args: &str| {
+        let output = ns.run("sh", &["-c", &format!("nft {args}")], Duration::from_secs(10));
+        assert!(output.status.success(), "nft {args}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    nft("add table inet filter");
+    nft("'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
+    nft("add rule inet filter input udp dport { 53, 123 } accept");
+    // `test` judges by what is accepted, not by our comment.
+    let dir = TempDir::new("fwadmin-config");
+    let config = dir.write("config.toml", "source = []\n");
+    let output = ns.run(
+        SYHUB_NTP,
+        &["test", "--json", "--config", path_str(&config)],
+        Duration::from_secs(60),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    let firewall = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "firewall open")
+        .unwrap_or_else(|| panic!("no firewall check: {json}"));
+    assert_eq!(firewall["verdict"], "PASS", "{firewall}");
+    // install adds nothing beside the admin's rule.
+    let (_dir, root) = scratch_root("fwadmin");
+    in_namespace(&ns, "install", &root);
+    assert!(!nft("list ruleset").contains("syhub-ntp"), "{}", nft("list ruleset"));
+    in_namespace(&ns, "uninstall", &root);
+    assert!(nft("list ruleset").contains("dport { 53, 123 } accept"), "the admin's rule stays");
+}
+
+#[test]
 fn iptables_gets_rules_for_udp_123_and_loses_them_on_uninstall() {
     let ns = NetNs::new("fwipt");
     let rules = |program: &str| {

@@ -1,6 +1,7 @@
 //! Opening UDP 123 in the firewall that is in use: ufw when it is active, else an nftables
 //! `inet filter input` chain (Debian's default), else iptables and ip6tables. Each rule carries
-//! the comment `syhub-ntp`, so it is found again to be removed.
+//! the comment `syhub-ntp`, so it is found again to be removed. An accept of UDP 123 that is the
+//! admin's own counts as open: nothing is added beside it.
 
 use crate::host::Host;
 use crate::manifest::Change;
@@ -72,20 +73,56 @@ pub fn detect(host: &Host) -> Option<Backend> {
     }
 }
 
-/// Whether UDP 123 is open already by our rule.
+/// Whether UDP 123 is accepted already: by our rule, or by any rule of the admin's that
+/// accepts UDP to port 123 (a list or range holding it, or the `ntp` service name). The rules'
+/// order is not judged: an accept placed after a rule that drops everything is still counted.
 pub fn is_open(host: &Host, backend: Backend) -> bool {
     match backend {
         Backend::Ufw => host
             .query("ufw", &["status"])
             .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("123/udp")),
-        Backend::Nftables => nft_handle(host).is_some(),
+        Backend::Nftables => {
+            nft_handle(host).is_some()
+                || listing(host, "nft", &["list", "chain", "inet", "filter", "input"])
+                    .is_some_and(|l| l.lines().any(accepts_udp_123))
+        }
         Backend::Iptables => {
             let mut check = vec!["-C"];
             check.extend_from_slice(&IPTABLES_RULE);
             check.push("ACCEPT");
             succeeds(host, "iptables", &check)
+                || listing(host, "iptables", &["-S", "INPUT"])
+                    .is_some_and(|l| l.lines().any(accepts_udp_123))
         }
     }
+}
+
+/// Whether one rule, as `nft list` or `iptables -S` prints it, accepts UDP to port 123.
+fn accepts_udp_123(rule: &str) -> bool {
+    let rule = rule.to_ascii_lowercase();
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    // nft's verdict and iptables' `-j ACCEPT` alike.
+    let accepts = words.iter().any(|w| matches!(*w, "accept" | "accept;"));
+    let udp = words.contains(&"udp");
+    // The ports follow `dport` (nft), `--dport` or `--dports` (iptables): one, a range, a list.
+    let Some(at) = words.iter().position(|w| matches!(*w, "dport" | "--dport" | "--dports")) else {
+        return false;
+    };
+    let after = &words[at + 1..];
+    let ports: Vec<&str> = match after.first() {
+        Some(&"{") => after[1..].iter().take_while(|w| **w != "}").copied().collect(),
+        first => first.copied().into_iter().collect(),
+    };
+    let holds_123 = ports.iter().flat_map(|p| p.split(',')).filter(|p| !p.is_empty()).any(|p| {
+        match p.split_once(['-', ':']) {
+            None => p == "123" || p == "ntp",
+            Some((low, high)) => match (low.parse::<u16>(), high.parse::<u16>()) {
+                (Ok(low), Ok(high)) => (low..=high).contains(&123),
+                _ => false,
+            },
+        }
+    });
+    accepts && udp && holds_123
 }
 
 /// Opens UDP 123; returns the change to record, or `None` if nothing was needed.
@@ -164,6 +201,37 @@ pub fn close(host: &mut Host, backend: &str) -> std::io::Result<()> {
                 }
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_udp_123;
+
+    #[test]
+    fn an_accept_of_udp_123_is_recognised_in_every_spelling_and_nothing_else_is() {
+        for rule in [
+            "udp dport 123 accept",
+            "ip saddr 192.168.0.0/16 udp dport ntp counter packets 0 bytes 0 accept",
+            "udp dport { 53, 123, 5353 } accept",
+            "udp dport 100-200 accept comment \"mine\"",
+            "-A INPUT -p udp -m udp --dport 123 -j ACCEPT",
+            "-A INPUT -p udp -m multiport --dports 53,123 -j ACCEPT",
+            "-A INPUT -s 10.0.0.0/8 -p udp -m udp --dport 100:200 -j ACCEPT",
+        ] {
+            assert!(accepts_udp_123(rule), "{rule}");
+        }
+        for rule in [
+            "udp dport 1234 accept",
+            "tcp dport 123 accept",
+            "udp dport 123 drop",
+            "udp dport { 53, 5353 } accept",
+            "-A INPUT -p udp -m udp --dport 123 -j DROP",
+            "-A INPUT -p udp -m udp --dport 124:200 -j ACCEPT",
+            "-P INPUT ACCEPT",
+        ] {
+            assert!(!accepts_udp_123(rule), "{rule}");
         }
     }
 }
