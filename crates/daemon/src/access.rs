@@ -13,10 +13,30 @@ const REFRESH: Duration = Duration::from_secs(60);
 
 /// The subnets of the hub's own interface addresses (IPv4 and IPv6, link-local included).
 pub(crate) fn local_networks() -> Vec<Prefix> {
-    syhub_ntp_sys::interfaces::networks()
+    read_local_networks().unwrap_or_default()
+}
+
+/// [`local_networks`], or why the interfaces could not be read.
+fn read_local_networks() -> std::io::Result<Vec<Prefix>> {
+    Ok(syhub_ntp_sys::interfaces::try_networks()?
         .into_iter()
         .filter_map(|network| Prefix::new(network.address, network.length).ok())
-        .collect()
+        .collect())
+}
+
+/// What a reading of the interfaces changes: the subnets to publish, if they are new. A failed
+/// reading (out of file descriptors or memory) changes nothing: the last good list stays.
+fn next_subnets(read: std::io::Result<Vec<Prefix>>, known: &[Prefix]) -> Option<Vec<Prefix>> {
+    match read {
+        Ok(current) if current != known => Some(current),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(
+                "cannot read the hub's interfaces ({error}): the subnets known stay allowed"
+            );
+            None
+        }
+    }
 }
 
 /// The access list from `config`, with `local` standing for `local_networks`.
@@ -53,8 +73,7 @@ pub(crate) async fn keep_current(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(REFRESH) => {}
         }
-        let current = local_networks();
-        if current != known {
+        if let Some(current) = next_subnets(read_local_networks(), &known) {
             let shown: Vec<String> = current.iter().map(ToString::to_string).collect();
             tracing::info!(
                 "the hub's own subnets are now {}; clients in them are allowed",
@@ -80,6 +99,16 @@ mod tests {
         let list = build(&config, &networks);
         assert_eq!(list.check("127.0.0.1".parse().unwrap()), Access::Allow);
         assert_eq!(list.check("203.0.113.1".parse().unwrap()), Access::Deny);
+    }
+
+    #[test]
+    fn a_failed_reading_keeps_the_subnets_known_and_a_new_list_replaces_them() {
+        let known = vec![Prefix::new("192.168.1.0".parse().unwrap(), 24).unwrap()];
+        let failed = Err(std::io::Error::from_raw_os_error(24)); // EMFILE
+        assert_eq!(next_subnets(failed, &known), None);
+        assert_eq!(next_subnets(Ok(known.clone()), &known), None);
+        let moved = vec![Prefix::new("10.0.0.0".parse().unwrap(), 8).unwrap()];
+        assert_eq!(next_subnets(Ok(moved.clone()), &known), Some(moved));
     }
 
     #[test]

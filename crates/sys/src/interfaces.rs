@@ -49,10 +49,16 @@ struct Entry {
 
 /// The interfaces' IPv4 and IPv6 entries; empty when the kernel cannot list them.
 fn entries() -> Vec<Entry> {
+    try_entries().unwrap_or_default()
+}
+
+/// The interfaces' IPv4 and IPv6 entries, or why the kernel could not list them (getifaddrs
+/// fails when the process is out of file descriptors or memory).
+fn try_entries() -> io::Result<Vec<Entry>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes the head of a list it allocated into `list`, on success only.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        return Vec::new();
+        return Err(io::Error::last_os_error());
     }
     let mut entries = Vec::new();
     let mut current = list;
@@ -76,7 +82,7 @@ fn entries() -> Vec<Entry> {
     }
     // SAFETY: the list from getifaddrs, freed once; nothing read from it is used after this.
     unsafe { libc::freeifaddrs(list) };
-    entries
+    Ok(entries)
 }
 
 /// The IP address in a sockaddr from getifaddrs.
@@ -125,13 +131,18 @@ pub fn named_addresses() -> Vec<(String, IpAddr)> {
 /// The networks of the hub's interface addresses (IPv4 and IPv6, loopback and link-local
 /// included), sorted by how they are written and without duplicates.
 pub fn networks() -> Vec<Network> {
-    let mut networks: Vec<Network> = entries()
+    try_networks().unwrap_or_default()
+}
+
+/// [`networks`], or why the interfaces could not be read.
+pub fn try_networks() -> io::Result<Vec<Network>> {
+    let mut networks: Vec<Network> = try_entries()?
         .into_iter()
         .filter_map(|entry| Network::of(entry.address, entry.netmask?))
         .collect();
     networks.sort_by_key(ToString::to_string);
     networks.dedup();
-    networks
+    Ok(networks)
 }
 
 /// An interface multicast can use: up, with a carrier (running), multicast-capable and not
