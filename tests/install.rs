@@ -370,14 +370,17 @@ fn scratch_root(label: &str) -> (TempDir, PathBuf) {
     (dir, root)
 }
 
+/// Runs `nft ARGS` in `ns`, asserting success; returns what it printed.
+fn nft(ns: &NetNs, args: &str) -> String {
+    let output = ns.run("sh", &["-c", &format!("nft {args}")], Duration::from_secs(10));
+    assert!(output.status.success(), "nft {args}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn nftables_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
     let ns = NetNs::new("fwnft");
-    let nft = |args: &str| {
-        let output = ns.run("sh", &["-c", &format!("nft {args}")], Duration::from_secs(10));
-        assert!(output.status.success(), "nft {args}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let nft = |args: &str| nft(&ns, args);
     nft("add table inet filter");
     nft("'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
     let (_dir, root) = scratch_root("fwnft");
@@ -397,11 +400,7 @@ fn nftables_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
 #[test]
 fn an_admins_own_accept_for_udp_123_counts_as_open() {
     let ns = NetNs::new("fwadmin");
-    let nft = |args: &str| {
-        let output = ns.run("sh", &["-c", &format!("nft {args}")], Duration::from_secs(10));
-        assert!(output.status.success(), "nft {args}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let nft = |args: &str| nft(&ns, args);
     nft("add table inet filter");
     nft("'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
     nft("add rule inet filter input udp dport { 53, 123 } accept");

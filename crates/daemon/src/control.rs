@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
+use syhub_ntp_state::service_account::listed_in_group;
 use syhub_ntp_status::control::{ControlRefusal, ControlRequest, MAX_REQUEST_LEN};
 use syhub_ntp_status::{RequestTally, StatusSnapshot};
 use syhub_ntp_sys::privileges;
@@ -148,27 +149,11 @@ impl Asker {
     /// of the daemon's group (its primary group, or listed in /etc/group).
     fn may_list_devices(self) -> bool {
         let (uid, gid) = (privileges::effective_uid(), privileges::effective_gid());
-        self.uid == 0 || self.uid == uid || self.gid == gid || member_of(self.uid, gid)
+        self.uid == 0
+            || self.uid == uid
+            || self.gid == gid
+            || listed_in_group(Path::new("/"), self.uid, gid)
     }
-}
-
-/// Whether the account `uid` is listed as a member of group `gid` in /etc/group.
-fn member_of(uid: u32, gid: u32) -> bool {
-    let read = |file| std::fs::read_to_string(file).unwrap_or_default();
-    let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
-    let field = |line: &str, n: usize| line.split(':').nth(n).map(str::to_owned);
-    let Some(name) = passwd
-        .lines()
-        .find(|line| field(line, 2).and_then(|id| id.parse().ok()) == Some(uid))
-        .and_then(|line| field(line, 0))
-    else {
-        return false;
-    };
-    group
-        .lines()
-        .filter(|line| field(line, 2).and_then(|id| id.parse().ok()) == Some(gid))
-        .filter_map(|line| field(line, 3))
-        .any(|members| members.split(',').any(|member| member == name))
 }
 
 async fn answer(stream: UnixStream, asker: Asker, context: ControlContext) -> io::Result<()> {

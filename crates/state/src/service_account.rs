@@ -113,15 +113,31 @@ pub fn id_in(file: &Path, name: &str) -> Option<u32> {
     })
 }
 
+/// The name of numeric `id` in an account file (passwd or group).
+pub fn name_of(file: &Path, id: u32) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse() == Ok(id)).then(|| name.to_owned())
+    })
+}
+
 /// The name of numeric `id` in an account file, or the number when it has none there.
 fn name_in(file: &Path, id: u32) -> String {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    text.lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            (fields.get(2) == Some(&id.to_string().as_str())).then(|| fields[0].to_owned())
-        })
-        .unwrap_or_else(|| id.to_string())
+    name_of(file, id).unwrap_or_else(|| id.to_string())
+}
+
+/// Whether the account `uid` is listed as a member of group `gid` in the account files under
+/// `root` (supplementary membership; a primary group is the account's own gid).
+pub fn listed_in_group(root: &Path, uid: u32, gid: u32) -> bool {
+    let Some(name) = name_of(&root.join("etc/passwd"), uid) else { return false };
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    group.lines().any(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        fields.get(2).and_then(|id| id.parse().ok()) == Some(gid)
+            && fields.get(3).is_some_and(|members| members.split(',').any(|m| m == name))
+    })
 }
 
 #[cfg(test)]
@@ -148,6 +164,22 @@ mod tests {
         assert_eq!(ServiceAccount::under(&root), None, "no group yet");
         std::fs::write(root.join("etc/group"), "root:x:0:\nsyhub-ntp:x:985:\n").unwrap();
         assert_eq!(ServiceAccount::under(&root), Some(ServiceAccount { uid: 990, gid: 985 }));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn supplementary_members_are_read_from_the_group_file() {
+        let root = scratch("members");
+        std::fs::write(
+            root.join("etc/passwd"),
+            "ann:x:1000:1000::/:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "syhub-ntp:x:985:bob,carl\n").unwrap();
+        assert!(listed_in_group(&root, 1001, 985));
+        assert!(!listed_in_group(&root, 1000, 985));
+        assert!(!listed_in_group(&root, 1001, 986));
+        assert_eq!(name_of(&root.join("etc/passwd"), 1000).as_deref(), Some("ann"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 
