@@ -17,7 +17,7 @@ fi
 # Debian packages the tests need: real clients and servers, the namespace tools, musl-tools for
 # the static package build, and a C++
 # compiler for libFuzzer.
-packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3 faketime dnsmasq-base)
+packages=(chrony ntpsec-ntpdig ntpsec-ntpdate iproute2 util-linux mosquitto mosquitto-clients chromium curl openssl tshark nftables iptables ufw systemd passwd g++ musl-tools gpsd python3 faketime dnsmasq-base debootstrap lintian man-db)
 need_packages "${packages[@]}"
 
 # Toolchain components for the checks.
@@ -35,8 +35,12 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
-echo "== Debian package (installs cargo-deb when missing)"
+echo "== man pages generated from the CLI and the default config (scripts/test_man_pages.sh)"
+./scripts/test_man_pages.sh target/debug/syhub-ntp
+echo "== Debian package and lintian (installs cargo-deb when missing)"
 ./scripts/package.sh
+echo "== the package in a bookworm chroot: first configure, upgrade, remove, purge (scripts/package_chroot.sh)"
+./scripts/package_chroot.sh "$(ls -t target/x86_64-unknown-linux-musl/debian/*.deb | head -n 1)"
 echo "== idle memory of the static build beside chronyd's (scripts/idle_rss.sh)"
 ./scripts/idle_rss.sh
 echo "== Raspberry Pi: arm64 and armhf static builds, tests under qemu, packages (scripts/pi.sh)"

@@ -323,6 +323,83 @@ fn uninstall_keeps_the_users_data_unless_purged_and_refuses_without_a_manifest()
     assert!(String::from_utf8_lossy(&output.stderr).contains("no install manifest"));
 }
 
+/// Puts the Debian package's files under `root` as dpkg would, with a dpkg database that says
+/// the package owns them.
+fn unpack_package_files(root: &Path) {
+    let units = [
+        ("usr/lib/systemd/system/syhub-ntp.service", "crates/ops/units/syhub-ntp.service"),
+        (
+            "usr/lib/systemd/system/syhub-ntp-wait-sync.service",
+            "crates/ops/units/syhub-ntp-wait-sync.service",
+        ),
+        ("usr/lib/sysusers.d/syhub-ntp.conf", "crates/ops/units/syhub-ntp.sysusers"),
+    ];
+    let mut listed = vec!["/.".to_owned(), "/usr".into(), "/usr/bin".into()];
+    for (path, source) in units {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(source));
+        write_in(root, path, &text.unwrap(), 0o644);
+        listed.push(format!("/{path}"));
+    }
+    std::fs::copy(SYHUB_NTP, root.join("usr/bin/syhub-ntp")).unwrap();
+    listed.push("/usr/bin/syhub-ntp".into());
+    write_in(
+        root,
+        "var/lib/dpkg/status",
+        "Package: syhub-ntp\nStatus: install ok installed\nPriority: optional\nSection: net\n\
+         Maintainer: SyHub <support@syhub.invalid>\nArchitecture: amd64\nVersion: 0.1.0-1\n\
+         Description: time server\n\n",
+        0o644,
+    );
+    write_in(root, "var/lib/dpkg/info/syhub-ntp.list", &(listed.join("\n") + "\n"), 0o644);
+    std::fs::create_dir_all(root.join("var/lib/dpkg/updates")).unwrap();
+}
+
+#[test]
+fn the_packages_first_configure_after_a_source_install_lets_the_packaged_units_apply_and_keeps_dpkgs_binary()
+ {
+    let dir = TempDir::new("install-then-package");
+    let root = dir.0.clone();
+    prepare_bare_root(&root);
+    ops(&["install"], &root);
+    let unit = root.join("etc/systemd/system/syhub-ntp.service");
+    assert!(unit.exists());
+    assert_eq!(systemctl(&root, &["is-enabled", "syhub-ntp.service"]), "enabled");
+
+    // dpkg unpacks the package over the source install, then postinst runs the first configure.
+    unpack_package_files(&root);
+    let configured = ops(&["install", "--from-package"], &root);
+    let actions = configured["actions"].to_string();
+    for gone in [
+        "etc/systemd/system/syhub-ntp.service",
+        "etc/systemd/system/syhub-ntp-wait-sync.service",
+        "etc/sysusers.d/syhub-ntp.conf",
+        "etc/systemd/system/multi-user.target.wants/syhub-ntp.service",
+    ] {
+        assert!(!root.join(gone).exists(), "{gone} still shadows the package's: {actions}");
+    }
+    assert!(actions.contains("uninstall leaves it to dpkg"), "{actions}");
+    // Nothing enabled by install itself: deb-systemd-helper's job in the package.
+    assert!(!actions.contains("systemctl"), "{actions}");
+    let manifest = std::fs::read_to_string(root.join("var/lib/syhub-ntp/install.json")).unwrap();
+    for forgotten in ["/usr/bin/syhub-ntp", "syhub-ntp.service", "\"enabled\""] {
+        assert!(!manifest.contains(forgotten), "{forgotten} still in the manifest:\n{manifest}");
+    }
+
+    // uninstall never removes what dpkg owns, even if an old manifest lists it.
+    let mut old: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    old["changes"].as_array_mut().unwrap().push(serde_json::json!(
+        {"kind": "file", "path": "/usr/bin/syhub-ntp", "data": false}
+    ));
+    std::fs::write(root.join("var/lib/syhub-ntp/install.json"), old.to_string()).unwrap();
+    let removed = ops(&["uninstall"], &root);
+    assert!(root.join("usr/bin/syhub-ntp").exists(), "uninstall removed dpkg's binary: {removed}");
+    assert!(
+        removed["actions"].to_string().contains("the Debian package syhub-ntp owns it"),
+        "{removed}"
+    );
+    assert!(root.join("usr/lib/systemd/system/syhub-ntp.service").exists());
+}
+
 #[test]
 fn a_gps_hub_gets_the_reference_clock_drop_in_and_it_passes_systemds_check() {
     let dir = TempDir::new("install-gps");

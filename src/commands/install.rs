@@ -24,6 +24,10 @@ pub(crate) struct InstallArgs {
     /// Open UDP 123 in this network namespace's firewall even with --root
     #[arg(long)]
     firewall: bool,
+    /// Set up as the Debian package's first configure does: no binary, units or enabling (dpkg
+    /// and deb-systemd-helper do those), and no firewall change in a chroot
+    #[arg(long)]
+    from_package: bool,
     /// Print the result as JSON
     #[arg(long)]
     json: bool,
@@ -83,6 +87,7 @@ pub(crate) fn run_install(args: InstallArgs) -> ExitCode {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        from_package: args.from_package,
     };
     let result = install(&mut host, &options).map(drop).map_err(|e| e.to_string());
     finish(&host, result, args.json)

@@ -185,6 +185,37 @@ impl Host {
         self.query(program, &full.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// The Debian package that owns `absolute` in the dpkg database under this root
+    /// (`dpkg-query -S`), if any. A path under `/lib` is also looked for under `/usr/lib` and the
+    /// other way round, since merged-/usr systems record either.
+    pub fn package_owning(&self, absolute: &str) -> Option<String> {
+        let root = self.root.to_string_lossy().into_owned();
+        let aliases = [
+            Some(absolute.to_owned()),
+            absolute.strip_prefix("/usr").filter(|p| p.starts_with("/lib/")).map(str::to_owned),
+            absolute.starts_with("/lib/").then(|| format!("/usr{absolute}")),
+        ];
+        aliases.into_iter().flatten().find_map(|path| {
+            let output = self.query("dpkg-query", &["--root", &root, "-S", &path])?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            // Lines read `package[, package]: path`; diversions are reported on lines of their own.
+            text.lines().find_map(|line| {
+                let (packages, found) = line.rsplit_once(": ")?;
+                (found == path && !line.starts_with("diversion "))
+                    .then(|| packages.split(", ").next().unwrap_or(packages).to_owned())
+            })
+        })
+    }
+
+    /// Whether this process runs in a chroot: its `/` is not the `/` of PID 1. `None` when that
+    /// cannot be told (no `/proc`, or no right to look).
+    pub fn in_chroot(&self) -> Option<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::metadata("/").ok()?;
+        let init = std::fs::metadata("/proc/1/root/").ok()?;
+        Some((ours.dev(), ours.ino()) != (init.dev(), init.ino()))
+    }
+
     /// Runs a command that only looks (also in a dry run); `None` if it cannot run at all.
     pub fn query(&self, program: &str, args: &[&str]) -> Option<Output> {
         Command::new(program).args(args).output().ok()

@@ -8,7 +8,7 @@ use crate::manifest::{Change, MANIFEST_PATH, Manifest};
 use crate::ntp_conf;
 use crate::services;
 use crate::units;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use syhub_ntp_config::{Config, DEFAULT_CONFIG_PATH};
 
 pub const BINARY_PATH: &str = "/usr/bin/syhub-ntp";
@@ -29,6 +29,10 @@ pub struct InstallOptions {
     pub binary: PathBuf,
     /// Network prefixes of the hub's interfaces (for the config's comments and broadcast hint).
     pub local_networks: Vec<String>,
+    /// Run by the Debian package's first configure: dpkg owns the binary and units and
+    /// deb-systemd-helper enables them, the package's Conflicts replace other time daemons, the
+    /// account is kept on removal, and the firewall is left alone in a chroot.
+    pub from_package: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +54,11 @@ pub fn install(host: &mut Host, options: &InstallOptions) -> Result<Manifest, Op
         Ok(bytes) => Manifest::parse(&bytes).map_err(OpsError::Invalid)?,
         Err(_) => Manifest::new(),
     };
+    let adopted = options.from_package && adopt_source_install(host, &mut manifest);
     let mut made = Vec::new();
     match install_steps(host, options, &mut made) {
         Ok(()) => {
-            if made.is_empty() {
+            if made.is_empty() && !adopted {
                 host.report.push("installed already: nothing to change".into());
                 return Ok(manifest);
             }
@@ -118,7 +123,7 @@ fn install_steps(
     made: &mut Vec<Change>,
 ) -> Result<(), OpsError> {
     // The binary, unless one is there (from the Debian package, or an earlier install).
-    if !host.exists(BINARY_PATH) {
+    if !options.from_package && !host.exists(BINARY_PATH) {
         let binary = std::fs::read(&options.binary).map_err(step("reading this binary"))?;
         write_new(host, BINARY_PATH, &binary, 0o755, false, made, "installing the binary")?;
     }
@@ -143,7 +148,10 @@ fn install_steps(
         let entry = host.path(sysusers_path).to_string_lossy().into_owned();
         host.run_rooted("systemd-sysusers", &[&entry])
             .map_err(step("creating the syhub-ntp account"))?;
-        made.push(Change::Account { name: units::ACCOUNT.into() });
+        // An account the package made stays after removal, as Debian's system accounts do.
+        if !options.from_package {
+            made.push(Change::Account { name: units::ACCOUNT.into() });
+        }
     }
 
     for (dir, mode) in [(CONFIG_DIR, 0o755), (STATE_DIR, 0o750)] {
@@ -179,7 +187,11 @@ fn install_steps(
         }
     }
 
-    if options.keep_others {
+    if options.from_package {
+        host.report.push(
+            "other time daemons are replaced through the package's Conflicts: time-daemon".into(),
+        );
+    } else if options.keep_others {
         host.report.push("left other time services alone (--keep-others)".into());
     } else {
         for unit in services::CONFLICTING {
@@ -191,7 +203,14 @@ fn install_steps(
         }
     }
 
-    if options.firewall {
+    let chroot = options.from_package && host.in_chroot() != Some(false);
+    if options.firewall && chroot {
+        host.report.push(
+            "the firewall is left alone: this looks like a chroot (an image being built), whose \
+             firewall is the build host's; on the running hub, `sudo syhub-ntp install` opens UDP 123"
+                .into(),
+        );
+    } else if options.firewall {
         match firewall::detect(host) {
             Some(backend) => {
                 if let Some(change) =
@@ -204,6 +223,10 @@ fn install_steps(
         }
     }
 
+    if options.from_package {
+        // deb-systemd-helper enables the units once, then keeps the admin's choice.
+        return Ok(());
+    }
     for unit in [units::SERVICE_NAME, units::WAIT_SYNC_NAME] {
         if !services::is_enabled(host, unit) {
             let change = services::enable(host, unit).map_err(step(&format!("enabling {unit}")))?;
@@ -365,6 +388,83 @@ fn import_drift(host: &mut Host, path: &str, made: &mut Vec<Change>) -> Result<(
     Ok(())
 }
 
+/// When the Debian package arrives after an install from source: the binary the source install
+/// copied is now dpkg's, and the units and sysusers entry it wrote under /etc would shadow the
+/// package's. Those copies (only those the manifest records as ours) are removed with their
+/// `.wants` links, so the packaged units apply and deb-systemd-helper enables them. Returns
+/// whether the manifest changed.
+fn adopt_source_install(host: &mut Host, manifest: &mut Manifest) -> bool {
+    let shadowing: Vec<String> = [units::SERVICE_NAME, units::WAIT_SYNC_NAME]
+        .iter()
+        .map(|name| format!("{}/{name}", units::UNIT_DIR))
+        .chain([units::SYSUSERS_PATH.to_owned()])
+        .collect();
+    let before = manifest.changes.len();
+    let mut kept = Vec::new();
+    for change in std::mem::take(&mut manifest.changes) {
+        match &change {
+            Change::File { path, .. } if path == BINARY_PATH => host.report.push(format!(
+                "{BINARY_PATH} from the source install is now the package's: uninstall leaves it to dpkg"
+            )),
+            Change::File { path, .. } if shadowing.contains(path) => {
+                host.report.push(format!(
+                    "{path} from the source install would shadow the package's own: removing it"
+                ));
+                remove_wants_links(host, path);
+                if let Err(error) = host.remove_file(path) {
+                    host.report.push(format!("could not remove {path}: {error}"));
+                    kept.push(change);
+                }
+            }
+            // The source install's enabling pointed at the copies just removed; the package
+            // enables its own units.
+            Change::Enabled { .. } => {}
+            _ => kept.push(change),
+        }
+    }
+    manifest.changes = kept;
+    for name in [units::SERVICE_NAME, units::WAIT_SYNC_NAME] {
+        let path = format!("{}/{name}", units::UNIT_DIR);
+        if host.exists(&path) {
+            host.report.push(format!(
+                "{path} is not from syhub-ntp install: it overrides the package's unit (left alone)"
+            ));
+        }
+    }
+    if host.exists("/usr/local/bin/syhub-ntp") {
+        host.report.push(
+            "/usr/local/bin/syhub-ntp comes first on PATH and hides the package's /usr/bin/syhub-ntp: \
+             remove it if it is an old build"
+                .into(),
+        );
+    }
+    manifest.changes.len() != before
+}
+
+/// Removes the `*.wants`/`*.requires` links under /etc/systemd/system that point at `unit_path`.
+fn remove_wants_links(host: &mut Host, unit_path: &str) {
+    let Ok(dirs) = std::fs::read_dir(host.path(units::UNIT_DIR)) else { return };
+    let links: Vec<String> = dirs
+        .flatten()
+        .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|dir| std::fs::read_dir(dir.path()).ok())
+        .flatten()
+        .flatten()
+        .filter(|link| {
+            std::fs::read_link(link.path()).is_ok_and(|target| target == Path::new(unit_path))
+        })
+        .filter_map(|link| {
+            let relative = link.path().strip_prefix(host.root()).ok()?.to_owned();
+            Some(format!("/{}", relative.to_string_lossy()))
+        })
+        .collect();
+    for link in links {
+        if let Err(error) = host.remove_file(&link) {
+            host.report.push(format!("could not remove {link}: {error}"));
+        }
+    }
+}
+
 /// Undoes `changes` in reverse. With `purge`, the user's data goes too. Failures are reported and
 /// the rest still undone.
 pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
@@ -377,6 +477,10 @@ pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
             Change::Firewall { backend, .. } => firewall::close(host, backend),
             Change::File { path, data } if *data && !purge => {
                 host.report.push(format!("kept {path} (--purge removes it)"));
+                Ok(())
+            }
+            Change::File { path, .. } if let Some(package) = host.package_owning(path) => {
+                host.report.push(format!("kept {path}: the Debian package {package} owns it"));
                 Ok(())
             }
             Change::File { path, .. } => host.remove_file(path),
