@@ -24,7 +24,7 @@ pub struct InstallOptions {
     /// Leave other time services running.
     pub keep_others: bool,
     /// Open the ports the config serves on in the firewall in use (UDP 123, and NTS-KE's and
-    /// HTTP's TCP ports when configured).
+    /// HTTP's TCP ports when configured), now and after a reboot.
     pub firewall: bool,
     /// The binary to install when none is at /usr/bin/syhub-ntp (this one).
     pub binary: PathBuf,
@@ -367,6 +367,9 @@ pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
                 services::undo_disable(host, unit, *was_active)
             }
             Change::Firewall { backend, rule } => firewall::close(host, backend, rule),
+            Change::LineAdded { path, line, newline_added } => {
+                firewall::remove_line(host, path, line, *newline_added)
+            }
             Change::File { path, data } if *data && !purge => {
                 host.report.push(format!("kept {path} (--purge removes it)"));
                 Ok(())
