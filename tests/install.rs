@@ -1,7 +1,8 @@
 //! `install` and `uninstall` into a temporary root: every file, mode and manifest entry; a second
 //! install changes nothing; uninstall --purge leaves the tree as it was. The systemd units pass
 //! `systemd-analyze verify` without a warning. The firewall is changed for real, but only inside
-//! network namespaces the tests create (ufw's files in a private copy too).
+//! network namespaces the tests create (ufw's files in a private copy too); a reboot is played
+//! there too, by loading the scratch root's nftables.conf or rules.v4 as the boot would.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -425,19 +426,21 @@ fn a_gps_hub_gets_the_reference_clock_drop_in_and_it_passes_systemds_check() {
     assert_eq!(snapshot(&root), before);
 }
 
-/// Runs install (or uninstall) in `ns` against a scratch root, with the firewall step on.
-fn in_namespace(ns: &NetNs, verb: &str, root: &Path) {
+/// Runs install (or uninstall) in `ns` against a scratch root, with the firewall step on;
+/// returns what it printed.
+fn in_namespace(ns: &NetNs, verb: &str, root: &Path) -> String {
     let mut args = vec![verb, "--root", root.to_str().unwrap()];
     if verb == "install" {
         args.extend(["--firewall", "--keep-others"]);
     }
     let output = ns.run(SYHUB_NTP, &args, Duration::from_secs(60));
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "{verb}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
+        "{verb}: {printed}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    printed
 }
 
 fn scratch_root(label: &str) -> (TempDir, PathBuf) {
@@ -454,24 +457,180 @@ fn nft(ns: &NetNs, args: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Debian's /etc/nftables.conf made to filter: the input chain drops what it does not accept.
+const NFTABLES_CONF: &str = "#!/usr/sbin/nft -f
+
+flush ruleset
+
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tiif lo accept
+\t\tct state established,related accept
+\t}
+\tchain forward {
+\t\ttype filter hook forward priority filter;
+\t}
+\tchain output {
+\t\ttype filter hook output priority filter;
+\t}
+}
+";
+
+/// What nftables.service does at boot, in `ns`: the ruleset flushed and the scratch root's
+/// nftables.conf loaded, after `nft -c` (a check that changes nothing) has passed it. Its
+/// include of /etc/nftables.d is pointed into the scratch root, the machine's own /etc never read.
+fn boot_nftables(ns: &NetNs, root: &Path) {
+    let conf = std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap();
+    let conf = conf.replace("\"/etc/nftables.d/", &format!("\"{}/etc/nftables.d/", root.display()));
+    let dir = TempDir::new("nft-boot");
+    let copy = dir.write("nftables.conf", &conf);
+    nft(ns, "flush ruleset");
+    nft(ns, &format!("-c -f {}", copy.display()));
+    nft(ns, &format!("-f {}", copy.display()));
+}
+
+/// The rules of `inet filter input`, in order, one line each.
+fn input_rules(ns: &NetNs) -> Vec<String> {
+    nft(ns, "list chain inet filter input")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("table") && !l.starts_with("chain"))
+        .filter(|l| !l.starts_with("type") && *l != "}")
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn nftables_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
+fn nftables_gets_a_rule_for_udp_123_kept_across_a_reboot_and_loses_both_on_uninstall() {
     let ns = NetNs::new("fwnft");
-    let nft = |args: &str| nft(&ns, args);
-    nft("add table inet filter");
-    nft("'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
     let (_dir, root) = scratch_root("fwnft");
-    in_namespace(&ns, "install", &root);
-    let ruleset = nft("list ruleset");
-    assert!(ruleset.contains("udp dport 123 accept comment \"syhub-ntp\""), "{ruleset}");
-    in_namespace(&ns, "install", &root);
-    assert_eq!(
-        nft("list ruleset").matches("syhub-ntp").count(),
-        1,
-        "a second install added another rule"
+    write_in(&root, "etc/nftables.conf", NFTABLES_CONF, 0o755);
+    boot_nftables(&ns, &root);
+    let before = snapshot(&root);
+
+    let printed = in_namespace(&ns, "install", &root);
+    assert!(printed.contains("opened UDP 123 for NTP"), "{printed}");
+    assert!(printed.contains("nftables.service is not enabled"), "{printed}");
+    assert_eq!(input_rules(&ns)[0], "udp dport 123 accept comment \"syhub-ntp\"");
+    // Kept: our own file, and one line at the end of the admin's file that includes it.
+    let ours = std::fs::read_to_string(root.join("etc/nftables.d/syhub-ntp.nft")).unwrap();
+    assert!(
+        ours.contains(
+            "\ninsert rule inet filter input udp dport 123 accept comment \"syhub-ntp\"\n"
+        ),
+        "{ours}"
     );
+    let conf = std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap();
+    let added = conf.strip_prefix(NFTABLES_CONF).unwrap_or_else(|| panic!("{conf}"));
+    assert!(added.starts_with("include \"/etc/nftables.d/syhub-ntp*.nft\""), "{added}");
+    assert_eq!(added.lines().count(), 1, "{added}");
+
+    // A reboot: the rule comes back, first in the chain, ahead of the admin's rules.
+    boot_nftables(&ns, &root);
+    let rules = input_rules(&ns);
+    assert_eq!(rules[0], "udp dport 123 accept comment \"syhub-ntp\"", "{rules:#?}");
+    assert_eq!(rules.len(), 3, "{rules:#?}");
+
+    // A second install adds nothing, live or kept.
+    let kept = snapshot(&root);
+    in_namespace(&ns, "install", &root);
+    assert_eq!(nft(&ns, "list ruleset").matches("syhub-ntp").count(), 1, "a second rule");
+    assert_eq!(snapshot(&root), kept);
+
     in_namespace(&ns, "uninstall", &root);
-    assert!(!nft("list ruleset").contains("syhub-ntp"));
+    assert!(!nft(&ns, "list ruleset").contains("syhub-ntp"));
+    assert_eq!(std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap(), NFTABLES_CONF);
+    assert!(!root.join("etc/nftables.d").exists(), "our directory is left behind");
+    let left = differences(&before, &snapshot(&root));
+    // What a plain uninstall keeps (the config and the user's data) aside, the tree is as before.
+    let left: Vec<&String> = left.iter().filter(|l| !l.contains("syhub-ntp")).collect();
+    assert!(left.is_empty(), "uninstall left differences: {left:#?}");
+}
+
+#[test]
+fn an_nftables_conf_without_an_inet_filter_table_still_loads_and_comes_back_byte_for_byte() {
+    let ns = NetNs::new("fwnftodd");
+    nft(&ns, "add table inet filter");
+    nft(&ns, "'add chain inet filter input { type filter hook input priority 0; policy drop; }'");
+    let (_dir, root) = scratch_root("fwnftodd");
+    // The admin's own layout, with no newline at its end.
+    let conf = "flush ruleset\ntable ip guard {\n\tchain in {\n\t\ttype filter hook input priority 0; policy accept;\n\t}\n}";
+    write_in(&root, "etc/nftables.conf", conf, 0o644);
+    let printed = in_namespace(&ns, "install", &root);
+    assert!(printed.contains("does not itself define `table inet filter`"), "{printed}");
+    let with = std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap();
+    assert!(with.starts_with(&format!("{conf}\ninclude ")) && with.ends_with("line\n"), "{with}");
+    // Our file declares the chain it fills, so the admin's file loads all the same.
+    boot_nftables(&ns, &root);
+    in_namespace(&ns, "uninstall", &root);
+    assert_eq!(std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap(), conf);
+    assert_eq!(mode(&root.join("etc/nftables.conf")), 0o644);
+}
+
+#[test]
+fn nts_and_a_lan_facing_http_port_are_opened_with_ntp_and_judged_by_test() {
+    let ns = NetNs::new("fwnts");
+    let (_dir, root) = scratch_root("fwnts");
+    write_in(&root, "etc/nftables.conf", NFTABLES_CONF, 0o755);
+    boot_nftables(&ns, &root);
+    // An existing config, kept by install: first NTP alone (the dashboard on loopback) ...
+    write_in(&root, "etc/syhub-ntp/config.toml", "source = []\n", 0o644);
+    let printed = in_namespace(&ns, "install", &root);
+    assert!(printed.contains("opened UDP 123 for NTP"), "{printed}");
+    assert!(!printed.contains("TCP"), "{printed}");
+    // ... then NTS turned on and the dashboard put on the LAN, and install run again.
+    let config = "source = []\n[http]\nlisten = [\"0.0.0.0:8123\"]\n[nts]\n\
+                  certificate = \"/etc/syhub-ntp/nts.crt\"\nprivate_key = \"/etc/syhub-ntp/nts.key\"\n";
+    write_in(&root, "etc/syhub-ntp/config.toml", config, 0o644);
+    let printed = in_namespace(&ns, "install", &root);
+    for line in [
+        "UDP 123 is open already",
+        "opened TCP 4460 for NTS key exchange",
+        "opened TCP 8123 for the HTTP API and dashboard",
+    ] {
+        assert!(printed.contains(line), "{line:?} missing from:\n{printed}");
+    }
+    let rules = input_rules(&ns);
+    for port in ["udp dport 123", "tcp dport 4460", "tcp dport 8123"] {
+        let rule = format!("{port} accept comment \"syhub-ntp\"");
+        assert!(rules.contains(&rule), "{rule} missing from {rules:#?}");
+    }
+    // After a reboot, all three are back.
+    boot_nftables(&ns, &root);
+    assert_eq!(input_rules(&ns).iter().filter(|r| r.contains("syhub-ntp")).count(), 3);
+
+    let test = |ns: &NetNs| {
+        let config = root.join("etc/syhub-ntp/config.toml");
+        let output = ns.run(
+            SYHUB_NTP,
+            &["test", "--json", "--config", path_str(&config)],
+            Duration::from_secs(60),
+        );
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("firewall open"))
+            .map(|c| (c["name"].as_str().unwrap().to_owned(), c.clone()))
+            .collect::<BTreeMap<String, serde_json::Value>>()
+    };
+    let checks = test(&ns);
+    for name in ["firewall open", "firewall open TCP 4460", "firewall open TCP 8123"] {
+        assert_eq!(checks[name]["verdict"], "PASS", "{name}: {checks:#?}");
+    }
+
+    in_namespace(&ns, "uninstall", &root);
+    assert_eq!(std::fs::read_to_string(root.join("etc/nftables.conf")).unwrap(), NFTABLES_CONF);
+    assert!(!root.join("etc/nftables.d").exists(), "our directory is left behind");
+    // Closed again: NTS-KE fails and HTTP warns, each with the command that opens it.
+    let checks = test(&ns);
+    assert_eq!(checks["firewall open TCP 4460"]["verdict"], "FAIL", "{checks:#?}");
+    assert_eq!(checks["firewall open TCP 8123"]["verdict"], "WARN", "{checks:#?}");
+    let fix = checks["firewall open TCP 4460"]["fix"].as_str().unwrap();
+    assert!(fix.contains("nft insert rule inet filter input tcp dport 4460 accept"), "{fix}");
 }
 
 #[test]
@@ -520,7 +679,7 @@ fn iptables_gets_rules_for_udp_123_and_loses_them_on_uninstall() {
         );
     }
     let (_dir, root) = scratch_root("fwipt");
-    in_namespace(&ns, "install", &root);
+    let printed = in_namespace(&ns, "install", &root);
     for program in ["iptables", "ip6tables"] {
         let listed = rules(program);
         assert!(
@@ -530,9 +689,85 @@ fn iptables_gets_rules_for_udp_123_and_loses_them_on_uninstall() {
             "{program}: {listed}"
         );
     }
+    // Nothing restores iptables rules at boot here: install says so, and what to do.
+    assert!(printed.contains("last until the next boot"), "{printed}");
+    assert!(printed.contains("apt install iptables-persistent"), "{printed}");
+    assert!(!root.join("etc/iptables").exists());
     in_namespace(&ns, "uninstall", &root);
     assert!(!rules("iptables").contains("syhub-ntp"));
     assert!(!rules("ip6tables").contains("syhub-ntp"));
+}
+
+/// netfilter-persistent's saved rules, as iptables-save writes them: a nat table, and a filter
+/// table that drops what its rules do not accept.
+const RULES_V4: &str = "# Generated by iptables-save v1.8.9 (nf_tables) on Mon Jan  1 00:00:00 2024
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o eth0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+# Completed on Mon Jan  1 00:00:00 2024
+";
+const RULES_V6: &str = "# Generated by ip6tables-save v1.8.9 (nf_tables)
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+COMMIT
+";
+
+#[test]
+fn iptables_rules_go_into_netfilter_persistents_files_and_come_out_byte_for_byte() {
+    let ns = NetNs::new("fwiptp");
+    let (_dir, root) = scratch_root("fwiptp");
+    write_in(&root, "etc/iptables/rules.v4", RULES_V4, 0o640);
+    write_in(&root, "etc/iptables/rules.v6", RULES_V6, 0o640);
+    let restore = |program: &str, file: &str, test: bool| {
+        let path = root.join("etc/iptables").join(file);
+        let script =
+            format!("{program}-restore {} < {}", if test { "--test" } else { "" }, path.display());
+        let output = ns.run("sh", &["-c", &script], Duration::from_secs(10));
+        assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let first_input_rule = |program: &str| {
+        let output = ns.run(program, &["-S", "INPUT"], Duration::from_secs(10));
+        let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+        listed.lines().find(|l| l.starts_with("-A INPUT")).unwrap_or("").to_owned()
+    };
+    // The boot before: the saved rules restored.
+    restore("iptables", "rules.v4", false);
+    restore("ip6tables", "rules.v6", false);
+
+    let printed = in_namespace(&ns, "install", &root);
+    assert!(printed.contains("kept in /etc/iptables/rules.v4"), "{printed}");
+    assert!(printed.contains("kept in /etc/iptables/rules.v6"), "{printed}");
+    let ours = "-A INPUT -p udp -m udp --dport 123 -m comment --comment syhub-ntp -j ACCEPT";
+    let saved = std::fs::read_to_string(root.join("etc/iptables/rules.v4")).unwrap();
+    assert_eq!(saved.matches(ours).count(), 1, "{saved}");
+    assert!(saved.contains(&format!(":OUTPUT ACCEPT [0:0]\n{ours}\n-A INPUT -i lo")), "{saved}");
+    assert_eq!(mode(&root.join("etc/iptables/rules.v4")), 0o640);
+    // Valid for iptables-restore, and what a reboot restores: our rule first.
+    restore("iptables", "rules.v4", true);
+    restore("ip6tables", "rules.v6", true);
+    restore("iptables", "rules.v4", false);
+    restore("ip6tables", "rules.v6", false);
+    assert_eq!(first_input_rule("iptables"), ours);
+    assert_eq!(first_input_rule("ip6tables"), ours);
+
+    in_namespace(&ns, "uninstall", &root);
+    assert_eq!(std::fs::read_to_string(root.join("etc/iptables/rules.v4")).unwrap(), RULES_V4);
+    assert_eq!(std::fs::read_to_string(root.join("etc/iptables/rules.v6")).unwrap(), RULES_V6);
+    assert_eq!(first_input_rule("iptables"), "-A INPUT -i lo -j ACCEPT");
 }
 
 #[test]
@@ -565,8 +800,13 @@ fn ufw_gets_a_rule_for_udp_123_and_loses_it_on_uninstall() {
     let installed = private(&format!("{SYHUB_NTP} install --root {root} --firewall --keep-others"));
     let status = private("ufw status");
     assert!(status.contains("123/udp") && status.contains("ALLOW"), "{installed}\n{status}");
+    assert!(installed.contains("ufw keeps its rules across reboots"), "{installed}");
+    // ufw's own files hold it, and ufw loads them at boot.
+    let saved = || std::fs::read_to_string(copy.join("user.rules")).unwrap();
+    assert!(saved().contains("allow udp 123 "), "{}", saved());
     private(&format!("{SYHUB_NTP} uninstall --root {root}"));
     assert!(!private("ufw status").contains("123/udp"));
+    assert!(!saved().contains("allow udp 123 "), "{}", saved());
 }
 
 #[test]

@@ -18,10 +18,10 @@ pub(crate) struct InstallArgs {
     /// Leave other time services (systemd-timesyncd, ntp, ntpsec, chrony) enabled and running
     #[arg(long)]
     keep_others: bool,
-    /// Do not open UDP 123 in the firewall
+    /// Do not open the served ports (UDP 123; NTS-KE's and HTTP's when configured) in the firewall
     #[arg(long, conflicts_with = "firewall")]
     no_firewall: bool,
-    /// Open UDP 123 in this network namespace's firewall even with --root
+    /// Open the served ports in this network namespace's firewall even with --root
     #[arg(long)]
     firewall: bool,
     /// Set up as the Debian package's first configure does: no binary, units or enabling (dpkg

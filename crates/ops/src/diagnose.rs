@@ -117,16 +117,16 @@ pub fn diagnose(config_path: Option<&Path>) -> Vec<Check> {
     });
 
     checks.push(port_check(&config, status.is_ok()));
-    checks.push(if as_root {
-        firewall_check(&host)
+    if as_root {
+        checks.extend(firewall_checks(&host, &config));
     } else {
-        check(
+        checks.push(check(
             "firewall open",
             Verdict::Warn,
             "not checked: reading the firewall's rules needs root",
             Some(AS_ROOT),
-        )
-    });
+        ));
+    }
     checks.extend(upstream_checks(&config));
     if let Ok(status) = &status {
         checks.extend(refclock_checks(status));
@@ -227,22 +227,48 @@ pub fn port_owners(port: u16) -> Vec<String> {
     owners
 }
 
-fn firewall_check(host: &Host) -> Check {
-    match firewall::detect(host) {
-        None => check("firewall open", Verdict::Pass, "no firewall in use", None),
-        Some(backend) if firewall::is_open(host, backend) => check(
-            "firewall open",
-            Verdict::Pass,
-            format!("{}: UDP 123 allowed", backend.name()),
-            None,
-        ),
-        Some(backend) => check(
-            "firewall open",
-            Verdict::Fail,
-            format!("{} is in use and has no rule for UDP 123", backend.name()),
-            Some("syhub-ntp install opens it (or: ufw allow 123/udp)"),
-        ),
+/// Each port the config serves on beyond loopback is let in by the firewall in use: UDP 123 as
+/// "firewall open", any other as "firewall open TCP 4460" and the like. A closed NTP or NTS-KE
+/// port fails (clients cannot get there); a closed HTTP port only warns.
+fn firewall_checks(host: &Host, config: &Config) -> Vec<Check> {
+    let Some(backend) = firewall::detect(host) else {
+        return vec![check("firewall open", Verdict::Pass, "no firewall in use", None)];
+    };
+    let ports = firewall::served_ports(config);
+    if ports.is_empty() {
+        let detail = format!("{}: the config serves on loopback only", backend.name());
+        return vec![check("firewall open", Verdict::Pass, detail, None)];
     }
+    ports
+        .into_iter()
+        .map(|(port, purpose)| {
+            let name = if port == firewall::Port::NTP {
+                "firewall open".to_owned()
+            } else {
+                format!("firewall open {port}")
+            };
+            if firewall::is_open(host, backend, port) {
+                return check(
+                    &name,
+                    Verdict::Pass,
+                    format!("{}: {port} allowed", backend.name()),
+                    None,
+                );
+            }
+            let verdict =
+                if purpose == firewall::Purpose::Http { Verdict::Warn } else { Verdict::Fail };
+            let detail = format!(
+                "{} is in use and has no rule for {port}, which serves {}",
+                backend.name(),
+                purpose.describe()
+            );
+            let fix = format!(
+                "syhub-ntp install opens it (or: {})",
+                firewall::manual_command(backend, port)
+            );
+            check(&name, verdict, detail, Some(&fix))
+        })
+        .collect()
 }
 
 /// Each configured upstream answers one query (a pool: its name, whichever server that gives).

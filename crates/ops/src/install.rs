@@ -23,7 +23,8 @@ const NTP_CONFS: [&str; 2] = ["/etc/ntp.conf", "/etc/ntpsec/ntp.conf"];
 pub struct InstallOptions {
     /// Leave other time services running.
     pub keep_others: bool,
-    /// Open UDP 123 in the firewall in use.
+    /// Open the ports the config serves on in the firewall in use (UDP 123, and NTS-KE's and
+    /// HTTP's TCP ports when configured), now and after a reboot.
     pub firewall: bool,
     /// The binary to install when none is at /usr/bin/syhub-ntp (this one).
     pub binary: PathBuf,
@@ -211,16 +212,7 @@ fn install_steps(
                 .into(),
         );
     } else if options.firewall {
-        match firewall::detect(host) {
-            Some(backend) => {
-                if let Some(change) =
-                    firewall::open(host, backend).map_err(step("opening UDP 123"))?
-                {
-                    made.push(change);
-                }
-            }
-            None => host.report.push("no firewall in use: UDP 123 is not filtered".into()),
-        }
+        firewall::open_ports(host, made).map_err(step("opening the firewall"))?;
     }
 
     if options.from_package {
@@ -474,7 +466,10 @@ pub fn undo(host: &mut Host, changes: &[Change], purge: bool) {
             Change::Disabled { unit, was_active } => {
                 services::undo_disable(host, unit, *was_active)
             }
-            Change::Firewall { backend, .. } => firewall::close(host, backend),
+            Change::Firewall { backend, rule } => firewall::close(host, backend, rule),
+            Change::LineAdded { path, line, newline_added } => {
+                firewall::remove_line(host, path, line, *newline_added)
+            }
             Change::File { path, data } if *data && !purge => {
                 host.report.push(format!("kept {path} (--purge removes it)"));
                 Ok(())

@@ -20,8 +20,19 @@ pub enum Change {
     Enabled { unit: String, started: bool },
     /// Another time service we disabled (and stopped, when it was running).
     Disabled { unit: String, was_active: bool },
-    /// A firewall rule we added: the backend and how to find it again.
+    /// A firewall rule we added to the running firewall: the backend and the port, as
+    /// `udp/123` or `tcp/4460`.
     Firewall { backend: String, rule: String },
+    /// A line we added to a file that was there already (the include in /etc/nftables.conf, a
+    /// rule in /etc/iptables/rules.v4, a port in our nftables file from an earlier install):
+    /// uninstall takes out exactly that line, and the file is as it was before.
+    /// `newline_added`: the file did not end in a newline, and one was put before the line.
+    LineAdded {
+        path: String,
+        line: String,
+        #[serde(default)]
+        newline_added: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
