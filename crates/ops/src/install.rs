@@ -216,9 +216,6 @@ fn install_steps(
     Ok(())
 }
 
-/// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
-/// comments and a broadcast suggestion, and whatever an existing ntp.conf says. Checked by the
-/// daemon's own parser before it is written.
 /// With a reference clock in the config, the unit's drop-in that lets the daemon open it as root.
 fn write_refclock_drop_in(host: &mut Host, made: &mut Vec<Change>) -> Result<(), OpsError> {
     let text = host.read(DEFAULT_CONFIG_PATH).ok().and_then(|b| String::from_utf8(b).ok());
@@ -242,6 +239,10 @@ fn write_refclock_drop_in(host: &mut Host, made: &mut Vec<Change>) -> Result<(),
     )
 }
 
+/// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
+/// comments and a broadcast suggestion, and whatever an existing ntp.conf says,
+/// with what it imports differently or not at all listed at the top. Checked by the daemon's own
+/// parser before it is written.
 fn write_config(
     host: &mut Host,
     options: &InstallOptions,
@@ -255,15 +256,20 @@ fn write_config(
         let text = String::from_utf8(host.read(path).ok()?).ok()?;
         Some((*path, ntp_conf::parse(&text)))
     });
-    let mut text = String::from(
-        "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
-         # default: `syhub-ntp config default` prints them all, each explained.\n\n",
-    );
+    // What ntp.conf says that is imported with a difference, and what is not imported at all:
+    // both reported and written at the top of the config.
+    let (mut differences, mut not_imported) = (Vec::new(), Vec::new());
+    let mut text = String::new();
     let mut keys_file = None;
     if let Some((path, conf)) = &imported {
+        not_imported.extend(conf.skipped.iter().cloned());
+        differences.extend(conf.changed.iter().cloned());
         host.report.push(format!("imported {path}"));
-        for skipped in &conf.skipped {
+        for skipped in &not_imported {
             host.report.push(format!("  not imported: {skipped}"));
+        }
+        for difference in &differences {
+            host.report.push(format!("  imported differently: {difference}"));
         }
         text.push_str(&format!("# Sources imported from {path}.\n"));
         if conf.sources.is_empty() {
@@ -298,6 +304,8 @@ fn write_config(
             options.local_networks.join(", ")
         }
     ));
+    let quoted =
+        |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     let mut allowed: Vec<String> =
         syhub_ntp_config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     for prefix in allow {
@@ -305,8 +313,6 @@ fn write_config(
             allowed.push(prefix);
         }
     }
-    let quoted =
-        |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     text.push_str(&format!("allow = [{}]\ndeny = [{}]\n\n", quoted(&allowed), quoted(&deny)));
     match imported.as_ref().map(|(_, c)| &c.broadcasts).filter(|b| !b.is_empty()) {
         Some(broadcasts) => {
@@ -332,10 +338,48 @@ fn write_config(
         text.push_str(&format!("[auth]\nkeys_file = \"{keys}\"\ntrusted_keys = [{ids}]\n\n"));
     }
     text.push_str(&format!("[clock]\ndrift_file = \"{DRIFT_PATH}\"\n"));
+    let mut header = String::from(
+        "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
+         # default: `syhub-ntp config default` prints them all, each explained.\n\n",
+    );
+    if let Some((path, _)) = &imported {
+        for (title, lines) in [
+            ("Imported from {path} with a difference:", &differences),
+            ("Not imported from {path}:", &not_imported),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            header.push_str(&format!("# {}\n", title.replace("{path}", path)));
+            for line in lines {
+                header.push_str(&comment(&format!("- {line}")));
+            }
+            header.push('\n');
+        }
+    }
+    let text = header + &text;
     Config::parse(&text, "the generated config")
         .map_err(|e| OpsError::Invalid(format!("the config to install does not validate: {e}")))?;
     write_new(host, DEFAULT_CONFIG_PATH, text.as_bytes(), 0o644, true, made, "writing the config")?;
     Ok(())
+}
+
+/// `text` as TOML comment lines of at most 100 columns, continuation lines indented.
+fn comment(text: &str) -> String {
+    let mut lines = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 100 && line.len() > 4 {
+            lines.push_str(&line);
+            lines.push('\n');
+            line = String::from("#  ");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    lines.push_str(&line);
+    lines.push('\n');
+    lines
 }
 
 /// The IPv4 broadcast address of a prefix such as `192.168.1.20/24`; none for loopback, /31, /32.
@@ -417,4 +461,103 @@ pub fn uninstall(host: &mut Host, purge: bool) -> Result<(), OpsError> {
     host.remove_file(MANIFEST_PATH).map_err(step("removing the manifest"))?;
     undo(host, &state_dir, purge);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch root with an ntp.conf, removed on drop.
+    struct ScratchRoot(PathBuf);
+
+    impl ScratchRoot {
+        fn with_ntp_conf(label: &str, ntp_conf: &str) -> Self {
+            let root =
+                std::env::temp_dir().join(format!("syhub-ops-{label}-{}", std::process::id()));
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::write(root.join("etc/ntp.conf"), ntp_conf).unwrap();
+            Self(root)
+        }
+    }
+
+    impl Drop for ScratchRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn options() -> InstallOptions {
+        InstallOptions {
+            keep_others: true,
+            firewall: false,
+            binary: PathBuf::from("/nonexistent"),
+            local_networks: vec!["192.168.1.0/24".into()],
+        }
+    }
+
+    /// Runs write_config under `root`: the config written, and the report.
+    fn write_config_under(root: &ScratchRoot, options: &InstallOptions) -> (String, Vec<String>) {
+        let mut host = Host::new(&root.0, false);
+        let mut made = Vec::new();
+        write_config(&mut host, options, &mut made)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", host.report));
+        let text = std::fs::read_to_string(host.path(DEFAULT_CONFIG_PATH)).unwrap();
+        (text, host.report)
+    }
+
+    #[test]
+    fn an_imported_ntp_conf_says_what_differs_in_the_report_and_the_config() {
+        let root = ScratchRoot::with_ntp_conf(
+            "differs",
+            "server 192.168.1.1 iburst prefer\nserver time.google.com iburst\n\
+             pool 2.debian.pool.ntp.org iburst\n",
+        );
+        let (text, report) = write_config_under(&root, &options());
+        let config = Config::parse(&text, "written").unwrap();
+        let roles: Vec<(&str, bool, bool)> =
+            config.sources.iter().map(|s| (s.address.as_str(), s.prefer, s.fallback)).collect();
+        assert_eq!(
+            roles,
+            [
+                ("192.168.1.1", true, false),
+                ("time.google.com", false, true),
+                ("2.debian.pool.ntp.org", false, false)
+            ]
+        );
+        // Each difference is in the report and, wrapped, in the config's header.
+        let differences: Vec<&String> =
+            report.iter().filter(|l| l.starts_with("  imported differently: ")).collect();
+        for expected in [
+            "server time.google.com iburst: imported with fallback = true",
+            "Google smears leap seconds (over the 24 hours around one)",
+        ] {
+            assert!(
+                differences.iter().any(|l| l.contains(expected)),
+                "{expected:?} not reported: {report:#?}"
+            );
+        }
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with('#') || l.is_empty())
+            .map(|l| l.trim_start_matches('#').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(header.contains("Imported from /etc/ntp.conf with a difference:"), "{text}");
+        for difference in differences {
+            let words: Vec<&str> = difference
+                .trim_start_matches("  imported differently: ")
+                .split_whitespace()
+                .collect();
+            assert!(header.contains(&words.join(" ")), "{difference:?} not in the header:\n{text}");
+        }
+        assert!(text.lines().filter(|l| l.starts_with('#')).all(|l| l.len() <= 100), "{text}");
+    }
+
+    #[test]
+    fn comments_wrap_at_100_columns() {
+        let long = "word ".repeat(60);
+        let wrapped = comment(&long);
+        assert!(wrapped.lines().all(|l| l.len() <= 100 && l.starts_with('#')), "{wrapped}");
+        assert_eq!(wrapped.split_whitespace().filter(|w| *w == "word").count(), 60);
+    }
 }

@@ -1,7 +1,8 @@
 //! Importing an existing ntpd (or NTPsec) configuration: its servers and pools, restrict lines,
-//! broadcasts, keys and drift file become syhub-ntp settings; what has no counterpart is listed.
+//! broadcasts, keys and drift file become syhub-ntp settings; what is imported with a difference
+//! says so, and what has no counterpart is listed.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What an ntp.conf says, in syhub-ntp's terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,30 +17,45 @@ pub struct NtpConf {
     pub keys_file: Option<String>,
     pub trusted_keys: Vec<u32>,
     pub drift_file: Option<String>,
+    /// Lines imported with a difference, each saying what differs.
+    pub changed: Vec<String>,
     /// Lines with no counterpart, with the reason.
     pub skipped: Vec<String>,
 }
 
-/// Reads the options after an address: `iburst`, `minpoll N`, `maxpoll N`, `key N`, `ttl N`.
-fn options(words: &[&str]) -> (bool, Vec<(String, String)>) {
-    let mut iburst = false;
-    let mut settings = Vec::new();
+/// The options after a source's address, as far as they have a counterpart.
+#[derive(Debug, Default)]
+struct SourceOptions {
+    iburst: bool,
+    prefer: bool,
+    /// `minpoll`, `maxpoll`, `key` and `ttl` with their values.
+    settings: Vec<(String, String)>,
+    /// Words with no counterpart (`noselect`, `version 4`), in order.
+    unknown: Vec<String>,
+}
+
+/// Reads the options after an address: `iburst`, `prefer`, `minpoll N`, `maxpoll N`, `key N`,
+/// `ttl N`.
+fn options(words: &[&str]) -> SourceOptions {
+    let mut options = SourceOptions::default();
     let mut rest = words.iter();
     while let Some(&word) = rest.next() {
         match word {
-            "iburst" | "burst" => iburst = true,
+            "iburst" | "burst" => options.iburst = true,
+            "prefer" => options.prefer = true,
             "minpoll" | "maxpoll" | "key" | "ttl" => {
                 if let Some(value) = rest.next().filter(|v| v.parse::<i64>().is_ok()) {
-                    settings.push((word.to_owned(), (*value).to_owned()));
+                    options.settings.push((word.to_owned(), (*value).to_owned()));
                 }
             }
-            _ => {}
+            _ => options.unknown.push(word.to_owned()),
         }
     }
-    (iburst, settings)
+    options
 }
 
-fn toml_string(text: &str) -> String {
+/// `text` as a TOML basic string.
+pub(crate) fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
@@ -53,7 +69,7 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
             Some(format!("{address}/{}", u32::from(mask).count_ones()))
         }
         (IpAddr::V6(_), Some(mask)) => {
-            let mask: std::net::Ipv6Addr = mask.parse().ok()?;
+            let mask: Ipv6Addr = mask.parse().ok()?;
             Some(format!("{address}/{}", u128::from(mask).count_ones()))
         }
         (_, None) => Some(address.to_string()),
@@ -63,10 +79,21 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
 /// ntpd's SHM reference clock (driver 28): gpsd's shared memory, unit N at 127.127.28.N.
 const SHM_DRIVER: &str = "127.127.28.";
 
+/// Google's public NTP servers (time.google.com, time1 to time4.google.com), which smear leap
+/// seconds instead of announcing them.
+fn is_google(address: &str) -> bool {
+    let host = address.trim_end_matches('.').to_ascii_lowercase();
+    host.strip_suffix(".google.com")
+        .and_then(|name| name.strip_prefix("time"))
+        .is_some_and(|number| number.bytes().all(|b| b.is_ascii_digit()))
+}
+
 pub fn parse(text: &str) -> NtpConf {
     let mut conf = NtpConf::default();
     // The index in `conf.sources` of each imported SHM unit, for its `fudge` line.
     let mut shm_units: Vec<(String, usize)> = Vec::new();
+    // Google's servers among the sources: their index and line.
+    let mut google: Vec<(usize, String)> = Vec::new();
     for line in text.lines() {
         let content = line.split('#').next().unwrap_or("").trim();
         let words: Vec<&str> = content.split_whitespace().collect();
@@ -92,17 +119,28 @@ pub fn parse(text: &str) -> NtpConf {
                     continue;
                 }
                 let mode = if directive == "pool" { "pool" } else { "server" };
-                let (iburst, settings) = options(&args[1..]);
+                let options = options(&args[1..]);
                 let mut table = format!(
-                    "[[source]]\nmode = \"{mode}\"\naddress = {}\niburst = {iburst}\n",
-                    toml_string(address)
+                    "[[source]]\nmode = \"{mode}\"\naddress = {}\niburst = {}\n",
+                    toml_string(address),
+                    options.iburst
                 );
-                for (key, value) in settings.iter().filter(|(k, _)| k != "ttl") {
+                for (key, value) in options.settings.iter().filter(|(k, _)| k != "ttl") {
                     table.push_str(&format!("{key} = {value}\n"));
+                }
+                if options.prefer {
+                    table.push_str("prefer = true\n");
                 }
                 if directive == "peer" {
                     conf.skipped
                         .push(format!("{content} (symmetric peering: imported as a server)"));
+                }
+                if !options.unknown.is_empty() {
+                    conf.skipped
+                        .push(format!("{content} ({} not imported)", options.unknown.join(" ")));
+                }
+                if is_google(address) {
+                    google.push((conf.sources.len(), content.to_owned()));
                 }
                 conf.sources.push(table);
             }
@@ -124,9 +162,11 @@ pub fn parse(text: &str) -> NtpConf {
             }
             "broadcast" => {
                 let Some(address) = args.first() else { continue };
-                let (_, settings) = options(&args[1..]);
+                let options = options(&args[1..]);
                 let mut table = format!("[[broadcast]]\naddress = {}\n", toml_string(address));
-                for (key, value) in settings.iter().filter(|(k, _)| k == "key" || k == "ttl") {
+                for (key, value) in
+                    options.settings.iter().filter(|(k, _)| k == "key" || k == "ttl")
+                {
                     table.push_str(&format!("{key} = {value}\n"));
                 }
                 conf.broadcasts.push(table);
@@ -163,12 +203,35 @@ pub fn parse(text: &str) -> NtpConf {
             _ => skip(&mut conf, "not understood"),
         }
     }
+    // Google smears leap seconds: beside servers that do not, it may only be a fallback.
+    if !google.is_empty() && google.len() < conf.sources.len() {
+        for (index, line) in google {
+            let table = &mut conf.sources[index];
+            let preferred = table.contains("prefer = true\n");
+            *table = format!(
+                "# Google smears leap seconds: a fallback only, never combined with the others.\n{}fallback = true\n",
+                table.replace("prefer = true\n", "")
+            );
+            conf.changed.push(format!(
+                "{line}: imported with fallback = true, used only while no other source is \
+                 selectable: Google smears leap seconds (over the 24 hours around one) while the \
+                 other sources step, so near a leap second the two disagree by up to half a \
+                 second and must not be combined{}",
+                if preferred {
+                    "; its prefer is dropped, as a fallback is never combined"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
     conf
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syhub_ntp_config::Config;
 
     const DEBIAN_NTP_CONF: &str = "\
 driftfile /var/lib/ntp/ntp.drift
@@ -187,6 +250,12 @@ broadcast 192.168.1.255 key 2 ttl 3
 keys /etc/ntp.keys
 trustedkey 1 2
 ";
+
+    /// The sources of `conf` as a config of their own, checked by the daemon's parser.
+    fn sources_config(conf: &NtpConf) -> Config {
+        let text = conf.sources.join("\n");
+        Config::parse(&text, "imported").unwrap_or_else(|e| panic!("{e}:\n{text}"))
+    }
 
     #[test]
     fn gpsd_shared_memory_clocks_are_imported_with_their_fudge() {
@@ -208,8 +277,7 @@ trustedkey 1 2
             conf.skipped
         );
         assert!(conf.skipped.iter().any(|s| s.contains("127.127.22.0")), "{:?}", conf.skipped);
-        let text: String = conf.sources.join("\n");
-        let config = syhub_ntp_config::Config::parse(&text, "imported").unwrap();
+        let config = sources_config(&conf);
         let settings = config.sources[0].refclock.as_ref().unwrap();
         assert_eq!((settings.unit, settings.refid.as_str()), (0, "GPS"));
         assert!((settings.offset() - 0.42).abs() < 1e-9 && config.sources[0].prefer);
@@ -231,5 +299,66 @@ trustedkey 1 2
         assert_eq!(conf.trusted_keys, [1, 2]);
         assert_eq!(conf.drift_file.as_deref(), Some("/var/lib/ntp/ntp.drift"));
         assert_eq!(conf.skipped.len(), 5, "{:?}", conf.skipped);
+        assert!(conf.changed.is_empty(), "{:?}", conf.changed);
+    }
+
+    #[test]
+    fn prefer_is_imported_for_servers_and_pools_and_other_options_are_reported() {
+        let conf = parse(
+            "server 192.168.1.1 iburst prefer\npool pool.ntp.org prefer iburst\n\
+             server 192.168.1.9 noselect version 4\n",
+        );
+        assert!(conf.sources[0].ends_with("iburst = true\nprefer = true\n"), "{}", conf.sources[0]);
+        assert!(conf.sources[1].contains("prefer = true\n"), "{}", conf.sources[1]);
+        assert!(!conf.sources[2].contains("prefer"), "{}", conf.sources[2]);
+        let config = sources_config(&conf);
+        let preferred: Vec<bool> = config.sources.iter().map(|s| s.prefer).collect();
+        assert_eq!(preferred, [true, true, false]);
+        assert_eq!(
+            conf.skipped,
+            ["server 192.168.1.9 noselect version 4 (noselect version 4 not imported)"]
+        );
+    }
+
+    #[test]
+    fn google_beside_other_sources_becomes_a_fallback_and_says_why() {
+        let conf = parse(
+            "server time.google.com iburst prefer\npool pool.ntp.org iburst\n\
+             server time3.google.com\nserver 127.127.28.0\n",
+        );
+        let config = sources_config(&conf);
+        let roles: Vec<(&str, bool, bool)> =
+            config.sources.iter().map(|s| (s.address.as_str(), s.fallback, s.prefer)).collect();
+        assert_eq!(
+            roles,
+            [
+                ("time.google.com", true, false),
+                ("pool.ntp.org", false, false),
+                ("time3.google.com", true, false),
+                ("SHM(0)", false, false),
+            ]
+        );
+        assert!(conf.sources[0].starts_with("# Google smears leap seconds"), "{}", conf.sources[0]);
+        assert_eq!(conf.changed.len(), 2, "{:?}", conf.changed);
+        assert!(
+            conf.changed[0]
+                .starts_with("server time.google.com iburst prefer: imported with fallback = true")
+        );
+        assert!(conf.changed[0].contains("smears leap seconds"), "{}", conf.changed[0]);
+        assert!(conf.changed[0].contains("prefer is dropped"), "{}", conf.changed[0]);
+        assert!(!conf.changed[1].contains("prefer"), "{}", conf.changed[1]);
+    }
+
+    #[test]
+    fn google_alone_is_imported_as_it_is() {
+        let conf = parse(
+            "server time1.google.com iburst\nserver time2.google.com iburst\n\
+             server TIME.Google.com. prefer\n",
+        );
+        assert!(conf.changed.is_empty(), "{:?}", conf.changed);
+        let config = sources_config(&conf);
+        assert!(config.sources.iter().all(|s| !s.fallback));
+        assert!(config.sources[2].prefer);
+        assert!(!is_google("time.google.com.evil.example") && !is_google("timex.google.com"));
     }
 }
