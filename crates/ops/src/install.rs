@@ -264,6 +264,12 @@ fn write_config(
     if let Some((path, conf)) = &imported {
         not_imported.extend(conf.skipped.iter().cloned());
         differences.extend(conf.changed.iter().cloned());
+        if let Some(local) = &conf.local_clock {
+            differences.extend(local.differences());
+        }
+        if let Some(leap) = &conf.leap_file {
+            differences.extend(leap_file_difference(host, leap));
+        }
         host.report.push(format!("imported {path}"));
         for skipped in &not_imported {
             host.report.push(format!("  not imported: {skipped}"));
@@ -338,6 +344,14 @@ fn write_config(
         text.push_str(&format!("[auth]\nkeys_file = \"{keys}\"\ntrusted_keys = [{ids}]\n\n"));
     }
     text.push_str(&format!("[clock]\ndrift_file = \"{DRIFT_PATH}\"\n"));
+    let conf = imported.as_ref().map(|(_, conf)| conf);
+    if let Some(leap) = conf.and_then(|c| c.leap_file.as_deref()) {
+        text.push_str(&format!("leap_file = {}\n", ntp_conf::toml_string(leap)));
+    }
+    if let Some(local) = conf.and_then(|c| c.local_clock.as_ref()) {
+        text.push_str("\n# From ntp.conf's local clock (see the top of this file).\n");
+        text.push_str(&local.table());
+    }
     let mut header = String::from(
         "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
          # default: `syhub-ntp config default` prints them all, each explained.\n\n",
@@ -362,6 +376,27 @@ fn write_config(
         .map_err(|e| OpsError::Invalid(format!("the config to install does not validate: {e}")))?;
     write_new(host, DEFAULT_CONFIG_PATH, text.as_bytes(), 0o644, true, made, "writing the config")?;
     Ok(())
+}
+
+/// What differs about ntp.conf's `leapfile`, which `[clock] leap_file` names as it is: nothing,
+/// unless the file is missing or the service account may not read it.
+fn leap_file_difference(host: &Host, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let whose =
+        if host.is_live() { String::new() } else { format!(" under {}", host.root().display()) };
+    match std::fs::metadata(host.path(path)) {
+        Err(_) => Some(format!(
+            "leapfile {path}: [clock] leap_file names it, but there is no such file{whose}; until \
+             there is, syhub-ntp says so in its status and log and takes leap seconds from its \
+             sources' warnings alone"
+        )),
+        Ok(meta) if meta.permissions().mode() & 0o004 == 0 => Some(format!(
+            "leapfile {path}: [clock] leap_file names it, but it is not readable by everyone{whose}, \
+             and syhub-ntp reads it as the {} account",
+            units::ACCOUNT
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// `text` as TOML comment lines of at most 100 columns, continuation lines indented.
@@ -510,7 +545,8 @@ mod tests {
         let root = ScratchRoot::with_ntp_conf(
             "differs",
             "server 192.168.1.1 iburst prefer\nserver time.google.com iburst\n\
-             pool 2.debian.pool.ntp.org iburst\n",
+             pool 2.debian.pool.ntp.org iburst\nleapfile /usr/share/zoneinfo/leap-seconds.list\n\
+             server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n",
         );
         let (text, report) = write_config_under(&root, &options());
         let config = Config::parse(&text, "written").unwrap();
@@ -524,12 +560,24 @@ mod tests {
                 ("2.debian.pool.ntp.org", false, false)
             ]
         );
+        assert_eq!(
+            config.clock.leap_file.as_deref(),
+            Some(std::path::Path::new("/usr/share/zoneinfo/leap-seconds.list"))
+        );
+        assert_eq!(
+            (config.local.stratum.get(), config.local.mode),
+            (11, syhub_ntp_config::LocalMode::Holdover)
+        );
+
         // Each difference is in the report and, wrapped, in the config's header.
         let differences: Vec<&String> =
             report.iter().filter(|l| l.starts_with("  imported differently: ")).collect();
         for expected in [
             "server time.google.com iburst: imported with fallback = true",
             "Google smears leap seconds (over the 24 hours around one)",
+            "leapfile /usr/share/zoneinfo/leap-seconds.list: [clock] leap_file names it, but there is no such file under",
+            "server 127.127.1.0 with fudge stratum 10: [local] stratum = 11",
+            "[local] mode = \"holdover\": ntpd served its undisciplined local clock from start-up",
         ] {
             assert!(
                 differences.iter().any(|l| l.contains(expected)),
@@ -551,6 +599,19 @@ mod tests {
             assert!(header.contains(&words.join(" ")), "{difference:?} not in the header:\n{text}");
         }
         assert!(text.lines().filter(|l| l.starts_with('#')).all(|l| l.len() <= 100), "{text}");
+    }
+
+    #[test]
+    fn a_leap_file_that_exists_needs_no_word() {
+        let root = ScratchRoot::with_ntp_conf(
+            "leap-file",
+            "pool pool.ntp.org iburst\nleapfile /var/lib/ntp/leap-seconds.list\n",
+        );
+        std::fs::create_dir_all(root.0.join("var/lib/ntp")).unwrap();
+        std::fs::write(root.0.join("var/lib/ntp/leap-seconds.list"), "").unwrap();
+        let (text, report) = write_config_under(&root, &options());
+        assert!(!report.iter().any(|l| l.contains("leapfile")), "{report:#?}");
+        assert!(text.contains("leap_file = \"/var/lib/ntp/leap-seconds.list\"\n"), "{text}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Importing an existing ntpd (or NTPsec) configuration: its servers and pools, restrict lines,
-//! broadcasts, keys and drift file become syhub-ntp settings; what is imported with a difference
-//! says so, and what has no counterpart is listed.
+//! broadcasts, keys, drift and leap files and local clock become syhub-ntp settings; what is
+//! imported with a difference says so, and what has no counterpart is listed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -17,6 +17,10 @@ pub struct NtpConf {
     pub keys_file: Option<String>,
     pub trusted_keys: Vec<u32>,
     pub drift_file: Option<String>,
+    /// `leapfile`: the leap-seconds list ntpd read, an absolute path.
+    pub leap_file: Option<String>,
+    /// ntpd's undisciplined local clock, when ntp.conf configures one.
+    pub local_clock: Option<LocalClock>,
     /// Lines imported with a difference, each saying what differs.
     pub changed: Vec<String>,
     /// Lines with no counterpart, with the reason.
@@ -78,6 +82,10 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
 
 /// ntpd's SHM reference clock (driver 28): gpsd's shared memory, unit N at 127.127.28.N.
 const SHM_DRIVER: &str = "127.127.28.";
+/// ntpd's undisciplined local clock (driver 1), at 127.127.1.N.
+const LOCAL_DRIVER: &str = "127.127.1.";
+/// The stratum ntpd's local clock driver has when no `fudge` line sets one.
+const NTPD_LOCAL_CLOCK_STRATUM: u8 = 5;
 
 /// Google's public NTP servers (time.google.com, time1 to time4.google.com), which smear leap
 /// seconds instead of announcing them.
@@ -88,10 +96,72 @@ fn is_google(address: &str) -> bool {
         .is_some_and(|number| number.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// ntpd's undisciplined local clock (`server 127.127.1.0`), which it followed when no other
+/// source was selectable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalClock {
+    /// The clock's own stratum: its `fudge 127.127.1.N stratum S`, else ntpd's default of 5.
+    pub stratum: u8,
+    /// The stratum came from a `fudge` line.
+    fudged: bool,
+}
+
+impl LocalClock {
+    /// The stratum ntpd announced to its clients while following the clock: one more than the
+    /// clock's own, as for any source; 16 (unsynchronised) for a clock at 15.
+    pub fn announced_stratum(&self) -> u8 {
+        self.stratum.saturating_add(1).min(16)
+    }
+
+    /// `[local]` for it, as TOML.
+    pub fn table(&self) -> String {
+        match self.announced_stratum() {
+            16 => "[local]\nenabled = false\n".to_owned(),
+            stratum => {
+                format!("[local]\nenabled = true\nstratum = {stratum}\nmode = \"holdover\"\n")
+            }
+        }
+    }
+
+    /// How syhub-ntp's `[local]` differs from ntpd's local clock, one sentence group each.
+    pub fn differences(&self) -> Vec<String> {
+        let origin = if self.fudged {
+            format!("server 127.127.1.0 with fudge stratum {}", self.stratum)
+        } else {
+            format!("server 127.127.1.0 (no fudge stratum: ntpd's default, {})", self.stratum)
+        };
+        let announced = self.announced_stratum();
+        if announced > 15 {
+            return vec![format!(
+                "{origin}: ntpd announced stratum 16 (unsynchronised) while following a local \
+                 clock at stratum 15, so no client used it; [local] enabled = false does the same"
+            )];
+        }
+        vec![
+            format!(
+                "{origin}: [local] stratum = {announced}, the stratum ntpd announced to clients \
+                 while following its local clock (one more than the clock's own), which is what \
+                 [local] stratum sets"
+            ),
+            "[local] mode = \"holdover\": ntpd served its undisciplined local clock from start-up, \
+             whatever the clock said; syhub-ntp serves its local clock only once the clock has been \
+             synchronised since boot (by syhub-ntp, or the kernel said so when the daemon started) \
+             and answers unsynchronised (leap indicator 3, stratum 16) until then, because a hub \
+             without a real-time clock boots with a wrong time. While it holds over, the root \
+             dispersion it announces grows from the last synchronisation, up to 1 s. Like ntpd's, \
+             it is used only while no other source is selectable. mode = \"always\" serves it from \
+             start-up as ntpd did, for an air-gapped hub with a good real-time clock"
+                .to_owned(),
+        ]
+    }
+}
+
 pub fn parse(text: &str) -> NtpConf {
     let mut conf = NtpConf::default();
     // The index in `conf.sources` of each imported SHM unit, for its `fudge` line.
     let mut shm_units: Vec<(String, usize)> = Vec::new();
+    // The address of the local clock, for its `fudge` line.
+    let mut local_address: Option<String> = None;
     // Google's servers among the sources: their index and line.
     let mut google: Vec<(usize, String)> = Vec::new();
     for line in text.lines() {
@@ -109,6 +179,22 @@ pub fn parse(text: &str) -> NtpConf {
                     shm_units.push(((*address).to_owned(), conf.sources.len()));
                     conf.sources
                         .push(format!("[[source]]\nmode = \"gpsd-shm\"\nunit = {unit}\n{prefer}"));
+                    continue;
+                }
+                if address.strip_prefix(LOCAL_DRIVER).is_some_and(|u| u.parse::<u8>().is_ok()) {
+                    if local_address.is_some() {
+                        skip(&mut conf, "a second local clock: the first is imported");
+                        continue;
+                    }
+                    local_address = Some((*address).to_owned());
+                    conf.local_clock =
+                        Some(LocalClock { stratum: NTPD_LOCAL_CLOCK_STRATUM, fudged: false });
+                    if args.contains(&"prefer") {
+                        conf.skipped.push(format!(
+                            "{content} (prefer: ntpd then followed the local clock alone; \
+                             syhub-ntp's is used only while no other source is selectable)"
+                        ));
+                    }
                     continue;
                 }
                 if address.starts_with("127.127.") {
@@ -176,6 +262,10 @@ pub fn parse(text: &str) -> NtpConf {
                 conf.trusted_keys.extend(args.iter().filter_map(|id| id.parse::<u32>().ok()));
             }
             "driftfile" => conf.drift_file = args.first().map(|p| (*p).to_owned()),
+            "leapfile" => match args.first() {
+                Some(path) if path.starts_with('/') => conf.leap_file = Some((*path).to_owned()),
+                _ => skip(&mut conf, "not an absolute path"),
+            },
             "fudge" if args.first().is_some_and(|a| a.starts_with(SHM_DRIVER)) => {
                 let Some(&(_, index)) = shm_units.iter().find(|(a, _)| a == args[0]) else {
                     skip(&mut conf, "no such reference clock before it");
@@ -196,7 +286,28 @@ pub fn parse(text: &str) -> NtpConf {
                     }
                 }
             }
-            "fudge" | "tos" | "statsdir" | "statistics" | "filegen" | "logfile" | "leapfile"
+            "fudge" if args.first().is_some_and(|a| a.starts_with(LOCAL_DRIVER)) => {
+                let Some(local) =
+                    conf.local_clock.as_mut().filter(|_| local_address.as_deref() == Some(args[0]))
+                else {
+                    skip(&mut conf, "no such local clock before it");
+                    continue;
+                };
+                let mut not_imported = Vec::new();
+                for pair in args[1..].chunks(2) {
+                    match (pair, pair.get(1).and_then(|s| s.parse::<u8>().ok())) {
+                        (["stratum", _], Some(stratum @ 0..=15)) => {
+                            local.stratum = stratum;
+                            local.fudged = true;
+                        }
+                        _ => not_imported.push(pair.join(" ")),
+                    }
+                }
+                for pair in not_imported {
+                    conf.skipped.push(format!("{content} ({pair} not imported)"));
+                }
+            }
+            "fudge" | "tos" | "statsdir" | "statistics" | "filegen" | "logfile"
             | "broadcastclient" | "disable" | "enable" | "tinker" | "includefile" => {
                 skip(&mut conf, "no counterpart");
             }
@@ -298,7 +409,10 @@ trustedkey 1 2
         assert_eq!(conf.keys_file.as_deref(), Some("/etc/ntp.keys"));
         assert_eq!(conf.trusted_keys, [1, 2]);
         assert_eq!(conf.drift_file.as_deref(), Some("/var/lib/ntp/ntp.drift"));
-        assert_eq!(conf.skipped.len(), 5, "{:?}", conf.skipped);
+        assert_eq!(conf.leap_file.as_deref(), Some("/usr/share/zoneinfo/leap-seconds.list"));
+        assert_eq!(conf.local_clock.as_ref().map(LocalClock::announced_stratum), Some(6));
+        // statistics, and the two `restrict default` lines.
+        assert_eq!(conf.skipped.len(), 3, "{:?}", conf.skipped);
         assert!(conf.changed.is_empty(), "{:?}", conf.changed);
     }
 
@@ -360,5 +474,56 @@ trustedkey 1 2
         assert!(config.sources.iter().all(|s| !s.fallback));
         assert!(config.sources[2].prefer);
         assert!(!is_google("time.google.com.evil.example") && !is_google("timex.google.com"));
+    }
+
+    #[test]
+    fn a_leapfile_becomes_the_clocks_leap_file() {
+        let conf = parse("leapfile /var/lib/ntp/leap-seconds.list\n");
+        assert_eq!(conf.leap_file.as_deref(), Some("/var/lib/ntp/leap-seconds.list"));
+        assert!(conf.skipped.is_empty(), "{:?}", conf.skipped);
+        let relative = parse("leapfile leap-seconds.list\n");
+        assert_eq!(relative.leap_file, None);
+        assert_eq!(relative.skipped, ["leapfile leap-seconds.list (not an absolute path)"]);
+    }
+
+    #[test]
+    fn the_local_clocks_fudge_stratum_becomes_local_stratum_and_holdover_is_explained() {
+        let conf = parse(
+            "server 127.127.1.0 prefer\nfudge 127.127.1.0 stratum 10 refid LCL\npool pool.ntp.org\n",
+        );
+        let local = conf.local_clock.clone().expect("the local clock");
+        assert_eq!((local.stratum, local.announced_stratum()), (10, 11));
+        assert_eq!(local.table(), "[local]\nenabled = true\nstratum = 11\nmode = \"holdover\"\n");
+        let config = Config::parse(&local.table(), "local").unwrap();
+        assert_eq!(config.local.stratum.get(), 11);
+        assert_eq!(config.local.mode, syhub_ntp_config::LocalMode::Holdover);
+        let differences = local.differences().join("\n");
+        for expected in [
+            "fudge stratum 10: [local] stratum = 11",
+            "only once the clock has been synchronised since boot",
+            "leap indicator 3, stratum 16",
+            "mode = \"always\"",
+        ] {
+            assert!(differences.contains(expected), "{expected:?} missing from {differences}");
+        }
+        assert_eq!(conf.sources.len(), 1, "the local clock is no source");
+        assert!(
+            conf.skipped.iter().any(|s| s.contains("refid LCL not imported")),
+            "{:?}",
+            conf.skipped
+        );
+        assert!(conf.skipped.iter().any(|s| s.starts_with("server 127.127.1.0 prefer (prefer")));
+
+        // Without a fudge, ntpd's local clock was at stratum 5; at 15 it was never served.
+        let unfudged = parse("server 127.127.1.0\n").local_clock.unwrap();
+        assert_eq!(unfudged.announced_stratum(), 6);
+        assert!(unfudged.differences()[0].contains("ntpd's default, 5"));
+        let useless =
+            parse("server 127.127.1.0\nfudge 127.127.1.0 stratum 15\n").local_clock.unwrap();
+        assert_eq!(useless.table(), "[local]\nenabled = false\n");
+        assert!(!Config::parse(&useless.table(), "local").unwrap().local.enabled);
+        // A fudge for a clock that is not configured changes nothing.
+        let stray = parse("fudge 127.127.1.0 stratum 3\n");
+        assert_eq!((stray.local_clock, stray.skipped.len()), (None, 1));
     }
 }
