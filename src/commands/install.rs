@@ -83,6 +83,7 @@ pub(crate) fn run_install(args: InstallArgs) -> ExitCode {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        interface_addresses: syhub_ntp_sys::interfaces::named_addresses(),
     };
     let result = install(&mut host, &options).map(drop).map_err(|e| e.to_string());
     finish(&host, result, args.json)

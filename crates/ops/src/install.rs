@@ -8,6 +8,7 @@ use crate::manifest::{Change, MANIFEST_PATH, Manifest};
 use crate::ntp_conf;
 use crate::services;
 use crate::units;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use syhub_ntp_config::{Config, DEFAULT_CONFIG_PATH};
 
@@ -29,6 +30,9 @@ pub struct InstallOptions {
     pub binary: PathBuf,
     /// Network prefixes of the hub's interfaces (for the config's comments and broadcast hint).
     pub local_networks: Vec<String>,
+    /// The hub's addresses with the interface of each, loopback included: what ntp.conf's
+    /// `interface` lines are turned into `[server] listen` from.
+    pub interface_addresses: Vec<(String, IpAddr)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +263,7 @@ fn write_config(
     // What ntp.conf says that is imported with a difference, and what is not imported at all:
     // both reported and written at the top of the config.
     let (mut differences, mut not_imported) = (Vec::new(), Vec::new());
+    let mut listen = None;
     let mut text = String::new();
     let mut keys_file = None;
     if let Some((path, conf)) = &imported {
@@ -269,6 +274,14 @@ fn write_config(
         }
         if let Some(leap) = &conf.leap_file {
             differences.extend(leap_file_difference(host, leap));
+        }
+        match ntp_conf::import_interfaces(&conf.interface_rules, &options.interface_addresses) {
+            ntp_conf::ListenImport::Everywhere => {}
+            ntp_conf::ListenImport::Addresses { listen: addresses, notes } => {
+                listen = Some(addresses);
+                differences.extend(notes);
+            }
+            ntp_conf::ListenImport::Refused(reason) => not_imported.push(reason),
         }
         host.report.push(format!("imported {path}"));
         for skipped in &not_imported {
@@ -312,6 +325,14 @@ fn write_config(
     ));
     let quoted =
         |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    if let Some(addresses) = listen {
+        let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        text.push_str(
+            "# From ntp.conf's interface lines, as the hub's addresses were when installed (see the\n\
+             # top of this file): edit it when they change.\n",
+        );
+        text.push_str(&format!("listen = [{}]\n", quoted(&addresses)));
+    }
     let mut allowed: Vec<String> =
         syhub_ntp_config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     for prefix in allow {
@@ -521,12 +542,16 @@ mod tests {
         }
     }
 
-    fn options() -> InstallOptions {
+    fn options(interfaces: &[(&str, &str)]) -> InstallOptions {
         InstallOptions {
             keep_others: true,
             firewall: false,
             binary: PathBuf::from("/nonexistent"),
             local_networks: vec!["192.168.1.0/24".into()],
+            interface_addresses: interfaces
+                .iter()
+                .map(|(name, address)| ((*name).to_owned(), address.parse().unwrap()))
+                .collect(),
         }
     }
 
@@ -546,9 +571,17 @@ mod tests {
             "differs",
             "server 192.168.1.1 iburst prefer\nserver time.google.com iburst\n\
              pool 2.debian.pool.ntp.org iburst\nleapfile /usr/share/zoneinfo/leap-seconds.list\n\
-             server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n",
+             server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n\
+             interface listen eth0\ninterface ignore wlan0\n",
         );
-        let (text, report) = write_config_under(&root, &options());
+        let interfaces = [
+            ("lo", "127.0.0.1"),
+            ("lo", "::1"),
+            ("eth0", "192.168.1.2"),
+            ("eth0", "fe80::2"),
+            ("wlan0", "192.168.50.2"),
+        ];
+        let (text, report) = write_config_under(&root, &options(&interfaces));
         let config = Config::parse(&text, "written").unwrap();
         let roles: Vec<(&str, bool, bool)> =
             config.sources.iter().map(|s| (s.address.as_str(), s.prefer, s.fallback)).collect();
@@ -560,6 +593,9 @@ mod tests {
                 ("2.debian.pool.ntp.org", false, false)
             ]
         );
+        let listen: Vec<String> =
+            config.server.listen.as_slice().iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["127.0.0.1:123", "[::1]:123", "192.168.1.2:123"]);
         assert_eq!(
             config.clock.leap_file.as_deref(),
             Some(std::path::Path::new("/usr/share/zoneinfo/leap-seconds.list"))
@@ -578,6 +614,9 @@ mod tests {
             "leapfile /usr/share/zoneinfo/leap-seconds.list: [clock] leap_file names it, but there is no such file under",
             "server 127.127.1.0 with fudge stratum 10: [local] stratum = 11",
             "[local] mode = \"holdover\": ntpd served its undisciplined local clock from start-up",
+            "interface listen eth0; interface ignore wlan0: syhub-ntp listens on addresses",
+            "loopback (127.0.0.1, ::1) is always served",
+            "left out link-local eth0 (fe80::2)",
         ] {
             assert!(
                 differences.iter().any(|l| l.contains(expected)),
@@ -609,9 +648,31 @@ mod tests {
         );
         std::fs::create_dir_all(root.0.join("var/lib/ntp")).unwrap();
         std::fs::write(root.0.join("var/lib/ntp/leap-seconds.list"), "").unwrap();
-        let (text, report) = write_config_under(&root, &options());
+        let (text, report) = write_config_under(&root, &options(&[]));
         assert!(!report.iter().any(|l| l.contains("leapfile")), "{report:#?}");
         assert!(text.contains("leap_file = \"/var/lib/ntp/leap-seconds.list\"\n"), "{text}");
+    }
+
+    #[test]
+    fn interface_lines_that_leave_nothing_but_loopback_are_refused() {
+        let root = ScratchRoot::with_ntp_conf(
+            "refused",
+            "pool pool.ntp.org iburst\ninterface listen eth9\n",
+        );
+        let (text, report) =
+            write_config_under(&root, &options(&[("lo", "127.0.0.1"), ("eth0", "192.168.1.2")]));
+        let config = Config::parse(&text, "written").unwrap();
+        assert_eq!(config.server.listen, syhub_ntp_config::ServerConfig::default().listen);
+        assert!(!text.contains("\nlisten ="), "{text}");
+        assert!(
+            report.iter().any(|l| l.starts_with("  not imported: interface listen eth9: ")
+                && l.contains("serve none but loopback")),
+            "{report:#?}"
+        );
+        assert!(
+            text.contains("# Not imported from /etc/ntp.conf:\n# - interface listen eth9:"),
+            "{text}"
+        );
     }
 
     #[test]
