@@ -16,8 +16,12 @@ const SYHUB_NTP: &str = env!("CARGO_BIN_EXE_syhub-ntp");
 
 const NTP_CONF: &str = "\
 driftfile /var/lib/ntp/ntp.drift
+leapfile /usr/share/zoneinfo/leap-seconds.list
 pool 2.debian.pool.ntp.org iburst
-server 192.168.1.1 iburst key 1
+server 192.168.1.1 iburst key 1 prefer
+server time.google.com iburst
+server 127.127.1.0
+fudge 127.127.1.0 stratum 10
 restrict default kod nomodify notrap nopeer noquery
 restrict 127.0.0.1
 restrict 192.168.7.0 mask 255.255.255.0 nomodify
@@ -165,19 +169,48 @@ fn install_sets_up_the_tree_a_second_run_changes_nothing_and_uninstall_restores_
     assert_eq!(mode(&at("var/lib/syhub-ntp")), 0o750);
     assert_eq!(std::fs::metadata(at("var/lib/syhub-ntp")).unwrap().uid(), uid);
 
-    // The config: valid, with ntp.conf's sources, restrictions and keys.
+    // The config: valid, with ntp.conf's sources, restrictions, keys, leap file and local clock.
     let config = std::fs::read_to_string(at("etc/syhub-ntp/config.toml")).unwrap();
     assert_eq!(mode(&at("etc/syhub-ntp/config.toml")), 0o644);
     for expected in [
         "address = \"2.debian.pool.ntp.org\"",
-        "address = \"192.168.1.1\"",
-        "key = 1",
+        "address = \"192.168.1.1\"\niburst = true\nkey = 1\nprefer = true\n",
+        "address = \"time.google.com\"\niburst = true\nfallback = true\n",
+        "leap_file = \"/usr/share/zoneinfo/leap-seconds.list\"\n",
+        "[local]\nenabled = true\nstratum = 11\nmode = \"holdover\"\n",
         "\"192.168.7.0/24\"",
         "deny = [\"10.66.0.0/16\"]",
         "keys_file = \"/etc/syhub-ntp/ntp.keys\"",
         "trusted_keys = [1]",
     ] {
         assert!(config.contains(expected), "{expected:?} missing from:\n{config}");
+    }
+    // What is imported differently is said in the report, and again at the top of the config.
+    let actions: Vec<&str> =
+        first["actions"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    for (said, in_config) in [
+        (
+            "server time.google.com iburst: imported with fallback = true",
+            "Google smears leap seconds",
+        ),
+        (
+            "leapfile /usr/share/zoneinfo/leap-seconds.list: [clock] leap_file names it, but there is no such file under",
+            "# - leapfile /usr/share/zoneinfo/leap-seconds.list:",
+        ),
+        (
+            "server 127.127.1.0 with fudge stratum 10: [local] stratum = 11",
+            "# - server 127.127.1.0",
+        ),
+        (
+            "[local] mode = \"holdover\": ntpd served its undisciplined local clock",
+            "# - [local] mode",
+        ),
+    ] {
+        assert!(
+            actions.iter().any(|a| a.starts_with("  imported differently: ") && a.contains(said)),
+            "{said:?} not reported: {actions:#?}"
+        );
+        assert!(config.contains(in_config), "{in_config:?} missing from:\n{config}");
     }
     assert_eq!(mode(&at("etc/syhub-ntp/ntp.keys")), 0o640);
     assert_eq!(std::fs::metadata(at("etc/syhub-ntp/ntp.keys")).unwrap().gid(), uid);
@@ -424,6 +457,94 @@ fn a_gps_hub_gets_the_reference_clock_drop_in_and_it_passes_systemds_check() {
     ops(&["uninstall", "--purge"], &root);
     assert!(!drop_in.exists());
     assert_eq!(snapshot(&root), before);
+}
+
+/// Whether the server at `server` (`address:port`) answers a request sent from inside `ns`.
+fn answers(ns: &NetNs, server: &str) -> bool {
+    let socket = ns.udp_socket(if server.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" });
+    socket.send_to(&raw_request(4, 3, 7), server).unwrap();
+    let mut answer = [0u8; 128];
+    socket.recv_from(&mut answer).is_ok_and(|(length, _)| length >= 48)
+}
+
+#[test]
+fn interface_lines_become_a_listen_list_that_serves_eth0_and_not_wlan0() {
+    // A hub with a wired and a wireless interface, as `ip` shows them in its own namespace.
+    let ns = NetNs::new("ifaces");
+    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "wlan0"]);
+    ns.ip(&["addr", "add", "192.168.1.2/24", "dev", "eth0"]);
+    ns.ip(&["addr", "add", "2001:db8:1::2/64", "dev", "eth0", "nodad"]);
+    ns.ip(&["addr", "add", "192.168.50.2/24", "dev", "wlan0"]);
+    for link in ["eth0", "wlan0"] {
+        ns.set_link(link, true);
+    }
+    // The kernel gives eth0 a link-local address once it is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(
+        &ns.run(
+            "ip",
+            &["-6", "addr", "show", "dev", "eth0", "scope", "link"],
+            Duration::from_secs(5),
+        )
+        .stdout,
+    )
+    .contains("fe80::")
+    {
+        assert!(std::time::Instant::now() < deadline, "eth0 has no link-local address");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (_dir, root) = scratch_root("ifaces");
+    std::fs::write(
+        root.join("etc/ntp.conf"),
+        format!("{NTP_CONF}interface listen eth0\ninterface ignore wlan0\n"),
+    )
+    .unwrap();
+    let output = ns.run(
+        SYHUB_NTP,
+        &["install", "--root", path_str(&root), "--keep-others", "--json"],
+        Duration::from_secs(60),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    assert!(output.status.success(), "{json}");
+
+    // eth0's addresses and loopback, not wlan0's, nor eth0's link-local one.
+    let listen = ["127.0.0.1:123", "[::1]:123", "192.168.1.2:123", "[2001:db8:1::2]:123"];
+    let config = std::fs::read_to_string(root.join("etc/syhub-ntp/config.toml")).unwrap();
+    let quoted: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
+    assert!(
+        config.contains(&format!("\nlisten = [{}]\n", quoted.join(", "))),
+        "no such listen list in:\n{config}"
+    );
+    assert!(config.contains("# - interface listen eth0; interface ignore wlan0:"), "{config}");
+    let actions: Vec<&str> =
+        json["actions"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    for said in [
+        "interface listen eth0; interface ignore wlan0: syhub-ntp listens on addresses, not interfaces",
+        "eth0 (192.168.1.2, 2001:db8:1::2",
+        "not served: wlan0 (192.168.50.2",
+        "The list does not follow address changes",
+        "loopback (127.0.0.1, ::1) is always served",
+        "left out link-local eth0 (fe80::",
+    ] {
+        assert!(
+            actions.iter().any(|a| a.starts_with("  imported differently: ") && a.contains(said)),
+            "{said:?} not reported: {actions:#?}"
+        );
+    }
+
+    // Served on that list (without CAP_SYS_TIME, in the namespace): eth0 answers, wlan0 does not.
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &test_config(&listen, "", ""));
+    for (server, served) in [
+        ("192.168.1.2:123", true),
+        ("[2001:db8:1::2]:123", true),
+        ("127.0.0.1:123", true),
+        ("192.168.50.2:123", false),
+    ] {
+        assert_eq!(answers(&ns, server), served, "{server}");
+    }
+    daemon.stop();
 }
 
 /// Runs install (or uninstall) in `ns` against a scratch root, with the firewall step on;

@@ -88,6 +88,7 @@ pub(crate) fn run_install(args: InstallArgs) -> ExitCode {
             .map(ToString::to_string)
             .collect(),
         from_package: args.from_package,
+        interface_addresses: syhub_ntp_sys::interfaces::named_addresses(),
     };
     let result = install(&mut host, &options).map(drop).map_err(|e| e.to_string());
     finish(&host, result, args.json)

@@ -330,8 +330,14 @@ pub fn manual_command(backend: Backend, port: Port) -> String {
 
 /// Opens, in the firewall in use, each port the installed config serves on beyond loopback,
 /// now and at every boot. Each change goes into `made` as soon as it is made, so that a failure
-/// part way is undone with the rest of the install.
-pub fn open_ports(host: &mut Host, made: &mut Vec<Change>) -> std::io::Result<()> {
+/// part way is undone with the rest of the install. Without `edit_conffiles` (a package's
+/// maintainer script, which must not change another package's conffiles), nftables.conf is left
+/// as it is and the line that keeps the rules at boot is only named.
+pub fn open_ports(
+    host: &mut Host,
+    made: &mut Vec<Change>,
+    edit_conffiles: bool,
+) -> std::io::Result<()> {
     let ports = served_ports(&installed_config(host));
     let names = ports.iter().map(|(port, _)| port.to_string()).collect::<Vec<_>>().join(", ");
     if ports.is_empty() {
@@ -367,7 +373,7 @@ pub fn open_ports(host: &mut Host, made: &mut Vec<Change>) -> std::io::Result<()
             host.report.push("firewall (ufw): ufw keeps its rules across reboots itself".into());
             Ok(())
         }
-        Backend::Nftables => persist_nft(host, &ours, made),
+        Backend::Nftables => persist_nft(host, &ours, made, edit_conffiles),
         Backend::Iptables => persist_iptables(host, &ours, made),
     }
 }
@@ -513,7 +519,12 @@ fn includes(conf: &str, path: &str) -> bool {
 
 /// Keeps our nftables rules across reboots: one `insert rule` line per port in [`NFT_FILE`], which
 /// nftables.conf includes.
-fn persist_nft(host: &mut Host, ports: &[Port], made: &mut Vec<Change>) -> std::io::Result<()> {
+fn persist_nft(
+    host: &mut Host,
+    ports: &[Port],
+    made: &mut Vec<Change>,
+    edit_conffiles: bool,
+) -> std::io::Result<()> {
     let Some(conf) = read_text(host, NFT_CONF) else {
         let rules: Vec<String> = ports
             .iter()
@@ -571,6 +582,14 @@ fn persist_nft(host: &mut Host, ports: &[Port], made: &mut Vec<Change>) -> std::
         }
     }
 
+    if !includes(&conf, NFT_FILE) && !edit_conffiles {
+        host.report.push(format!(
+            "firewall (nftables): {NFT_CONF} belongs to the nftables package, which the package's \
+             scripts leave alone: to keep the rules after a reboot, add the line `{NFT_INCLUDE}` \
+             to it, or run `sudo syhub-ntp install`, which adds it"
+        ));
+        return Ok(());
+    }
     if !includes(&conf, NFT_FILE) {
         let (with, newline_added) = with_line_appended(&conf, NFT_INCLUDE);
         rewrite(host, NFT_CONF, &with)?;

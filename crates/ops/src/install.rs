@@ -8,6 +8,7 @@ use crate::manifest::{Change, MANIFEST_PATH, Manifest};
 use crate::ntp_conf;
 use crate::services;
 use crate::units;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use syhub_ntp_config::{Config, DEFAULT_CONFIG_PATH};
 
@@ -34,6 +35,9 @@ pub struct InstallOptions {
     /// deb-systemd-helper enables them, the package's Conflicts replace other time daemons, the
     /// account is kept on removal, and the firewall is left alone in a chroot.
     pub from_package: bool,
+    /// The hub's addresses with the interface of each, loopback included: what ntp.conf's
+    /// `interface` lines are turned into `[server] listen` from.
+    pub interface_addresses: Vec<(String, IpAddr)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +216,8 @@ fn install_steps(
                 .into(),
         );
     } else if options.firewall {
-        firewall::open_ports(host, made).map_err(step("opening the firewall"))?;
+        firewall::open_ports(host, made, !options.from_package)
+            .map_err(step("opening the firewall"))?;
     }
 
     if options.from_package {
@@ -231,9 +236,6 @@ fn install_steps(
     Ok(())
 }
 
-/// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
-/// comments and a broadcast suggestion, and whatever an existing ntp.conf says. Checked by the
-/// daemon's own parser before it is written.
 /// With a reference clock in the config, the unit's drop-in that lets the daemon open it as root.
 fn write_refclock_drop_in(host: &mut Host, made: &mut Vec<Change>) -> Result<(), OpsError> {
     let text = host.read(DEFAULT_CONFIG_PATH).ok().and_then(|b| String::from_utf8(b).ok());
@@ -257,6 +259,10 @@ fn write_refclock_drop_in(host: &mut Host, made: &mut Vec<Change>) -> Result<(),
     )
 }
 
+/// Writes the config, unless one exists: the embedded default's choices, the hub's subnets in
+/// comments and a broadcast suggestion, and whatever an existing ntp.conf says,
+/// with what it imports differently or not at all listed at the top. Checked by the daemon's own
+/// parser before it is written.
 fn write_config(
     host: &mut Host,
     options: &InstallOptions,
@@ -270,15 +276,35 @@ fn write_config(
         let text = String::from_utf8(host.read(path).ok()?).ok()?;
         Some((*path, ntp_conf::parse(&text)))
     });
-    let mut text = String::from(
-        "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
-         # default: `syhub-ntp config default` prints them all, each explained.\n\n",
-    );
+    // What ntp.conf says that is imported with a difference, and what is not imported at all:
+    // both reported and written at the top of the config.
+    let (mut differences, mut not_imported) = (Vec::new(), Vec::new());
+    let mut listen = None;
+    let mut text = String::new();
     let mut keys_file = None;
     if let Some((path, conf)) = &imported {
+        not_imported.extend(conf.skipped.iter().cloned());
+        differences.extend(conf.changed.iter().cloned());
+        if let Some(local) = &conf.local_clock {
+            differences.extend(local.differences());
+        }
+        if let Some(leap) = &conf.leap_file {
+            differences.extend(leap_file_difference(host, leap));
+        }
+        match ntp_conf::import_interfaces(&conf.interface_rules, &options.interface_addresses) {
+            ntp_conf::ListenImport::Everywhere => {}
+            ntp_conf::ListenImport::Addresses { listen: addresses, notes } => {
+                listen = Some(addresses);
+                differences.extend(notes);
+            }
+            ntp_conf::ListenImport::Refused(reason) => not_imported.push(reason),
+        }
         host.report.push(format!("imported {path}"));
-        for skipped in &conf.skipped {
+        for skipped in &not_imported {
             host.report.push(format!("  not imported: {skipped}"));
+        }
+        for difference in &differences {
+            host.report.push(format!("  imported differently: {difference}"));
         }
         text.push_str(&format!("# Sources imported from {path}.\n"));
         if conf.sources.is_empty() {
@@ -313,6 +339,16 @@ fn write_config(
             options.local_networks.join(", ")
         }
     ));
+    let quoted =
+        |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
+    if let Some(addresses) = listen {
+        let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        text.push_str(
+            "# From ntp.conf's interface lines, as the hub's addresses were when installed (see the\n\
+             # top of this file): edit it when they change.\n",
+        );
+        text.push_str(&format!("listen = [{}]\n", quoted(&addresses)));
+    }
     let mut allowed: Vec<String> =
         syhub_ntp_config::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect();
     for prefix in allow {
@@ -320,8 +356,6 @@ fn write_config(
             allowed.push(prefix);
         }
     }
-    let quoted =
-        |list: &[String]| list.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     text.push_str(&format!("allow = [{}]\ndeny = [{}]\n\n", quoted(&allowed), quoted(&deny)));
     match imported.as_ref().map(|(_, c)| &c.broadcasts).filter(|b| !b.is_empty()) {
         Some(broadcasts) => {
@@ -347,10 +381,77 @@ fn write_config(
         text.push_str(&format!("[auth]\nkeys_file = \"{keys}\"\ntrusted_keys = [{ids}]\n\n"));
     }
     text.push_str(&format!("[clock]\ndrift_file = \"{DRIFT_PATH}\"\n"));
+    let conf = imported.as_ref().map(|(_, conf)| conf);
+    if let Some(leap) = conf.and_then(|c| c.leap_file.as_deref()) {
+        text.push_str(&format!("leap_file = {}\n", ntp_conf::toml_string(leap)));
+    }
+    if let Some(local) = conf.and_then(|c| c.local_clock.as_ref()) {
+        text.push_str("\n# From ntp.conf's local clock (see the top of this file).\n");
+        text.push_str(&local.table());
+    }
+    let mut header = String::from(
+        "# syhub-ntp configuration, written by `syhub-ntp install`. A key left out takes its\n\
+         # default: `syhub-ntp config default` prints them all, each explained.\n\n",
+    );
+    if let Some((path, _)) = &imported {
+        for (title, lines) in [
+            ("Imported from {path} with a difference:", &differences),
+            ("Not imported from {path}:", &not_imported),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            header.push_str(&format!("# {}\n", title.replace("{path}", path)));
+            for line in lines {
+                header.push_str(&comment(&format!("- {line}")));
+            }
+            header.push('\n');
+        }
+    }
+    let text = header + &text;
     Config::parse(&text, "the generated config")
         .map_err(|e| OpsError::Invalid(format!("the config to install does not validate: {e}")))?;
     write_new(host, DEFAULT_CONFIG_PATH, text.as_bytes(), 0o644, true, made, "writing the config")?;
     Ok(())
+}
+
+/// What differs about ntp.conf's `leapfile`, which `[clock] leap_file` names as it is: nothing,
+/// unless the file is missing or the service account may not read it.
+fn leap_file_difference(host: &Host, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let whose =
+        if host.is_live() { String::new() } else { format!(" under {}", host.root().display()) };
+    match std::fs::metadata(host.path(path)) {
+        Err(_) => Some(format!(
+            "leapfile {path}: [clock] leap_file names it, but there is no such file{whose}; until \
+             there is, syhub-ntp says so in its status and log and takes leap seconds from its \
+             sources' warnings alone"
+        )),
+        Ok(meta) if meta.permissions().mode() & 0o004 == 0 => Some(format!(
+            "leapfile {path}: [clock] leap_file names it, but it is not readable by everyone{whose}, \
+             and syhub-ntp reads it as the {} account",
+            units::ACCOUNT
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// `text` as TOML comment lines of at most 100 columns, continuation lines indented.
+fn comment(text: &str) -> String {
+    let mut lines = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 100 && line.len() > 4 {
+            lines.push_str(&line);
+            lines.push('\n');
+            line = String::from("#  ");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    lines.push_str(&line);
+    lines.push('\n');
+    lines
 }
 
 /// The IPv4 broadcast address of a prefix such as `192.168.1.20/24`; none for loopback, /31, /32.
@@ -516,4 +617,170 @@ pub fn uninstall(host: &mut Host, purge: bool) -> Result<(), OpsError> {
     host.remove_file(MANIFEST_PATH).map_err(step("removing the manifest"))?;
     undo(host, &state_dir, purge);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch root with an ntp.conf, removed on drop.
+    struct ScratchRoot(PathBuf);
+
+    impl ScratchRoot {
+        fn with_ntp_conf(label: &str, ntp_conf: &str) -> Self {
+            let root =
+                std::env::temp_dir().join(format!("syhub-ops-{label}-{}", std::process::id()));
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::write(root.join("etc/ntp.conf"), ntp_conf).unwrap();
+            Self(root)
+        }
+    }
+
+    impl Drop for ScratchRoot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn options(interfaces: &[(&str, &str)]) -> InstallOptions {
+        InstallOptions {
+            keep_others: true,
+            firewall: false,
+            binary: PathBuf::from("/nonexistent"),
+            local_networks: vec!["192.168.1.0/24".into()],
+            interface_addresses: interfaces
+                .iter()
+                .map(|(name, address)| ((*name).to_owned(), address.parse().unwrap()))
+                .collect(),
+            from_package: false,
+        }
+    }
+
+    /// Runs write_config under `root`: the config written, and the report.
+    fn write_config_under(root: &ScratchRoot, options: &InstallOptions) -> (String, Vec<String>) {
+        let mut host = Host::new(&root.0, false);
+        let mut made = Vec::new();
+        write_config(&mut host, options, &mut made)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", host.report));
+        let text = std::fs::read_to_string(host.path(DEFAULT_CONFIG_PATH)).unwrap();
+        (text, host.report)
+    }
+
+    #[test]
+    fn an_imported_ntp_conf_says_what_differs_in_the_report_and_the_config() {
+        let root = ScratchRoot::with_ntp_conf(
+            "differs",
+            "server 192.168.1.1 iburst prefer\nserver time.google.com iburst\n\
+             pool 2.debian.pool.ntp.org iburst\nleapfile /usr/share/zoneinfo/leap-seconds.list\n\
+             server 127.127.1.0\nfudge 127.127.1.0 stratum 10\n\
+             interface listen eth0\ninterface ignore wlan0\n",
+        );
+        let interfaces = [
+            ("lo", "127.0.0.1"),
+            ("lo", "::1"),
+            ("eth0", "192.168.1.2"),
+            ("eth0", "fe80::2"),
+            ("wlan0", "192.168.50.2"),
+        ];
+        let (text, report) = write_config_under(&root, &options(&interfaces));
+        let config = Config::parse(&text, "written").unwrap();
+        let roles: Vec<(&str, bool, bool)> =
+            config.sources.iter().map(|s| (s.address.as_str(), s.prefer, s.fallback)).collect();
+        assert_eq!(
+            roles,
+            [
+                ("192.168.1.1", true, false),
+                ("time.google.com", false, true),
+                ("2.debian.pool.ntp.org", false, false)
+            ]
+        );
+        let listen: Vec<String> =
+            config.server.listen.as_slice().iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["127.0.0.1:123", "[::1]:123", "192.168.1.2:123"]);
+        assert_eq!(
+            config.clock.leap_file.as_deref(),
+            Some(std::path::Path::new("/usr/share/zoneinfo/leap-seconds.list"))
+        );
+        assert_eq!(
+            (config.local.stratum.get(), config.local.mode),
+            (11, syhub_ntp_config::LocalMode::Holdover)
+        );
+
+        // Each difference is in the report and, wrapped, in the config's header.
+        let differences: Vec<&String> =
+            report.iter().filter(|l| l.starts_with("  imported differently: ")).collect();
+        for expected in [
+            "server time.google.com iburst: imported with fallback = true",
+            "Google smears leap seconds (over the 24 hours around one)",
+            "leapfile /usr/share/zoneinfo/leap-seconds.list: [clock] leap_file names it, but there is no such file under",
+            "server 127.127.1.0 with fudge stratum 10: [local] stratum = 11",
+            "[local] mode = \"holdover\": ntpd served its undisciplined local clock from start-up",
+            "interface listen eth0; interface ignore wlan0: syhub-ntp listens on addresses",
+            "loopback (127.0.0.1, ::1) is always served",
+            "left out link-local eth0 (fe80::2)",
+        ] {
+            assert!(
+                differences.iter().any(|l| l.contains(expected)),
+                "{expected:?} not reported: {report:#?}"
+            );
+        }
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with('#') || l.is_empty())
+            .map(|l| l.trim_start_matches('#').trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(header.contains("Imported from /etc/ntp.conf with a difference:"), "{text}");
+        for difference in differences {
+            let words: Vec<&str> = difference
+                .trim_start_matches("  imported differently: ")
+                .split_whitespace()
+                .collect();
+            assert!(header.contains(&words.join(" ")), "{difference:?} not in the header:\n{text}");
+        }
+        assert!(text.lines().filter(|l| l.starts_with('#')).all(|l| l.len() <= 100), "{text}");
+    }
+
+    #[test]
+    fn a_leap_file_that_exists_needs_no_word() {
+        let root = ScratchRoot::with_ntp_conf(
+            "leap-file",
+            "pool pool.ntp.org iburst\nleapfile /var/lib/ntp/leap-seconds.list\n",
+        );
+        std::fs::create_dir_all(root.0.join("var/lib/ntp")).unwrap();
+        std::fs::write(root.0.join("var/lib/ntp/leap-seconds.list"), "").unwrap();
+        let (text, report) = write_config_under(&root, &options(&[]));
+        assert!(!report.iter().any(|l| l.contains("leapfile")), "{report:#?}");
+        assert!(text.contains("leap_file = \"/var/lib/ntp/leap-seconds.list\"\n"), "{text}");
+    }
+
+    #[test]
+    fn interface_lines_that_leave_nothing_but_loopback_are_refused() {
+        let root = ScratchRoot::with_ntp_conf(
+            "refused",
+            "pool pool.ntp.org iburst\ninterface listen eth9\n",
+        );
+        let (text, report) =
+            write_config_under(&root, &options(&[("lo", "127.0.0.1"), ("eth0", "192.168.1.2")]));
+        let config = Config::parse(&text, "written").unwrap();
+        assert_eq!(config.server.listen, syhub_ntp_config::ServerConfig::default().listen);
+        assert!(!text.contains("\nlisten ="), "{text}");
+        assert!(
+            report.iter().any(|l| l.starts_with("  not imported: interface listen eth9: ")
+                && l.contains("serve none but loopback")),
+            "{report:#?}"
+        );
+        assert!(
+            text.contains("# Not imported from /etc/ntp.conf:\n# - interface listen eth9:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn comments_wrap_at_100_columns() {
+        let long = "word ".repeat(60);
+        let wrapped = comment(&long);
+        assert!(wrapped.lines().all(|l| l.len() <= 100 && l.starts_with('#')), "{wrapped}");
+        assert_eq!(wrapped.split_whitespace().filter(|w| *w == "word").count(), 60);
+    }
 }
