@@ -95,6 +95,7 @@ fn a_bad_line_refuses_the_file_and_names_line_and_column() {
         ("1 AES 0011\n", (1, 7), "must be 16 bytes"),
         ("1 MD5 a\n  1 MD5 b\n", (2, 3), "key id 1 appears twice"),
         ("1 MD5 key 10.0.0.0/99\n", (1, 11), "prefix length beyond"),
+        ("1 MD5 key 10.0.0.1/8\n", (1, 11), "host bits"),
         ("1 MD5 key 10.0.0.1 10.0.0.2\n", (1, 20), "separate the addresses with commas"),
     ];
     for (text, (line, column), message) in cases {
