@@ -5,7 +5,7 @@ use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{duration, paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
-use syhub_ntp_status::StatusSnapshot;
+use syhub_ntp_status::{StatusSnapshot, offset_text};
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -69,10 +69,7 @@ fn print_status(status: &StatusSnapshot) {
                 _ => status.reference_id.clone(),
             },
         ),
-        (
-            "system offset",
-            format!("{:+.6} s ± {:.6} s", status.offset_seconds, status.offset_uncertainty_seconds),
-        ),
+        ("system offset", offset_text(status)),
         ("jitter", format!("{:.6} s", status.jitter_seconds)),
         ("frequency", format!("{:+.3} ppm", status.frequency_ppm)),
         ("root delay", format!("{:.6} s", status.root_delay_seconds)),
