@@ -264,7 +264,8 @@ fn element_named(
     let array = find_array(root, span)?;
     array
         .iter()
-        .filter(|item| {
+        .rev()
+        .find(|item| {
             item.get_ref().as_str().is_some_and(|text| {
                 !text.is_empty()
                     && (message.starts_with(&format!("{text} "))
@@ -272,7 +273,6 @@ fn element_named(
                         || message.starts_with(&format!("{text:?}")))
             })
         })
-        .last()
         .map(|item| item.span())
 }
 
