@@ -68,7 +68,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let code = run(cli.command);
+    // A reader that went away (`| head`) is not a failure; stdout failing otherwise is.
+    match output::stdout_error() {
+        Some(error) => commands::fail(format!("cannot write the output: {error}")),
+        None => code,
+    }
+}
+
+fn run(command: Command) -> ExitCode {
+    match command {
         Command::Run(args) => commands::run::run(args),
         Command::Query(args) => commands::query::run(args),
         Command::Status(args) => commands::status::run(args),

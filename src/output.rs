@@ -1,7 +1,63 @@
 //! Printing for people: aligned tables, and colour only when stdout is a terminal (and NO_COLOR
-//! is not set).
+//! is not set). Every line goes through [`out!`] and [`outln!`], which never panic: when the
+//! reader goes away (`syhub-ntp clients | head -1`), the rest of the output is dropped and the
+//! command ends with the exit code it would have had.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once stdout cannot be written: nothing more is tried.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+/// Why stdout failed, when it was not the reader going away (a full disk, an I/O error).
+static STDOUT_ERROR: OnceLock<String> = OnceLock::new();
+
+/// Writes to stdout, flushed, without panicking; see the module's note.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = STDOUT_ERROR.set(error.to_string());
+        }
+    }
+}
+
+/// Writes to stderr, ignoring failure: there is nowhere left to report it.
+pub(crate) fn write_stderr(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// Why the output could not be written, when the cause was not a closed pipe: the command's
+/// result was then not seen, and it should fail.
+pub(crate) fn stdout_error() -> Option<&'static str> {
+    STDOUT_ERROR.get().map(String::as_str)
+}
+
+/// `print!` that never panics.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that never panics.
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {errln, out, outln};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Colour {
@@ -82,13 +138,13 @@ impl Table {
         };
         let headers: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
         let header = line(&headers);
-        println!("{header}");
-        println!("{}", "=".repeat(header.chars().count()));
+        outln!("{header}");
+        outln!("{}", "=".repeat(header.chars().count()));
         for (cells, colour) in &self.rows {
             let text = line(cells);
             match colour {
-                Some(colour) => println!("{}", paint(&text, *colour)),
-                None => println!("{text}"),
+                Some(colour) => outln!("{}", paint(&text, *colour)),
+                None => outln!("{text}"),
             }
         }
     }

@@ -194,7 +194,11 @@ fn keys_files_that_are_readable_by_others_or_malformed_are_refused_before_anythi
         "1 SHA1 6f2c1d0e9a8b7c6d5e4f30211203f4e5d6c7b8a9\n2 RC4 oops\n",
     );
     let stderr = check(&bad, "");
-    assert!(stderr.contains("bad.keys: line 2: key type \"RC4\" is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("bad.keys: line 2, column 3: field 2, the key type, is not one"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("oops"), "the key was quoted: {stderr}");
 
     let good = private_file(&dir, "good.keys", KEYS);
     let stderr = check(&good, "trusted_keys = [1, 7]\n");
@@ -208,6 +212,53 @@ fn keys_files_that_are_readable_by_others_or_malformed_are_refused_before_anythi
         .output()
         .unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+}
+
+#[test]
+fn a_shadow_file_as_keys_file_is_refused_without_showing_a_line_of_it() {
+    let ns = NetNs::new("authshadow");
+    let dir = TempDir::new("authshadow");
+    let hash = "$y$j9T$Xq1dWf9kP0nZs3bC8vHy2/$R7mKpL4tQ9wE2xZ6cV1bN8sA3dF5gH0jU7iO4yT2rE6";
+    let shadow = private_file(
+        &dir,
+        "shadow",
+        &format!("root:{hash}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"),
+    );
+    let config = dir.write_config("config.toml", &server_config(&shadow, ""));
+    for json in [false, true] {
+        let mut args = vec!["config", "check", "--config", path_str(&config)];
+        if json {
+            args.push("--json");
+        }
+        let checked = std::process::Command::new(SYHUB_NTP).args(&args).output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        assert_eq!(checked.status.code(), Some(1), "{said}");
+        assert!(said.contains("line 1, column 1: not an ntpd keys file"), "{said}");
+        for fragment in [hash, "$y$", "root:", "99999"] {
+            assert!(!said.contains(fragment), "{fragment:?} shown: {said}");
+        }
+    }
+    // The daemon refuses it the same way, and logs none of it either.
+    let ran = ns.run(SYHUB_NTP, &["run", "--config", path_str(&config)], Duration::from_secs(10));
+    let log = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(1), "{log}");
+    assert!(log.contains("not an ntpd keys file") && !log.contains("$y$"), "{log}");
+    // Named as itself, an account database is refused by the config, at the value.
+    let named = dir.write_config(
+        "named.toml",
+        &(test_config(&["127.0.0.1:123"], "", "") + "\n[auth]\nkeys_file = \"/etc/shadow\"\n"),
+    );
+    let checked = std::process::Command::new(SYHUB_NTP)
+        .args(["config", "check", "--config", path_str(&named)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("system account database, not a keys file"), "{stderr}");
 }
 
 #[test]

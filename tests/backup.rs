@@ -1,7 +1,8 @@
 //! backup → restore round trip under a scratch root, and archives that must be refused without
 //! anything changing: truncated, foreign, tampered, a file sent where the config does not put it or
 //! listed twice, a member too large, a symbolic link on the way, or a config that does not parse;
-//! modes the archive records are not applied.
+//! modes the archive records are not applied; a config whose keys file is not one (an account
+//! database) is neither backed up nor restored, and the refusal shows none of it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -187,4 +188,73 @@ fn damaged_foreign_or_unsafe_archives_are_refused_and_nothing_changes() {
     assert_eq!(code, 1, "{json}");
     assert!(json["error"].as_str().unwrap().contains("symbolic link"), "{json}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "written through the link");
+}
+
+#[test]
+fn a_config_naming_a_file_that_is_not_a_keys_file_is_not_restored() {
+    let (dir, root) = prepared_root();
+    let good = dir.0.join("good.tar.gz");
+    assert_eq!(syhub(&["backup", good.to_str().unwrap()], &root).0, 0);
+    // A shadow-format file already on the hub, and an account database by its own name.
+    let hash = "$6$Kp2xQ9v1$Zr8sT3mW6nB0cV5xL2kJ9hG4fD7sA1qP0oI8uY6tR3eW5qZ2xC4vB7nM9lK1jH3gF6dS8aP0oI2uY4tR6eW";
+    put(&root, "etc/hub-users", &format!("root:{hash}:19000:0:99999:7:::\n"), 0o600);
+    let before = tree(&root);
+    for (name, keys_path) in [("elsewhere", "/etc/hub-users"), ("shadow", "/etc/shadow")] {
+        let work = dir.0.join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        let archive = dir.0.join(format!("{name}.tar.gz"));
+        sh(&format!(
+            "cd {w} && tar xzf {g} && \
+             old=$(sha256sum config.toml | cut -d' ' -f1) && \
+             sed -i 's#/etc/syhub-ntp/ntp.keys#{keys_path}#' config.toml manifest.json && \
+             new=$(sha256sum config.toml | cut -d' ' -f1) && sed -i \"s/$old/$new/\" manifest.json && \
+             tar czf {a} manifest.json config.toml keys drift",
+            w = work.display(),
+            g = good.display(),
+            a = archive.display()
+        ));
+        for dry_run in [true, false] {
+            let mut args = vec!["restore", archive.to_str().unwrap()];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            let output = Command::new(SYHUB_NTP)
+                .args(&args)
+                .arg("--root")
+                .arg(&root)
+                .arg("--json")
+                .output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(output.status.code(), Some(1), "{name}: {said}");
+            assert!(
+                said.contains("not an ntpd keys file")
+                    || said.contains("system account database, not a keys file"),
+                "{name}: {said}"
+            );
+            assert!(!said.contains(hash) && !said.contains("$6$"), "{name}: {said}");
+            assert_eq!(tree(&root), before, "{name}: the tree changed");
+        }
+    }
+    // Nor is such a file put into a backup.
+    let config = CONFIG.replace("/etc/syhub-ntp/ntp.keys", "/etc/hub-users");
+    put(&root, "etc/syhub-ntp/config.toml", &config, 0o644);
+    let archive = dir.0.join("refused.tar.gz");
+    let output = Command::new(SYHUB_NTP)
+        .args(["backup", archive.to_str().unwrap(), "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("not an ntpd keys file") && !said.contains("$6$"), "{said}");
+    assert!(!archive.exists());
 }

@@ -1,5 +1,6 @@
 //! `syhub-ntp backup [FILE]` and `syhub-ntp restore FILE`.
 
+use crate::output::outln;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,18 +41,18 @@ pub(crate) struct RestoreArgs {
 fn report(manifest: &BackupManifest, verb: &str, archive: &std::path::Path, json: bool) {
     if json {
         let value = serde_json::json!({ "ok": true, "archive": archive.display().to_string(), "manifest": manifest });
-        println!("{value}");
+        outln!("{value}");
     } else {
         for file in &manifest.files {
-            println!("{verb} {} ({:04o}, sha256 {})", file.path, file.mode, &file.sha256[..16]);
+            outln!("{verb} {} ({:04o}, sha256 {})", file.path, file.mode, &file.sha256[..16]);
         }
-        println!("archive {}", archive.display());
+        outln!("archive {}", archive.display());
     }
 }
 
 fn fail(error: String, json: bool) -> ExitCode {
     if json {
-        println!("{}", serde_json::json!({ "ok": false, "error": error }));
+        outln!("{}", serde_json::json!({ "ok": false, "error": error }));
         ExitCode::from(super::EXIT_FAILURE)
     } else {
         super::fail(error)
@@ -81,7 +82,7 @@ pub(crate) fn run_restore(args: RestoreArgs) -> ExitCode {
         Ok(manifest) => {
             if !args.json {
                 for line in &host.report {
-                    println!("{line}");
+                    outln!("{line}");
                 }
             }
             report(

@@ -3,7 +3,7 @@
 //! replacement for ntpd's monlist.
 
 use super::daemon::{DaemonArgs, fail_unreachable, runtime};
-use crate::output::{Colour, Table, age, duration};
+use crate::output::{Colour, Table, age, duration, outln};
 use clap::Args;
 use std::process::ExitCode;
 use syhub_ntp_client::request_clients;
@@ -28,17 +28,17 @@ pub(crate) fn run(args: ClientsArgs) -> ExitCode {
         Err(error) => return fail_unreachable(error, args.json),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&clients).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&clients).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     if clients.is_empty() {
-        println!("(no clients yet)");
+        outln!("(no clients yet)");
         return ExitCode::SUCCESS;
     }
     let summary = DevicesSummary::of(&clients);
     let counts: Vec<String> =
         summary.by_state().iter().map(|(state, count)| format!("{count} {state}")).collect();
-    println!("{} device(s): {}", summary.devices, counts.join(", "));
+    outln!("{} device(s): {}", summary.devices, counts.join(", "));
     let mut table = Table::new(
         &["device", "state", "clock", "last seen", "every", "v/mode", "requests", "limited"],
         &["last seen", "every", "requests", "limited"],
@@ -47,7 +47,7 @@ pub(crate) fn run(args: ClientsArgs) -> ExitCode {
         table.row(row(client), Some(colour(&client.state)));
     }
     table.print();
-    println!(
+    outln!(
         "clock: the device's clock as seen here (its request's transmit time against ours); it \
          includes the one-way network delay"
     );

@@ -1,6 +1,7 @@
 //! `syhub-ntp clients-config`: settings to paste into each kind of client, filled with the hub's
 //! LAN address.
 
+use crate::output::{out, outln};
 use clap::Args;
 use std::process::ExitCode;
 use syhub_ntp_ops::clients_config::{HubAddress, default_address, settings};
@@ -39,16 +40,16 @@ pub(crate) fn run(args: ClientsConfigArgs) -> ExitCode {
             .iter()
             .map(|s| serde_json::json!({ "key": s.key, "title": s.title, "where": s.where_, "text": s.text }))
             .collect();
-        println!("{}", serde_json::json!({ "address": address.to_string(), "clients": list }));
+        outln!("{}", serde_json::json!({ "address": address.to_string(), "clients": list }));
         return ExitCode::SUCCESS;
     }
     for (index, setting) in chosen.iter().enumerate() {
         if index > 0 {
-            println!();
+            outln!();
         }
-        println!("== {} ({})", setting.title, setting.key);
-        println!("-- {}", setting.where_);
-        print!("{}", setting.text);
+        outln!("== {} ({})", setting.title, setting.key);
+        outln!("-- {}", setting.where_);
+        out!("{}", setting.text);
     }
     ExitCode::SUCCESS
 }

@@ -1,5 +1,6 @@
 //! `syhub-ntp config check|default`: validate a config file, or print the embedded default.
 
+use crate::output::{out, outln};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +28,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn run(command: ConfigCommand) -> ExitCode {
     match command {
         ConfigCommand::Default => {
-            print!("{DEFAULT_CONFIG_TOML}");
+            out!("{DEFAULT_CONFIG_TOML}");
             ExitCode::SUCCESS
         }
         ConfigCommand::Check(args) => match Config::load(args.config.as_deref())
@@ -39,18 +40,18 @@ pub(crate) fn run(command: ConfigCommand) -> ExitCode {
                 Ok(loaded)
             }) {
             Ok(loaded) if args.json => {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "valid": true, "source": loaded.source.to_string() })
                 );
                 ExitCode::SUCCESS
             }
             Ok(loaded) => {
-                println!("config OK: {}", loaded.source);
+                outln!("config OK: {}", loaded.source);
                 ExitCode::SUCCESS
             }
             Err(error) if args.json => {
-                println!("{}", serde_json::json!({ "valid": false, "error": error.to_string() }));
+                outln!("{}", serde_json::json!({ "valid": false, "error": error.to_string() }));
                 ExitCode::from(super::EXIT_FAILURE)
             }
             Err(error) => super::fail(error),

@@ -1,6 +1,7 @@
 //! What the commands that talk to the running daemon share: finding its control socket, and
 //! saying clearly (exit code 2) when it cannot be reached.
 
+use crate::output::{errln, outln};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,9 +42,9 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 /// Reports that the daemon could not be reached, as text or JSON, with exit code 2.
 pub(crate) fn fail_unreachable(error: ClientError, json: bool) -> ExitCode {
     if json {
-        println!("{}", serde_json::json!({ "error": error.to_string() }));
+        outln!("{}", serde_json::json!({ "error": error.to_string() }));
     } else {
-        eprintln!("syhub-ntp: {error}");
+        errln!("syhub-ntp: {error}");
     }
     ExitCode::from(EXIT_UNREACHABLE)
 }

@@ -1,7 +1,7 @@
 //! `syhub-ntp test` (diagnostics with PASS/WARN/FAIL and a fix for each failure) and
 //! `syhub-ntp info` (versions, paths, sources, clients, counters).
 
-use crate::output::{Colour, paint};
+use crate::output::{Colour, outln, paint};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +22,7 @@ pub(crate) fn run_test(args: TestArgs) -> ExitCode {
     let checks = diagnose(args.config.as_deref());
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
     if args.json {
-        println!("{}", serde_json::json!({ "ok": !failed, "checks": checks }));
+        outln!("{}", serde_json::json!({ "ok": !failed, "checks": checks }));
     } else {
         let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for check in &checks {
@@ -31,9 +31,9 @@ pub(crate) fn run_test(args: TestArgs) -> ExitCode {
                 Verdict::Warn => ("WARN", Colour::Yellow),
                 Verdict::Fail => ("FAIL", Colour::Red),
             };
-            println!("{}  {:width$}  {}", paint(word, colour), check.name, check.detail);
+            outln!("{}  {:width$}  {}", paint(word, colour), check.name, check.detail);
             if let Some(fix) = check.fix.as_ref().filter(|_| check.verdict != Verdict::Pass) {
-                println!("      {:width$}  fix: {fix}", "");
+                outln!("      {:width$}  fix: {fix}", "");
             }
         }
     }
@@ -80,10 +80,10 @@ pub(crate) fn run_info(args: InfoArgs) -> ExitCode {
         "clients": clients.as_ref().ok(),
     });
     if args.json {
-        println!("{json}");
+        outln!("{json}");
         return ExitCode::SUCCESS;
     }
-    let show = |key: &str, value: String| println!("{key:16} {value}");
+    let show = |key: &str, value: String| outln!("{key:16} {value}");
     show("version", format!("syhub-ntp {}", env!("CARGO_PKG_VERSION")));
     show("binary", json["binary"].as_str().unwrap_or("?").to_owned());
     show("config", loaded.source.to_string());

@@ -1,6 +1,7 @@
 //! `syhub-ntp install` and `uninstall`: set the hub up as a service, and take it down again
 //! exactly as far as the install manifest says.
 
+use crate::output::outln;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,13 +58,13 @@ fn finish(host: &Host, result: Result<(), String>, json: bool) -> ExitCode {
             "actions": host.report,
             "error": result.as_ref().err(),
         });
-        println!("{value}");
+        outln!("{value}");
     } else {
         for line in &host.report {
-            println!("{line}");
+            outln!("{line}");
         }
         if host.report.is_empty() {
-            println!("nothing to do");
+            outln!("nothing to do");
         }
     }
     match result {

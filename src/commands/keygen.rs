@@ -1,6 +1,7 @@
 //! `syhub-ntp keygen`: write a new symmetric keys file (readable by the service alone: 0640 group
 //! syhub-ntp, or 0600 where that account does not exist) and print what clients need.
 
+use crate::output::outln;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,7 +52,7 @@ pub(crate) fn run(args: KeygenArgs) -> ExitCode {
     };
     let out = under_root(&args.root, &args.out);
     if args.dry_run {
-        println!(
+        outln!(
             "would write {} {:?} key(s) to {} (readable by the service alone)",
             args.count,
             args.kind,
@@ -89,28 +90,28 @@ pub(crate) fn run(args: KeygenArgs) -> ExitCode {
             "ntpd_line": keygen::ntpd_line(first),
             "chrony_line": keygen::chrony_line(first),
         });
-        println!("{json}");
+        outln!("{json}");
         return ExitCode::SUCCESS;
     }
     let id = first.id;
-    println!("wrote {} {} key(s) to {path} ({readable})", keys.len(), kind.name());
-    println!();
-    println!("this hub (config.toml):");
-    println!("  [auth]\n  keys_file = \"{path}\"");
-    println!();
-    println!(
+    outln!("wrote {} {} key(s) to {path} ({readable})", keys.len(), kind.name());
+    outln!();
+    outln!("this hub (config.toml):");
+    outln!("  [auth]\n  keys_file = \"{path}\"");
+    outln!();
+    outln!(
         "an ntpd or NTPsec client: put this line in its keys file (e.g. /etc/ntp.keys, mode 0600)"
     );
-    println!("  {}", keygen::ntpd_line(first));
-    println!("and in ntp.conf:");
-    println!("  keys /etc/ntp.keys\n  trustedkey {id}\n  server HUB iburst key {id}");
-    println!();
-    println!("a chrony client: put this line in /etc/chrony/chrony.keys");
-    println!("  {}", keygen::chrony_line(first));
-    println!("and in chrony.conf:");
-    println!("  keyfile /etc/chrony/chrony.keys\n  server HUB iburst key {id}");
-    println!();
-    println!(
+    outln!("  {}", keygen::ntpd_line(first));
+    outln!("and in ntp.conf:");
+    outln!("  keys /etc/ntp.keys\n  trustedkey {id}\n  server HUB iburst key {id}");
+    outln!();
+    outln!("a chrony client: put this line in /etc/chrony/chrony.keys");
+    outln!("  {}", keygen::chrony_line(first));
+    outln!("and in chrony.conf:");
+    outln!("  keyfile /etc/chrony/chrony.keys\n  server HUB iburst key {id}");
+    outln!();
+    outln!(
         "another syhub-ntp: copy {path}, set [auth] keys_file, and key = {id} in its [[source]]"
     );
     ExitCode::SUCCESS

@@ -15,6 +15,7 @@ pub(crate) mod run;
 pub(crate) mod status;
 pub(crate) mod sync_check;
 
+use crate::output::errln;
 use std::process::ExitCode;
 
 /// Exit code for a failure (see the exit codes in `--help`).
@@ -24,6 +25,6 @@ pub(crate) const EXIT_NO_USABLE_TIME: u8 = 3;
 
 /// Prints an error the way every subcommand does and returns the failure exit code.
 pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("syhub-ntp: {message}");
+    errln!("syhub-ntp: {message}");
     ExitCode::from(EXIT_FAILURE)
 }

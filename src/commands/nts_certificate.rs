@@ -1,6 +1,7 @@
 //! `syhub-ntp nts-certificate --self-signed NAME`: a certificate and key for a hub with no public
 //! name, for `[nts]`; LAN clients are then told to trust that certificate.
 
+use crate::output::outln;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ pub(crate) fn run(args: NtsCertificateArgs) -> ExitCode {
     let cert_path = out_dir.join("cert.pem");
     let key_path = out_dir.join("key.pem");
     if args.dry_run {
-        println!(
+        outln!(
             "would write {} (0644) and {} (readable by the service alone) for {}",
             cert_path.display(),
             key_path.display(),
@@ -63,19 +64,16 @@ pub(crate) fn run(args: NtsCertificateArgs) -> ExitCode {
     {
         return super::fail(format!("cannot write to {}: {error}", out_dir.display()));
     }
-    println!("wrote {} and {}", cert_path.display(), key_path.display());
-    println!();
-    println!("this hub (config.toml):");
-    println!(
+    outln!("wrote {} and {}", cert_path.display(), key_path.display());
+    outln!();
+    outln!("this hub (config.toml):");
+    outln!(
         "  [nts]\n  certificate = \"{}\"\n  private_key = \"{}\"",
         cert_path.display(),
         key_path.display()
     );
-    println!();
-    println!("a chrony client: copy {} to it, then in chrony.conf:", cert_path.display());
-    println!(
-        "  server {} iburst nts\n  ntstrustedcerts /etc/chrony/syhub-ntp.pem",
-        args.self_signed
-    );
+    outln!();
+    outln!("a chrony client: copy {} to it, then in chrony.conf:", cert_path.display());
+    outln!("  server {} iburst nts\n  ntstrustedcerts /etc/chrony/syhub-ntp.pem", args.self_signed);
     ExitCode::SUCCESS
 }

@@ -2,7 +2,7 @@
 //! pools show their member servers.
 
 use super::daemon::{DaemonArgs, status_or_exit};
-use crate::output::{Colour, Table, age, millis};
+use crate::output::{Colour, Table, age, millis, outln};
 use clap::Args;
 use std::process::ExitCode;
 use syhub_ntp_status::SourceStatus;
@@ -22,7 +22,7 @@ pub(crate) fn run(args: PeersArgs) -> ExitCode {
         Err(code) => return code,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&status.peers).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&status.peers).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     let mut table = Table::new(
@@ -58,7 +58,7 @@ pub(crate) fn run(args: PeersArgs) -> ExitCode {
     }
     table.print();
     if status.peers.is_empty() {
-        println!("(no sources)");
+        outln!("(no sources)");
     }
     ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! `syhub-ntp query HOST[:PORT]`: one exchange with any NTP server, printed for people or as JSON.
 
 use super::{EXIT_FAILURE, EXIT_NO_USABLE_TIME};
+use crate::output::{errln, outln};
 use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -73,7 +74,7 @@ pub(crate) fn run(args: QueryArgs) -> ExitCode {
         Ok(outcome) => {
             let report = QueryReport::from(&outcome);
             if args.json {
-                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                outln!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else {
                 print_report(&report);
             }
@@ -81,10 +82,7 @@ pub(crate) fn run(args: QueryArgs) -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 if !args.json {
-                    eprintln!(
-                        "syhub-ntp: {} is not synchronised: do not use its time",
-                        report.server
-                    );
+                    errln!("syhub-ntp: {} is not synchronised: do not use its time", report.server);
                 }
                 ExitCode::from(EXIT_NO_USABLE_TIME)
             }
@@ -96,9 +94,9 @@ pub(crate) fn run(args: QueryArgs) -> ExitCode {
             };
             if args.json {
                 let json = serde_json::json!({ "server": args.server, "error": error.to_string() });
-                println!("{json}");
+                outln!("{json}");
             } else {
-                eprintln!("syhub-ntp: {error}");
+                errln!("syhub-ntp: {error}");
             }
             ExitCode::from(code)
         }
@@ -106,14 +104,16 @@ pub(crate) fn run(args: QueryArgs) -> ExitCode {
 }
 
 fn print_report(report: &QueryReport) {
-    println!("server         {} (NTPv{})", report.server, report.version);
-    println!("stratum        {}", report.stratum);
-    println!("reference id   {}", report.reference_id);
-    println!("leap           {}", report.leap);
-    println!("offset         {:+.6} s", report.offset_seconds);
-    println!("delay          {:.6} s", report.delay_seconds);
-    println!(
+    outln!("server         {} (NTPv{})", report.server, report.version);
+    outln!("stratum        {}", report.stratum);
+    outln!("reference id   {}", report.reference_id);
+    outln!("leap           {}", report.leap);
+    outln!("offset         {:+.6} s", report.offset_seconds);
+    outln!("delay          {:.6} s", report.delay_seconds);
+    outln!(
         "root distance  {:.6} s (root delay {:.6} s, root dispersion {:.6} s)",
-        report.root_distance_seconds, report.root_delay_seconds, report.root_dispersion_seconds
+        report.root_distance_seconds,
+        report.root_delay_seconds,
+        report.root_dispersion_seconds
     );
 }

@@ -2,10 +2,10 @@
 //! `chronyc tracking` or `ntpq -c rv`.
 
 use super::daemon::{DaemonArgs, status_or_exit};
-use crate::output::{duration, paint, state_colour};
+use crate::output::{duration, outln, paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
-use syhub_ntp_status::StatusSnapshot;
+use syhub_ntp_status::{StatusSnapshot, offset_text};
 
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
@@ -31,7 +31,7 @@ fn service_state() -> Option<String> {
 pub(crate) fn run(args: StatusArgs) -> ExitCode {
     let service = service_state();
     if let Some(service) = service.as_ref().filter(|_| !args.json) {
-        println!("{:16} {service} (systemd)", "service");
+        outln!("{:16} {service} (systemd)", "service");
     }
     let status = match status_or_exit(&args.daemon, args.json) {
         Ok(status) => status,
@@ -42,7 +42,7 @@ pub(crate) fn run(args: StatusArgs) -> ExitCode {
         if let Some(object) = value.as_object_mut() {
             object.insert("service".into(), service.into());
         }
-        println!("{value}");
+        outln!("{value}");
     } else {
         print_status(&status);
     }
@@ -69,10 +69,7 @@ fn print_status(status: &StatusSnapshot) {
                 _ => status.reference_id.clone(),
             },
         ),
-        (
-            "system offset",
-            format!("{:+.6} s ± {:.6} s", status.offset_seconds, status.offset_uncertainty_seconds),
-        ),
+        ("system offset", offset_text(status)),
         ("jitter", format!("{:.6} s", status.jitter_seconds)),
         ("frequency", format!("{:+.3} ppm", status.frequency_ppm)),
         ("root delay", format!("{:.6} s", status.root_delay_seconds)),
@@ -107,6 +104,6 @@ fn print_status(status: &StatusSnapshot) {
         ),
     ];
     for (label, value) in lines {
-        println!("{label:<16} {value}");
+        outln!("{label:<16} {value}");
     }
 }

@@ -2,7 +2,7 @@
 //! 2 daemon not reachable.
 
 use super::daemon::{DaemonArgs, status_or_exit};
-use crate::output::{paint, state_colour};
+use crate::output::{outln, paint, state_colour};
 use clap::Args;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -47,11 +47,11 @@ pub(crate) fn run(args: SyncCheckArgs) -> ExitCode {
             "within_seconds": status.synchronised.then_some(within),
             "poll_seconds": poll,
         });
-        println!("{json}");
+        outln!("{json}");
     } else if status.synchronised {
         let to =
             peer.map_or(status.reference_id.clone(), |p| format!("{} ({})", p.address, p.name));
-        println!(
+        outln!(
             "{} to {to} at stratum {}, time correct to within {:.0} ms, polling every {poll} s",
             paint("synchronised", state_colour(&status.status)),
             status.stratum,
@@ -64,7 +64,7 @@ pub(crate) fn run(args: SyncCheckArgs) -> ExitCode {
         } else {
             "unsynchronised".to_owned()
         };
-        println!("{}: {reason}", paint(&word, state_colour(&status.status)));
+        outln!("{}: {reason}", paint(&word, state_colour(&status.status)));
     }
     if status.synchronised { ExitCode::SUCCESS } else { ExitCode::from(NOT_SYNCHRONISED) }
 }

@@ -36,6 +36,12 @@ impl Broker {
         } else {
             return Err(format!("{url:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"));
         };
+        if rest.contains('@') {
+            // Not quoted: what comes before the @ is a user name and likely a password.
+            return Err("a user name or password in the URL is not supported (nor shown here): \
+                        set username, and password_file to a file holding the password"
+                .into());
+        }
         let rest = rest.trim_end_matches('/');
         let default_port = if tls { 8883 } else { 1883 };
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
@@ -118,7 +124,8 @@ impl TryFrom<RawMqttConfig> for MqttConfig {
         let default = Self::default();
         let broker = match raw.url.as_deref() {
             None | Some("") => None,
-            Some(url) => Some(Broker::parse(url)?),
+            // "url = ..." first, so the error points at the url.
+            Some(url) => Some(Broker::parse(url).map_err(|error| format!("url = {error}"))?),
         };
         let topic = raw.topic.unwrap_or(default.topic);
         if topic.is_empty()
@@ -184,8 +191,10 @@ mod tests {
             "mqtt://host:port",
             "mqtt://a b",
             "mqtt://[::1",
+            "mqtt://user:s3cret@broker",
         ] {
-            assert!(Broker::parse(bad).is_err(), "{bad}");
+            let error = Broker::parse(bad).unwrap_err();
+            assert!(!error.contains("s3cret"), "{error}");
         }
     }
 }

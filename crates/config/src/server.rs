@@ -226,13 +226,13 @@ impl TryFrom<Vec<SocketAddr>> for ListenAddresses {
             check_listen_address(address)?;
             for earlier in &addresses[..i] {
                 if earlier == address {
-                    return Err(format!("address {address} is listed twice"));
+                    return Err(format!("{address} is listed twice"));
                 }
                 let same_family = earlier.is_ipv4() == address.is_ipv4();
                 let wildcard = earlier.ip().is_unspecified() || address.ip().is_unspecified();
                 if same_family && wildcard && earlier.port() == address.port() {
                     return Err(format!(
-                        "{earlier} and {address} overlap: a wildcard address already covers every \
+                        "{address} overlaps {earlier}: a wildcard address already covers every \
                          address of its family on that port"
                     ));
                 }

@@ -148,32 +148,47 @@ struct RawSource {
 }
 
 impl RawSource {
-    /// Whether any reference-clock setting is given.
-    fn has_refclock_settings(&self) -> bool {
-        self.unit.is_some()
-            || self.path.is_some()
-            || self.offset.is_some()
-            || self.precision.is_some()
-            || self.stratum.is_some()
-            || self.refid.is_some()
-            || self.pair.is_some()
-            || self.poll.is_some()
+    /// The first reference-clock setting given, by name.
+    fn refclock_setting(&self) -> Option<&'static str> {
+        [
+            ("unit", self.unit.is_some()),
+            ("path", self.path.is_some()),
+            ("offset", self.offset.is_some()),
+            ("precision", self.precision.is_some()),
+            ("stratum", self.stratum.is_some()),
+            ("refid", self.refid.is_some()),
+            ("pair", self.pair.is_some()),
+            ("poll", self.poll.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
     }
 }
 
 /// Checks a reference clock's settings; `address` becomes its display name.
 fn refclock_settings(raw: &RawSource) -> Result<RefclockSettings, String> {
-    if raw.key.is_some()
-        || raw.minpoll.is_some()
-        || raw.maxpoll.is_some()
-        || raw.max_sources.is_some()
-    {
-        return Err("key, minpoll, maxpoll and max_sources do not apply to a reference clock \
-                    (its poll is `poll`)"
-            .into());
+    // Each message starts with the key it is about, so the error points at that key's value.
+    let network_only = [
+        ("key", raw.key.is_some()),
+        ("minpoll", raw.minpoll.is_some()),
+        ("maxpoll", raw.maxpoll.is_some()),
+        ("max_sources", raw.max_sources.is_some()),
+    ];
+    if let Some((name, _)) = network_only.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "{name} does not apply to a reference clock (key, minpoll, maxpoll and max_sources \
+             are for network sources; a reference clock's poll is `poll`)"
+        ));
     }
-    if raw.insecure_unauthenticated || raw.interface.is_some() || raw.ca_file.is_some() {
-        return Err("broadcast and NTS settings do not apply to a reference clock".into());
+    let broadcast_or_nts = [
+        ("insecure_unauthenticated", raw.insecure_unauthenticated),
+        ("interface", raw.interface.is_some()),
+        ("ca_file", raw.ca_file.is_some()),
+    ];
+    if let Some((name, _)) = broadcast_or_nts.iter().find(|(_, given)| *given) {
+        return Err(format!(
+            "{name} does not apply to a reference clock: it is a broadcast or NTS setting"
+        ));
     }
     let unit = match (raw.mode, raw.unit) {
         (SourceMode::GpsdShm, None) => 0,
@@ -317,28 +332,44 @@ impl TryFrom<RawSource> for SourceConfig {
                 refclock: Some(settings),
             });
         }
-        if raw.has_refclock_settings() {
-            return Err("unit, path, offset, precision, stratum, refid, pair and poll apply to \
-                        reference clocks only (mode = \"gpsd-shm\", \"sock\" or \"pps\")"
-                .into());
+        if let Some(name) = raw.refclock_setting() {
+            return Err(format!(
+                "{name} applies to reference clocks only (mode = \"gpsd-shm\", \"sock\" or \
+                 \"pps\"), as do unit, path, offset, precision, stratum, refid, pair and poll"
+            ));
         }
         if raw.address.trim().is_empty() {
             return Err("address is missing: the server's name or address".into());
         }
         let address = raw.address.trim().to_owned();
         parse_target(&address).map_err(|e| format!("address: {e}"))?;
-        if (raw.ca_file.is_some() || raw.ignore_certificate_time) && raw.mode != SourceMode::Nts {
-            return Err("ca_file and ignore_certificate_time apply to mode = \"nts\" only".into());
+        if raw.mode != SourceMode::Nts {
+            let nts_only = [
+                ("ca_file", raw.ca_file.is_some()),
+                ("ignore_certificate_time", raw.ignore_certificate_time),
+            ];
+            if let Some((name, _)) = nts_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{name} applies to mode = \"nts\" only (ca_file and ignore_certificate_time)"
+                ));
+            }
         }
         if raw.mode == SourceMode::Nts && raw.key.is_some() {
-            return Err("an NTS source authenticates with NTS: key does not apply".into());
+            return Err("key does not apply to an NTS source: it authenticates with NTS".into());
         }
         if raw.mode == SourceMode::Broadcast {
             check_broadcast(&raw, &address)?;
-        } else if raw.insecure_unauthenticated || raw.interface.is_some() {
-            return Err(
-                "insecure_unauthenticated and interface apply to mode = \"broadcast\" only".into(),
-            );
+        } else if let Some(name) = [
+            ("insecure_unauthenticated", raw.insecure_unauthenticated),
+            ("interface", raw.interface.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+        {
+            return Err(format!(
+                "{name} applies to mode = \"broadcast\" only (insecure_unauthenticated and \
+                 interface)"
+            ));
         }
         let poll = |name: &str, value: Option<i64>, default: i8| -> Result<i8, String> {
             match value {

@@ -36,7 +36,10 @@ pub fn parse_target(target: &str) -> Result<Target, BadTarget> {
         Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
         None => (target, NTP_PORT),
     };
-    let valid_name = !host.is_empty()
+    // A DNS name: at most 253 characters, in labels of 1 to 63 (a final dot allowed).
+    let labels_fit = host.len() <= 253
+        && host.strip_suffix('.').unwrap_or(host).split('.').all(|l| (1..=63).contains(&l.len()));
+    let valid_name = labels_fit
         && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
     if valid_name { Ok(Target::Name { host: host.to_owned(), port }) } else { Err(bad()) }
 }
@@ -59,8 +62,12 @@ mod tests {
         assert_eq!(ok("[fe80::1]:123"), address("[fe80::1]:123"));
         let Target::Address(SocketAddr::V6(scoped)) = ok("[fe80::1%2]:123") else { panic!() };
         assert_eq!(scoped.scope_id(), 2, "the scope of a link-local address is kept");
-        for bad in ["", "host:", "host:99999", "a b", "[::1", "host:port", ":123"] {
+        for bad in ["", "host:", "host:99999", "a b", "[::1", "host:port", ":123", "a..b", ".a"] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
+        // Longer than DNS allows: a name, or one of its labels.
+        assert!(parse_target(&"a".repeat(64)).is_err());
+        assert!(parse_target(&["abc"; 64].join(".")).is_err());
+        assert!(parse_target(&"a".repeat(63)).is_ok() && parse_target("pool.ntp.org.").is_ok());
     }
 }

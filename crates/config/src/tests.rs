@@ -71,7 +71,7 @@ fn out_of_range_stratum_is_refused_with_its_position() {
 fn bad_values_say_what_was_expected() {
     assert_refused("[clock]\nmode = \"slew\"\n", "2:8", &["steer", "observe"]);
     let twice = "[server]\nlisten = [\"0.0.0.0:123\", \"0.0.0.0:123\"]\n";
-    assert_refused(twice, "2:10", &["listed twice"]);
+    assert_refused(twice, "2:26", &["listed twice"]);
     assert_refused("[server]\nlisten = [\"hub.local\"]\n", "2:11", &["socket address"]);
     assert_refused("[local]\nenabled = \"yes\"\n", "2:11", &["bool"]);
 }
@@ -79,12 +79,12 @@ fn bad_values_say_what_was_expected() {
 #[test]
 fn listen_addresses_that_cannot_work_are_refused() {
     let listen = |list: &str| format!("[server]\nlisten = {list}\n");
-    assert_refused(&listen(r#"["0.0.0.0:123", "192.168.1.5:123"]"#), "2:10", &["overlap"]);
-    assert_refused(&listen(r#"["[::1]:123", "[::]:123"]"#), "2:10", &["overlap"]);
-    assert_refused(&listen(r#"["0.0.0.0:0"]"#), "2:10", &["port 0"]);
-    assert_refused(&listen(r#"["224.0.1.1:123"]"#), "2:10", &["multicast"]);
-    assert_refused(&listen(r#"["255.255.255.255:123"]"#), "2:10", &["broadcast"]);
-    assert_refused(&listen(r#"["[::ffff:10.0.0.1]:123"]"#), "2:10", &["IPv4-mapped"]);
+    assert_refused(&listen(r#"["0.0.0.0:123", "192.168.1.5:123"]"#), "2:26", &["overlaps"]);
+    assert_refused(&listen(r#"["[::1]:123", "[::]:123"]"#), "2:24", &["overlaps"]);
+    assert_refused(&listen(r#"["0.0.0.0:0"]"#), "2:11", &["port 0"]);
+    assert_refused(&listen(r#"["224.0.1.1:123"]"#), "2:11", &["multicast"]);
+    assert_refused(&listen(r#"["255.255.255.255:123"]"#), "2:11", &["broadcast"]);
+    assert_refused(&listen(r#"["[::ffff:10.0.0.1]:123"]"#), "2:11", &["IPv4-mapped"]);
     // Different ports, or a wildcard of the other family, are fine.
     let fine = listen(r#"["0.0.0.0:123", "192.168.1.5:1123", "[::1]:123"]"#);
     assert!(Config::parse(&fine, "x").is_ok());
@@ -106,25 +106,27 @@ fn sources_are_checked_with_their_position() {
     let source = |body: &str| format!("[[source]]\n{body}\n");
     assert_refused(
         &source("mode = \"pool\"\naddress = \"pool.ntp.org\"\nminpoll = 4"),
-        "1:1",
+        "4:11",
         &["minpoll", "one query a minute"],
     );
     assert_refused(
         &source("mode = \"server\"\naddress = \"10.0.0.1\"\nmax_sources = 2"),
-        "1:1",
+        "4:15",
         &["applies to mode"],
     );
     assert_refused(
         &source("mode = \"server\"\naddress = \"10.0.0.1\"\nminpoll = 8\nmaxpoll = 6"),
-        "1:1",
+        "4:11",
         &["above maxpoll"],
     );
     assert_refused(
         &source("mode = \"server\"\naddress = \"10.0.0.1\"\nminpoll = 20"),
-        "1:1",
+        "4:11",
         &["0 to 17"],
     );
-    assert_refused(&source("mode = \"server\"\naddress = \"a b\""), "1:1", &["address"]);
+    assert_refused(&source("mode = \"server\"\naddress = \"a b\""), "3:11", &["address"]);
+    // A missing key has no value to point at: the table's header it is.
+    assert_refused(&source("mode = \"server\""), "1:1", &["address is missing"]);
     assert_refused(&source("mode = \"peer\"\naddress = \"10.0.0.1\""), "2:8", &["server", "pool"]);
     assert_refused(
         &source("mode = \"server\"\naddress = \"10.0.0.1\"\nnoselect = true"),
@@ -149,12 +151,12 @@ fn no_sources_and_default_sources() {
 fn clock_thresholds_are_checked() {
     assert_refused(
         "[clock]\nstep_threshold = 2.0\npanic_threshold = 1.5\n",
-        "1:1",
+        "3:19",
         &["below step_threshold"],
     );
-    assert_refused("[clock]\npanic_threshold = 0.5\n", "1:1", &["at least 1"]);
-    assert_refused("[clock]\nstep_threshold = -1\n", "1:1", &["step_threshold"]);
-    assert_refused("[clock]\ndrift_file = \"drift\"\n", "1:1", &["absolute path"]);
+    assert_refused("[clock]\npanic_threshold = 0.5\n", "2:19", &["at least 1"]);
+    assert_refused("[clock]\nstep_threshold = -1\n", "2:18", &["step_threshold"]);
+    assert_refused("[clock]\ndrift_file = \"drift\"\n", "2:14", &["absolute path"]);
     assert_refused("[clock]\nstepout = \"long\"\n", "2:11", &["f64"]);
     let config = Config::parse("[clock]\npanic_threshold = 5\ndrift_file = \"\"\n", "x").unwrap();
     assert_eq!(config.clock.panic_threshold, 5.0);
@@ -243,7 +245,7 @@ fn reference_clock_settings_are_checked() {
         ("mode = \"gpsd-shm\"\nrefid = \"TOOLONG\"", &["refid", "1 to 4"]),
         ("mode = \"gpsd-shm\"\nstratum = 16", &["stratum = 16"]),
         ("mode = \"gpsd-shm\"\noffset = 2.5", &["offset = 2.5"]),
-        ("mode = \"gpsd-shm\"\nminpoll = 4", &["do not apply to a reference clock"]),
+        ("mode = \"gpsd-shm\"\nminpoll = 4", &["minpoll does not apply to a reference clock"]),
         (
             "mode = \"gpsd-shm\"\npair = \"GPS\"",
             &["pair applies to mode = \"pps\" and \"sock\" only"],
@@ -256,4 +258,120 @@ fn reference_clock_settings_are_checked() {
             assert!(message.contains(fragment), "{body:?}: {fragment:?} missing from: {message}");
         }
     }
+}
+
+#[test]
+fn a_value_refused_by_its_table_points_at_the_value() {
+    // The cases of issue 22: each was reported at its table's header.
+    let source = "[[source]]\nmode = \"server\"\naddress = \"10.0.0.1\"\n";
+    assert_refused(&format!("{source}minpoll = 200\n"), "4:11", &["minpoll = 200"]);
+    assert_refused(
+        &format!("source = []\n\n{}", "[server.rate_limit]\naverage = 5000\n"),
+        "4:11",
+        &["average = 5000"],
+    );
+    assert_refused("[server.rate_limit]\nclients = 5\n", "2:11", &["clients = 5"]);
+    assert_refused("[server.rate_limit]\nburst = 0\n", "2:9", &["burst = 0"]);
+    assert_refused(
+        "[server]\nrate_limit = { enabled = true, burst = 0 }\n",
+        "2:40",
+        &["burst = 0"],
+    );
+    assert_refused("[clock]\nstepout = -5\n", "2:11", &["stepout = -5"]);
+    assert_refused("[mqtt]\nurl = \"http://broker\"\n", "2:7", &["url = ", "mqtt://HOST"]);
+    assert_refused("[mqtt]\ntopic = \"a/#\"\n", "2:9", &["topic"]);
+    // The second source of two, and a key inside it, not the first table with that key.
+    let two = format!("{source}minpoll = 6\n\n{source}minpoll = 7\nmaxpoll = 5\n");
+    assert_refused(&two, "9:11", &["minpoll (7) is above maxpoll (5)"]);
+    let refclock = "[[source]]\nmode = \"gpsd-shm\"\nstratum = 3\nkey = 4\n";
+    assert_refused(refclock, "4:7", &["key does not apply to a reference clock"]);
+    let nts_key = "[[source]]\nmode = \"nts\"\naddress = \"nts.example\"\nkey = 4\n";
+    assert_refused(nts_key, "4:7", &["key does not apply to an NTS source"]);
+}
+
+#[test]
+fn nan_and_infinity_are_refused_at_the_key() {
+    for value in ["nan", "+nan", "-nan", "inf", "+inf", "-inf"] {
+        assert_refused(
+            &format!("[clock]\nstep_threshold = {value}\n"),
+            "2:18",
+            &[&format!("step_threshold = {value}"), "finite"],
+        );
+    }
+    assert_refused("[clock]\nstepout = inf\n", "2:11", &["stepout = inf"]);
+    assert_refused("[server.rate_limit]\naverage = nan\n", "2:11", &["average = nan"]);
+    assert_refused("[clients]\nin_sync_within = inf\n", "2:18", &["in_sync_within = inf"]);
+    let refclock = "[[source]]\nmode = \"gpsd-shm\"\noffset = -inf\n";
+    assert_refused(refclock, "3:10", &["offset = -inf"]);
+}
+
+#[test]
+fn host_bits_in_an_access_rule_are_refused_with_the_network_meant() {
+    assert_refused(
+        "[server]\nallow = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n",
+        "2:24",
+        &["10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?"],
+    );
+    assert_refused(
+        "[server]\ndeny = [\"fd00::1/64\"]\n",
+        "2:9",
+        &["fd00::1/64 has host bits set; did you mean fd00::/64?"],
+    );
+    assert!(Config::parse("[server]\nallow = [\"10.0.0.1\", \"10.0.0.0/8\"]\n", "x").is_ok());
+}
+
+#[test]
+fn the_control_socket_needs_an_absolute_path_a_socket_can_have() {
+    assert_refused("[control]\nsocket = \"\"\n", "2:10", &["needs a path"]);
+    assert_refused("[control]\nsocket = \"control.sock\"\n", "2:10", &["absolute path"]);
+    let long = format!("[control]\nsocket = \"/run/{}.sock\"\n", "x".repeat(120));
+    assert_refused(&long, "2:10", &["107 bytes"]);
+    let fine = Config::parse("[control]\nsocket = \"/tmp/hub/control.sock\"\n", "x").unwrap();
+    assert_eq!(fine.control.socket, std::path::Path::new("/tmp/hub/control.sock"));
+}
+
+#[test]
+fn an_account_database_is_refused_as_the_keys_file() {
+    for path in ["/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc//shadow"] {
+        assert_refused(
+            &format!("[auth]\nkeys_file = \"{path}\"\n"),
+            "2:13",
+            &["system account database, not a keys file"],
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    let mut bytes = b"[local]\nstratum = 3\n# caf".to_vec();
+    bytes.extend([0xE9, b'\n']);
+    let message = Config::parse_bytes(&bytes, "c.toml").unwrap_err().to_string();
+    assert!(
+        message.starts_with("c.toml:3:6: byte 0xE9 (at byte offset 25) is not UTF-8"),
+        "{message}"
+    );
+    assert!(Config::parse_bytes(b"[local]\nstratum = 3\n", "c.toml").is_ok());
+}
+
+#[test]
+fn a_long_line_is_shown_once_and_cut_around_the_error() {
+    let long = "a".repeat(1 << 20);
+    let text = format!("[[source]]\nmode = \"server\"\naddress = \"{long}\"\nminpoll = 99\n");
+    let message = Config::parse(&text, "c.toml").unwrap_err().to_string();
+    assert!(message.len() < 2_000, "{} bytes", message.len());
+    // A long value refused for itself: the message quotes it cut short, the excerpt a window.
+    let text = format!("[server]\nuser = {}\n", "9".repeat(1 << 20));
+    let message = Config::parse(&text, "c.toml").unwrap_err().to_string();
+    assert!(message.len() < 2_000, "{} bytes: {}", message.len(), &message[..200]);
+    let text = format!("[control]\nsocket = \"/{long}\"\n");
+    let message = Config::parse(&text, "c.toml").unwrap_err().to_string();
+    assert!(message.len() < 2_000, "{} bytes", message.len());
+    assert!(message.contains('…'), "{message}");
+    // The caret still points at the column, inside the window.
+    let text = format!("[local]\n{}stratum = 99\n", " ".repeat(500));
+    let message = Config::parse(&text, "c.toml").unwrap_err().to_string();
+    let lines: Vec<&str> = message.lines().collect();
+    assert!(lines[0].starts_with("c.toml:2:511: "), "{message}");
+    let caret = lines[2].chars().position(|c| c == '^').unwrap();
+    assert_eq!(lines[1].chars().nth(caret), Some('9'), "{message}");
 }

@@ -83,7 +83,10 @@ pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
         }),
         leap_file: leap_file.map(str::to_owned),
         offset_seconds: estimate.offset,
-        offset_uncertainty_seconds: estimate.offset_variance.sqrt().min(1e6),
+        // Before any measurement the estimate's spread is only its starting guess (1000 s).
+        offset_uncertainty_seconds: system
+            .last_update()
+            .map(|_| estimate.offset_variance.sqrt().min(1e6)),
         frequency_ppm: estimate.frequency * 1e6,
         jitter_seconds: sync.selection().map_or(0.0, |s| s.jitter),
         root_delay_seconds: snapshot.root_delay.to_seconds_f64(),

@@ -18,11 +18,13 @@ pub fn render(status: &StatusSnapshot) -> String {
         f64::from(status.stratum),
     );
     gauge("offset_seconds", "Estimated true time minus system clock.", status.offset_seconds);
-    gauge(
-        "offset_uncertainty_seconds",
-        "Standard deviation of the offset estimate.",
-        status.offset_uncertainty_seconds,
-    );
+    if let Some(uncertainty) = status.offset_uncertainty_seconds {
+        gauge(
+            "offset_uncertainty_seconds",
+            "Standard deviation of the offset estimate (absent until a source is measured).",
+            uncertainty,
+        );
+    }
     gauge(
         "jitter_seconds",
         "Spread of the selected sources around the system peer.",

@@ -111,6 +111,13 @@ pub fn backup(
     let mut contents = Vec::new();
     for (name, path) in backed_up_paths(config_path, &config) {
         let Ok(bytes) = host.read(&path) else { continue };
+        if name == "keys" {
+            // Not copied into an archive unless it is one (it could be an account database
+            // under another name); the refusal does not quote it.
+            let text = std::str::from_utf8(&bytes).map_err(|_| format!("{path} is not text"))?;
+            syhub_ntp_proto::auth::KeyStore::parse(text)
+                .map_err(|error| format!("{path} (keys_file) is not a keys file: {error}"))?;
+        }
         let mode = std::fs::metadata(host.path(&path))
             .map(|m| {
                 use std::os::unix::fs::PermissionsExt;
@@ -222,6 +229,46 @@ fn text_of((entry, data): &BackupFile) -> Result<&str, String> {
     std::str::from_utf8(data).map_err(|_| format!("{} in the backup is not text", entry.name))
 }
 
+/// The daemon reads its keys file as root, before it drops privileges: a keys file the archive
+/// does not put in place (none in it, or one outside syhub-ntp's directories, left alone) must
+/// already be one where the config names it, by its form, so that a config naming another file
+/// (`/etc/shadow` under another name) is not restored. The refusal never quotes the file.
+fn check_keys_in_place(host: &Host, config: &Config, files: &[BackupFile]) -> Result<(), String> {
+    let Some(path) = &config.auth.keys_file else { return Ok(()) };
+    let path = path.display().to_string();
+    let restored = ALLOWED_DIRS.iter().any(|dir| path.starts_with(dir))
+        && files.iter().any(|(entry, _)| entry.name == "keys" && entry.path == path);
+    if restored {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        Err(format!(
+            "the config in the backup names keys_file = {path:?}, which {why}: restore the keys \
+             file too, or fix keys_file"
+        ))
+    };
+    let on_host = host.path(&path);
+    match std::fs::metadata(&on_host) {
+        Err(_) => return Ok(()),
+        Ok(metadata) if !metadata.is_file() => return refuse("is not a regular file".into()),
+        Ok(_) => {}
+    }
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&on_host)
+        .and_then(|file| file.take(MAX_MEMBER + 1).read_to_end(&mut bytes));
+    if let Err(error) = read {
+        return refuse(format!("cannot be read ({error})"));
+    }
+    if bytes.len() as u64 > MAX_MEMBER {
+        return refuse("is far larger than a keys file".into());
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else { return refuse("is not text".into()) };
+    match syhub_ntp_proto::auth::KeyStore::parse(text) {
+        Ok(_) => Ok(()),
+        Err(error) => refuse(format!("is not a keys file as it stands ({error})")),
+    }
+}
+
 /// Restores `archive`: every check first, then each file replaced by rename, the old one kept as
 /// `*.before-restore`. Nothing is changed when a check fails. A file the config names outside
 /// syhub-ntp's directories (a certificate under /etc/letsencrypt) is left alone and said so.
@@ -252,6 +299,7 @@ pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManif
     let config = Config::parse(text_of(config_file)?, &format!("{config_path} (in the backup)"))
         .map_err(|e| e.to_string())?;
     let expected = files_read(&config);
+    check_keys_in_place(host, &config, &files)?;
     // The contents must be usable, and go where the config says, before anything is replaced.
     let mut plan = Vec::new();
     for file in &files {

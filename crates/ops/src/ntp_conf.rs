@@ -65,21 +65,20 @@ pub(crate) fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A prefix from `restrict ADDRESS [mask MASK]`.
+/// A prefix from `restrict ADDRESS [mask MASK]`, as its network: ntpd masks the address, and
+/// our config refuses host bits beyond the length.
 fn restrict_prefix(words: &[&str]) -> Option<String> {
     let address: IpAddr = words.first()?.parse().ok()?;
     let mask = words.iter().position(|w| *w == "mask").and_then(|i| words.get(i + 1));
-    match (address, mask) {
-        (IpAddr::V4(_), Some(mask)) => {
-            let mask: Ipv4Addr = mask.parse().ok()?;
-            Some(format!("{address}/{}", u32::from(mask).count_ones()))
-        }
+    let length = match (address, mask) {
+        (IpAddr::V4(_), Some(mask)) => u32::from(mask.parse::<Ipv4Addr>().ok()?).count_ones(),
         (IpAddr::V6(_), Some(mask)) => {
-            let mask: Ipv6Addr = mask.parse().ok()?;
-            Some(format!("{address}/{}", u128::from(mask).count_ones()))
+            u128::from(mask.parse::<Ipv6Addr>().ok()?).count_ones()
         }
-        (_, None) => Some(address.to_string()),
-    }
+        (_, None) => return Some(address.to_string()),
+    };
+    let network = syhub_ntp_proto::server::Prefix::new(address, u8::try_from(length).ok()?).ok()?;
+    Some(network.to_string())
 }
 
 /// ntpd's SHM reference clock (driver 28): gpsd's shared memory, unit N at 127.127.28.N.
@@ -656,6 +655,12 @@ trustedkey 1 2
 
     fn sockets(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_restrict_with_host_bits_is_imported_as_its_network() {
+        let conf = parse("restrict 192.168.1.7 mask 255.255.255.0\nrestrict fd00::5 mask ffff::\n");
+        assert_eq!(conf.allow, ["192.168.1.0/24", "fd00::/16"]);
     }
 
     #[test]

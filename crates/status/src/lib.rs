@@ -12,4 +12,4 @@ pub use devices::{
     ClientStatus, ClockErrorSample, DevicesSummary, STATES, magnitude, sort_devices,
 };
 pub use snapshot::{RequestCounters, RequestTally, SourceStatus, StatusSnapshot};
-pub use summary::status_line;
+pub use summary::{offset_text, status_line};

@@ -25,10 +25,13 @@ pub struct StatusSnapshot {
     /// What the leap-seconds list says: "valid until 2026-06-28", or why it is not used.
     #[serde(default)]
     pub leap_file: Option<String>,
-    /// Estimated true time minus system clock, seconds (positive: the clock is behind).
+    /// Estimated true time minus system clock, seconds (positive: the clock is behind). 0 until
+    /// a source has been measured: an assumption then, not a measurement.
     pub offset_seconds: f64,
-    /// Standard deviation of that estimate, seconds.
-    pub offset_uncertainty_seconds: f64,
+    /// Standard deviation of that estimate, seconds; `None` (null in JSON) until a source has
+    /// been measured (serving the local clock from the start, or still starting).
+    #[serde(default)]
+    pub offset_uncertainty_seconds: Option<f64>,
     /// The frequency correction the clock needs, ppm.
     pub frequency_ppm: f64,
     /// Spread of the selected sources around the system peer, seconds.

@@ -19,6 +19,16 @@ pub fn status_line(status: &StatusSnapshot) -> String {
     }
 }
 
+/// The system offset as `status` shows it: the estimate and its standard deviation, or, before
+/// any source was measured, that there is none (not `+0 s ± 1000 s`).
+pub fn offset_text(status: &StatusSnapshot) -> String {
+    match status.offset_uncertainty_seconds {
+        Some(uncertainty) => format!("{:+.6} s ± {uncertainty:.6} s", status.offset_seconds),
+        None if status.status == "local clock" => "not measured (serving the local clock)".into(),
+        None => "not measured yet".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +58,36 @@ mod tests {
         let waiting =
             StatusSnapshot { status: "unsynchronised".into(), ..StatusSnapshot::default() };
         assert_eq!(status_line(&waiting), "unsynchronised: no source selected yet");
+    }
+
+    #[test]
+    fn the_offset_is_shown_only_once_measured() {
+        let measured = StatusSnapshot {
+            status: "synchronised".into(),
+            offset_seconds: -0.000_125,
+            offset_uncertainty_seconds: Some(0.000_04),
+            ..StatusSnapshot::default()
+        };
+        assert_eq!(offset_text(&measured), "-0.000125 s ± 0.000040 s");
+        // Serving the local clock from the start: nothing was measured, so no ± 1000 s.
+        let local = StatusSnapshot {
+            status: "local clock".into(),
+            offset_uncertainty_seconds: None,
+            ..StatusSnapshot::default()
+        };
+        assert_eq!(offset_text(&local), "not measured (serving the local clock)");
+        let starting =
+            StatusSnapshot { status: "unsynchronised".into(), ..StatusSnapshot::default() };
+        assert_eq!(offset_text(&starting), "not measured yet");
+        // In holdover, on the local clock after sources were measured, the estimate stands.
+        let holdover = StatusSnapshot { offset_uncertainty_seconds: Some(0.5), ..local };
+        assert_eq!(offset_text(&holdover), "+0.000000 s ± 0.500000 s");
+        // JSON: null until measured, and a snapshot without the field reads as not measured.
+        let json = serde_json::to_value(&starting).unwrap();
+        assert!(json["offset_uncertainty_seconds"].is_null(), "{json}");
+        let mut object = json.as_object().unwrap().clone();
+        object.remove("offset_uncertainty_seconds");
+        let read: StatusSnapshot = serde_json::from_value(object.into()).unwrap();
+        assert_eq!(read.offset_uncertainty_seconds, None);
     }
 }

@@ -83,23 +83,71 @@ fn keys_files_of_ntpd_ntpsec_and_chrony_are_read() {
 }
 
 #[test]
-fn a_bad_line_refuses_the_file_and_names_the_line() {
+fn a_bad_line_refuses_the_file_and_names_line_and_column() {
     let cases = [
-        ("1 MD5 ok\n2 SHA1\n", 2, "expected \"keyid type key"),
-        ("0 MD5 zero\n", 1, "key id 0 is out of range"),
-        ("65535 MD5 big\n", 1, "key id 65535 is out of range"),
-        ("x MD5 key\n", 1, "is not a number"),
-        ("\n\n1 DES key\n", 3, "key type \"DES\" is not supported"),
-        ("1 SHA1 0123456789abcdef0123456789abcdef0123456z\n", 1, "hex digits"),
-        ("1 AES 0011\n", 1, "must be 16 bytes"),
-        ("1 MD5 a\n1 MD5 b\n", 2, "appears twice"),
-        ("1 MD5 key 10.0.0.0/99\n", 1, "prefix length"),
-        ("1 MD5 key 10.0.0.1 10.0.0.2\n", 1, "separate them with commas"),
+        ("1 MD5 ok\n2 SHA1\n", (2, 1), "2 field(s)"),
+        ("0 MD5 zero\n", (1, 1), "field 1, the key id, is not a number from 1 to 65534"),
+        ("65535 MD5 big\n", (1, 1), "from 1 to 65534"),
+        ("x MD5 key\n", (1, 1), "is not a number"),
+        ("\n\n1 DES key\n", (3, 3), "field 2, the key type, is not one this server knows"),
+        ("1 SHA1 0123456789abcdef0123456789abcdef0123456z\n", (1, 8), "not a hex digit"),
+        ("1 SHA1 0123456789abcdef0123456789abcdef0123456\n", (1, 8), "odd number of hex digits"),
+        ("1 AES 0011\n", (1, 7), "must be 16 bytes"),
+        ("1 MD5 a\n  1 MD5 b\n", (2, 3), "key id 1 appears twice"),
+        ("1 MD5 key 10.0.0.0/99\n", (1, 11), "prefix length beyond"),
+        ("1 MD5 key 10.0.0.1/8\n", (1, 11), "host bits"),
+        ("1 MD5 key 10.0.0.1 10.0.0.2\n", (1, 20), "separate the addresses with commas"),
     ];
-    for (text, line, message) in cases {
+    for (text, (line, column), message) in cases {
         let error = KeyStore::parse(text).unwrap_err();
-        assert_eq!(error.line, line, "{text:?}: {error}");
+        assert_eq!((error.line, error.column), (line, column), "{text:?}: {error}");
         assert!(error.to_string().contains(message), "{text:?}: {error}");
+    }
+}
+
+#[test]
+fn errors_never_quote_the_key_or_anything_else_on_the_line() {
+    // Each line is wrong in one field; the secret-looking text must not appear in the message.
+    let secret = "Sup3rS3cretKeyMaterial0123456789";
+    let lines = [
+        format!("1 MD5 {secret}"),
+        format!("1 MD5 HEX:{secret}"),
+        format!("{secret} MD5 abc"),
+        format!("1 {secret} abc"),
+        format!("1 MD5 abc {secret}"),
+        format!("1 MD5 abc 10.0.0.0/8 {secret}"),
+        format!("1 {secret}"),
+        format!("1 AES ASCII:{secret}"),
+        format!("99999 MD5 {secret}"),
+        format!("1 MD5 my secret {secret}"),
+    ];
+    for line in &lines {
+        let error = KeyStore::parse(&format!("# keys\n{line}\n")).unwrap_err();
+        let message = error.to_string();
+        assert_eq!(error.line, 2, "{message}");
+        for fragment in [secret, "Sup3r", "0123456789"] {
+            assert!(!message.contains(fragment), "{line:?} gave {message:?}");
+        }
+    }
+}
+
+#[test]
+fn a_passwd_or_shadow_file_is_named_as_not_a_keys_file_without_quoting_it() {
+    let hash = "$y$j9T$Qx0cS7zN0eWk1rQ9d8YpT/$w1Hq3pYbXo2kZc9m6r5tU7vL8aN4sD0fG2hJ1kE3qW7";
+    let files = [
+        format!("root:{hash}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"),
+        "root:x:0:0:root:/root:/bin/bash\njohn:x:1000:1000:John Smith,,,:/home/john:/bin/bash\n"
+            .to_owned(),
+        format!("shadow:x:42:\nsudo:{hash}::john\n"),
+    ];
+    for text in &files {
+        let error = KeyStore::parse(text).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("not an ntpd keys file"), "{message}");
+        assert_eq!((error.line, error.column), (1, 1), "{message}");
+        for fragment in [hash, "$y$", "root", "john", "/bin/bash"] {
+            assert!(!message.contains(fragment), "{fragment:?} in {message:?}");
+        }
     }
 }
 

@@ -14,7 +14,8 @@ pub enum Access {
     Deny,
 }
 
-/// An address prefix such as `192.168.0.0/16`, `fe80::/10` or a single address.
+/// An address prefix such as `192.168.0.0/16`, `fe80::/10` or a single address. Parsed from
+/// text, it must have no host bits set (`10.0.0.1/8` is refused); [`Prefix::new`] clears them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prefix {
     address: IpAddr,
@@ -59,7 +60,13 @@ impl FromStr for Prefix {
             None if address.is_ipv4() => 32,
             None => 128,
         };
-        Self::new(address, length)
+        let prefix = Self::new(address, length)?;
+        // Written by a person: bits beyond the length are a typo or a host address taken for
+        // its network, and either way the rule would not say what it seems to.
+        if prefix.address != address {
+            return Err(format!("{text} has host bits set; did you mean {prefix}?"));
+        }
+        Ok(prefix)
     }
 }
 
@@ -208,5 +215,14 @@ mod tests {
         for bad in ["10.0.0.0/33", "fe80::/129", "10.0.0/8", "x", "10.0.0.0/a", ""] {
             assert!(bad.parse::<Prefix>().is_err(), "{bad}");
         }
+        assert_eq!(
+            "10.0.0.1/8".parse::<Prefix>().unwrap_err(),
+            "10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?"
+        );
+        assert_eq!(
+            "fe80::1/10".parse::<Prefix>().unwrap_err(),
+            "fe80::1/10 has host bits set; did you mean fe80::/10?"
+        );
+        assert!("0.0.0.0/0".parse::<Prefix>().is_ok() && "::/0".parse::<Prefix>().is_ok());
     }
 }
