@@ -468,10 +468,15 @@ impl SystemTask {
             }
             Notice::SourceBack { id } => {
                 let Some(source) = self.system.source(id) else { return };
+                let name = source_name(&self.config, source.entry);
+                let location = self.system.location(source);
+                // A name that is the address already says it all.
+                let who = match source.address {
+                    Some(address) if name.parse().ok() == Some(address.ip()) => location,
+                    _ => format!("{name} ({location})"),
+                };
                 tracing::info!(
-                    "{} ({}) answers again, the first source back since every one was lost",
-                    source_name(&self.config, source.entry),
-                    self.system.location(source)
+                    "{who} answers again, the first source back since every one was lost"
                 );
             }
         }
