@@ -241,7 +241,7 @@ fn a_pool_name_that_never_resolves_is_shown_with_why_and_losing_every_source_is_
     let status =
         daemon.wait_for_status(Duration::from_secs(20), "synchronised, pool failed", |s| {
             s["synchronised"] == true
-                && s["peers"].as_array().is_some_and(|v| v.iter().any(|p| is_pool_row(p)))
+                && s["peers"].as_array().is_some_and(|v| v.iter().any(is_pool_row))
         });
 
     // The control socket's peers, the HTTP API and the status all carry the same row.
