@@ -217,6 +217,106 @@ fn a_pool_name_gives_several_servers_and_a_dead_one_is_replaced() {
     assert!(log.contains("dropping ntp.hub.test"), "{log}");
 }
 
+/// Runs `syhub-ntp ARGS --socket SOCKET` of `daemon` inside `ns`; returns its stdout.
+fn cli(ns: &NetNs, daemon: &Daemon, args: &[&str]) -> String {
+    let socket = daemon.dir().join("control.sock");
+    let mut full = args.to_vec();
+    full.extend(["--socket", path_str(&socket)]);
+    let output = ns.run(SYHUB_NTP, &full, Duration::from_secs(10));
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn a_pool_name_that_never_resolves_is_shown_with_why_and_losing_every_source_is_said_once() {
+    const POOL: &str = "pool.syhub.invalid";
+    let lan = Lan::new("lost", 1);
+    let pool =
+        format!("[[source]]\nmode = \"pool\"\naddress = \"{POOL}\"\nminpoll = 3\nmaxpoll = 6\n\n");
+    let config = test_config(&["127.0.0.1:123"], &(server_source("10.200.1.2") + &pool), "")
+        + "\n[http]\nlisten = [\"127.0.0.1:8124\"]\n";
+    // Nothing but the hosts file and no name server: the name under .invalid fails at once.
+    let mut daemon = start_with_hosts(&lan.hub, &config, "");
+    let is_pool_row = |p: &serde_json::Value| p["name"] == POOL && p["state"] == "unresolved";
+    let status =
+        daemon.wait_for_status(Duration::from_secs(20), "synchronised, pool failed", |s| {
+            s["synchronised"] == true
+                && s["peers"].as_array().is_some_and(|v| v.iter().any(is_pool_row))
+        });
+
+    // The control socket's peers, the HTTP API and the status all carry the same row.
+    let peers: serde_json::Value =
+        serde_json::from_str(&cli(&lan.hub, &daemon, &["peers", "--json"])).expect("peers JSON");
+    let output = lan.hub.run(
+        "curl",
+        &["-sSf", "--max-time", "5", "http://127.0.0.1:8124/api/ntp/status"],
+        Duration::from_secs(10),
+    );
+    let http: serde_json::Value = serde_json::from_slice(&output.stdout).expect("HTTP status");
+    for peers in [&peers, &status["peers"], &http["peers"]] {
+        let row = peers
+            .as_array()
+            .and_then(|v| v.iter().find(|p| p["name"] == POOL))
+            .unwrap_or_else(|| panic!("no {POOL} row in {peers}"));
+        assert_eq!(
+            (&row["address"], &row["kind"], &row["tally"], &row["reach"]),
+            (&"".into(), &"pool".into(), &" ".into(), &"0".into()),
+            "{row}"
+        );
+        assert_eq!((&row["stratum"], &row["reference_id"]), (&16.into(), &".POOL.".into()));
+        assert_eq!(row["poll_log2"], 3, "{row}");
+        assert!(row["detail"].as_str().is_some_and(|d| d.contains(POOL)), "{row}");
+        assert!(row["offset_seconds"].is_null() && row["delay_seconds"].is_null(), "{row}");
+    }
+    assert_eq!(peers.as_array().unwrap().len(), 2, "{peers}");
+    // The ntpq-like table: the pool's .POOL. row in line with the others, and why under it.
+    let text = cli(&lan.hub, &daemon, &["peers"]);
+    let lines: Vec<&str> = text.lines().collect();
+    let row = lines.iter().find(|l| l.starts_with(&format!(" {POOL} "))).expect(&text);
+    let header = lines[0];
+    assert!(row[header.find("refid").unwrap()..].starts_with(".POOL. "), "{text}");
+    // Right-aligned columns end where their heading ends, on every row of the table.
+    for column in ["st", "poll", "reach", "refused"] {
+        let end = header.find(column).unwrap() + column.len();
+        for line in &lines[2..lines.len() - 1] {
+            let ends_here = line.get(..end).is_some_and(|l| !l.ends_with(' '))
+                && line.get(end..).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
+            assert!(ends_here, "{column} out of line in {line:?}:\n{text}");
+        }
+    }
+    assert!(row.contains(".POOL.") && row.contains(" 16 p "), "{text}");
+    let note = lines.last().unwrap();
+    assert!(note.starts_with(&format!("{POOL} unresolved: ")) && note.contains(POOL), "{text}");
+
+    // The dashboard, drawn by a real browser, shows the row and why.
+    let url = "http://127.0.0.1:8124/";
+    let dom = String::from_utf8(chromium(&lan.hub, url, &["--dump-dom"]).stdout).unwrap();
+    assert_eq!(dom.matches("<tr class=\"peer\"").count(), 2, "{dom}");
+    let reason = http["peers"][1]["detail"].as_str().unwrap();
+    assert!(dom.contains(&format!("<small>{reason}</small>")), "{reason} not shown:\n{dom}");
+
+    // The only server stops answering: said at once at warn, naming what is lost and what is
+    // served now; the pool stays in the list with its reason.
+    lan.hub.set_link("up1", false);
+    let lost = daemon.process.wait_for_line("every source is lost", Duration::from_secs(60));
+    assert!(lost.contains("WARN"), "{lost}");
+    assert!(
+        lost.contains("(2 configured)")
+            && lost.contains("10.200.1.2:123 unreachable")
+            && lost.contains(&format!("{POOL} unresolved (cannot resolve {POOL}"))
+            && lost.contains("serving the local clock at stratum 10"),
+        "{lost}"
+    );
+    // Once: the polls that follow, still unanswered, say nothing more.
+    std::thread::sleep(Duration::from_secs(5));
+    lan.hub.set_link("up1", true);
+    let back = daemon.process.wait_for_line("answers again", Duration::from_secs(60));
+    assert!(back.contains("INFO") && back.contains("10.200.1.2"), "{back}");
+    let log = daemon.stop();
+    assert_eq!(log.matches("every source is lost").count(), 1, "{log}");
+    assert_eq!(log.matches("answers again").count(), 1, "{log}");
+}
+
 #[test]
 fn iburst_gives_the_first_sync_within_ten_seconds_at_default_polling() {
     let lan = Lan::new("iburst", 1);

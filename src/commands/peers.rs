@@ -1,5 +1,6 @@
 //! `syhub-ntp peers`: one line per source, like `ntpq -p` with a count of the answers refused;
-//! pools show their member servers.
+//! pools show their member servers; a name without a server yet shows as a `.POOL.` or `.DNS.`
+//! row, and why under the table.
 
 use super::daemon::{DaemonArgs, status_or_exit};
 use crate::output::{Colour, Table, age, millis, outln};
@@ -54,11 +55,18 @@ pub(crate) fn run(args: PeersArgs) -> ExitCode {
                 Some(Colour::Dim),
             );
         }
-        table.row(row(peer), colour(peer));
+        // A pool without members is its `.POOL.` row alone.
+        if peer.has_server() || peer.kind != "pool" {
+            table.row(row(peer), colour(peer));
+        }
     }
     table.print();
     if status.peers.is_empty() {
         outln!("(no sources)");
+    }
+    for peer in status.peers.iter().filter(|p| !p.has_server()) {
+        let reason = peer.detail.as_deref().unwrap_or("no reason given");
+        println!("{} {}: {reason}", peer.name, peer.state);
     }
     ExitCode::SUCCESS
 }
@@ -70,7 +78,9 @@ fn row(peer: &SourceStatus) -> Vec<String> {
         .map_or(peer.address.as_str(), |(host, _)| host)
         .trim_matches(['[', ']']);
     // Servers show their configured name; pool members, which share the pool's, their address.
-    let remote = if peer.kind == "pool" || peer.name.parse::<std::net::IpAddr>().is_ok() {
+    let remote = if (peer.kind == "pool" && peer.has_server())
+        || peer.name.parse::<std::net::IpAddr>().is_ok()
+    {
         address
     } else {
         peer.name.as_str()

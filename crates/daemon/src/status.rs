@@ -1,5 +1,6 @@
 //! The status snapshot every surface reports, built from the system core's state: the
-//! synchronisation state, the estimate, the leap second, and each source's part in the selection.
+//! synchronisation state, the estimate, the leap second, each source's part in the selection, and
+//! a row for each configured name that has no server yet.
 
 use crate::config::Config;
 use crate::server::ServerCounters;
@@ -7,7 +8,7 @@ use crate::system_task::ClockMode;
 use syhub_ntp_proto::NtpTimestamp;
 use syhub_ntp_proto::leap::LeapKind;
 use syhub_ntp_proto::sync::{LeapMode, SyncState};
-use syhub_ntp_proto::system::System;
+use syhub_ntp_proto::system::{EntryKind, System, UnresolvedEntry};
 use syhub_ntp_proto::time::{Monotonic, utc_date};
 use syhub_ntp_status::{SourceStatus, StatusSnapshot};
 
@@ -34,7 +35,7 @@ pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
         SyncState::LocalClock { reason } => ("local clock", Some(reason.clone())),
         SyncState::Unsynchronised { reason } => ("unsynchronised", Some(reason.clone())),
     };
-    let peers = system
+    let mut peers: Vec<SourceStatus> = system
         .sources()
         .iter()
         .map(|source| {
@@ -61,6 +62,7 @@ pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
             }
         })
         .collect();
+    peers.extend(system.unresolved_entries().iter().map(|entry| unresolved_row(entry, config)));
     StatusSnapshot {
         version: env!("CARGO_PKG_VERSION").into(),
         synchronised: matches!(sync.state(), SyncState::Synchronised { .. }),
@@ -97,5 +99,29 @@ pub(crate) fn build(inputs: StatusInputs<'_>) -> StatusSnapshot {
         uptime_seconds: now.seconds_since(Monotonic::ZERO),
         requests: counters.read(),
         peers,
+    }
+}
+
+/// A configured name without a server, as ntpq shows a pool before it has members: stratum 16,
+/// reach 0, ".POOL." for a pool and ".DNS." (what it waits on) for a server or NTS server; the
+/// poll as configured, and why in `detail`.
+fn unresolved_row(entry: &UnresolvedEntry<'_>, config: &Config) -> SourceStatus {
+    let reference_id = match entry.config.kind {
+        EntryKind::Pool(_) => ".POOL.",
+        _ => ".DNS.",
+    };
+    SourceStatus {
+        name: entry.config.name.clone(),
+        address: String::new(),
+        kind: config.sources[entry.entry].mode.name().into(),
+        fallback: entry.config.fallback,
+        state: entry.why.name().into(),
+        tally: " ".into(),
+        detail: Some(entry.why.reason()),
+        reach: "0".into(),
+        stratum: Some(16),
+        reference_id: Some(reference_id.into()),
+        poll_log2: entry.config.poll.minpoll,
+        ..SourceStatus::default()
     }
 }

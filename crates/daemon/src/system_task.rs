@@ -26,7 +26,7 @@ use syhub_ntp_proto::source::{
 };
 use syhub_ntp_proto::sync::{DisciplineEvent, SyncState, Synchroniser};
 use syhub_ntp_proto::system::{
-    Action, EntryConfig, EntryKind, Notice, SourceEvent, System, SystemConfig, Target,
+    Action, EntryConfig, EntryKind, Notice, SourceEvent, System, SystemConfig, Target, Unresolved,
 };
 use syhub_ntp_proto::time::Monotonic;
 use syhub_ntp_state::drift;
@@ -458,6 +458,38 @@ impl SystemTask {
                 "leap second due: a {offset:+} s step is not made in {}",
                 self.clock_mode
             ),
+            Notice::EverySourceLost { unreachable, unresolved } => {
+                tracing::warn!(
+                    "every source is lost ({} configured): {}; {}",
+                    self.config.sources.len(),
+                    what_is_lost(&unreachable, &unresolved),
+                    self.serving_now()
+                );
+            }
+            Notice::SourceBack { id } => {
+                let Some(source) = self.system.source(id) else { return };
+                let name = source_name(&self.config, source.entry);
+                let location = self.system.location(source);
+                // A name that is the address already says it all.
+                let who = match source.address {
+                    Some(address) if name.parse().ok() == Some(address.ip()) => location,
+                    _ => format!("{name} ({location})"),
+                };
+                tracing::info!(
+                    "{who} answers again, the first source back since every one was lost"
+                );
+            }
+        }
+    }
+
+    /// What clients are served now, in a few words.
+    fn serving_now(&self) -> String {
+        match self.system.sync().state() {
+            SyncState::Synchronised { .. } => "still following the last selection".to_owned(),
+            SyncState::LocalClock { .. } => {
+                format!("serving the local clock at stratum {}", self.system.snapshot().stratum)
+            }
+            SyncState::Unsynchronised { .. } => "serving unsynchronised (stratum 16)".to_owned(),
         }
     }
 
@@ -531,6 +563,22 @@ impl SystemTask {
         });
         self.status.send_replace(status);
     }
+}
+
+/// The sources that no longer answer and the names without a server, for the log line when every
+/// source is lost: "2 unreachable (192.0.2.1:123, 192.0.2.2:123), pool.lan unresolved (cannot
+/// resolve pool.lan: ...)".
+fn what_is_lost(unreachable: &[String], unresolved: &[(String, Unresolved)]) -> String {
+    let mut parts = Vec::new();
+    match unreachable {
+        [] => {}
+        [one] => parts.push(format!("{one} unreachable")),
+        many => parts.push(format!("{} unreachable ({})", many.len(), many.join(", "))),
+    }
+    for (name, why) in unresolved {
+        parts.push(format!("{name} {} ({})", why.name(), why.reason()));
+    }
+    if parts.is_empty() { "no source left".to_owned() } else { parts.join(", ") }
 }
 
 /// A configured source's name, for logs.

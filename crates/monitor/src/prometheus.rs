@@ -86,7 +86,8 @@ pub fn render(status: &StatusSnapshot) -> String {
     let per_source: [(&str, &str, Field); 7] = [
         (
             "source_reach",
-            "Reachability register of each source (8 bits, latest poll lowest).",
+            "Reachability register of each source (8 bits, latest poll lowest; 0 for a \
+             configured name without a server).",
             |s| u8::from_str_radix(&s.reach, 8).ok().map(f64::from),
         ),
         ("source_selected", "1 for the system peer, 0 otherwise.", |s| {
@@ -231,6 +232,30 @@ mod tests {
             );
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "no TYPE for {name}");
+        }
+    }
+
+    #[test]
+    fn a_name_without_a_server_is_unreachable_and_has_no_offset_or_delay() {
+        let status = StatusSnapshot {
+            peers: vec![SourceStatus {
+                name: "pool.lan".into(),
+                kind: "pool".into(),
+                state: "unresolved".into(),
+                detail: Some("cannot resolve pool.lan".into()),
+                reach: "0".into(),
+                stratum: Some(16),
+                reference_id: Some(".POOL.".into()),
+                ..SourceStatus::default()
+            }],
+            ..StatusSnapshot::default()
+        };
+        let text = render(&status);
+        let labels = "{name=\"pool.lan\",address=\"\",state=\"unresolved\"}";
+        assert!(text.contains(&format!("syhub_ntp_source_reach{labels} 0\n")), "{text}");
+        assert!(text.contains(&format!("syhub_ntp_source_selected{labels} 0\n")), "{text}");
+        for family in ["offset_seconds", "delay_seconds", "jitter_seconds"] {
+            assert!(!text.contains(&format!("syhub_ntp_source_{family}{{")), "{family}: {text}");
         }
     }
 }

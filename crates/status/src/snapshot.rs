@@ -46,7 +46,8 @@ pub struct StatusSnapshot {
     pub last_update_seconds_ago: Option<f64>,
     pub uptime_seconds: f64,
     pub requests: RequestCounters,
-    /// The upstream sources, pool members one by one.
+    /// The upstream sources, pool members one by one, then a row for each configured pool or
+    /// server name that has no server in use (see [`SourceStatus::has_server`]).
     pub peers: Vec<SourceStatus>,
 }
 
@@ -62,18 +63,23 @@ pub struct RequestCounters {
     pub rate_limited: u64,
 }
 
-/// One upstream server as the status reports it.
+/// One upstream server as the status reports it, or a configured name that has none yet: a pool
+/// or server name still resolving or that did not resolve, shown as ntpq shows a pool (stratum
+/// 16, reach 0, reference ".POOL." for a pool and ".DNS." for a server) with the resolver's error
+/// in `detail`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
     /// The configured name (the pool's name for pool members).
     pub name: String,
-    /// The address in use.
+    /// The address in use; empty for a name without a server.
     pub address: String,
-    /// "server" or "pool".
+    /// The configured mode: "server", "pool", "nts", "broadcast", or a reference clock's.
     pub kind: String,
     pub fallback: bool,
     /// "system peer", "candidate", "outlier", "falseticker", "unreachable", "unusable", or
-    /// "numbers PPS seconds" (a reference clock only watched, for its PPS pair).
+    /// "numbers PPS seconds" (a reference clock only watched, for its PPS pair); for a name
+    /// without a server, "resolving" (no answer yet), "unresolved" (the resolver failed) or
+    /// "no free server" (every server it gives is used by another source).
     pub state: String,
     /// ntpq's tally code for the state: `*` system peer, `+` candidate, `-` outlier,
     /// `x` falseticker, space otherwise.
@@ -97,6 +103,14 @@ pub struct SourceStatus {
     /// Requests sent to it since it started (how much load we put on the server).
     #[serde(default)]
     pub requests_sent: u64,
+}
+
+impl SourceStatus {
+    /// Whether a server (or a reference clock) stands behind this row: false for a configured
+    /// name that has none in use, whose `state` and `detail` say why.
+    pub fn has_server(&self) -> bool {
+        !self.address.is_empty()
+    }
 }
 
 /// The serving path's counters, updated per packet without locks and read live by every surface

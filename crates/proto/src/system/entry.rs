@@ -69,3 +69,45 @@ pub struct EntryConfig {
     /// Followed alone whenever it survives selection.
     pub prefer: bool,
 }
+
+/// Why a configured name has no server in use, for the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Its resolution is under way or about to start: no answer yet.
+    Resolving,
+    /// The latest resolution failed: the resolver's error.
+    Failed(String),
+    /// It resolved, but only to servers that other sources use already; it is asked again later.
+    ServersTaken,
+}
+
+impl Unresolved {
+    /// The state the status shows for the name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Resolving => "resolving",
+            Self::Failed(_) => "unresolved",
+            Self::ServersTaken => "no free server",
+        }
+    }
+
+    /// Why the name has no server, in words.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Resolving => "no answer from the resolver yet".to_owned(),
+            Self::Failed(error) => error.clone(),
+            Self::ServersTaken => {
+                "every server it gives is used by another source; asking again later".to_owned()
+            }
+        }
+    }
+}
+
+/// A configured pool or server name that has no server in use now, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnresolvedEntry<'a> {
+    /// The configured source (an index into the entries given at the start).
+    pub entry: usize,
+    pub config: &'a EntryConfig,
+    pub why: Unresolved,
+}

@@ -1,6 +1,7 @@
 //! What flows between the system core and whoever drives it: what happened at a source (in), and
 //! the actions to carry out and the notices to log (out).
 
+use super::entry::Unresolved;
 use crate::leap::LeapKind;
 use crate::packet::ReferenceId;
 use crate::source::{Measurement, NtpSource, RefclockSource, SourceId};
@@ -160,5 +161,16 @@ pub enum Notice {
     /// A leap second's step is due but the clock is not steered.
     LeapStepNotMade {
         offset: f64,
+    },
+    /// No source can be reached any more, where one could before: said once, until one is back.
+    EverySourceLost {
+        /// Where the running sources are; none of them answers.
+        unreachable: Vec<String>,
+        /// The configured names without a server in use, and why.
+        unresolved: Vec<(String, Unresolved)>,
+    },
+    /// Source `id` answers again after every source was lost.
+    SourceBack {
+        id: SourceId,
     },
 }

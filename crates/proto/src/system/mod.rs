@@ -1,6 +1,7 @@
 //! The system core: the set of running sources (keyed by `SourceId`), pool membership and
-//! replacement, name resolution with backoff, broadcast servers taken on when heard, PPS pairing,
-//! the leap second, the drift file's cadence and the kernel's status, around the synchroniser.
+//! replacement, name resolution with backoff (and the names still without a server), broadcast
+//! servers taken on when heard, PPS pairing, the leap second, the drift file's cadence, the
+//! kernel's status and whether any source still answers, around the synchroniser.
 //! It takes time as arguments and returns actions; the daemon carries them out on real sockets
 //! and the kernel clock, the simulator on virtual ones, so both run these same decisions.
 
@@ -10,7 +11,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{EntryConfig, EntryKind, Target};
+pub use entry::{EntryConfig, EntryKind, Target, Unresolved, UnresolvedEntry};
 pub use event::{Action, DropReason, KernelSyncStatus, Notice, Problem, SourceEvent};
 pub use state::SourceState;
 
@@ -59,6 +60,8 @@ struct Entry {
     backoff: Duration,
     /// The last resolution failure, reported once until it changes.
     last_error: Option<String>,
+    /// A resolution has succeeded at least once.
+    answered: bool,
     /// A reference clock that only numbers a PPS clock's seconds: watched, never selected.
     numbers_pps: bool,
     /// Servers recently dropped, and when: a name that gives them again gives others first.
@@ -81,6 +84,18 @@ pub struct ActiveSource {
     fed: Option<Option<f64>>,
 }
 
+/// Whether any source answers, as last seen: for the notices when every one is lost and when
+/// one is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reachability {
+    /// No source has answered since the start.
+    NeverReached,
+    /// At least one source answers.
+    Reached,
+    /// Sources answered before; none does now.
+    AllLost,
+}
+
 /// The system state machine. See the module documentation.
 pub struct System {
     config: SystemConfig,
@@ -91,6 +106,7 @@ pub struct System {
     next_maintenance: Monotonic,
     drift_written: Option<Monotonic>,
     last_update: Option<Monotonic>,
+    reachability: Reachability,
 }
 
 impl System {
@@ -118,6 +134,7 @@ impl System {
                 next_resolve: now,
                 backoff: RESOLVE_BACKOFF.0,
                 last_error: None,
+                answered: false,
                 dropped: Vec::new(),
             })
             .collect();
@@ -130,6 +147,7 @@ impl System {
             next_maintenance: now,
             drift_written: None,
             last_update: None,
+            reachability: Reachability::NeverReached,
         }
     }
 
@@ -188,6 +206,7 @@ impl System {
             self.count_falsetickers();
         }
         self.after_update(update, now, local_now, &mut actions);
+        self.watch_reachability(&mut actions);
         actions
     }
 
@@ -214,6 +233,7 @@ impl System {
             }
             Ok(addresses) => {
                 state.last_error = None;
+                state.answered = true;
                 state.backoff = RESOLVE_BACKOFF.0;
                 state
                     .dropped
@@ -408,6 +428,28 @@ impl System {
         }
     }
 
+    /// The configured pool and server names (NTS servers' too) that have no server in use now,
+    /// in the order configured, and why: what the status shows in place of their servers.
+    /// Reference clocks, broadcast listeners and servers given by address never appear.
+    pub fn unresolved_entries(&self) -> Vec<UnresolvedEntry<'_>> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(index, entry)| {
+                matches!(entry.config.kind.target(), Some(Target::Name { .. }))
+                    && self.members(*index) == 0
+            })
+            .map(|(index, entry)| {
+                let why = match &entry.last_error {
+                    Some(error) => Unresolved::Failed(error.clone()),
+                    None if entry.resolving || !entry.answered => Unresolved::Resolving,
+                    None => Unresolved::ServersTaken,
+                };
+                UnresolvedEntry { entry: index, config: &entry.config, why }
+            })
+            .collect()
+    }
+
     /// What the kernel should be told now, while we steer.
     pub fn kernel_status(&self, now: Monotonic, local_now: NtpTimestamp) -> KernelSyncStatus {
         let snapshot = self.sync.snapshot();
@@ -500,6 +542,34 @@ impl System {
         actions.push(Action::StartSource { id, entry, address, source: Box::new(source) });
         actions.push(Action::Notice(Notice::Started { id }));
         id
+    }
+
+    /// Says once when the last source that answered stops (or is dropped), having had one, and
+    /// once when one answers again; never while the sources stay as they are. A source answers
+    /// while its reach register is not zero, reference clocks included.
+    fn watch_reachability(&mut self, actions: &mut Vec<Action>) {
+        if matches!(actions.last(), Some(Action::Panic { .. })) {
+            return;
+        }
+        let answering = self.sources.iter().find(|s| s.view.reach != 0).map(|s| s.id);
+        match (self.reachability, answering) {
+            (Reachability::Reached, None) => {
+                self.reachability = Reachability::AllLost;
+                let unreachable = self.sources.iter().map(|s| self.location(s)).collect();
+                let unresolved = self
+                    .unresolved_entries()
+                    .into_iter()
+                    .map(|e| (e.config.name.clone(), e.why))
+                    .collect();
+                actions.push(Action::Notice(Notice::EverySourceLost { unreachable, unresolved }));
+            }
+            (Reachability::AllLost, Some(id)) => {
+                self.reachability = Reachability::Reached;
+                actions.push(Action::Notice(Notice::SourceBack { id }));
+            }
+            (Reachability::NeverReached, Some(_)) => self.reachability = Reachability::Reached,
+            _ => {}
+        }
     }
 
     fn count_falsetickers(&mut self) {
@@ -652,6 +722,8 @@ impl System {
                 None => {}
             }
         }
+        // After the names due are asked again, so a lost pool reads as resolving.
+        self.watch_reachability(actions);
         self.sync.refresh_local(local_now);
         actions.push(Action::RefreshLeapFile);
         self.follow_leap(now, local_now, actions);

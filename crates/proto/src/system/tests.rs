@@ -521,3 +521,162 @@ fn one_server_of_two_is_not_followed_while_the_other_may_still_answer() {
     report(&mut system, ids[0], answering(at(12.0).0, 0.001, 0.01, LeapIndicator::NoWarning), 12.0);
     assert_eq!(system.peer().map(|p| p.id), Some(ids[0]));
 }
+
+/// What [`System::unresolved_entries`] says, as (entry, why).
+fn unresolved(system: &System) -> Vec<(usize, Unresolved)> {
+    system.unresolved_entries().into_iter().map(|e| (e.entry, e.why)).collect()
+}
+
+fn lost_notices(actions: &[Action]) -> Vec<&Notice> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notice(n @ (Notice::EverySourceLost { .. } | Notice::SourceBack { .. })) => {
+                Some(n)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_name_without_a_server_is_listed_resolving_then_failed_and_leaves_once_it_has_one() {
+    let named = Target::Name { host: "ntp.test".to_owned(), port: 123 };
+    let entries = vec![
+        pool(2),
+        server_entry("192.0.2.7", EntryKind::Server(Target::Address(address(7))), 1),
+        server_entry("ntp.test", EntryKind::Server(named), 1),
+        server_entry("broadcast", EntryKind::Broadcast { ipv4: true }, 2),
+    ];
+    let mut system = system_with(entries, LeapMode::Kernel, false);
+    // Before any answer both names are resolving; an address and a broadcast listener never
+    // wait for a name.
+    assert_eq!(unresolved(&system), vec![(0, Unresolved::Resolving), (2, Unresolved::Resolving)]);
+    let (now, local) = at(0.0);
+    system.start(now, local);
+    assert_eq!(unresolved(&system), vec![(0, Unresolved::Resolving), (2, Unresolved::Resolving)]);
+
+    let error = "cannot resolve pool.test: Name or service not known".to_owned();
+    system.handle_resolution(0, Err(error.clone()), at(1.0).0);
+    assert_eq!(
+        unresolved(&system),
+        vec![(0, Unresolved::Failed(error.clone())), (2, Unresolved::Resolving)]
+    );
+    assert_eq!(system.unresolved_entries()[0].config.name, "pool.test");
+    // Asked again, the last error stands until an answer replaces it.
+    let (now, local) = at(17.0);
+    assert_eq!(resolves(&system.handle_timer(now, local)), 1);
+    assert_eq!(unresolved(&system)[0], (0, Unresolved::Failed(error)));
+
+    system.handle_resolution(0, Ok(vec![address(1), address(2)]), at(17.5).0);
+    system.handle_resolution(2, Ok(vec![address(3)]), at(17.5).0);
+    assert_eq!(unresolved(&system), vec![]);
+}
+
+#[test]
+fn a_name_whose_servers_other_sources_use_is_listed_as_taken_until_asked_again() {
+    let target = Target::Name { host: "ntp.test".to_owned(), port: 123 };
+    let entries = vec![
+        server_entry("ntp.test", EntryKind::Server(target.clone()), 1),
+        server_entry("ntp.test", EntryKind::Server(target), 1),
+    ];
+    let mut system = system_with(entries, LeapMode::Kernel, false);
+    let (now, local) = at(0.0);
+    assert_eq!(resolves(&system.start(now, local)), 2);
+    system.handle_resolution(0, Ok(vec![address(1)]), at(0.1).0);
+    system.handle_resolution(1, Ok(vec![address(1)]), at(0.1).0);
+    assert_eq!(unresolved(&system), vec![(1, Unresolved::ServersTaken)]);
+    let (now, local) = at(17.0);
+    assert_eq!(resolves(&system.handle_timer(now, local)), 1);
+    assert_eq!(unresolved(&system), vec![(1, Unresolved::Resolving)]);
+}
+
+#[test]
+fn every_source_lost_is_said_once_when_the_last_stops_answering_and_its_return_once() {
+    let entries = vec![
+        server_entry("a", EntryKind::Server(Target::Address(address(1))), 1),
+        server_entry("b", EntryKind::Server(Target::Address(address(2))), 1),
+        pool(1),
+    ];
+    let mut system = system_with(entries, LeapMode::Kernel, false);
+    let (now, local) = at(0.0);
+    let ids: Vec<SourceId> = started(&system.start(now, local)).iter().map(|m| m.0).collect();
+    let error = "cannot resolve pool.test: no such name".to_owned();
+    system.handle_resolution(2, Err(error.clone()), at(0.5).0);
+    // Silent from the start: nothing was had, so nothing is lost.
+    let (now, local) = at(1.0);
+    let actions = system.handle_report(ids[0], silent(), SourceEvent::Polled, now, local);
+    assert!(lost_notices(&actions).is_empty(), "{actions:?}");
+
+    let view = answering(at(10.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    assert!(lost_notices(&report(&mut system, ids[0], view, 10.0)).is_empty());
+    let view = answering(at(11.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    assert!(lost_notices(&report(&mut system, ids[1], view, 11.0)).is_empty());
+    // One of two stops: the other still answers.
+    let (now, local) = at(600.0);
+    let actions = system.handle_report(ids[0], silent(), SourceEvent::Polled, now, local);
+    assert!(lost_notices(&actions).is_empty(), "{actions:?}");
+    // The last one stops: said at once, with every source and the pool's error.
+    let (now, local) = at(601.0);
+    let actions = system.handle_report(ids[1], silent(), SourceEvent::Polled, now, local);
+    assert_eq!(
+        lost_notices(&actions),
+        vec![&Notice::EverySourceLost {
+            unreachable: vec![address(1).to_string(), address(2).to_string()],
+            unresolved: vec![("pool.test".to_owned(), Unresolved::Failed(error))],
+        }]
+    );
+    assert!(
+        matches!(system.sync().state(), SyncState::LocalClock { .. }),
+        "{:?}",
+        system.sync().state()
+    );
+    // Not again while nothing changes: further silent polls and the upkeep say nothing.
+    for seconds in [602.0, 700.0] {
+        let (now, local) = at(seconds);
+        let mut actions = system.handle_report(ids[1], silent(), SourceEvent::Polled, now, local);
+        actions.extend(system.handle_timer(now, local));
+        assert!(lost_notices(&actions).is_empty(), "{actions:?}");
+    }
+    // One answers again: said once, naming it.
+    let view = answering(at(800.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    assert_eq!(
+        lost_notices(&report(&mut system, ids[1], view, 800.0)),
+        vec![&Notice::SourceBack { id: ids[1] }]
+    );
+    let view = answering(at(801.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    assert!(lost_notices(&report(&mut system, ids[0], view, 801.0)).is_empty());
+}
+
+#[test]
+fn every_source_lost_is_said_when_the_last_answering_member_is_dropped() {
+    let mut system = system_with(vec![pool(1)], LeapMode::Kernel, false);
+    let (now, local) = at(0.0);
+    system.start(now, local);
+    let actions = system.handle_resolution(0, Ok(vec![address(1)]), at(0.1).0);
+    let id = started(&actions)[0].0;
+    let view = answering(at(10.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    report(&mut system, id, view, 10.0);
+    // It refuses us (kiss-o'-death) while its register still shows answers: dropped at the
+    // upkeep, and with it the last source that answered.
+    let mut refusing = answering(at(11.0).0, 0.001, 0.01, LeapIndicator::NoWarning);
+    refusing.denied = Some(ReferenceId::from_bytes(*b"DENY"));
+    let (now, local) = at(11.0);
+    system.handle_report(
+        id,
+        refusing,
+        SourceEvent::Kiss(ReferenceId::from_bytes(*b"DENY")),
+        now,
+        local,
+    );
+    let (now, local) = at(16.0);
+    let actions = system.handle_timer(now, local);
+    assert_eq!(stopped(&actions), vec![id]);
+    assert_eq!(
+        lost_notices(&actions),
+        vec![&Notice::EverySourceLost {
+            unreachable: vec![],
+            unresolved: vec![("pool.test".to_owned(), Unresolved::Resolving)],
+        }]
+    );
+}
