@@ -17,8 +17,8 @@ use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN, NtpHeader};
 use syhub_ntp_proto::server::{
-    Access, AccessList, Admission, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen,
-    SystemSnapshot, answer_kiss, answer_nts, answer_with_keys,
+    Access, AccessList, Admission, Answer, ClientAddress, ClientLog, Ignored, RateLimit, Reply,
+    RequestSeen, SystemSnapshot, answer_kiss, answer_nts, answer_with_keys,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpTimestamp};
 use syhub_ntp_status::RequestTally;
@@ -405,14 +405,13 @@ fn admit(
     seen: &RequestSeen,
     clients: &mut ClientLog,
 ) -> Verdict {
-    let address = received.peer.ip();
-    let denied = access.check(address) == Access::Deny;
+    let denied = access.check(received.peer.ip()) == Access::Deny;
     let admission = match &policy.rate_limit {
         _ if denied => Admission::Denied,
         Some(limit) => Admission::Limited(limit),
         None => Admission::Open,
     };
-    let (index, answer) = clients.record(now, address, seen, admission);
+    let (index, answer) = clients.record(now, ClientAddress::of(received.peer), seen, admission);
     if answer {
         return Verdict::Answer(received, received_at);
     }

@@ -14,8 +14,8 @@ pub use addresses::{DEFAULT_EPHEMERAL_PORTS, Destination, HubAddresses, Unanswer
 pub use answer::{Answer, Ignored, Reply, answer, answer_kiss, answer_nts, answer_with_keys};
 pub use broadcast::broadcast_packet;
 pub use clients::{
-    Admission, BYTES_PER_CLIENT, ClientIndex, ClientLog, ClientSummary, ERROR_TREND, RateLimit,
-    RequestSeen,
+    Admission, BYTES_PER_CLIENT, ClientAddress, ClientIndex, ClientLog, ClientSummary, ERROR_TREND,
+    RateLimit, RequestSeen,
 };
 pub use devices::{DevicePolicy, DeviceState, TransmitReading, read_transmit};
 pub use snapshot::{FREQUENCY_TOLERANCE, SystemSnapshot};
