@@ -451,3 +451,283 @@ fn serving_threads_share_the_port_spread_the_clients_and_keep_one_rate_limit_per
     assert_eq!(ask_from_each(&sockets, "127.0.0.1:123"), (8, 1));
     daemon.stop();
 }
+
+/// The hub (`lan0`: 10.78.0.1/24, fd78::1/64) and a host on its LAN (`lan1`: 10.78.0.2/24,
+/// fd78::2/64), linked by a veth pair.
+fn hub_and_host(label: &str) -> (NetNs, NetNs) {
+    let hub = NetNs::new(&format!("{label}h"));
+    let host = NetNs::new(&format!("{label}c"));
+    hub.link(("lan0", "10.78.0.1/24"), &host, ("lan1", "10.78.0.2/24"));
+    hub.ip(&["addr", "add", "fd78::1/64", "dev", "lan0", "nodad"]);
+    host.ip(&["addr", "add", "fd78::2/64", "dev", "lan1", "nodad"]);
+    (hub, host)
+}
+
+/// Sets kernel parameters (`name=value`) inside `ns` only.
+fn sysctl(ns: &NetNs, settings: &[&str]) {
+    let mut args = vec!["-q", "-w"];
+    args.extend_from_slice(settings);
+    let output = ns.run("sysctl", &args, Duration::from_secs(10));
+    assert!(
+        output.status.success(),
+        "sysctl {settings:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Sends `payload` over UDP from `source` to `destination` (IPv4) through a raw socket in `ns`,
+/// with the IP and UDP headers written here: how a host sends from an address no socket binds.
+fn send_raw_v4(ns: &NetNs, source: &str, destination: &str, payload: &[u8]) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let parse = |text: &str| match text.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(v4)) => v4,
+        other => panic!("not an IPv4 socket address: {text} ({other:?})"),
+    };
+    let (source, destination) = (parse(source), parse(destination));
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let mut packet = Vec::with_capacity(total);
+    // Version 4, 20-byte header, length, don't fragment, TTL 64, UDP; the kernel fills in the
+    // header checksum (and a zero source address, so 0.0.0.0 cannot be sent this way). No UDP
+    // checksum (optional over IPv4).
+    packet.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
+    packet.extend_from_slice(&source.ip().octets());
+    packet.extend_from_slice(&destination.ip().octets());
+    packet.extend_from_slice(&source.port().to_be_bytes());
+    packet.extend_from_slice(&destination.port().to_be_bytes());
+    packet.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    ns.spawn_inside(move || {
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).unwrap();
+        socket.set_header_included_v4(true).unwrap();
+        socket.send_to(&packet, &SocketAddr::V4(destination).into()).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// Every datagram `socket` receives until nothing more comes for `quiet`, at most 50.
+fn replies(socket: &UdpSocket, quiet: Duration) -> Vec<(RawReply, SocketAddr)> {
+    socket.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 1024];
+    let mut replies = Vec::new();
+    while replies.len() < 50 {
+        match socket.recv_from(&mut buf) {
+            Ok((len, from)) => replies.push((parse_reply(&buf[..len]), from)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    replies
+}
+
+/// The daemon's request counters once `received` requests are counted (within 10 s), checked to
+/// add up: each received request is answered, ignored, denied or rate-limited, once.
+fn counters_after(daemon: &Daemon, received: u64) -> serde_json::Value {
+    let status = daemon.wait_for_status(Duration::from_secs(10), "requests counted", |s| {
+        s["requests"]["received"].as_u64() >= Some(received)
+    });
+    let requests = status["requests"].clone();
+    let count = |key: &str| requests[key].as_u64().unwrap();
+    assert_eq!(count("received"), received, "{requests}");
+    assert_eq!(
+        count("answered") + count("ignored") + count("denied") + count("rate_limited"),
+        received,
+        "{requests}"
+    );
+    requests
+}
+
+#[test]
+fn a_broadcast_request_gets_one_answer_from_four_threads_and_a_multicast_one_none() {
+    let (hub, host) = hub_and_host("bcast");
+    // A route for the limited broadcast, as a LAN host with a default route has.
+    host.ip(&["route", "add", "255.255.255.255", "dev", "lan1"]);
+    // Four sockets on port 123 for each family, each of which the kernel hands a copy of every
+    // broadcast and multicast; the default rate limit, which four copies of a few requests from
+    // one client would exhaust.
+    let config = config_on_port_123("")
+        .replacen("[server]\n", "[server]\nthreads = 4\n", 1)
+        .replacen("enabled = false", "enabled = true", 1);
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &config);
+
+    let socket = host.udp_socket("10.78.0.2:0");
+    socket.set_broadcast(true).unwrap();
+    let mut sent = Vec::new();
+    for (i, destination) in
+        ["10.78.0.255:123", "10.78.0.255:123", "10.78.0.255:123", "255.255.255.255:123"]
+            .iter()
+            .enumerate()
+    {
+        let transmit = ntp_now() + i as u64;
+        socket.send_to(&raw_request(0, 4, 3, 6, transmit), destination).unwrap();
+        sent.push(transmit);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answers = replies(&socket, Duration::from_millis(1500));
+    let summary: Vec<(u8, [u8; 4], SocketAddr)> =
+        answers.iter().map(|(r, from)| (r.stratum, r.reference_id, *from)).collect();
+    assert_eq!(answers.len(), 4, "one answer per request, no kiss: {summary:?}");
+    for (transmit, (reply, from)) in sent.iter().zip(&answers) {
+        assert_eq!(reply.origin, *transmit, "{summary:?}");
+        assert_eq!((reply.mode, reply.stratum), (4, 10), "time, not a kiss: {summary:?}");
+        assert_eq!(*from, "10.78.0.1:123".parse().unwrap(), "from the hub's address on the LAN");
+    }
+
+    // Multicast: the all-hosts groups of both families, which every host is a member of.
+    let v4 = host.udp_socket("10.78.0.2:0");
+    socket2::SockRef::from(&v4).set_multicast_if_v4(&"10.78.0.2".parse().unwrap()).unwrap();
+    v4.send_to(&raw_request(0, 4, 3, 6, ntp_now()), "224.0.0.1:123").unwrap();
+    let v6 = host.udp_socket("[fd78::2]:0");
+    let lan1 = host.spawn_inside(|| syhub_ntp_sys::interfaces::index_of("lan1")).join().unwrap();
+    let all_nodes = std::net::SocketAddrV6::new("ff02::1".parse().unwrap(), 123, 0, lan1.unwrap());
+    v6.send_to(&raw_request(0, 4, 3, 6, ntp_now()), all_nodes).unwrap();
+    let v4_answers = replies(&v4, Duration::from_millis(1500)).len();
+    let v6_answers = replies(&v6, Duration::from_millis(200)).len();
+    assert_eq!((v4_answers, v6_answers), (0, 0), "a multicast request is not answered");
+
+    // Each request counted once, though four sockets of its family received it.
+    let requests = counters_after(&daemon, 6);
+    assert_eq!((requests["answered"].as_u64(), requests["ignored"].as_u64()), (Some(4), Some(2)));
+    assert_eq!(requests["rate_limited"], 0, "{requests}");
+    daemon.stop();
+}
+
+#[test]
+fn requests_from_the_hubs_own_address_at_a_service_port_or_a_broadcast_address_get_no_answer() {
+    let (hub, host) = hub_and_host("ownsrc");
+    // The hub takes IPv4 from the LAN with its own address as source (IPv6 does by default), and
+    // the host may send from addresses that are not its own: what a forger does.
+    sysctl(
+        &hub,
+        &[
+            "net.ipv4.conf.all.accept_local=1",
+            "net.ipv4.conf.lan0.accept_local=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.lan0.rp_filter=0",
+        ],
+    );
+    sysctl(&host, &["net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1"]);
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &config_on_port_123(""));
+    let servers = ["10.78.0.1:123", "[fd78::1]:123"];
+
+    // A service of the hub's (5353, outside the ephemeral ports) as the one an answer would reach.
+    let services = [hub.udp_socket("10.78.0.1:5353"), hub.udp_socket("[fd78::1]:5353")];
+    // The hub itself sending from that port...
+    for (service, server) in services.iter().zip(servers) {
+        service.send_to(&raw_request(0, 4, 3, 6, ntp_now()), server).unwrap();
+    }
+    // ...and a host on the LAN forging it (IPv4 sends from another's address only when
+    // transparent).
+    for (source, server) in ["10.78.0.1:5353", "[fd78::1]:5353"].iter().zip(servers) {
+        let forger = host.udp_socket(source);
+        if server.starts_with("10.") {
+            socket2::SockRef::from(&forger).set_ip_transparent_v4(true).unwrap();
+        }
+        forger.send_to(&raw_request(0, 4, 3, 6, ntp_now()), server).unwrap();
+    }
+    // The subnet's broadcast address as source: an answer would go to every host. No socket
+    // sends from it (the kernel picks the interface's address for one bound to it).
+    send_raw_v4(&host, "10.78.0.255:5353", "10.78.0.1:123", &raw_request(0, 4, 3, 6, ntp_now()));
+    for service in &services {
+        let answers = replies(service, Duration::from_millis(1000));
+        assert!(answers.is_empty(), "answered to the hub's own service: {} answers", answers.len());
+    }
+    let requests = counters_after(&daemon, 5);
+    assert_eq!((requests["answered"].as_u64(), requests["ignored"].as_u64()), (Some(0), Some(5)));
+    let log = daemon.process.log();
+    assert!(log.contains("one of the hub's own addresses at a service's port"), "{log}");
+    assert!(log.contains("10.78.0.255:5353, a broadcast address, is not answered"), "{log}");
+
+    // A program on the hub asking its LAN address (as `syhub-ntp test` does) sends from an
+    // ephemeral port, and is answered.
+    for (local, server) in ["10.78.0.1:0", "[fd78::1]:0"].iter().zip(servers) {
+        let transmit = ntp_now();
+        let asker = hub.udp_socket(local);
+        let (reply, from) = exchange(&asker, server, &raw_request(0, 4, 3, 6, transmit))
+            .unwrap_or_else(|| panic!("the hub asking {server} got no answer"));
+        assert_eq!(from, server.parse().unwrap());
+        assert_good_time(&reply, transmit);
+    }
+    let requests = counters_after(&daemon, 7);
+    assert_eq!((requests["answered"].as_u64(), requests["ignored"].as_u64()), (Some(2), Some(5)));
+    daemon.stop();
+}
+
+#[test]
+fn hosts_with_the_same_link_local_address_on_two_links_have_a_rate_limit_each() {
+    // The hub with two links, h0 and h1, each to a host whose address is fe80::99.
+    let hub = NetNs::new("llhub");
+    let hosts = [NetNs::new("ll0"), NetNs::new("ll1")];
+    for (i, host) in hosts.iter().enumerate() {
+        let link = format!("h{i}");
+        hub.link((&link, &format!("10.79.{i}.1/24")), host, ("eth0", &format!("10.79.{i}.2/24")));
+        hub.ip(&["addr", "add", "fe80::1/64", "dev", &link, "nodad"]);
+        host.ip(&["addr", "add", "fe80::99/64", "dev", "eth0", "nodad"]);
+    }
+    // Two requests back to back, then held to one per 64 s: the third is refused with a kiss.
+    let config = test_config(&["[::]:123"], "", "").replacen(
+        "enabled = false",
+        "enabled = true\naverage = 64\nminimum = 2\nburst = 2",
+        1,
+    );
+    let daemon = Daemon::start(SYHUB_NTP, &hub, &config);
+    let ask = |host: &NetNs, count: u64| -> Vec<RawReply> {
+        let eth0 = host.spawn_inside(|| syhub_ntp_sys::interfaces::index_of("eth0")).join();
+        let eth0 = eth0.unwrap().unwrap();
+        let local = std::net::SocketAddrV6::new("fe80::99".parse().unwrap(), 0, 0, eth0);
+        let server = std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 123, 0, eth0);
+        let socket = host.udp_socket(&local.to_string());
+        for n in 0..count {
+            socket.send_to(&raw_request(0, 4, 3, 6, ntp_now() + n), server).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replies(&socket, Duration::from_millis(1000)).into_iter().map(|(r, _)| r).collect()
+    };
+    // The host on h0 floods: two answers with time, one RATE kiss, then silence.
+    let flooded = ask(&hosts[0], 6);
+    let kinds: Vec<(u8, [u8; 4])> = flooded.iter().map(|r| (r.stratum, r.reference_id)).collect();
+    assert_eq!(kinds, [(10, *b"LOCL"), (10, *b"LOCL"), (0, *b"RATE")], "h0's host");
+    // The host on h1, same address, other link: its own limit, untouched by the flood.
+    let other = ask(&hosts[1], 1);
+    let kinds: Vec<(u8, [u8; 4])> = other.iter().map(|r| (r.stratum, r.reference_id)).collect();
+    assert_eq!(kinds, [(10, *b"LOCL")], "h1's host");
+
+    // Two clients in the devices view, each named with its link.
+    let mut command = std::process::Command::new(SYHUB_NTP);
+    command.args(["clients", "--json", "--socket"]).arg(daemon.dir().join("control.sock"));
+    let output = run_with_timeout(command, Duration::from_secs(10));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let clients: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut seen: Vec<(String, u64, u64)> = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let count = |key: &str| c[key].as_u64().unwrap();
+            (c["address"].as_str().unwrap().to_owned(), count("requests"), count("rate_limited"))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("fe80::99%h0".to_owned(), 6, 4), ("fe80::99%h1".to_owned(), 1, 0)]);
+    let requests = counters_after(&daemon, 7);
+    assert_eq!(
+        (requests["answered"].as_u64(), requests["rate_limited"].as_u64()),
+        (Some(3), Some(4))
+    );
+    daemon.stop();
+}

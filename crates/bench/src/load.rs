@@ -184,9 +184,9 @@ pub fn run(config: &LoadConfig) -> io::Result<LoadReport> {
                     packet[0] = 0x23; // leap 0, version 4, mode 3 (client)
                     packet[2] = 6; // poll 2^6 s
                     packet[40..48].copy_from_slice(&token.to_be_bytes());
-                    let source = loopback_clients.then(|| ArrivedOn::V4 {
-                        spec_dst: client_address(token as u32 % config.clients),
-                        ifindex: 0,
+                    let source = loopback_clients.then(|| {
+                        let address = client_address(token as u32 % config.clients);
+                        ArrivedOn::V4 { spec_dst: address, destination: address, ifindex: 0 }
                     });
                     out.address(slot, 48, config.server, source);
                 }

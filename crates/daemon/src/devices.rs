@@ -6,7 +6,7 @@ use crate::config::ClientsConfig;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use syhub_ntp_proto::server::{ClientLog, ClientSummary, DevicePolicy};
+use syhub_ntp_proto::server::{ClientAddress, ClientLog, ClientSummary, DevicePolicy};
 use syhub_ntp_proto::time::Monotonic;
 use syhub_ntp_status::{ClientStatus, ClockErrorSample, sort_devices};
 use tokio::time::Instant;
@@ -66,8 +66,8 @@ impl DevicesView {
         let state =
             self.policy.state(f64::from(summary.last_seen_ago), f64::from(summary.interval), error);
         ClientStatus {
-            address: summary.address.to_string(),
-            name: names.get(&summary.address).cloned(),
+            address: shown(summary.address),
+            name: names.get(&summary.address.ip).cloned(),
             state: state.name().to_owned(),
             requests: summary.requests,
             answered: summary.answered,
@@ -91,9 +91,32 @@ impl DevicesView {
     }
 }
 
+/// A client's address as the table shows it: a link-local one with the name of the interface it
+/// was heard on (`fe80::99%eth0`), as `ping` takes it.
+fn shown(client: ClientAddress) -> String {
+    match client.scope {
+        0 => client.ip.to_string(),
+        scope => match syhub_ntp_sys::interfaces::name_of(scope) {
+            Some(name) => format!("{}%{name}", client.ip),
+            None => client.to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
     use syhub_ntp_proto::server::DeviceState;
+
+    #[test]
+    fn a_link_local_client_is_shown_with_its_interface() {
+        let client = |text: &str| ClientAddress::of(text.parse().unwrap());
+        let lo = syhub_ntp_sys::interfaces::index_of("lo").unwrap();
+        assert_eq!(shown(client(&format!("[fe80::99%{lo}]:123"))), "fe80::99%lo");
+        assert_eq!(shown(client("[fe80::99%999999]:123")), "fe80::99%999999", "an interface gone");
+        assert_eq!(shown(client("192.168.1.40:123")), "192.168.1.40");
+        assert_eq!(shown(client("[fd00::40]:123")), "fd00::40");
+    }
 
     /// The core's states and the status crate's table order are one list: named the same,
     /// sorted the same.

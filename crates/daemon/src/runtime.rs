@@ -327,19 +327,19 @@ impl Running {
         });
 
         let mut tasks = JoinSet::new();
-        let local = access::local_networks();
-        let (access_sender, access_list) =
-            watch::channel(Arc::new(access::build(&config.server, &local)));
+        let interfaces = access::Interfaces::now();
+        let (rules_sender, rules) =
+            watch::channel(Arc::new(access::build(&config.server, &interfaces)));
         tasks.spawn(access::keep_current(
             config.server.clone(),
-            local,
-            access_sender,
+            interfaces,
+            rules_sender,
             cancel.clone(),
         ));
         let rate = &config.server.rate_limit;
         let serving = ServingContext {
             system: system_snapshot,
-            access: access_list,
+            rules,
             policy: ServingPolicy {
                 deny_action: config.server.deny_action,
                 rate_limit: rate.enabled.then_some(rate.limit),

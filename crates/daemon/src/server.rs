@@ -1,7 +1,9 @@
 //! The serving threads: receive a batch of requests with their kernel timestamps, let the protocol
 //! core answer each, stamp the transmit times and send the replies from the addresses the requests
-//! came to. No allocation and no lock per request; one lock of the client log per batch.
+//! came to. No allocation and no lock per request; one lock of the client log per batch. Each
+//! received request is counted once, as answered, ignored, denied or rate-limited.
 
+use crate::access::Rules;
 use crate::config::Refusal;
 use crate::log_limit::{LogLimiter, held_back};
 use crate::net::Received;
@@ -17,12 +19,13 @@ use syhub_ntp_proto::nts::fields::RANDOM_NEEDED;
 use syhub_ntp_proto::packet::ReferenceId;
 use syhub_ntp_proto::packet::{HEADER_LEN, MAX_MAC_LEN, NtpHeader};
 use syhub_ntp_proto::server::{
-    Access, AccessList, Admission, Answer, ClientLog, Ignored, RateLimit, Reply, RequestSeen,
-    SystemSnapshot, answer_kiss, answer_nts, answer_with_keys,
+    Access, AccessList, Admission, Answer, ClientAddress, ClientLog, Destination, HubAddresses,
+    Ignored, RateLimit, Reply, RequestSeen, SystemSnapshot, Unanswerable, answer_kiss, answer_nts,
+    answer_with_keys,
 };
 use syhub_ntp_proto::time::{Monotonic, NtpTimestamp};
 use syhub_ntp_status::RequestTally;
-use syhub_ntp_sys::net::{ReceiveBatch, SendBatch};
+use syhub_ntp_sys::net::{ArrivedOn, ReceiveBatch, SendBatch};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -34,8 +37,8 @@ pub(crate) type ServerCounters = RequestTally;
 pub(crate) struct ServingContext {
     /// What the server advertises, published by the system task.
     pub system: watch::Receiver<SystemSnapshot>,
-    /// Who may ask, republished when the hub's subnets change.
-    pub access: watch::Receiver<Arc<AccessList>>,
+    /// Who may ask and the hub's own addresses, republished when the interfaces change.
+    pub rules: watch::Receiver<Arc<Rules>>,
     pub policy: ServingPolicy,
     pub clock: Arc<dyn Clock>,
     pub counters: Arc<ServerCounters>,
@@ -75,11 +78,13 @@ struct Worker {
     context: ServingContext,
     /// The system snapshot, reread only when the system task has published a new one.
     snapshot: SystemSnapshot,
-    access: Arc<AccessList>,
+    rules: Arc<Rules>,
     /// The least poll a rate-limited client is asked for: the average interval.
     kiss_poll: i8,
-    /// Broadcasts reach every socket of a shared port: only one worker passes them on.
-    forwards_broadcasts: bool,
+    /// A datagram sent to a broadcast address or a multicast group reaches every socket of a
+    /// shared port: only this worker of each listen address takes it (counts it, answers a
+    /// broadcast request, passes a broadcast on); the others drop it uncounted.
+    hears_broadcasts: bool,
     log_limiter: LogLimiter,
     /// Counts of the batch, added to the shared counters once per batch.
     tally: Tally,
@@ -98,7 +103,8 @@ struct Tally {
 /// What a received datagram becomes (with what its receipt said, read once).
 #[derive(Clone, Copy)]
 enum Verdict {
-    /// Nothing (malformed, port 0, a broadcast, or refused without a kiss).
+    /// Nothing (malformed, port 0, an unanswerable source or destination, a broadcast, or refused
+    /// without a kiss).
     Skip,
     /// Refused: answer with this kiss code.
     Kiss(ReferenceId, Received),
@@ -127,17 +133,17 @@ impl ServingSocket {
 }
 
 /// Serves on the calling thread until `stop` is set and the socket is shut down for reading
-/// ([`syhub_ntp_sys::net::wake_receivers`]). `forwards_broadcasts` is set for one socket per listen
+/// ([`syhub_ntp_sys::net::wake_receivers`]). `hears_broadcasts` is set for one socket per listen
 /// address.
 pub(crate) fn serve_socket(
     serving: ServingSocket,
     context: ServingContext,
-    forwards_broadcasts: bool,
+    hears_broadcasts: bool,
     stop: &AtomicBool,
 ) {
     let ServingSocket { socket, mut requests, mut replies } = serving;
     let fd = socket.as_fd();
-    let mut worker = Worker::new(context, forwards_broadcasts);
+    let mut worker = Worker::new(context, hears_broadcasts);
     let mut verdicts = [Verdict::Skip; BATCH];
     // For each reply slot: the answer to stamp (None for a kiss, which carries no time of ours).
     let mut stamps: [Option<Reply>; BATCH] = [const { None }; BATCH];
@@ -186,9 +192,9 @@ pub(crate) fn serve_socket(
 }
 
 impl Worker {
-    fn new(mut context: ServingContext, forwards_broadcasts: bool) -> Self {
+    fn new(mut context: ServingContext, hears_broadcasts: bool) -> Self {
         let snapshot = *context.system.borrow_and_update();
-        let access = context.access.borrow_and_update().clone();
+        let rules = context.rules.borrow_and_update().clone();
         let kiss_poll = context
             .policy
             .rate_limit
@@ -196,22 +202,22 @@ impl Worker {
         Self {
             context,
             snapshot,
-            access,
+            rules,
             kiss_poll,
-            forwards_broadcasts,
+            hears_broadcasts,
             log_limiter: LogLimiter::new(std::time::Duration::from_secs(600)),
             tally: Tally::default(),
         }
     }
 
-    /// Rereads the system snapshot and access list if they changed: one atomic load each when
-    /// they did not, no lock.
+    /// Rereads the system snapshot and rules if they changed: one atomic load each when they did
+    /// not, no lock.
     fn refresh(&mut self) {
         if self.context.system.has_changed().unwrap_or(false) {
             self.snapshot = *self.context.system.borrow_and_update();
         }
-        if self.context.access.has_changed().unwrap_or(false) {
-            self.access = self.context.access.borrow_and_update().clone();
+        if self.context.rules.has_changed().unwrap_or(false) {
+            self.rules = self.context.rules.borrow_and_update().clone();
         }
     }
 
@@ -219,12 +225,18 @@ impl Worker {
     /// and rate limits under one lock of the client log for the whole batch.
     fn judge(&mut self, requests: &ReceiveBatch, count: usize, verdicts: &mut [Verdict; BATCH]) {
         let now = Monotonic::from_duration(self.context.origin.elapsed());
-        let Worker { context, access, tally, forwards_broadcasts, snapshot, .. } = self;
+        let Worker { context, rules, tally, hears_broadcasts, snapshot, log_limiter, .. } = self;
         let mut clients = context.clients.lock().ok();
         for (index, verdict) in verdicts[..count].iter_mut().enumerate() {
             *verdict = Verdict::Skip;
             let Some((arrival, request)) = requests.datagram(index) else { continue };
             let received = Received::from(arrival);
+            // Sent to a broadcast address or a group, it reached every socket of the port: one
+            // counts it and takes it, the others drop their copies.
+            let destination = destination_of(&rules.hub, received.arrived_on);
+            if destination != Destination::Unicast && !*hears_broadcasts {
+                continue;
+            }
             tally.received += 1;
             // Port 0 cannot be answered and is a classic reflection trick; truncated data is
             // malformed.
@@ -232,13 +244,24 @@ impl Worker {
                 tally.ignored += 1;
                 continue;
             }
+            // The answer would go to many hosts, to none, or to the hub itself.
+            if let Some(why) = rules.hub.check_source(received.peer) {
+                tally.ignored += 1;
+                report_unanswerable(log_limiter, received.peer, why);
+                continue;
+            }
             // A broadcast is never answered, so neither rate limits nor kisses apply: it goes to
             // the broadcast source if its sender is allowed, and is otherwise dropped.
             if request.len() >= HEADER_LEN && request[0] & 7 == 5 {
                 tally.ignored += 1;
-                if *forwards_broadcasts {
-                    forward_broadcast(context, access, &received, request);
+                if *hears_broadcasts {
+                    forward_broadcast(context, &rules.access, &received, request);
                 }
+                continue;
+            }
+            // NTP clients ask one server; we are no manycast server.
+            if destination == Destination::Multicast {
+                tally.ignored += 1;
                 continue;
             }
             let received_at = received.kernel_time.unwrap_or_else(|| context.clock.now());
@@ -246,7 +269,7 @@ impl Worker {
             let seen = seen(request, received_at, context.policy.clock_errors);
             *verdict = match clients.as_deref_mut() {
                 Some(clients) => admit(
-                    access,
+                    &rules.access,
                     &context.policy,
                     tally,
                     (received, received_at),
@@ -324,15 +347,20 @@ impl Worker {
                 let now = self.snapshot.served_time(now, kernel_leap_in_progress_or_done);
                 reply.stamp_transmit_time(replies.datagram(index), now);
             }
+            // An answer that could not be sent counts as ignored (a kiss already counts as denied
+            // or rate-limited), so each request stays in exactly one of the four counters.
             match replies.send(fd, index..index + 1) {
                 (1, _) => self.tally.answered += u64::from(stamps[index].is_some()),
                 (_, Some(error)) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.tally.send_errors += (stamps.len() - index) as u64;
+                    let lost = &stamps[index..];
+                    self.tally.send_errors += lost.len() as u64;
+                    self.tally.ignored += lost.iter().filter(|s| s.is_some()).count() as u64;
                     break;
                 }
                 (_, error) => {
                     tracing::debug!(?error, "send failed");
                     self.tally.send_errors += 1;
+                    self.tally.ignored += u64::from(stamps[index].is_some());
                 }
             }
         }
@@ -362,6 +390,38 @@ impl Worker {
         if let Some(held) = self.log_limiter.allow(key, Instant::now()) {
             tracing::warn!("{}{}", message(), held_back(held));
         }
+    }
+}
+
+/// What the datagram that arrived so was sent to; unicast when the socket does not say (a socket
+/// bound to one address gets no broadcasts).
+fn destination_of(hub: &HubAddresses, arrived_on: Option<ArrivedOn>) -> Destination {
+    match arrived_on {
+        Some(ArrivedOn::V4 { spec_dst, destination, .. }) => {
+            hub.destination(destination.into(), spec_dst.into())
+        }
+        Some(ArrivedOn::V6 { address, .. }) => hub.destination(address.into(), address.into()),
+        None => Destination::Unicast,
+    }
+}
+
+/// Says, at most once per kind every ten minutes, that requests from such a source are dropped.
+fn report_unanswerable(
+    log_limiter: &mut LogLimiter,
+    peer: std::net::SocketAddr,
+    why: Unanswerable,
+) {
+    let (key, what) = match why {
+        Unanswerable::Unspecified => ("source unspecified", "the unspecified address"),
+        Unanswerable::Broadcast => ("source broadcast", "a broadcast address"),
+        Unanswerable::Multicast => ("source multicast", "a multicast group"),
+        Unanswerable::Ipv4Mapped => ("source mapped", "an IPv4-mapped IPv6 address"),
+        Unanswerable::OwnAddress => {
+            ("source own", "one of the hub's own addresses at a service's port (forged?)")
+        }
+    };
+    if let Some(held) = log_limiter.allow(key, Instant::now()) {
+        tracing::warn!("a request from {peer}, {what}, is not answered{}", held_back(held));
     }
 }
 
@@ -405,14 +465,13 @@ fn admit(
     seen: &RequestSeen,
     clients: &mut ClientLog,
 ) -> Verdict {
-    let address = received.peer.ip();
-    let denied = access.check(address) == Access::Deny;
+    let denied = access.check(received.peer.ip()) == Access::Deny;
     let admission = match &policy.rate_limit {
         _ if denied => Admission::Denied,
         Some(limit) => Admission::Limited(limit),
         None => Admission::Open,
     };
-    let (index, answer) = clients.record(now, address, seen, admission);
+    let (index, answer) = clients.record(now, ClientAddress::of(received.peer), seen, admission);
     if answer {
         return Verdict::Answer(received, received_at);
     }
@@ -427,5 +486,39 @@ fn admit(
         Verdict::Kiss(code, received)
     } else {
         Verdict::Skip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn the_destination_is_read_from_the_arrival_info() {
+        let hub = HubAddresses::new(
+            [("192.168.1.20".parse().unwrap(), 24)],
+            syhub_ntp_proto::server::DEFAULT_EPHEMERAL_PORTS,
+        );
+        let v4 = |destination: [u8; 4]| {
+            let spec_dst = Ipv4Addr::new(192, 168, 1, 20);
+            let destination = Ipv4Addr::from(destination);
+            destination_of(&hub, Some(ArrivedOn::V4 { spec_dst, destination, ifindex: 2 }))
+        };
+        assert_eq!(v4([192, 168, 1, 20]), Destination::Unicast);
+        assert_eq!(v4([192, 168, 1, 255]), Destination::Broadcast);
+        assert_eq!(v4([255, 255, 255, 255]), Destination::Broadcast);
+        assert_eq!(v4([224, 0, 1, 1]), Destination::Multicast);
+        let v6 = |address: &str| {
+            let address = address.parse().unwrap();
+            destination_of(&hub, Some(ArrivedOn::V6 { address, ifindex: 2 }))
+        };
+        assert_eq!(v6("fd00::20"), Destination::Unicast);
+        assert_eq!(v6("ff02::1"), Destination::Multicast);
+        assert_eq!(
+            destination_of(&hub, None),
+            Destination::Unicast,
+            "a socket bound to one address"
+        );
     }
 }

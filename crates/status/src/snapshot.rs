@@ -55,7 +55,9 @@ pub struct StatusSnapshot {
 pub struct RequestCounters {
     pub received: u64,
     pub answered: u64,
-    /// Malformed, not requests, or from port 0.
+    /// Not answered for what they are: malformed, not requests, from port 0, from a source no
+    /// answer may go to (broadcast, multicast, unspecified, IPv4-mapped, the hub's own address at
+    /// a service's port), sent to a multicast group, or an answer the kernel would not send.
     pub ignored: u64,
     /// Refused by access control.
     pub denied: u64,

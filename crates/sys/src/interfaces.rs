@@ -1,6 +1,6 @@
 //! The hub's network interfaces as getifaddrs(3) lists them: their addresses, the networks those
-//! addresses are in, the ones multicast can use, and an interface's index by name
-//! (if_nametoindex(3)).
+//! addresses are in, the ones multicast can use, an interface's index by name (if_nametoindex(3))
+//! and name by index (if_indextoname(3)); and the ports the kernel picks for unbound sockets.
 
 use std::ffi::CString;
 use std::fmt;
@@ -136,13 +136,57 @@ pub fn networks() -> Vec<Network> {
 
 /// [`networks`], or why the interfaces could not be read.
 pub fn try_networks() -> io::Result<Vec<Network>> {
-    let mut networks: Vec<Network> = try_entries()?
-        .into_iter()
-        .filter_map(|entry| Network::of(entry.address, entry.netmask?))
-        .collect();
+    Ok(networks_of(&try_assigned()?))
+}
+
+/// The networks of `assigned` addresses, sorted by how they are written and without duplicates.
+pub fn networks_of(assigned: &[Assigned]) -> Vec<Network> {
+    let mut networks: Vec<Network> = assigned.iter().map(Assigned::network).collect();
     networks.sort_by_key(ToString::to_string);
     networks.dedup();
-    Ok(networks)
+    networks
+}
+
+/// An address on one of the hub's interfaces with the prefix length of its netmask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Assigned {
+    pub address: IpAddr,
+    pub length: u8,
+}
+
+impl Assigned {
+    /// The network the address is in.
+    pub fn network(&self) -> Network {
+        let mask = |bits: u32| {
+            if self.length == 0 {
+                0
+            } else {
+                u128::MAX << (bits - u32::from(self.length).min(bits))
+            }
+        };
+        match self.address {
+            IpAddr::V4(v4) => Network {
+                address: IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask(32) as u32)),
+                length: self.length,
+            },
+            IpAddr::V6(v6) => Network {
+                address: IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask(128))),
+                length: self.length,
+            },
+        }
+    }
+}
+
+/// Every address on the hub's interfaces (loopback included) that has a netmask, with its prefix
+/// length; or why the interfaces could not be read.
+pub fn try_assigned() -> io::Result<Vec<Assigned>> {
+    Ok(try_entries()?
+        .into_iter()
+        .filter_map(|entry| {
+            let network = Network::of(entry.address, entry.netmask?)?;
+            Some(Assigned { address: entry.address, length: network.length })
+        })
+        .collect())
 }
 
 /// An interface multicast can use: up, with a carrier (running), multicast-capable and not
@@ -203,6 +247,37 @@ pub fn index_of(name: &str) -> io::Result<u32> {
     if index == 0 { Err(io::Error::last_os_error()) } else { Ok(index) }
 }
 
+/// The name of the interface with index `index` (if_indextoname(3)); `None` when there is none.
+pub fn name_of(index: u32) -> Option<String> {
+    let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
+    // SAFETY: `name` has room for IFNAMSIZ bytes, the most if_indextoname writes (a
+    // NUL-terminated name); it returns null, writing nothing useful, for an unknown index.
+    let found = unsafe { libc::if_indextoname(index, name.as_mut_ptr()) };
+    if found.is_null() {
+        return None;
+    }
+    // SAFETY: on success `name` holds a NUL-terminated string within its length.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// Where the kernel reads the ports it gives unbound sockets (for IPv4 and IPv6 alike).
+const PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// The range of ports the kernel picks from for a socket sent from without binding a port (the
+/// ephemeral ports, 32768 to 60999 unless the administrator changed them).
+pub fn ephemeral_ports() -> io::Result<std::ops::RangeInclusive<u16>> {
+    parse_port_range(&std::fs::read_to_string(PORT_RANGE)?).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{PORT_RANGE}: not two port numbers"))
+    })
+}
+
+fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let mut ports = text.split_whitespace().map(str::parse::<u16>);
+    let (low, high) = (ports.next()?.ok()?, ports.next()?.ok()?);
+    (low <= high && ports.next().is_none()).then_some(low..=high)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +318,32 @@ mod tests {
     }
 
     #[test]
+    fn an_assigned_address_knows_its_network() {
+        let assigned =
+            |address: &str, length| Assigned { address: address.parse().unwrap(), length };
+        assert_eq!(assigned("192.168.1.20", 24).network().to_string(), "192.168.1.0/24");
+        assert_eq!(assigned("10.1.2.3", 0).network().to_string(), "0.0.0.0/0");
+        assert_eq!(assigned("10.1.2.3", 32).network().to_string(), "10.1.2.3/32");
+        assert_eq!(assigned("fd00::1:2", 64).network().to_string(), "fd00::/64");
+        let all = try_assigned().unwrap();
+        assert!(all.iter().any(|a| a.address == IpAddr::V4(Ipv4Addr::LOCALHOST) && a.length == 8));
+        assert_eq!(networks_of(&all), networks());
+    }
+
+    #[test]
+    fn the_ephemeral_port_range_is_read_and_nonsense_refused() {
+        let range = ephemeral_ports().unwrap();
+        assert!(range.start() >= &1 && range.start() <= range.end(), "{range:?}");
+        assert_eq!(parse_port_range("32768\t60999\n"), Some(32768..=60999));
+        for bad in ["", "32768", "60999 32768", "1 2 3", "a b", "1 70000"] {
+            assert_eq!(parse_port_range(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn the_loopback_interface_has_an_index_and_nonsense_has_none() {
+        assert_eq!(name_of(index_of("lo").unwrap()).as_deref(), Some("lo"));
+        assert_eq!(name_of(0), None);
         assert!(index_of("lo").unwrap() > 0);
         assert!(index_of("no-such-interface0").is_err());
         assert_eq!(index_of("l\0o").unwrap_err().kind(), io::ErrorKind::InvalidInput);

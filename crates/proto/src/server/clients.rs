@@ -1,4 +1,4 @@
-//! The clients of the server: per address, how many requests, when last seen, how many were
+//! The clients of the server: per address (and interface, for link-local IPv6), how many requests, when last seen, how many were
 //! answered, rate-limited and kissed, the token bucket that limits them, and what the devices
 //! view needs (version and mode, the usual interval, the device's clock error over time, read by
 //! `devices.rs`'s rule). Fixed memory (arrays allocated zeroed,
@@ -9,14 +9,15 @@
 use super::devices::{TransmitReading, read_transmit};
 use super::keyed_hash::siphash13;
 use crate::time::{Monotonic, NtpTimestamp};
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 /// Slots per bucket.
 const WAYS: usize = 8;
 /// Clock errors kept per client for its trend, besides the latest.
 pub const ERROR_TREND: usize = 4;
-/// Memory per client slot: its key and its record (allocated once, for every slot).
-pub const BYTES_PER_CLIENT: usize = 16 + 8 * WORDS;
+/// Memory per client slot: its address, its scope and its record (allocated once, for every slot).
+pub const BYTES_PER_CLIENT: usize = 16 + 4 + 8 * WORDS;
 /// A clock error joins the trend only this many seconds after the one before it, so the trend
 /// spans an hour or more whatever the client's poll.
 const TREND_SPACING: u32 = 900;
@@ -42,6 +43,42 @@ impl Default for RateLimit {
     }
 }
 
+/// A client as the log tells clients apart: its address and, for a link-local IPv6 address, the
+/// interface it was heard on, since `fe80::99` on two links is two hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientAddress {
+    pub ip: IpAddr,
+    /// The index of the interface a link-local IPv6 address was heard on; 0 for any other.
+    pub scope: u32,
+}
+
+impl ClientAddress {
+    /// The client that sent from `peer`; IPv4-mapped IPv6 is kept as given.
+    pub fn of(peer: SocketAddr) -> Self {
+        let scope = match peer {
+            SocketAddr::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80 => v6.scope_id(),
+            _ => 0,
+        };
+        Self { ip: peer.ip(), scope }
+    }
+}
+
+impl From<IpAddr> for ClientAddress {
+    fn from(ip: IpAddr) -> Self {
+        Self { ip, scope: 0 }
+    }
+}
+
+impl fmt::Display for ClientAddress {
+    /// `fe80::99%3` for a scoped address (the daemon shows the interface's name instead).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scope {
+            0 => write!(f, "{}", self.ip),
+            scope => write!(f, "{}%{scope}", self.ip),
+        }
+    }
+}
+
 /// A client's place in the log, valid until the next [`ClientLog::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIndex(usize);
@@ -59,7 +96,7 @@ pub struct RequestSeen {
 /// One client as monitoring reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSummary {
-    pub address: IpAddr,
+    pub address: ClientAddress,
     pub requests: u32,
     pub answered: u32,
     pub rate_limited: u32,
@@ -254,6 +291,8 @@ pub struct ClientLog {
     /// The client's address as an IPv6 address (IPv4 ones mapped, `::ffff:a.b.c.d`); 0 (`::`,
     /// never a source address) marks an empty slot.
     keys: Vec<u128>,
+    /// The client's scope ([`ClientAddress::scope`]), part of its key.
+    scopes: Vec<u32>,
     records: Vec<Packed>,
     buckets: usize,
     /// The secret SipHash key.
@@ -267,9 +306,9 @@ fn key_of(address: IpAddr) -> u128 {
     }
 }
 
-fn address_of(key: u128) -> IpAddr {
+fn address_of(key: u128, scope: u32) -> ClientAddress {
     let v6 = std::net::Ipv6Addr::from(key);
-    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+    ClientAddress { ip: v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4), scope }
 }
 
 fn seconds(now: Monotonic) -> u32 {
@@ -291,18 +330,27 @@ impl ClientLog {
         spread = (spread ^ (spread >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         spread = (spread ^ (spread >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         let hash_key = (hash_key, spread ^ (spread >> 31));
-        Self { keys: vec![0; slots], records: vec![[0; WORDS]; slots], buckets, hash_key }
+        Self {
+            keys: vec![0; slots],
+            scopes: vec![0; slots],
+            records: vec![[0; WORDS]; slots],
+            buckets,
+            hash_key,
+        }
     }
 
     pub fn capacity(&self) -> usize {
         self.keys.len()
     }
 
-    fn bucket_start(&self, key: u128) -> usize {
-        ((siphash13(self.hash_key, key) as usize) & (self.buckets - 1)) * WAYS
+    /// The first slot of the bucket of `key` in `scope` (a link-local address's scope goes
+    /// where the 54 zero bits of `fe80::/64` are, so the same address on two links hashes apart).
+    fn bucket_start(&self, key: u128, scope: u32) -> usize {
+        let hashed = siphash13(self.hash_key, key ^ (u128::from(scope) << 64));
+        ((hashed as usize) & (self.buckets - 1)) * WAYS
     }
 
-    /// Counts a request from `address` at `now`, takes in what it says (`seen`), and decides
+    /// Counts a request from `client` at `now`, takes in what it says (`seen`), and decides
     /// whether it is answered: not when `Denied`; when `Limited`, if within the limit (else it
     /// counts as rate-limited). A token bucket of `burst` refilled one token every `average`
     /// seconds: a client may spend its burst back to back; once the bucket is empty its next
@@ -313,14 +361,15 @@ impl ClientLog {
     pub fn record(
         &mut self,
         now: Monotonic,
-        address: IpAddr,
+        client: ClientAddress,
         seen: &RequestSeen,
         admission: Admission<'_>,
     ) -> (ClientIndex, bool) {
-        let key = key_of(address);
-        let start = self.bucket_start(key);
+        let (key, scope) = (key_of(client.ip), client.scope);
+        let start = self.bucket_start(key, scope);
         let keys = &self.keys[start..start + WAYS];
-        let index = match keys.iter().position(|&k| k == key) {
+        let scopes = &self.scopes[start..start + WAYS];
+        let index = match (0..WAYS).find(|&way| keys[way] == key && scopes[way] == scope) {
             Some(way) => start + way,
             None => {
                 let way = keys.iter().position(|&k| k == 0).unwrap_or_else(|| {
@@ -329,6 +378,7 @@ impl ClientLog {
                     (0..WAYS).min_by_key(|&way| records[way][1] as u32).unwrap_or(0)
                 });
                 self.keys[start + way] = key;
+                self.scopes[start + way] = scope;
                 let mut fresh = [0; WORDS];
                 Record { first_seen: seconds(now), ..Record::default() }.store(&mut fresh);
                 self.records[start + way] = fresh;
@@ -396,11 +446,11 @@ impl ClientLog {
     /// Every client on record, in no particular order.
     pub fn summaries(&self, now: Monotonic) -> Vec<ClientSummary> {
         let now_seconds = seconds(now);
-        (self.keys.iter().zip(&self.records))
-            .filter(|(key, _)| **key != 0)
-            .map(|(&key, slot)| (key, Record::load(slot), slot))
-            .map(|(key, record, slot)| ClientSummary {
-                address: address_of(key),
+        (self.keys.iter().zip(&self.scopes).zip(&self.records))
+            .filter(|((key, _), _)| **key != 0)
+            .map(|((&key, &scope), slot)| (address_of(key, scope), Record::load(slot), slot))
+            .map(|(address, record, slot)| ClientSummary {
+                address,
                 requests: record.requests,
                 answered: record.answered,
                 rate_limited: record.rate_limited,
@@ -426,6 +476,10 @@ mod tests {
     /// A request that does not say its clock.
     const SEEN: RequestSeen = RequestSeen { version: 4, mode: 3, clock: None };
 
+    fn client(address: &str) -> ClientAddress {
+        ClientAddress::from(address.parse::<IpAddr>().unwrap())
+    }
+
     fn at(seconds: f64) -> Monotonic {
         Monotonic::from_duration(Duration::from_secs_f64(seconds))
     }
@@ -433,8 +487,8 @@ mod tests {
     #[test]
     fn counts_requests_per_address_busiest_first() {
         let mut log = ClientLog::new(64, 42);
-        let a: IpAddr = "192.168.1.10".parse().unwrap();
-        let b: IpAddr = "fd00::7".parse().unwrap();
+        let a = client("192.168.1.10");
+        let b = client("fd00::7");
         let one_at_a_time = RateLimit { burst: 1.0, ..RateLimit::default() };
         for t in 0..5 {
             log.record(at(f64::from(t)), a, &SEEN, Admission::Limited(&one_at_a_time));
@@ -457,14 +511,14 @@ mod tests {
     fn memory_stays_fixed_and_the_least_recently_seen_make_room() {
         let mut log = ClientLog::new(1024, 7);
         let capacity = log.capacity();
-        let regular: IpAddr = "10.0.0.1".parse().unwrap();
+        let regular = client("10.0.0.1");
         for i in 0..100_000u32 {
             if i % 10 == 0 {
                 log.record(at(f64::from(i)), regular, &SEEN, Admission::Open);
             }
             log.record(
                 at(f64::from(i)),
-                IpAddr::from((0x0a00_0000u32 + 2 + i).to_be_bytes()),
+                IpAddr::from((0x0a00_0000u32 + 2 + i).to_be_bytes()).into(),
                 &SEEN,
                 Admission::Open,
             );
@@ -482,11 +536,11 @@ mod tests {
     /// Requests at `interval` seconds for `count` requests; how many were within the limit.
     fn admitted(interval: f64, count: u32, limit: &RateLimit) -> u32 {
         let mut log = ClientLog::new(64, 1);
-        let client: IpAddr = "10.0.0.5".parse().unwrap();
+        let one = client("10.0.0.5");
         (0..count)
             .filter(|&n| {
                 let now = at(1.0 + f64::from(n) * interval);
-                log.record(now, client, &SEEN, Admission::Limited(limit)).1
+                log.record(now, one, &SEEN, Admission::Limited(limit)).1
             })
             .count() as u32
     }
@@ -509,13 +563,43 @@ mod tests {
     }
 
     #[test]
+    fn the_same_link_local_address_on_two_links_is_two_clients_with_two_limits() {
+        let mut log = ClientLog::new(64, 5);
+        let heard = |text: &str| ClientAddress::of(text.parse().unwrap());
+        let (on_lan0, on_lan1) = (heard("[fe80::99%2]:123"), heard("[fe80::99%3]:123"));
+        assert_eq!((on_lan0.scope, on_lan1.scope), (2, 3));
+        assert_eq!(
+            (on_lan0.to_string(), on_lan1.to_string()),
+            ("fe80::99%2".into(), "fe80::99%3".into())
+        );
+        // Only link-local addresses keep their scope: a global one is one host whatever the link.
+        assert_eq!(heard("[fd00::99%3]:123").scope, 0);
+        assert_eq!(heard("[fd00::99%3]:123"), heard("[fd00::99]:123"));
+        let limit = RateLimit { burst: 2.0, ..RateLimit::default() };
+        // The host on lan0 floods: its burst of two, then nothing.
+        let flood: Vec<bool> = (0..10)
+            .map(|n| {
+                log.record(at(f64::from(n) * 0.01), on_lan0, &SEEN, Admission::Limited(&limit)).1
+            })
+            .collect();
+        assert_eq!(flood.iter().filter(|&&a| a).count(), 2, "{flood:?}");
+        // The host on lan1 has its own bucket.
+        assert!(log.record(at(0.2), on_lan1, &SEEN, Admission::Limited(&limit)).1);
+        let mut all = log.summaries(at(1.0));
+        all.sort_by_key(|c| c.address);
+        let seen: Vec<(String, u32, u32)> =
+            all.iter().map(|c| (c.address.to_string(), c.requests, c.rate_limited)).collect();
+        assert_eq!(seen, [("fe80::99%2".into(), 10, 8), ("fe80::99%3".into(), 1, 0)]);
+    }
+
+    #[test]
     fn kisses_are_themselves_limited() {
         let mut log = ClientLog::new(64, 1);
-        let client: IpAddr = "10.0.0.5".parse().unwrap();
+        let one = client("10.0.0.5");
         let sent = (0..1000)
             .filter(|&n| {
                 let now = at(f64::from(n) * 0.1);
-                let (index, _) = log.record(now, client, &SEEN, Admission::Denied);
+                let (index, _) = log.record(now, one, &SEEN, Admission::Denied);
                 log.may_kiss(index, now, 8)
             })
             .count();
@@ -526,8 +610,8 @@ mod tests {
     #[test]
     fn a_device_clock_error_is_kept_with_its_trend_and_a_zero_transmit_reads_none() {
         let mut log = ClientLog::new(64, 3);
-        let device: IpAddr = "192.168.1.40".parse().unwrap();
-        let arduino: IpAddr = "192.168.1.41".parse().unwrap();
+        let device = client("192.168.1.40");
+        let arduino = client("192.168.1.41");
         let base = NtpTimestamp::from_unix(1_796_000_000, 0);
         // A device 5 s ahead and gaining 100 ppm more, asking every 64 s for two hours.
         for n in 0..113u32 {

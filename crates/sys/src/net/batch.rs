@@ -255,7 +255,7 @@ impl SendBatch {
         self.name_lens[index] = write_socket_addr(&mut self.names[index], peer);
         let control = &mut self.controls[index];
         self.control_lens[index] = match (self.wildcard, peer, arrived_on) {
-            (true, SocketAddr::V4(_), Some(ArrivedOn::V4 { spec_dst, ifindex })) => {
+            (true, SocketAddr::V4(_), Some(ArrivedOn::V4 { spec_dst, ifindex, .. })) => {
                 let info = libc::in_pktinfo {
                     ipi_ifindex: ifindex,
                     ipi_spec_dst: libc::in_addr { s_addr: u32::from(spec_dst).to_be() },
@@ -434,7 +434,11 @@ mod tests {
         assert_eq!(batch.capacity(), 4);
         for (i, client) in clients.iter().enumerate() {
             batch.buffer(i)[..3].copy_from_slice(&[i as u8; 3]);
-            let arrived_on = Some(ArrivedOn::V4 { spec_dst: Ipv4Addr::LOCALHOST, ifindex: 0 });
+            let arrived_on = Some(ArrivedOn::V4 {
+                spec_dst: Ipv4Addr::LOCALHOST,
+                destination: Ipv4Addr::LOCALHOST,
+                ifindex: 0,
+            });
             batch.address(i, 3, client.local_addr().unwrap(), arrived_on);
         }
         assert_eq!(batch.datagram(1), &[1, 1, 1]);

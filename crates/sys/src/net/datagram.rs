@@ -28,19 +28,15 @@ impl KernelTime {
     }
 }
 
-/// The local address a datagram arrived on, to send the reply from.
+/// The local address a datagram arrived on, to send the reply from, and where it was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArrivedOn {
     /// `spec_dst` is the local address the kernel would answer from (the interface's address even
-    /// for a broadcast request).
-    V4 {
-        spec_dst: Ipv4Addr,
-        ifindex: i32,
-    },
-    V6 {
-        address: Ipv6Addr,
-        ifindex: u32,
-    },
+    /// for a broadcast request); `destination` is the header's destination (`ipi_addr`: the same
+    /// as `spec_dst` for a unicast datagram, a broadcast address or group otherwise).
+    V4 { spec_dst: Ipv4Addr, destination: Ipv4Addr, ifindex: i32 },
+    /// `address` is the header's destination: one of ours, or a multicast group.
+    V6 { address: Ipv6Addr, ifindex: u32 },
 }
 
 /// How one datagram arrived: its length, sender, kernel receive time and destination.
@@ -106,6 +102,7 @@ pub(crate) fn read_control_messages(message: &libc::msghdr, arrival: &mut Arriva
                     let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
                     arrival.arrived_on = Some(ArrivedOn::V4 {
                         spec_dst: Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)),
+                        destination: Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)),
                         ifindex: info.ipi_ifindex,
                     });
                 }
@@ -338,7 +335,8 @@ mod tests {
         );
         assert!(matches!(
             arrival.arrived_on,
-            Some(ArrivedOn::V4 { spec_dst, .. }) if spec_dst == Ipv4Addr::LOCALHOST
+            Some(ArrivedOn::V4 { spec_dst, destination, .. })
+                if spec_dst == Ipv4Addr::LOCALHOST && destination == Ipv4Addr::LOCALHOST
         ));
         assert_eq!(buf, [9; 48]);
     }
