@@ -72,9 +72,7 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
     let mask = words.iter().position(|w| *w == "mask").and_then(|i| words.get(i + 1));
     let length = match (address, mask) {
         (IpAddr::V4(_), Some(mask)) => u32::from(mask.parse::<Ipv4Addr>().ok()?).count_ones(),
-        (IpAddr::V6(_), Some(mask)) => {
-            u128::from(mask.parse::<Ipv6Addr>().ok()?).count_ones()
-        }
+        (IpAddr::V6(_), Some(mask)) => u128::from(mask.parse::<Ipv6Addr>().ok()?).count_ones(),
         (_, None) => return Some(address.to_string()),
     };
     let network = syhub_ntp_proto::server::Prefix::new(address, u8::try_from(length).ok()?).ok()?;
