@@ -51,7 +51,7 @@ pub struct StatusSnapshot {
 pub struct RequestCounters {
     pub received: u64,
     pub answered: u64,
-    /// Malformed, not requests, or from port 0.
+    /// Malformed, not requests, from port 0, or NTS requests refused (an NTS NAK included).
     pub ignored: u64,
     /// Refused by access control.
     pub denied: u64,
