@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Writes the packet seeds for the fuzz targets: requests of every version and mode, with
-extension fields, MACs and crypto-NAKs, and malformed ones near each boundary of the decoder."""
+extension fields, MACs and crypto-NAKs, and malformed ones near each boundary of the decoder; NTS-KE
+messages and NTS requests; and backups (archives, manifests and their files) to restore."""
+import gzip
 import hashlib
+import io
+import json
 import os
 import struct
+import tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,3 +127,75 @@ for name, packet in nts.items():
     with open(os.path.join(HERE, "seeds", "nts_fields", name), "wb") as out:
         out.write(packet)
 
+
+
+# Backups for backup_manifest: a manifest and its files. The first byte is the form: 0 a tar.gz as
+# `backup` writes it, 1 a tar the target compresses, 2 the manifest and contents separated by NUL
+# bytes (6: the target makes the sums right).
+
+CONFIG = b"""source = []
+[clock]
+drift_file = "/var/lib/syhub-ntp/drift"
+[auth]
+keys_file = "/etc/syhub-ntp/ntp.keys"
+[nts]
+certificate = "/etc/letsencrypt/live/hub/fullchain.pem"
+private_key = "/etc/syhub-ntp/nts-key.pem"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+username = "hub"
+password_file = "/etc/syhub-ntp/mqtt-password"
+"""
+backup_files = [
+    ("config.toml", "/etc/syhub-ntp/config.toml", 0o644, CONFIG),
+    ("drift", "/var/lib/syhub-ntp/drift", 0o644, b"-12.345\n"),
+    ("keys", "/etc/syhub-ntp/ntp.keys", 0o600, b"1 SHA1 00112233445566778899aabbccddeeff00112233\n"),
+    ("nts-certificate", "/etc/letsencrypt/live/hub/fullchain.pem", 0o644,
+     b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+    ("nts-key", "/etc/syhub-ntp/nts-key.pem", 0o600,
+     b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"),
+    ("mqtt-password", "/etc/syhub-ntp/mqtt-password", 0o600, b"secret\n"),
+]
+
+
+def manifest(files):
+    return json.dumps({
+        "format": "syhub-ntp-backup", "version": 1, "created_unix": 1764000000,
+        "syhub_ntp": "0.1.0",
+        "files": [{"name": n, "path": p, "mode": m, "sha256": hashlib.sha256(d).hexdigest()}
+                  for n, p, m, d in files],
+    }, indent=2).encode()
+
+
+def tar_of(members):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o600
+            info.mtime = 1764000000
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def members(files):
+    return [("manifest.json", manifest(files))] + [(n, d) for n, _, _, d in files]
+
+
+backups = {
+    "archive_full": b"\x00" + gzip.compress(tar_of(members(backup_files)), mtime=0),
+    "tar_config_and_drift": b"\x01" + tar_of(members(backup_files[:2])),
+    "parts_full": b"\x06" + b"\x00".join([manifest(backup_files)] + [d for *_, d in backup_files]),
+    "parts_wrong_sums": b"\x02" + b"\x00".join([manifest(backup_files[:2]), b"0.0\n", b"1\n"]),
+    "parts_escaping": b"\x06" + b"\x00".join([
+        manifest([("config.toml", "/etc/syhub-ntp/../../etc/passwd.toml", 0o4777, CONFIG)]),
+        CONFIG]),
+    "parts_drift_as_config": b"\x06" + b"\x00".join([
+        manifest([backup_files[0], ("drift", "/etc/syhub-ntp/config.toml", 0o644, b"1\n")]),
+        CONFIG, b"1\n"]),
+}
+os.makedirs(os.path.join(HERE, "seeds", "backup_manifest"), exist_ok=True)
+for name, data in backups.items():
+    with open(os.path.join(HERE, "seeds", "backup_manifest", name), "wb") as out:
+        out.write(data)

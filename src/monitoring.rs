@@ -40,13 +40,17 @@ impl Monitoring {
         let history = Arc::new(Mutex::new(History::day()));
         tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
         if let Some(listeners) = self.http {
-            let state =
-                HttpState { status: status.clone(), counters, history, devices: devices.clone() };
+            let state = HttpState {
+                status: status.clone(),
+                counters: counters.clone(),
+                history,
+                devices: devices.clone(),
+            };
             tasks.spawn(http::serve(listeners, state, cancel.clone()));
         }
         if let Some(settings) = self.mqtt {
             tasks.spawn(async move {
-                if let Err(error) = mqtt::run(settings, status, devices, cancel).await {
+                if let Err(error) = mqtt::run(settings, status, counters, devices, cancel).await {
                     tracing::warn!("{error}; MQTT is off");
                 }
             });

@@ -274,6 +274,53 @@ fn mqtt_status_survives_the_broker_going_away_and_coming_back() {
     assert!(log.matches("MQTT connected").count() >= 2, "{log}");
 }
 
+#[test]
+fn uptime_advances_between_reads_on_every_surface() {
+    let ns = NetNs::new("uptime");
+    let _broker = Mosquitto::start(&ns, 1883);
+    // No sources: nothing rebuilds the status snapshot after the start.
+    let config = test_config(&["127.0.0.1:123"], "", "")
+        + "\n[http]\nlisten = [\"127.0.0.1:8123\"]\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ninterval = 2\n";
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &config);
+    let uptimes = || {
+        let json = |text: &str| -> f64 {
+            let status: serde_json::Value = serde_json::from_str(text).unwrap();
+            status["uptime_seconds"].as_f64().unwrap_or_else(|| panic!("no uptime in {text}"))
+        };
+        let metrics = curl(&ns, "http://127.0.0.1:8123/metrics");
+        let gauge = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("syhub_ntp_uptime_seconds "))
+            .unwrap_or_else(|| panic!("no uptime in {metrics}"));
+        [
+            daemon.status()["uptime_seconds"].as_f64().unwrap(),
+            json(&curl(&ns, "http://127.0.0.1:8123/api/ntp/status")),
+            gauge.parse().unwrap(),
+        ]
+    };
+    let first = uptimes();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = uptimes();
+    for (surface, (a, b)) in ["CLI", "HTTP", "Prometheus"].iter().zip(first.iter().zip(&second)) {
+        assert!((1.0..10.0).contains(&(b - a)), "{surface}: uptime {a} s, then {b} s");
+    }
+    // MQTT: the retained status, then the next one two seconds on.
+    let messages = subscribe(&ns, &["syhub/ntp/status"], 2, 10);
+    let mqtt: Vec<f64> = messages
+        .iter()
+        .filter_map(|m| m.strip_prefix("syhub/ntp/status "))
+        .map(|json| {
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["uptime_seconds"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(mqtt.len(), 2, "{messages:?}");
+    assert!((1.0..10.0).contains(&(mqtt[1] - mqtt[0])), "MQTT: {mqtt:?}");
+    eprintln!("uptime 2 s apart: {first:?} then {second:?}; MQTT {mqtt:?}");
+    daemon.stop();
+}
+
 /// The binary makes monitoring ready before the daemon gives up root: an HTTP port below 1024
 /// and an MQTT password file only root may read both work once the daemon runs as nobody.
 /// Runs `syhub-ntp ARGS --socket SOCKET` as user `uid` and group `gid` (no other groups).

@@ -1,5 +1,6 @@
 //! NTS with a real peer: chronyd, as an NTS client trusting our self-signed certificate, takes our
-//! authenticated time; a tampered NTS request and a made-up cookie get no answer.
+//! authenticated time, and keys again when our cookie keys change (the NTS NAK); a tampered NTS
+//! request gets no answer, a cookie we cannot open an NTS NAK.
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,56 +54,148 @@ fn chronyd_takes_our_time_over_nts() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
-#[test]
-fn chronyc_authdata_shows_the_nts_association() {
-    let ns = NetNs::new("ntsauth");
-    let dir = TempDir::new("ntsauth");
-    certificate(&dir);
-    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
-    // chronyd wants its command socket in a directory only its owner can enter.
+/// Fields of `chronyc -c authdata`: name, mode, key id (for NTS, the number of the association,
+/// one more at each key exchange), key type, key length, seconds since the last key exchange, key
+/// exchange attempts, NAK (whether the last response was one), cookies held, cookie length.
+const AUTHDATA_ASSOCIATION: usize = 2;
+const AUTHDATA_LAST_KE: usize = 5;
+const AUTHDATA_NAK: usize = 7;
+const AUTHDATA_COOKIES: usize = 8;
+
+/// A number in `chronyc -c authdata` output; 0 when absent.
+fn authdata_field(authdata: &str, index: usize) -> u64 {
+    authdata.trim().split(',').nth(index).and_then(|f| f.parse().ok()).unwrap_or(0)
+}
+
+/// chronyd as an NTS client of our server on 127.0.0.1, polling every 2^`poll` s, never touching
+/// the clock (`-x`), with its command socket in `dir` (which only its owner may enter).
+fn chronyd_nts_client(ns: &NetNs, dir: &TempDir, poll: i8) -> (Process, std::path::PathBuf) {
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let socket = dir.0.join("chronyd.sock");
     let conf = dir.write(
         "chrony.conf",
         &format!(
-            "server 127.0.0.1 iburst nts minpoll 0 maxpoll 0\nntstrustedcerts {0}/cert.pem\nntsdumpdir {0}\n\
-             bindcmdaddress {1}\ncmdport 0\npidfile {0}/chronyd.pid\ndriftfile {0}/chrony.drift\n",
+            "server 127.0.0.1 iburst nts port 123 ntsport 4460 minpoll {poll} maxpoll {poll}
+\
+             ntstrustedcerts {0}/cert.pem\nntsdumpdir {0}\nbindcmdaddress {1}\ncmdport 0\n\
+             pidfile {0}/chronyd.pid\ndriftfile {0}/chrony.drift\n",
             dir.0.display(),
             socket.display()
         ),
     );
     let mut command = ns.command("chronyd");
     command.args(["-x", "-d", "-u", "root", "-f"]).arg(&conf);
-    let mut chronyd = Process::spawn(command);
-    // Wait for chronyd to take a few authenticated samples.
-    let mut authdata = String::new();
+    (Process::spawn(command), socket)
+}
+
+/// `chronyc -c COMMAND` (addresses as numbers) against chronyd's socket.
+fn chronyc(ns: &NetNs, socket: &Path, command: &str) -> String {
+    let output =
+        ns.run("chronyc", &["-h", path_str(socket), "-n", "-c", command], Duration::from_secs(10));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// How many NTS-KE exchanges our daemon completed, from its (debug) log.
+fn key_exchanges(daemon: &Daemon) -> usize {
+    daemon.process.log().lines().filter(|l| l.contains("NTS-KE exchange done")).count()
+}
+
+#[test]
+fn chronyd_keys_again_when_our_cookie_keys_change() {
+    let ns = NetNs::new("ntsnak");
+    let dir = TempDir::new("ntsnak");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    // Polling every 8 s: with its cookies unanswered, chronyd keys again only when they run out,
+    // some 40 s or more later; the NAK makes it do so at once.
+    let (mut chronyd, socket) = chronyd_nts_client(&ns, &dir, 3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !(daemon.status()["requests"]["answered"].as_u64() >= Some(2)
+        && authdata_field(&chronyc(&ns, &socket, "authdata"), AUTHDATA_COOKIES) > 0)
+    {
+        assert!(std::time::Instant::now() < deadline, "chronyd never took our time over NTS");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(key_exchanges(&daemon), 1, "{}", daemon.process.log());
+    let before = chronyc(&ns, &socket, "authdata");
+    let log = daemon.stop();
+    assert_eq!(counter_in_log(&log, "ignored"), 0, "{log}");
+
+    // The cookie keys are lost (a new keys file): every cookie chronyd holds is now unknown.
+    std::fs::remove_file(dir.0.join("nts-keys")).unwrap();
+    let changed = std::time::Instant::now();
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let (mut nak_at, mut ke_at) = (None, None);
+    let answered_at = loop {
+        let elapsed = changed.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(60),
+            "chronyd did not get our time again within 60 s (NAK after {nak_at:?}, key exchange \
+             after {ke_at:?}); chronyc authdata: {}\nour log:\n{}",
+            chronyc(&ns, &socket, "authdata"),
+            daemon.process.log()
+        );
+        let requests = &daemon.status()["requests"];
+        if nak_at.is_none() && daemon.process.log().contains("sent an NTS NAK (NTSN)") {
+            nak_at = Some(elapsed);
+        }
+        if ke_at.is_none() && key_exchanges(&daemon) >= 1 {
+            ke_at = Some(elapsed);
+        }
+        if requests["answered"].as_u64() >= Some(1) {
+            break elapsed;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let authdata = chronyc(&ns, &socket, "authdata");
+    eprintln!(
+        "cookie keys changed; NTS NAK sent after {nak_at:?}, new NTS-KE after {ke_at:?}, \
+         authenticated time again after {answered_at:?}; chronyc authdata: {}",
+        authdata.trim()
+    );
+    let ke_at = ke_at.expect("a new key exchange before the answer");
+    assert!(nak_at.is_some(), "no NAK sent");
+    // Keyed again well before its cookies would have run out (without the NAK, chronyd 4.3 took
+    // 42 s here), and says so.
+    assert!(ke_at < Duration::from_secs(25), "new NTS-KE only after {ke_at:?}");
+    assert!(
+        authdata_field(&authdata, AUTHDATA_LAST_KE) <= answered_at.as_secs() + 1,
+        "chronyd's last key exchange is older than the key change: {authdata}"
+    );
+    assert!(authdata_field(&authdata, AUTHDATA_COOKIES) > 0, "{authdata}");
+    assert_eq!(
+        authdata_field(&authdata, AUTHDATA_ASSOCIATION),
+        authdata_field(&before, AUTHDATA_ASSOCIATION) + 1,
+        "one new association: before {before}, after {authdata}"
+    );
+    chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
+    daemon.stop();
+}
+
+#[test]
+fn chronyc_authdata_shows_the_nts_association() {
+    let ns = NetNs::new("ntsauth");
+    let dir = TempDir::new("ntsauth");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let (mut chronyd, socket) = chronyd_nts_client(&ns, &dir, 0);
+    // Wait for chronyd to take a few authenticated samples and select us.
+    let (mut authdata, mut sources) = (String::new(), String::new());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_secs(2));
-        let output = ns.run(
-            "chronyc",
-            &["-h", path_str(&socket), "-N", "-c", "authdata"],
-            Duration::from_secs(10),
-        );
-        authdata = String::from_utf8_lossy(&output.stdout).into_owned();
-        // CSV: name, mode, key id, type, key length, last KE ago, KE attempts, cookies, NAKs, ...
-        let fields: Vec<&str> = authdata.trim().split(',').collect();
-        if fields.get(1) == Some(&"NTS")
-            && fields.get(7).is_some_and(|c| c.parse::<u32>().is_ok_and(|c| c > 0))
-        {
+        std::thread::sleep(Duration::from_secs(1));
+        authdata = chronyc(&ns, &socket, "authdata");
+        sources = chronyc(&ns, &socket, "sources");
+        let selected = sources.starts_with("^,*") || sources.starts_with("^,+");
+        if authdata_field(&authdata, AUTHDATA_COOKIES) > 0 && selected {
             break;
         }
     }
     let fields: Vec<&str> = authdata.trim().split(',').collect();
     assert_eq!(fields.get(1), Some(&"NTS"), "chronyc authdata: {authdata}");
-    assert_eq!(fields.get(7), Some(&"0"), "NAKs: {authdata}");
-    eprintln!("chronyc -N authdata: {}", authdata.trim());
-    let sources = ns.run(
-        "chronyc",
-        &["-h", path_str(&socket), "-n", "-c", "sources"],
-        Duration::from_secs(10),
-    );
-    let sources = String::from_utf8_lossy(&sources.stdout).into_owned();
+    assert_eq!(fields.get(AUTHDATA_NAK), Some(&"0"), "NAK: {authdata}");
+    assert!(authdata_field(&authdata, AUTHDATA_COOKIES) > 0, "cookies: {authdata}");
+    eprintln!("chronyc authdata: {}", authdata.trim());
     assert!(sources.starts_with("^,*") || sources.starts_with("^,+"), "chronyc sources: {sources}");
     chronyd.stop_with(nix::sys::signal::Signal::SIGTERM);
     daemon.stop();
@@ -164,8 +257,24 @@ fn key_exchange_with(ns: &NetNs, dir: &TempDir) -> syhub_ntp_daemon::sources::nt
     thread.join().unwrap().expect("key exchange with our server")
 }
 
+/// Checks that `nak` is the NTS NAK to `request` (RFC 8915 section 5.7), byte by byte: a
+/// kiss-o'-death (leap 3, version 4, mode 4, stratum 0, code NTSN) carrying none of our time, then
+/// the request's unique identifier field (its first, 36 bytes) and nothing else.
+fn assert_nts_nak(nak: &[u8], request: &[u8]) {
+    assert_eq!(nak.len(), 48 + 36, "{nak:02x?}");
+    assert!(nak.len() < request.len());
+    assert_eq!((nak[0], nak[1]), (0xe4, 0), "leap, version, mode; stratum");
+    assert_eq!(&nak[12..16], b"NTSN");
+    assert_eq!(&nak[16..24], &[0; 8], "reference time");
+    for at in [24, 32, 40] {
+        assert_eq!(&nak[at..at + 8], &request[40..48], "the request's transmit time at byte {at}");
+    }
+    assert_eq!(&nak[48..52], &[0x01, 0x04, 0, 36], "a unique identifier field");
+    assert_eq!(&nak[48..], &request[48..84], "the unique identifier echoed");
+}
+
 #[test]
-fn tampered_nts_requests_and_unknown_cookies_get_no_answer() {
+fn tampered_nts_requests_get_no_answer_and_unknown_cookies_a_nak() {
     let ns = NetNs::new("ntstamper");
     let dir = TempDir::new("ntstamper");
     certificate(&dir);
@@ -198,11 +307,57 @@ fn tampered_nts_requests_and_unknown_cookies_get_no_answer() {
         tampered[at] ^= 1;
         assert_eq!(exchange(&tampered), None, "a request altered at byte {at} was answered");
     }
-    // A cookie we never made (one byte of it changed): nothing.
+    // A cookie we never made (one byte of it changed): the NTS NAK, nothing more.
     let mut forged = association.protect(&header).unwrap();
     forged[48 + 36 + 4 + 30] ^= 1;
-    assert_eq!(exchange(&forged), None, "a request with a forged cookie was answered");
+    let nak = exchange(&forged).expect("an NTS NAK to a forged cookie");
+    assert_nts_nak(&nak, &forged);
+    assert!(socket.recv(&mut buf).is_err(), "a second answer to the forged cookie");
+    let log = daemon.stop();
+    let counter = |key| counter_in_log(&log, key);
+    assert_eq!((counter("received"), counter("answered"), counter("ignored")), (4, 1, 3), "{log}");
+}
+
+#[test]
+fn a_request_with_a_cookie_from_before_a_key_change_gets_an_nts_nak() {
+    let ns = NetNs::new("ntsreplay");
+    let dir = TempDir::new("ntsreplay");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let mut association = key_exchange_with(&ns, &dir);
+    let mut header = [0u8; 48];
+    header[0] = 0x23;
+    header[40..48].copy_from_slice(&0x1234_5678_9abc_def0_u64.to_be_bytes());
+    let old = association.protect(&header).unwrap();
+    // The same request without its authenticator: malformed, whatever its cookie.
+    let unauthenticated = old[..48 + 36 + 4 + 104].to_vec();
     daemon.stop();
+
+    // A new keys file: the daemon starts with a cookie key it never had before.
+    std::fs::remove_file(dir.0.join("nts-keys")).unwrap();
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let socket = ns.udp_socket("127.0.0.1:0");
+    socket.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
+    let mut buf = [0u8; 2048];
+    socket.send_to(&old, "127.0.0.1:123").unwrap();
+    let len = socket.recv(&mut buf).expect("an NTS NAK to a cookie from before the key change");
+    let nak = buf[..len].to_vec();
+    assert_nts_nak(&nak, &old);
+    assert!(socket.recv(&mut buf).is_err(), "one answer only");
+    // The client reads it as a NAK (and keys again).
+    assert_eq!(association.accept(&nak), Err(syhub_ntp_proto::nts::fields::NtsAnswerError::Nak));
+    socket.send_to(&unauthenticated, "127.0.0.1:123").unwrap();
+    assert!(socket.recv(&mut buf).is_err(), "a malformed NTS request was answered");
+    // A fresh key exchange gives cookies the server opens: time again.
+    let mut association = key_exchange_with(&ns, &dir);
+    let request = association.protect(&header).unwrap();
+    socket.send_to(&request, "127.0.0.1:123").unwrap();
+    let len = socket.recv(&mut buf).expect("an answer after keying again");
+    association.accept(&buf[..len]).expect("an authenticated answer");
+    let log = daemon.stop();
+    assert!(log.contains("sent an NTS NAK (NTSN)"), "{log}");
+    let counter = |key| counter_in_log(&log, key);
+    assert_eq!((counter("received"), counter("answered"), counter("ignored")), (3, 1, 2), "{log}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Any bytes as an NTP packet to an NTS server: the answer never panics and is never longer than
-//! the request; and any bytes as an answer to an NTS client: the check never panics. A request
-//! whose first byte is 0 is instead built around a real cookie, with the fuzzer's bytes as the
-//! unique identifier and a possibly damaged authenticator, to reach the cryptographic checks.
+//! the request (an NTS NAK is shorter); and any bytes as an answer to an NTS client: the check
+//! never panics. A request whose first byte is 0 is instead built around a real cookie, with the
+//! fuzzer's bytes as the unique identifier and a possibly damaged authenticator, to reach the
+//! cryptographic checks.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -46,9 +47,16 @@ fuzz_target!(|data: &[u8]| {
         || [9; RANDOM_NEEDED],
         &mut out,
     );
-    if let Answer::Reply(reply) = answer {
-        assert!(reply.len <= request.len(), "{} bytes answer {}", reply.len, request.len());
-        reply.stamp_transmit_time(&mut out, now);
+    match answer {
+        Answer::Reply(reply) => {
+            assert!(reply.len <= request.len(), "{} bytes answer {}", reply.len, request.len());
+            reply.stamp_transmit_time(&mut out, now);
+        }
+        // The NTS NAK: a header and the unique identifier, shorter than the request.
+        Answer::Kiss { len, .. } => {
+            assert!(len < request.len(), "{len} bytes answer {}", request.len())
+        }
+        Answer::Ignore(_) => {}
     }
     let _ = check_answer(data, data.get(..32).unwrap_or(&[]), &keys);
 });

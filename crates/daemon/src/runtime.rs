@@ -300,8 +300,9 @@ impl Running {
             config.sources.iter().any(|s| s.mode == crate::config::SourceMode::Broadcast);
         let (heard_sender, heard) = listening.then(|| tokio::sync::mpsc::channel(64)).unzip();
         let (status_sender, status) = watch::channel(StatusSnapshot::default());
-        let counters = Arc::new(ServerCounters::default());
         let origin = Instant::now();
+        // The counters hold the start too: every surface reads the uptime live from them.
+        let counters = Arc::new(ServerCounters::started_at(origin.into_std()));
         let clients = Arc::new(Mutex::new(ClientLog::new(
             config.server.rate_limit.clients,
             getrandom::u64().unwrap_or(0),

@@ -177,7 +177,7 @@ pub(crate) fn serve_socket(
                 }
                 Verdict::Answer(received, received_at) => {
                     match worker.answer(&received, received_at, request, buffer) {
-                        Some(reply) => (reply.len, Some(reply), received),
+                        Some((len, stamp)) => (len, stamp, received),
                         None => continue,
                     }
                 }
@@ -282,14 +282,15 @@ impl Worker {
         }
     }
 
-    /// The protocol core's answer to an admitted request, written into `out`.
+    /// The protocol core's answer to an admitted request, written into `out`: its length, and the
+    /// reply to stamp (none for a kiss, sent as it is).
     fn answer(
         &mut self,
         received: &Received,
         received_at: NtpTimestamp,
         request: &[u8],
         out: &mut [u8],
-    ) -> Option<Reply> {
+    ) -> Option<(usize, Option<Reply>)> {
         let keys = &self.context.keys;
         let peer = received.peer.ip();
         let answer = match &self.context.nts {
@@ -315,7 +316,19 @@ impl Worker {
             _ => answer_with_keys(request, received_at, &self.snapshot, keys, peer, out),
         };
         match answer {
-            Answer::Reply(reply) => return Some(reply),
+            Answer::Reply(reply) => return Some((reply.len, Some(reply))),
+            // The NTS NAK: no time served, so counted with the ignored requests.
+            Answer::Kiss { len, code } => {
+                self.tally.ignored += 1;
+                self.info_limited("NTS NAK", || {
+                    format!(
+                        "an NTS request from {peer} holds a cookie we cannot open (made before \
+                         the cookie keys changed): sent an NTS NAK ({}) so it keys again",
+                        code.display_for_stratum(0)
+                    )
+                });
+                return Some((len, None));
+            }
             Answer::Ignore(Ignored::BadMac { key_id }) => {
                 self.warn_limited("bad MAC", || {
                     format!(
@@ -389,6 +402,12 @@ impl Worker {
     fn warn_limited(&mut self, key: &str, message: impl FnOnce() -> String) {
         if let Some(held) = self.log_limiter.allow(key, Instant::now()) {
             tracing::warn!("{}{}", message(), held_back(held));
+        }
+    }
+
+    fn info_limited(&mut self, key: &str, message: impl FnOnce() -> String) {
+        if let Some(held) = self.log_limiter.allow(key, Instant::now()) {
+            tracing::info!("{}{}", message(), held_back(held));
         }
     }
 }

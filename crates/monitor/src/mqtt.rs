@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use syhub_ntp_status::{DevicesSummary, StatusSnapshot};
+use syhub_ntp_status::{DevicesSummary, RequestTally, StatusSnapshot};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -99,10 +99,12 @@ fn node_name() -> String {
         .unwrap_or_else(|| "hub".into())
 }
 
-/// Runs the publisher until cancelled.
+/// Runs the publisher until cancelled. `counters` are read at each publication, for live request
+/// counters and uptime.
 pub async fn run(
     settings: MqttSettings,
     mut status: watch::Receiver<StatusSnapshot>,
+    counters: Arc<RequestTally>,
     devices: Devices,
     cancel: CancellationToken,
 ) -> Result<(), MqttSetupError> {
@@ -128,7 +130,8 @@ pub async fn run(
         let _ = client.try_publish(topic, QoS::AtLeastOnce, true, payload.into_bytes());
     };
     let publish_status = |status: &StatusSnapshot| {
-        publish(&status_topic, serde_json::to_string(status).unwrap_or_default());
+        let status = status.with_counters(&counters);
+        publish(&status_topic, serde_json::to_string(&status).unwrap_or_default());
     };
     let publish_devices = || {
         let summary = DevicesSummary::of(&devices());

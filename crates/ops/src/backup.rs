@@ -63,13 +63,24 @@ fn backed_up_paths(config_path: &str, config: &Config) -> Vec<(String, String)> 
 
 /// How syhub-ntp writes each kind of file, whatever mode the archive records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub enum Access {
     /// 0644, owner root: the config, a certificate.
     Public,
     /// Read by the service, changed by no one else: 0640 root:syhub-ntp (0600 without the account).
     Secret,
     /// Written by the service: 0644, owner syhub-ntp.
     ServiceState,
+}
+
+impl Access {
+    /// The mode the file is written with, when the service's group exists or not.
+    pub fn mode(self, with_group: bool) -> u32 {
+        match self {
+            Access::Public | Access::ServiceState => 0o644,
+            Access::Secret if with_group => 0o640,
+            Access::Secret => 0o600,
+        }
+    }
 }
 
 /// What a member named `name` must be: its access, and whether `text` is that.
@@ -159,6 +170,16 @@ pub fn backup(
     Ok(manifest)
 }
 
+/// The manifest of a backup, from its JSON; refused unless it is one we can read.
+pub fn parse_manifest(json: &[u8]) -> Result<BackupManifest, String> {
+    let manifest: BackupManifest =
+        serde_json::from_slice(json).map_err(|e| format!("manifest: {e}"))?;
+    if manifest.format != FORMAT || manifest.version != 1 {
+        return Err(format!("format {:?} version {}", manifest.format, manifest.version));
+    }
+    Ok(manifest)
+}
+
 /// Reads and checks an archive whole: the manifest first, then every file it lists, present
 /// once, with its sum, going under syhub-ntp's own directories; nothing else in it.
 pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), String> {
@@ -196,11 +217,7 @@ pub fn read_archive(bytes: &[u8]) -> Result<(BackupManifest, Vec<BackupFile>), S
         .iter()
         .find(|(n, _)| n == MANIFEST)
         .ok_or_else(|| not_ours("no manifest.json".into()))?;
-    let manifest: BackupManifest =
-        serde_json::from_slice(json).map_err(|e| not_ours(format!("manifest: {e}")))?;
-    if manifest.format != FORMAT || manifest.version != 1 {
-        return Err(not_ours(format!("format {:?} version {}", manifest.format, manifest.version)));
-    }
+    let manifest = parse_manifest(json).map_err(not_ours)?;
     if members.len() != manifest.files.len() + 1 {
         return Err(not_ours("its files do not match its manifest".into()));
     }
@@ -269,6 +286,59 @@ fn check_keys_in_place(host: &Host, config: &Config, files: &[BackupFile]) -> Re
     }
 }
 
+/// What a restore of checked files would do, decided before anything is written.
+#[derive(Debug)]
+pub struct RestorePlan<'a> {
+    /// The files to write, each with how.
+    pub writes: Vec<(&'a BackupEntry, &'a [u8], Access)>,
+    /// Files the config names outside syhub-ntp's directories: left for the admin.
+    pub left_alone: Vec<&'a BackupEntry>,
+    /// The backed-up config, parsed.
+    pub config: Config,
+}
+
+/// The checks of a restore that need no file system, on the files [`read_archive`] returned: a
+/// config that goes under /etc/syhub-ntp/ and parses, and every other file what its name says and
+/// where that config puts it.
+pub fn plan_restore(files: &[BackupFile]) -> Result<RestorePlan<'_>, String> {
+    // The config decides where every other file goes.
+    let config_file = files
+        .iter()
+        .find(|(entry, _)| entry.name == "config.toml")
+        .ok_or("the backup holds no config.toml")?;
+    let config_path = &config_file.0.path;
+    if !(config_path.starts_with(ALLOWED_DIRS[0]) && config_path.ends_with(".toml")) {
+        return Err(format!(
+            "config.toml would go to {config_path}, outside syhub-ntp's directories"
+        ));
+    }
+    let config = Config::parse(text_of(config_file)?, &format!("{config_path} (in the backup)"))
+        .map_err(|e| e.to_string())?;
+    let expected = files_read(&config);
+    // The contents must be usable, and go where the config says, before anything is replaced.
+    let mut writes = Vec::new();
+    let mut left_alone = Vec::new();
+    for file in files {
+        let (entry, data) = file;
+        let access = check_kind(&entry.name, text_of(file)?)?;
+        if entry.name != "config.toml" {
+            let place = expected.iter().find(|(name, _)| *name == entry.name).map(|(_, p)| *p);
+            if place != Some(std::path::Path::new(&entry.path)) {
+                return Err(format!(
+                    "{} would go to {}, which is not where the config in the backup puts it",
+                    entry.name, entry.path
+                ));
+            }
+        }
+        if ALLOWED_DIRS.iter().any(|dir| entry.path.starts_with(dir)) {
+            writes.push((entry, data.as_slice(), access));
+        } else {
+            left_alone.push(entry);
+        }
+    }
+    Ok(RestorePlan { writes, left_alone, config })
+}
+
 /// Restores `archive`: every check first, then each file replaced by rename, the old one kept as
 /// `*.before-restore`. Nothing is changed when a check fails. A file the config names outside
 /// syhub-ntp's directories (a certificate under /etc/letsencrypt) is left alone and said so.
@@ -285,50 +355,22 @@ pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManif
     let bytes =
         std::fs::read(archive).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     let (mut manifest, files) = read_archive(&bytes)?;
-    // The config decides where every other file goes.
-    let config_file = files
-        .iter()
-        .find(|(entry, _)| entry.name == "config.toml")
-        .ok_or("the backup holds no config.toml")?;
-    let config_path = &config_file.0.path;
-    if !(config_path.starts_with(ALLOWED_DIRS[0]) && config_path.ends_with(".toml")) {
-        return Err(format!(
-            "config.toml would go to {config_path}, outside syhub-ntp's directories"
-        ));
-    }
-    let config = Config::parse(text_of(config_file)?, &format!("{config_path} (in the backup)"))
-        .map_err(|e| e.to_string())?;
-    let expected = files_read(&config);
+    let RestorePlan { writes: plan, left_alone, config } = plan_restore(&files)?;
     check_keys_in_place(host, &config, &files)?;
-    // The contents must be usable, and go where the config says, before anything is replaced.
-    let mut plan = Vec::new();
-    for file in &files {
-        let (entry, data) = file;
-        let access = check_kind(&entry.name, text_of(file)?)?;
-        if entry.name != "config.toml" {
-            let place = expected.iter().find(|(name, _)| *name == entry.name).map(|(_, p)| *p);
-            if place != Some(std::path::Path::new(&entry.path)) {
-                return Err(format!(
-                    "{} would go to {}, which is not where the config in the backup puts it",
-                    entry.name, entry.path
-                ));
-            }
-        }
-        if !ALLOWED_DIRS.iter().any(|dir| entry.path.starts_with(dir)) {
-            host.report.push(format!(
-                "left {} alone: outside syhub-ntp's directories; restore it from the archive's \
-                 {} yourself",
-                entry.path, entry.name
-            ));
-            continue;
-        }
+    for (entry, _, _) in &plan {
         if let Some(link) = host.link_on_the_way(&entry.path) {
             return Err(format!(
                 "{} is a symbolic link: restore does not write through links",
                 link.display()
             ));
         }
-        plan.push((entry, data, access));
+    }
+    for entry in left_alone {
+        host.report.push(format!(
+            "left {} alone: outside syhub-ntp's directories; restore it from the archive's {} \
+             yourself",
+            entry.path, entry.name
+        ));
     }
     // Keep what is there, then put the new files in place; if one cannot be, the ones already
     // replaced are put back as they were.
@@ -350,21 +392,21 @@ pub fn restore(host: &mut Host, archive: &std::path::Path) -> Result<BackupManif
     let account = host.id_of("/etc/passwd", ACCOUNT).and(group);
     let mut written = Vec::new();
     for (index, (entry, data, access)) in plan.iter().enumerate() {
+        let mode = access.mode(group.is_some());
         let result = match access {
-            Access::Public => host.write(&entry.path, data, 0o644).map(|()| 0o644),
             Access::Secret if group.is_some() => {
-                host.write_with_group(&entry.path, data, 0o640, group).map(|()| 0o640)
+                host.write_with_group(&entry.path, data, mode, group)
             }
-            Access::Secret => host.write(&entry.path, data, 0o600).map(|()| 0o600),
-            Access::ServiceState => host.write(&entry.path, data, 0o644).and_then(|()| {
+            Access::ServiceState => host.write(&entry.path, data, mode).and_then(|()| {
                 if account.is_some() {
                     host.chown(&entry.path, ACCOUNT)?;
                 }
-                Ok(0o644)
+                Ok(())
             }),
+            Access::Public | Access::Secret => host.write(&entry.path, data, mode),
         };
         match result {
-            Ok(mode) => written.push(BackupEntry { mode, ..(*entry).clone() }),
+            Ok(()) => written.push(BackupEntry { mode, ..(*entry).clone() }),
             Err(error) => {
                 for ((done, _, _), (old, mode)) in plan.iter().zip(&previous).take(index) {
                     let _ = match old {

@@ -44,6 +44,7 @@ pub struct StatusSnapshot {
     pub clock_mode: String,
     /// Seconds since the clock estimate was last updated from a source.
     pub last_update_seconds_ago: Option<f64>,
+    /// Seconds since the daemon started, as of the read (see [`StatusSnapshot::with_counters`]).
     pub uptime_seconds: f64,
     pub requests: RequestCounters,
     /// The upstream sources, pool members one by one, then a row for each configured pool or
@@ -57,7 +58,8 @@ pub struct RequestCounters {
     pub answered: u64,
     /// Not answered for what they are: malformed, not requests, from port 0, from a source no
     /// answer may go to (broadcast, multicast, unspecified, IPv4-mapped, the hub's own address at
-    /// a service's port), sent to a multicast group, or an answer the kernel would not send.
+    /// a service's port), sent to a multicast group, NTS requests refused (an NTS NAK included),
+    /// or an answer the kernel would not send.
     pub ignored: u64,
     /// Refused by access control.
     pub denied: u64,
@@ -116,8 +118,9 @@ impl SourceStatus {
 }
 
 /// The serving path's counters, updated per packet without locks and read live by every surface
-/// (the status snapshot of the moment may be a few seconds old).
-#[derive(Debug, Default)]
+/// (the status snapshot of the moment may be built minutes ago, at the last source event), with
+/// the daemon's start, from which the uptime is read live too.
+#[derive(Debug)]
 pub struct RequestTally {
     pub received: std::sync::atomic::AtomicU64,
     pub answered: std::sync::atomic::AtomicU64,
@@ -125,9 +128,31 @@ pub struct RequestTally {
     pub denied: std::sync::atomic::AtomicU64,
     pub rate_limited: std::sync::atomic::AtomicU64,
     pub send_errors: std::sync::atomic::AtomicU64,
+    /// When the daemon started.
+    pub started: std::time::Instant,
+}
+
+impl Default for RequestTally {
+    /// Counters from zero, for a daemon starting now.
+    fn default() -> Self {
+        Self::started_at(std::time::Instant::now())
+    }
 }
 
 impl RequestTally {
+    /// Counters from zero, for a daemon that started at `started`.
+    pub fn started_at(started: std::time::Instant) -> Self {
+        Self {
+            received: Default::default(),
+            answered: Default::default(),
+            ignored: Default::default(),
+            denied: Default::default(),
+            rate_limited: Default::default(),
+            send_errors: Default::default(),
+            started,
+        }
+    }
+
     pub fn read(&self) -> RequestCounters {
         use std::sync::atomic::Ordering::Relaxed;
         RequestCounters {
@@ -141,8 +166,44 @@ impl RequestTally {
 }
 
 impl StatusSnapshot {
-    /// This snapshot with the request counters as they are now.
+    /// This snapshot with what changes all the time as it is now: the request counters and the
+    /// uptime. Every surface reports the snapshot through this.
     pub fn with_counters(&self, tally: &RequestTally) -> Self {
-        Self { requests: tally.read(), ..self.clone() }
+        Self {
+            requests: tally.read(),
+            uptime_seconds: tally.started.elapsed().as_secs_f64(),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn counters_and_uptime_are_read_when_the_snapshot_is() {
+        // A snapshot built at start, never rebuilt since (no source event).
+        let built = StatusSnapshot { uptime_seconds: 0.0006, ..StatusSnapshot::default() };
+        let started = Instant::now() - Duration::from_secs(92);
+        let tally = RequestTally::started_at(started);
+        tally.received.fetch_add(3, Relaxed);
+        tally.answered.fetch_add(2, Relaxed);
+        tally.ignored.fetch_add(1, Relaxed);
+        let first = built.with_counters(&tally);
+        assert!((92.0..100.0).contains(&first.uptime_seconds), "{}", first.uptime_seconds);
+        assert_eq!((first.requests.received, first.requests.answered), (3, 2));
+        assert_eq!(first.requests.ignored, 1);
+        // Read again later: only the live parts differ.
+        let tally = RequestTally::started_at(started - Duration::from_secs(2));
+        let second = built.with_counters(&tally);
+        let advanced = second.uptime_seconds - first.uptime_seconds;
+        assert!((1.0..10.0).contains(&advanced), "{advanced}");
+        assert_eq!(
+            StatusSnapshot { uptime_seconds: 0.0006, requests: built.requests, ..second },
+            built
+        );
     }
 }

@@ -183,6 +183,14 @@ pub fn answer_fields(
     (fields, seal)
 }
 
+/// The extension fields of an NTS NAK (RFC 8915 section 5.7): the request's unique identifier,
+/// echoed as it came, and nothing else (no cookie, no authenticator).
+pub fn nak_fields(request: &NtsRequest<'_>) -> Vec<u8> {
+    let mut fields = Vec::with_capacity(4 + request.unique_id.len().next_multiple_of(4));
+    push_field(&mut fields, UNIQUE_IDENTIFIER, request.unique_id);
+    fields
+}
+
 /// A client's NTS request: `header` (a mode-3 header whose transmit time is the client's cookie
 /// against replay), the unique identifier, one cookie, `placeholders` more asked for, and the
 /// authenticator (empty ciphertext) under the client-to-server key.

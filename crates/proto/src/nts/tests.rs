@@ -1,5 +1,5 @@
 //! NTS scenarios: KE messages both ways, cookies across key rotation, and a whole request and
-//! answer with every tampering refused.
+//! answer with every tampering refused, and the NTS NAK for cookies from before a key change.
 
 use super::cookie::{COOKIE_LEN, Keyring, ServerKey};
 use super::fields::*;
@@ -83,6 +83,7 @@ fn ask(request: &[u8], ring: &Keyring) -> (Answer, Vec<u8>) {
             reply.stamp_transmit_time(&mut out, now + NtpDuration::from_seconds(1));
             reply.len
         }
+        Answer::Kiss { len, .. } => *len,
         Answer::Ignore(_) => 0,
     };
     (answer, out[..len].to_vec())
@@ -112,7 +113,7 @@ fn an_nts_request_gets_an_authenticated_answer_with_fresh_cookies() {
 }
 
 #[test]
-fn tampered_requests_and_foreign_cookies_get_nothing() {
+fn tampered_requests_get_nothing() {
     let ring = keyring();
     let cookie = ring.make_cookie(&session(), &[9; 16]);
     let uid = [0xab; 32];
@@ -120,10 +121,6 @@ fn tampered_requests_and_foreign_cookies_get_nothing() {
     let mut tampered = request.clone();
     tampered[41] ^= 1;
     assert_eq!(ask(&tampered, &ring).0, Answer::Ignore(Ignored::Nts(NtsRefusal::BadAuthenticator)));
-    let stranger = Keyring { current: ServerKey { id: 7, key: [0x99; KEY_LEN] }, previous: None };
-    let foreign = stranger.make_cookie(&session(), &[9; 16]);
-    let request = client_request(&header(78), &uid, &foreign, 0, &session(), &[3; 16]);
-    assert_eq!(ask(&request, &ring).0, Answer::Ignore(Ignored::Nts(NtsRefusal::UnknownCookie)));
     // The wrong client key: the authenticator fails.
     let wrong = SessionKeys { c2s: [9; KEY_LEN], s2c: [2; KEY_LEN] };
     let request = client_request(&header(79), &uid, &cookie, 0, &wrong, &[3; 16]);
@@ -134,4 +131,101 @@ fn tampered_requests_and_foreign_cookies_get_nothing() {
         ask(&request, &ring).0,
         Answer::Ignore(Ignored::Nts(NtsRefusal::Malformed(_)))
     ));
+}
+
+/// The NTS NAK's bytes, checked one by one against the request it answers.
+fn assert_is_nak(nak: &[u8], request: &[u8], uid_field_len: usize) {
+    assert_eq!(nak.len(), HEADER_LEN + uid_field_len, "a header and the unique identifier");
+    assert!(nak.len() < request.len(), "{} bytes answer {}", nak.len(), request.len());
+    // Leap 3 (unsynchronised), version 4, mode 4 (server); stratum 0; the client's poll.
+    assert_eq!(nak[0], 0b11_100_100);
+    assert_eq!(nak[1], 0, "stratum");
+    assert_eq!(nak[2], request[2], "poll");
+    assert_eq!(&nak[12..16], b"NTSN", "kiss code");
+    // No time of ours: reference time zero, the request's transmit time everywhere else.
+    assert_eq!(&nak[16..24], &[0; 8]);
+    for at in [24, 32, 40] {
+        assert_eq!(&nak[at..at + 8], &request[40..48], "timestamp at byte {at}");
+    }
+    // The unique identifier field echoed byte for byte (it is the request's first field).
+    assert_eq!(&nak[HEADER_LEN..], &request[HEADER_LEN..HEADER_LEN + uid_field_len]);
+    assert_eq!(u16::from_be_bytes([nak[48], nak[49]]), UNIQUE_IDENTIFIER);
+    // Nothing else: no cookie, no authenticator.
+    let packet = crate::packet::NtpPacket::decode(nak).unwrap();
+    let kinds: Vec<u16> = packet.extensions.iter().map(|f| f.field_type).collect();
+    assert_eq!(kinds, [UNIQUE_IDENTIFIER]);
+}
+
+#[test]
+fn a_cookie_from_before_a_key_change_gets_an_nts_nak() {
+    let ring = keyring();
+    let cookie = ring.make_cookie(&session(), &[9; 16]);
+    let uid: Vec<u8> = (0..32).map(|i| 0xa0 ^ i).collect();
+    let request =
+        client_request(&header(0x1234_5678_9abc_def0), &uid, &cookie, 2, &session(), &[3; 16]);
+
+    // The keys file replaced (a new keyring) or the key retired by two rotations.
+    let replaced = Keyring { current: ServerKey { id: 1, key: [0x99; KEY_LEN] }, previous: None };
+    let mut rotated = ring.clone();
+    rotated.rotate([0x43; KEY_LEN]);
+    rotated.rotate([0x44; KEY_LEN]);
+    for ring in [&replaced, &rotated] {
+        let (answer, nak) = ask(&request, ring);
+        assert_eq!(answer, Answer::Kiss { len: 84, code: crate::packet::ReferenceId::KISS_NTSN });
+        assert_is_nak(&nak, &request, 36);
+        // Our own client reads it as a NAK: it keys again.
+        assert_eq!(check_answer(&nak, &uid, &session()), Err(NtsAnswerError::Nak));
+    }
+
+    // A longer identifier, not a multiple of 4: echoed with its padding, as it came.
+    let uid = [0x77; 45];
+    let request = client_request(&header(5), &uid, &cookie, 0, &session(), &[3; 16]);
+    let (answer, nak) = ask(&request, &replaced);
+    assert!(matches!(answer, Answer::Kiss { len: 100, .. }), "{answer:?}");
+    assert_is_nak(&nak, &request, 52);
+
+    // A cookie of a length we never make, or altered inside: not ours either.
+    let mut altered = cookie.clone();
+    altered[30] ^= 1;
+    for cookie in [altered, vec![0x55; 64]] {
+        let request = client_request(&header(6), &[1; 32], &cookie, 0, &session(), &[3; 16]);
+        let (answer, nak) = ask(&request, &ring);
+        assert!(matches!(answer, Answer::Kiss { .. }), "{answer:?}");
+        assert_is_nak(&nak, &request, 36);
+    }
+}
+
+#[test]
+fn malformed_nts_requests_get_no_nak() {
+    let replaced = Keyring { current: ServerKey { id: 1, key: [0x99; KEY_LEN] }, previous: None };
+    let cookie = keyring().make_cookie(&session(), &[9; 16]);
+    let good = client_request(&header(7), &[1; 32], &cookie, 0, &session(), &[3; 16]);
+    let silent = |request: &[u8]| {
+        let (answer, bytes) = ask(request, &replaced);
+        assert!(matches!(answer, Answer::Ignore(Ignored::Nts(_))), "{answer:?}");
+        assert!(bytes.is_empty());
+    };
+    // A unique identifier shorter than 32 bytes.
+    silent(&client_request(&header(7), &[1; 16], &cookie, 0, &session(), &[3; 16]));
+    // No cookie: the unique identifier and the authenticator alone.
+    let uid_end = HEADER_LEN + 36;
+    let cookie_end = uid_end + 4 + COOKIE_LEN;
+    let mut no_cookie = good[..uid_end].to_vec();
+    no_cookie.extend_from_slice(&good[cookie_end..]);
+    silent(&no_cookie);
+    // No authenticator.
+    silent(&good[..cookie_end]);
+    // A server-mode packet, or one with a MAC after the fields.
+    let mut server_mode = good.clone();
+    server_mode[0] = 0x24;
+    silent(&server_mode);
+    let mut with_mac = good.clone();
+    with_mac.extend_from_slice(&[0, 0, 0, 1]);
+    with_mac.extend_from_slice(&[0; 16]);
+    let (answer, _) = ask(&with_mac, &replaced);
+    assert!(!matches!(answer, Answer::Kiss { .. }), "{answer:?}");
+    // The cookie twice.
+    let mut twice = good[..cookie_end].to_vec();
+    twice.extend_from_slice(&good[uid_end..]);
+    silent(&twice);
 }

@@ -17,6 +17,9 @@ impl ReferenceId {
     pub const KISS_DENY: Self = Self(*b"DENY");
     /// Kiss code: access restricted.
     pub const KISS_RSTR: Self = Self(*b"RSTR");
+    /// Kiss code: NTS negative acknowledgement, the request's cookie is not one the server can
+    /// open (RFC 8915 section 5.7).
+    pub const KISS_NTSN: Self = Self(*b"NTSN");
     /// Nothing known yet (used while unsynchronised).
     pub const NONE: Self = Self([0; 4]);
 

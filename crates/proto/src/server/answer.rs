@@ -6,7 +6,7 @@ use super::SystemSnapshot;
 use crate::auth::{KeyLookup, KeyStore, SymmetricKey};
 use crate::nts::cookie::Keyring;
 use crate::nts::fields::{
-    NtsRefusal, NtsSeal, RANDOM_NEEDED, answer_fields, check_request, parse_request,
+    NtsRefusal, NtsSeal, RANDOM_NEEDED, answer_fields, check_request, nak_fields, parse_request,
 };
 use crate::packet::{
     CRYPTO_NAK_LEN, DecodeError, HEADER_LEN, Mode, NtpHeader, NtpPacket, ReferenceId,
@@ -20,6 +20,9 @@ pub enum Answer {
     /// Send the first `len` bytes of the output buffer, after stamping its transmit time with
     /// [`Reply::stamp_transmit_time`].
     Reply(Reply),
+    /// Send the first `len` bytes of the output buffer as they are: a kiss-o'-death that carries
+    /// none of our time, so there is nothing to stamp. Today only the NTS NAK (`NTSN`).
+    Kiss { len: usize, code: ReferenceId },
     /// Send nothing.
     Ignore(Ignored),
 }
@@ -192,8 +195,11 @@ fn answer_packet(
 /// only if its cookie is one of ours and its authenticator checks, with the unique identifier
 /// echoed and fresh cookies (one per cookie and placeholder sent, at most 8) sealed with the
 /// server-to-client key after the transmit time is stamped. The answer is as long as the request.
-/// `random` gives the nonces; it is called only for a request that checked. Without a keyring an
-/// NTS request gets no answer.
+/// `random` gives the nonces; it is called only for a request that checked. A well-formed request
+/// whose cookie we cannot open (made under a key we no longer have: the keys file was replaced
+/// or lost, or the key retired) gets an NTS NAK, so its client fetches new cookies at once instead
+/// of spending them all on silence; any other refusal gets nothing. Without a keyring an NTS
+/// request gets no answer.
 #[allow(clippy::too_many_arguments)]
 pub fn answer_nts(
     request: &[u8],
@@ -223,6 +229,9 @@ pub fn answer_nts(
     };
     let session = match check_request(&nts, request, keyring) {
         Ok(session) => session,
+        Err(NtsRefusal::UnknownCookie) => {
+            return nts_nak(&packet.header, &nak_fields(&nts), request.len(), out);
+        }
         Err(refusal) => return Answer::Ignore(Ignored::Nts(refusal)),
     };
     let (fields, seal) = answer_fields(&nts, &session, keyring, &random());
@@ -239,6 +248,28 @@ pub fn answer_nts(
     Answer::Reply(Reply { len, sign_with: None, nts: Some(Box::new(seal)) })
 }
 
+/// The NTS NAK (RFC 8915 section 5.7) to a request with `request` as header: a kiss-o'-death
+/// with code `NTSN` followed by `fields` (the request's unique identifier, which the client checks
+/// before it believes the NAK), not authenticated and with no cookies. Like every kiss it tells
+/// nothing of our clock, and poll is the client's own. Shorter than the request (`request_len`),
+/// which held a cookie and an authenticator besides the identifier.
+fn nts_nak(request: &NtpHeader, fields: &[u8], request_len: usize, out: &mut [u8]) -> Answer {
+    let len = HEADER_LEN + fields.len();
+    if len > request_len {
+        return Answer::Ignore(Ignored::Nts(NtsRefusal::Malformed("no room for a NAK")));
+    }
+    let Some(out) = out.get_mut(..len) else {
+        return Answer::Ignore(Ignored::BufferTooSmall);
+    };
+    let (header, rest) = out.split_at_mut(HEADER_LEN);
+    let Ok(header) = <&mut [u8; HEADER_LEN]>::try_from(header) else {
+        return Answer::Ignore(Ignored::BufferTooSmall);
+    };
+    write_kiss_header(request, Mode::Server, ReferenceId::KISS_NTSN, request.poll, header);
+    rest.copy_from_slice(fields);
+    Answer::Kiss { len, code: ReferenceId::KISS_NTSN }
+}
+
 /// A kiss-o'-death (RFC 5905 section 7.4) for `request`: stratum 0, leap 3, `code` (`RATE`,
 /// `DENY`, `RSTR`) as the reference id, and the request's own transmit time in every timestamp, so
 /// it tells the client nothing of our clock. Version and mode are those of a normal answer; `poll`
@@ -249,13 +280,26 @@ pub fn answer_kiss(request: &[u8], code: ReferenceId, poll: i8, out: &mut [u8]) 
     let request_header = packet.header;
     let mode = reply_mode(&request_header).ok()?;
     let out: &mut [u8; HEADER_LEN] = out.get_mut(..HEADER_LEN)?.try_into().ok()?;
-    let echo = request_header.transmit_time;
+    write_kiss_header(&request_header, mode, code, request_header.poll.max(poll), out);
+    Some(HEADER_LEN)
+}
+
+/// A kiss-o'-death header answering `request` in `mode`: leap 3, stratum 0, `code` as the
+/// reference id, and the request's transmit time in every timestamp.
+fn write_kiss_header(
+    request: &NtpHeader,
+    mode: Mode,
+    code: ReferenceId,
+    poll: i8,
+    out: &mut [u8; HEADER_LEN],
+) {
+    let echo = request.transmit_time;
     NtpHeader {
         leap: crate::packet::LeapIndicator::Unsynchronised,
-        version: request_header.version,
+        version: request.version,
         mode,
         stratum: 0,
-        poll: request_header.poll.max(poll),
+        poll,
         precision: 0,
         root_delay: NtpShort::ZERO,
         root_dispersion: NtpShort::ZERO,
@@ -266,5 +310,4 @@ pub fn answer_kiss(request: &[u8], code: ReferenceId, poll: i8, out: &mut [u8]) 
         transmit_time: echo,
     }
     .encode(out);
-    Some(HEADER_LEN)
 }

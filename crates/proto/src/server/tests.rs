@@ -39,6 +39,7 @@ fn answer_of(request: &[u8], system: &SystemSnapshot) -> (Answer, Vec<u8>) {
     let answer = answer(request, now(), system, &mut out);
     let len = match &answer {
         Answer::Reply(reply) => reply.len,
+        Answer::Kiss { len, .. } => *len,
         Answer::Ignore(_) => 0,
     };
     (answer, out[..len].to_vec())
@@ -248,6 +249,7 @@ mod authenticated {
                 reply.stamp_transmit_time(&mut out, now() + NtpDuration::from_seconds(1));
                 reply.len
             }
+            Answer::Kiss { len, .. } => *len,
             Answer::Ignore(_) => 0,
         };
         (answer, out[..len].to_vec())
