@@ -119,6 +119,8 @@ pub(crate) async fn serve(
                 _ = answer(stream, asker, context, &place, accepted_at) => {}
             }
         });
+        // A connection that gave way closes before the next is accepted.
+        tokio::task::yield_now().await;
     }
     let _ = std::fs::remove_file(&path);
 }

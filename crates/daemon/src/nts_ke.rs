@@ -170,6 +170,8 @@ impl NtsServer {
                         };
                         tracing::debug!(%peer, "NTS-KE exchange {outcome}");
                     });
+                    // A connection that gave way closes before the next is accepted.
+                    tokio::task::yield_now().await;
                 }
             });
         }

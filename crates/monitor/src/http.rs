@@ -120,9 +120,9 @@ async fn accept(
         let (slot, crowding) = connections.admit(Instant::now());
         if let Some(crowding) = crowding {
             tracing::warn!(
-                "HTTP: {} connections, the most allowed; the one waiting longest for a request \
-                 gives way to a new one ({} closed so, {} refused while all were busy, in the \
-                 last minute)",
+                "HTTP: {} connections, the most allowed; closing those waiting longest for a \
+                 request to let new ones in ({} closed, {} refused while all were busy, since the \
+                 last warning)",
                 crowding.open,
                 crowding.evicted,
                 crowding.refused
@@ -131,6 +131,9 @@ async fn accept(
         if let Some(slot) = slot {
             tokio::spawn(serve_connection(stream, app.clone(), slot, cancel.clone()));
         }
+        // A connection that gave way closes before the next is accepted, so the descriptors
+        // held stay within the cap during a flood.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -58,7 +58,8 @@ struct Entry {
     evict: Arc<Notify>,
 }
 
-/// What happened when the table was full, told at most once a minute.
+/// What happened when the table was full, told at most once a minute: the counts since the last
+/// time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Crowding {
     /// Connections open: the cap.
