@@ -40,13 +40,20 @@ impl Monitoring {
         let history = Arc::new(Mutex::new(History::day()));
         tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
         if let Some(listeners) = self.http {
-            let state = HttpState {
+            let state =
+                HttpState {
                 status: status.clone(),
                 counters: counters.clone(),
                 history,
                 devices: devices.clone(),
             };
-            tasks.spawn(http::serve(listeners, state, cancel.clone()));
+            let open_files = syhub_ntp_sys::limits::open_files();
+            let cap = http::connection_cap(open_files);
+            tracing::debug!(
+                "HTTP: at most {cap} connections (open files limit {})",
+                open_files.map_or("none".into(), |limit| limit.to_string())
+            );
+            tasks.spawn(http::serve(listeners, state, cap, cancel.clone()));
         }
         if let Some(settings) = self.mqtt {
             tasks.spawn(async move {

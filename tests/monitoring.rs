@@ -321,8 +321,6 @@ fn uptime_advances_between_reads_on_every_surface() {
     daemon.stop();
 }
 
-/// The binary makes monitoring ready before the daemon gives up root: an HTTP port below 1024
-/// and an MQTT password file only root may read both work once the daemon runs as nobody.
 /// Runs `syhub-ntp ARGS --socket SOCKET` as user `uid` and group `gid` (no other groups).
 fn cli_as(daemon: &Daemon, uid: u32, gid: u32, args: &[&str]) -> std::process::Output {
     let socket = daemon.dir().join("control.sock");
@@ -360,24 +358,37 @@ fn every_local_user_reads_the_status_and_only_the_daemons_group_the_devices() {
     let devices = cli_as(&daemon, 65534, 0, &["clients", "--json"]);
     assert!(devices.status.success() && text(&devices).contains("127.0.0.1"), "{}", text(&devices));
 
-    // One user holding many idle connections starves nobody else: it is served a few at once.
+    // One user holding many idle connections starves nobody, not even itself: a few of its
+    // connections are served at once, and the oldest idle one gives way to a newer one.
+    let mut hog = hold_control_connections(&daemon, 65534, 40, 8);
+    for (uid, gid) in [(65533, 65533), (0, 0), (65534, 65534)] {
+        let status = cli_as(&daemon, uid, gid, &["status", "--json"]);
+        assert!(status.status.success(), "uid {uid}: {}", text(&status));
+    }
+    let _ = hog.kill();
+    let _ = hog.wait();
+    daemon.stop();
+}
+
+/// Holds `count` idle connections to the daemon's control socket as user (and group) `uid` for
+/// `seconds`, from a Python process of its own; returns once they are made.
+fn hold_control_connections(
+    daemon: &Daemon,
+    uid: u32,
+    count: usize,
+    seconds: u64,
+) -> std::process::Child {
     let socket = daemon.dir().join("control.sock");
     let script = format!(
-        "import socket, time\nheld = []\nfor _ in range(40):\n    s = socket.socket(socket.AF_UNIX)\n    \
-         s.connect({:?})\n    held.append(s)\nprint('held', flush=True)\ntime.sleep(8)\n",
+        "import socket, time\nheld = []\nfor _ in range({count}):\n    \
+         s = socket.socket(socket.AF_UNIX)\n    s.connect({:?})\n    held.append(s)\n\
+         print('held', flush=True)\ntime.sleep({seconds})\n",
         path_str(&socket)
     );
+    let id = uid.to_string();
     let mut hog = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(&script)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -389,15 +400,11 @@ fn every_local_user_reads_the_status_and_only_the_daemons_group_the_devices() {
     )
     .unwrap();
     assert_eq!(line.trim(), "held", "the idle connections were not made");
-    for (uid, gid) in [(65533, 65533), (0, 0)] {
-        let status = cli_as(&daemon, uid, gid, &["status", "--json"]);
-        assert!(status.status.success(), "uid {uid}: {}", text(&status));
-    }
-    let _ = hog.kill();
-    let _ = hog.wait();
-    daemon.stop();
+    hog
 }
 
+/// The binary makes monitoring ready before the daemon gives up root: an HTTP port below 1024
+/// and an MQTT password file only root may read both work once the daemon runs as nobody.
 #[test]
 fn monitoring_is_made_ready_before_privileges_are_dropped() {
     let ns = NetNs::new("monpriv");
@@ -594,4 +601,163 @@ fn systemd_hears_ready_status_and_watchdog_pings() {
         last = Some(String::from_utf8_lossy(&buf[..len]).into_owned());
     }
     assert_eq!(last.as_deref(), Some("STOPPING=1"));
+}
+
+/// Open descriptors of process `pid`.
+fn open_descriptors(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// Resident memory of process `pid`, kB.
+fn resident_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).unwrap_or(0)
+}
+
+/// Whether the server has closed `stream` (end of file or reset), reading what it sent first;
+/// false if it is still open when `timeout` is over.
+fn closed_by_server(mut stream: &std::net::TcpStream, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// HTTP on the hub's loopback, the daemon allowed 256 open files (so at most 32 HTTP
+/// connections): 300 connections that send half a request head, 60 idle control-socket
+/// connections from one user and 20 from root. The CLI, /healthz and NTP keep answering, the
+/// daemon's descriptors stay bounded, and every half-sent connection is closed by the server.
+#[test]
+fn half_sent_http_requests_and_idle_control_connections_exhaust_nothing() {
+    use std::io::{Read, Write};
+    let ns = NetNs::new("flood");
+    let config =
+        test_config(&["127.0.0.1:123"], "", "") + "\n[http]\nlisten = [\"127.0.0.1:8123\"]\n";
+    let mut daemon = Daemon::start_with_open_files(SYHUB_NTP, &ns, &config, 256);
+    let pid = daemon.process.pid();
+    assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim(), "syhub-ntp");
+    assert!(curl(&ns, "http://127.0.0.1:8123/healthz").contains("\"ok\":true"));
+    let (fds_before, rss_before) = (open_descriptors(pid), resident_kb(pid));
+
+    let flood_started = std::time::Instant::now();
+    let flood: Vec<std::net::TcpStream> = ns
+        .spawn_inside(|| {
+            (0..300)
+                .map(|_| {
+                    let address = "127.0.0.1:8123".parse().unwrap();
+                    let mut stream =
+                        std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+                            .unwrap();
+                    // Half a request head: no blank line will follow.
+                    let _ =
+                        stream.write_all(b"GET /api/ntp/status HTTP/1.1\r\nHost: hub\r\nX-Slow: ");
+                    stream
+                })
+                .collect()
+        })
+        .join()
+        .unwrap();
+    let mut hog = hold_control_connections(&daemon, 65534, 60, 30);
+    let socket = daemon.dir().join("control.sock");
+    let mut root_idle: Vec<std::os::unix::net::UnixStream> =
+        (0..20).map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap()).collect();
+    // The most seen over a second, once the daemon has taken in what is waiting for it.
+    let (mut fds_during, mut rss_during) = (0, 0);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        fds_during = fds_during.max(open_descriptors(pid));
+        rss_during = rss_during.max(resident_kb(pid));
+    }
+
+    // Everything still answers, at once: the newcomers take the places of the oldest idle ones.
+    let text = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    for (uid, gid) in [(0, 0), (65533, 65533), (65534, 65534)] {
+        let status = cli_as(&daemon, uid, gid, &["status"]);
+        assert!(status.status.success() && text(&status).contains("stratum"), "{}", text(&status));
+    }
+    let check = cli_as(&daemon, 0, 0, &["sync-check"]);
+    assert!(matches!(check.status.code(), Some(0 | 1)), "{}", text(&check));
+    assert!(curl(&ns, "http://127.0.0.1:8123/healthz").contains("\"ok\":true"));
+    let ntp = ns.run("ntpdig", &["-t", "2", "127.0.0.1"], Duration::from_secs(10));
+    assert!(ntp.status.success(), "ntpdig: {}", text(&ntp));
+    daemon.process.wait_for_line(
+        "HTTP: 32 connections, the most allowed; closing those waiting longest",
+        Duration::from_secs(5),
+    );
+
+    // The control socket closes an idle connection 2 s after accept; HTTP one without a whole
+    // request head 5 s after accept (or sooner, to make room).
+    for stream in &mut root_idle {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(matches!(stream.read(&mut [0u8; 64]), Ok(0)), "an idle control connection stayed");
+    }
+    let still_open = flood
+        .iter()
+        .filter(|stream| {
+            let left = (flood_started + Duration::from_secs(20))
+                .saturating_duration_since(std::time::Instant::now());
+            !closed_by_server(stream, left.max(Duration::from_millis(10)))
+        })
+        .count();
+    assert_eq!(still_open, 0, "half-sent HTTP connections the server kept");
+    drop(flood);
+    drop(root_idle);
+    let _ = hog.kill();
+    let _ = hog.wait();
+    let settled = std::time::Instant::now();
+    while open_descriptors(pid) > fds_before && settled.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (fds_after, rss_after) = (open_descriptors(pid), resident_kb(pid));
+    eprintln!(
+        "daemon descriptors: {fds_before} before, {fds_during} during, {fds_after} after; \
+         resident kB: {rss_before} before, {rss_during} during, {rss_after} after"
+    );
+    // Its own, 32 HTTP, 16 root and 4 of the one user's control connections, and a little slack.
+    assert!(fds_during <= fds_before + 32 + 16 + 4 + 4, "{fds_during} descriptors during");
+    assert!(fds_after <= fds_before, "{fds_after} descriptors after, {fds_before} before");
+
+    // A request head larger than 8 KiB is refused; a keep-alive connection may idle 15 s.
+    let (too_large, kept, closed) = ns
+        .spawn_inside(|| {
+            let connect = || std::net::TcpStream::connect("127.0.0.1:8123").unwrap();
+            let mut large = connect();
+            let head = format!(
+                "GET /healthz HTTP/1.1\r\nHost: hub\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(20_000)
+            );
+            let _ = large.write_all(head.as_bytes());
+            let mut answer = String::new();
+            large.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = large.read_to_string(&mut answer);
+            let mut idle = connect();
+            idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n").unwrap();
+            idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let answered = idle.read(&mut buf).unwrap();
+            assert!(buf[..answered].starts_with(b"HTTP/1.1 200"));
+            // Past the first request's 5 s it is still open, then closed by 15 s (and margin).
+            let kept = !closed_by_server(&idle, Duration::from_secs(8));
+            let closed = closed_by_server(&idle, Duration::from_secs(20));
+            (answer, kept, closed)
+        })
+        .join()
+        .unwrap();
+    assert!(too_large.starts_with("HTTP/1.1 431"), "{too_large}");
+    assert!(kept && closed, "kept open after 8 s: {kept}, closed by 28 s: {closed}");
+    daemon.stop();
 }

@@ -398,3 +398,52 @@ fn an_expired_certificate_is_refused_unless_certificate_time_is_ignored() {
     });
     lenient.stop();
 }
+
+/// 100 connections to NTS-KE that never start TLS: the server holds at most 32 of them, a real
+/// key exchange gets in at once (the oldest silent one gives way), and all are closed within the
+/// exchange's 10 s.
+#[test]
+fn silent_key_exchange_connections_keep_no_one_out() {
+    use std::io::Read;
+    let ns = NetNs::new("ntssilent");
+    let dir = TempDir::new("ntssilent");
+    certificate(&dir);
+    let daemon = Daemon::start(SYHUB_NTP, &ns, &nts_config(&dir.0));
+    let pid = daemon.process.pid();
+    let descriptors = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
+    let before = descriptors();
+    let started = std::time::Instant::now();
+    let silent: Vec<std::net::TcpStream> = ns
+        .spawn_inside(|| {
+            (0..100).map(|_| std::net::TcpStream::connect("127.0.0.1:4460").unwrap()).collect()
+        })
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = descriptors();
+    assert!(
+        during <= before + 32 + 2,
+        "{during} descriptors with silent connections, {before} before"
+    );
+
+    let exchange_started = std::time::Instant::now();
+    let association = key_exchange_with(&ns, &dir);
+    assert_eq!(association.cookies.len(), 8);
+    assert!(
+        exchange_started.elapsed() < Duration::from_secs(5),
+        "the key exchange waited {:?} for a place",
+        exchange_started.elapsed()
+    );
+    for mut stream in silent {
+        let left = (started + Duration::from_secs(20))
+            .saturating_duration_since(std::time::Instant::now());
+        stream.set_read_timeout(Some(left.max(Duration::from_millis(10)))).unwrap();
+        let read = stream.read(&mut [0u8; 64]);
+        assert!(
+            matches!(&read, Ok(0))
+                || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a silent connection stayed open: {read:?}"
+        );
+    }
+    daemon.stop();
+}

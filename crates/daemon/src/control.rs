@@ -2,15 +2,16 @@
 //! for the status snapshot, one line-delimited JSON answer per request (the wire format is the
 //! status crate's; its client is the client crate). Every local user may ask for the status, as
 //! `chronyc tracking` allows; the devices list (addresses) only root, the daemon's own account
-//! and members of its group, judged by the peer's credentials. No user can hold more than a few
-//! of the connections served at once, so none can starve the others.
+//! and members of its group, judged by the peer's credentials. Each connection has two seconds
+//! from accept to send its request, and one still silent gives way to a newer one of its user or
+//! its pool (see `crate::admission`), so no user's idle connections can keep another's `status`
+//! out, and none at all can keep out root's or the daemon's account's.
 
-use std::collections::HashMap;
+use crate::admission::{Admission, Place, Pool, Share};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 use syhub_ntp_state::service_account::listed_in_group;
 use syhub_ntp_status::control::{ControlRefusal, ControlRequest, MAX_REQUEST_LEN};
@@ -18,15 +19,22 @@ use syhub_ntp_status::{RequestTally, StatusSnapshot};
 use syhub_ntp_sys::privileges;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Clients served at once; more wait.
-const MAX_CLIENTS: usize = 64;
-/// Connections one user other than root is served at once; more are closed at once.
-const MAX_PER_USER: usize = 4;
-/// A client gets this long to send its request.
+/// From accept to the whole request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// To write the answer, once the request is read.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Root and the daemon's own account: places of their own, no user's share.
+const TRUSTED: Pool = Pool { id: 0, places: 16 };
+/// Every other local user.
+const OTHERS: Pool = Pool { id: 1, places: 48 };
+/// Places of one user in [`OTHERS`].
+const PLACES_PER_USER: usize = 4;
+/// After a failed accept (descriptors exhausted), the pause before the next.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the control socket {}: {source}", path.display())]
@@ -81,59 +89,48 @@ pub(crate) async fn serve(
     context: ControlContext,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-    let per_user: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    // Privileges are dropped by now: this is the daemon's own account.
+    let own_uid = privileges::effective_uid();
+    let admission = Admission::new();
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        let accepted_at = Instant::now();
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!("control socket: cannot accept a connection: {error}");
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+                continue;
+            }
         };
         let Ok(peer) = stream.peer_cred() else { continue };
-        let Some(held) = UserSlot::take(&per_user, peer.uid()) else { continue };
-        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let Some(place) = admit(&admission, peer.uid(), own_uid) else {
+            tracing::debug!("control socket: no place for uid {}, closed", peer.uid());
+            continue;
+        };
         let context = context.clone();
         let asker = Asker { uid: peer.uid(), gid: peer.gid() };
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, asker, context)).await;
-            drop((permit, held));
+            tokio::select! {
+                _ = place.evicted() => {}
+                _ = answer(stream, asker, context, &place, accepted_at) => {}
+            }
         });
+        // A connection that gave way closes before the next is accepted.
+        tokio::task::yield_now().await;
     }
     let _ = std::fs::remove_file(&path);
 }
 
-/// One user's hold on the connections served: released when dropped.
-struct UserSlot {
-    per_user: Arc<Mutex<HashMap<u32, usize>>>,
-    uid: u32,
-}
-
-impl UserSlot {
-    /// A slot for `uid`, unless it already holds its share (root always gets one).
-    fn take(per_user: &Arc<Mutex<HashMap<u32, usize>>>, uid: u32) -> Option<Self> {
-        let mut counts = per_user.lock().ok()?;
-        let count = counts.entry(uid).or_default();
-        if uid != 0 && *count >= MAX_PER_USER {
-            return None;
-        }
-        *count += 1;
-        Some(Self { per_user: per_user.clone(), uid })
-    }
-}
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        if let Ok(mut counts) = self.per_user.lock()
-            && let Some(count) = counts.get_mut(&self.uid)
-        {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.uid);
-            }
-        }
+/// A place for a connection of user `uid` to a daemon running as `own_uid`.
+fn admit(admission: &Admission, uid: u32, own_uid: u32) -> Option<Place> {
+    if uid == 0 || uid == own_uid {
+        admission.admit(TRUSTED, None)
+    } else {
+        admission.admit(OTHERS, Some(Share { uid, places: PLACES_PER_USER }))
     }
 }
 
@@ -156,10 +153,21 @@ impl Asker {
     }
 }
 
-async fn answer(stream: UnixStream, asker: Asker, context: ControlContext) -> io::Result<()> {
+/// Reads the request (by `accepted_at` + [`REQUEST_TIMEOUT`]) and writes its answer.
+async fn answer(
+    stream: UnixStream,
+    asker: Asker,
+    context: ControlContext,
+    place: &Place,
+    accepted_at: Instant,
+) -> io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(reader.take(MAX_REQUEST_LEN as u64)).read_line(&mut line).await?;
+    let mut reader = BufReader::new(reader.take(MAX_REQUEST_LEN as u64));
+    tokio::time::timeout_at(accepted_at + REQUEST_TIMEOUT, reader.read_line(&mut line)).await??;
+    if !place.answering() {
+        return Ok(());
+    }
     let reply = match ControlRequest::parse(&line) {
         Ok(ControlRequest::Status) => {
             let status = context.status.borrow().with_counters(&context.counters);
@@ -176,7 +184,51 @@ async fn answer(stream: UnixStream, asker: Asker, context: ControlContext) -> io
         Err(refusal) => serde_json::to_string(&refusal),
     }
     .unwrap_or_default();
-    writer.write_all(reply.as_bytes()).await?;
-    writer.write_all(b"\n").await?;
-    writer.shutdown().await
+    let write = async {
+        writer.write_all(reply.as_bytes()).await?;
+        writer.write_all(b"\n").await?;
+        writer.shutdown().await
+    };
+    tokio::time::timeout(ANSWER_TIMEOUT, write).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon's own account in these tests.
+    const OWN: u32 = 999;
+
+    #[tokio::test]
+    async fn one_users_sixty_idle_connections_keep_out_no_one() {
+        let admission = Admission::new();
+        let idle: Vec<Place> = (0..60).filter_map(|_| admit(&admission, 1000, OWN)).collect();
+        assert_eq!(idle.len(), 60, "each newer one gets in");
+        assert_eq!(admission.served(), PLACES_PER_USER);
+        let others: Vec<Place> =
+            [1001, 0, OWN].map(|uid| admit(&admission, uid, OWN).unwrap()).into();
+        assert!(others.iter().all(Place::answering));
+        for place in &idle[60 - PLACES_PER_USER..] {
+            assert!(!place.was_evicted().await);
+        }
+    }
+
+    #[tokio::test]
+    async fn other_users_together_cannot_crowd_out_root_or_the_daemons_account() {
+        let admission = Admission::new();
+        let crowd: Vec<Place> = (0..OTHERS.places as u32)
+            .filter_map(|n| admit(&admission, 2000 + n / 4, OWN))
+            .collect();
+        assert_eq!(admission.served(), OTHERS.places);
+        let trusted: Vec<Place> =
+            (0..TRUSTED.places).filter_map(|n| admit(&admission, [0, OWN][n % 2], OWN)).collect();
+        assert_eq!(trusted.len(), TRUSTED.places);
+        for place in &crowd {
+            assert!(!place.was_evicted().await, "no one made way for the trusted");
+        }
+        // A newcomer among the others takes the place of the oldest idle one of theirs.
+        let newcomer = admit(&admission, 3000, OWN).unwrap();
+        assert!(crowd[0].was_evicted().await && !crowd[1].was_evicted().await);
+        assert!(newcomer.answering());
+    }
 }

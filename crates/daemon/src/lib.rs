@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod admission;
 mod broadcast;
 mod control;
 pub mod devices;

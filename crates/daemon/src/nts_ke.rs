@@ -1,7 +1,9 @@
 //! Serving NTS: the NTS-KE server (TLS 1.3 only, ALPN `ntske/1`) that hands each client its keys
 //! and eight cookies, and the cookie keyring kept on disk and rotated daily. Handshakes are bounded
-//! in number and time, so slow or silent clients cannot hold the server.
+//! in number and time, and one whose client has not yet sent its request gives way to a newer
+//! connection when all places are taken, so slow or silent clients cannot hold the server.
 
+use crate::admission::{Admission, Place, Pool};
 use crate::config::NtsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -14,15 +16,16 @@ use syhub_ntp_proto::nts::ke::{self, KeError, KeRequest};
 use syhub_ntp_proto::nts::{EXPORTER_LABEL, KEY_LEN, SessionKeys, exporter_context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Cookies per KE exchange (RFC 8915 recommends 8).
 const COOKIES_PER_EXCHANGE: usize = 8;
-/// Handshakes served at once; more wait for a slot.
-const MAX_HANDSHAKES: usize = 32;
+/// Handshakes served at once, across the listeners.
+const HANDSHAKES: Pool = Pool { id: 0, places: 32 };
 /// The whole exchange, TLS included, must finish within this.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed accept (descriptors exhausted), the pause before the next.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How often the cookie key changes.
 const ROTATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -129,12 +132,12 @@ pub(crate) fn prepare(config: &NtsConfig, ntp_port: u16) -> Result<Option<NtsSer
 impl NtsServer {
     /// Serves NTS-KE and rotates the cookie key until cancelled.
     pub(crate) async fn serve(self, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+        let admission = Admission::new();
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.listeners {
             let Ok(listener) = TcpListener::from_std(listener) else { continue };
-            let (acceptor, keyring, slots, cancel) =
-                (self.acceptor.clone(), self.keyring.clone(), slots.clone(), cancel.clone());
+            let (acceptor, keyring, admission, cancel) =
+                (self.acceptor.clone(), self.keyring.clone(), admission.clone(), cancel.clone());
             let ntp_port = self.ntp_port;
             tasks.spawn(async move {
                 loop {
@@ -142,20 +145,33 @@ impl NtsServer {
                         _ = cancel.cancelled() => return,
                         accepted = listener.accept() => accepted,
                     };
-                    let Ok((stream, peer)) = accepted else { continue };
-                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            tracing::debug!("NTS-KE: cannot accept a connection: {error}");
+                            tokio::time::sleep(ACCEPT_PAUSE).await;
+                            continue;
+                        }
+                    };
+                    let Some(place) = admission.admit(HANDSHAKES, None) else {
+                        tracing::debug!(%peer, "NTS-KE: every place is being answered, closed");
+                        continue;
+                    };
                     let (acceptor, keyring) = (acceptor.clone(), keyring.clone());
                     tokio::spawn(async move {
-                        let exchange = exchange(acceptor, stream, &keyring, ntp_port);
-                        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
-                            Ok(Ok(())) => tracing::debug!(%peer, "NTS-KE exchange done"),
-                            Ok(Err(error)) => {
-                                tracing::debug!(%peer, "NTS-KE exchange failed: {error}")
-                            }
-                            Err(_) => tracing::debug!(%peer, "NTS-KE exchange timed out"),
-                        }
-                        drop(permit);
+                        let exchange = exchange(acceptor, stream, &keyring, ntp_port, &place);
+                        let outcome = tokio::select! {
+                            _ = place.evicted() => "gave way to a newer connection".to_owned(),
+                            done = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange) => match done {
+                                Ok(Ok(())) => "done".to_owned(),
+                                Ok(Err(error)) => format!("failed: {error}"),
+                                Err(_) => "timed out".to_owned(),
+                            },
+                        };
+                        tracing::debug!(%peer, "NTS-KE exchange {outcome}");
                     });
+                    // A connection that gave way closes before the next is accepted.
+                    tokio::task::yield_now().await;
                 }
             });
         }
@@ -187,12 +203,14 @@ impl NtsServer {
     }
 }
 
-/// One NTS-KE exchange: TLS, the client's request, keys from the exporter, the answer.
+/// One NTS-KE exchange: TLS, the client's request, keys from the exporter, the answer. Once the
+/// request is in, the connection keeps its `place`.
 async fn exchange(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     keyring: &RwLock<Keyring>,
     ntp_port: Option<u16>,
+    place: &Place,
 ) -> std::io::Result<()> {
     let mut tls = acceptor.accept(stream).await?;
     let mut message = Vec::new();
@@ -212,6 +230,9 @@ async fn exchange(
         }
         message.extend_from_slice(&buf[..read]);
     };
+    if !place.answering() {
+        return Ok(());
+    }
     let response = match len.and_then(|len| KeRequest::parse(&message[..len])) {
         Ok(request) => match request.chosen() {
             Some(aead) => {

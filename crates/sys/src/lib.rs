@@ -1,12 +1,14 @@
 //! Every system call of syhub-ntp that Rust's standard library does not make, behind safe and thin
 //! functions: batched UDP with kernel timestamps and destination addresses (`net`), process
-//! privileges (`privileges`), clock_adjtime (`timex`), System V shared memory (`shm`), the kernel
-//! PPS ioctls (`pps`), the interfaces' addresses (`interfaces`) and waiting on sockets (`poll`).
+//! privileges (`privileges`), the open files limit (`limits`), clock_adjtime (`timex`), System V
+//! shared memory (`shm`), the kernel PPS ioctls (`pps`), the interfaces' addresses (`interfaces`)
+//! and waiting on sockets (`poll`).
 //! The only crate of the product with `unsafe`: each block says why it is sound, and the callers
 //! keep the logic (what to set, when, and what a failure means).
 
 pub mod errno;
 pub mod interfaces;
+pub mod limits;
 pub mod net;
 pub mod poll;
 pub mod pps;

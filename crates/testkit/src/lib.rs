@@ -307,10 +307,34 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra environment variables.
     pub fn start_with_env(binary: &str, ns: &NetNs, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(binary, ns, config, env, None)
+    }
+
+    /// Like [`Daemon::start`], allowed `limit` open files (soft and hard, set by `prlimit`), as a
+    /// unit's `LimitNOFILE=` would.
+    pub fn start_with_open_files(binary: &str, ns: &NetNs, config: &str, limit: u64) -> Self {
+        Self::launch(binary, ns, config, &[], Some(limit))
+    }
+
+    fn launch(
+        binary: &str,
+        ns: &NetNs,
+        config: &str,
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Self {
         let dir = TempDir::new("daemon");
         let config = config.replace("@DIR@", path_str(&dir.0));
         let path = dir.write("config.toml", &config);
-        let mut command = ns.command(binary);
+        // prlimit sets the limit and then executes the daemon: the PID stays the daemon's.
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut command = ns.command("prlimit");
+                command.arg(format!("--nofile={limit}:{limit}")).arg(binary);
+                command
+            }
+            None => ns.command(binary),
+        };
         command.args(["run", "--log-level", "debug", "--config"]).arg(&path);
         command.envs(env.iter().copied());
         let mut process = Process::spawn(command);
