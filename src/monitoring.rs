@@ -40,8 +40,7 @@ impl Monitoring {
         let history = Arc::new(Mutex::new(History::day()));
         tasks.spawn(http::record_history(status.clone(), history.clone(), cancel.clone()));
         if let Some(listeners) = self.http {
-            let state =
-                HttpState {
+            let state = HttpState {
                 status: status.clone(),
                 counters: counters.clone(),
                 history,
