@@ -48,6 +48,17 @@ fn syhub(args: &[&str], root: &Path) -> (i32, serde_json::Value) {
     (output.status.code().unwrap_or(-1), json)
 }
 
+/// Runs `syhub-ntp ARGS`: its exit code and everything it printed, stdout then stderr.
+fn run_said(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(SYHUB_NTP).args(args).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), said)
+}
+
 /// Every file under `root` with its mode and contents.
 fn tree(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
     let mut files = Vec::new();
@@ -218,19 +229,9 @@ fn a_config_naming_a_file_that_is_not_a_keys_file_is_not_restored() {
             if dry_run {
                 args.push("--dry-run");
             }
-            let output = Command::new(SYHUB_NTP)
-                .args(&args)
-                .arg("--root")
-                .arg(&root)
-                .arg("--json")
-                .output()
-                .unwrap();
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            assert_eq!(output.status.code(), Some(1), "{name}: {said}");
+            args.extend(["--root", root.to_str().unwrap(), "--json"]);
+            let (code, said) = run_said(&args);
+            assert_eq!(code, Some(1), "{name}: {said}");
             assert!(
                 said.contains("not an ntpd keys file")
                     || said.contains("system account database, not a keys file"),
@@ -244,17 +245,9 @@ fn a_config_naming_a_file_that_is_not_a_keys_file_is_not_restored() {
     let config = CONFIG.replace("/etc/syhub-ntp/ntp.keys", "/etc/hub-users");
     put(&root, "etc/syhub-ntp/config.toml", &config, 0o644);
     let archive = dir.0.join("refused.tar.gz");
-    let output = Command::new(SYHUB_NTP)
-        .args(["backup", archive.to_str().unwrap(), "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(1), "{said}");
+    let (code, said) =
+        run_said(&["backup", archive.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("not an ntpd keys file") && !said.contains("$6$"), "{said}");
     assert!(!archive.exists());
 }

@@ -30,6 +30,14 @@ keys /etc/ntp.keys
 trustedkey 1
 ";
 
+/// That install's report has an "imported differently" line saying `said`.
+fn assert_imported_differently(actions: &[&str], said: &str) {
+    assert!(
+        actions.iter().any(|a| a.starts_with("  imported differently: ") && a.contains(said)),
+        "{said:?} not reported: {actions:#?}"
+    );
+}
+
 /// Writes `text` at `path` under `dir` with `mode`, making the folders on the way.
 fn write_in(dir: &Path, path: &str, text: &str, mode: u32) {
     let path = dir.join(path);
@@ -206,10 +214,7 @@ fn install_sets_up_the_tree_a_second_run_changes_nothing_and_uninstall_restores_
             "# - [local] mode",
         ),
     ] {
-        assert!(
-            actions.iter().any(|a| a.starts_with("  imported differently: ") && a.contains(said)),
-            "{said:?} not reported: {actions:#?}"
-        );
+        assert_imported_differently(&actions, said);
         assert!(config.contains(in_config), "{in_config:?} missing from:\n{config}");
     }
     assert_eq!(mode(&at("etc/syhub-ntp/ntp.keys")), 0o640);
@@ -528,10 +533,7 @@ fn interface_lines_become_a_listen_list_that_serves_eth0_and_not_wlan0() {
         "loopback (127.0.0.1, ::1) is always served",
         "left out link-local eth0 (fe80::",
     ] {
-        assert!(
-            actions.iter().any(|a| a.starts_with("  imported differently: ") && a.contains(said)),
-            "{said:?} not reported: {actions:#?}"
-        );
+        assert_imported_differently(&actions, said);
     }
 
     // Served on that list (without CAP_SYS_TIME, in the namespace): eth0 answers, wlan0 does not.
