@@ -12,6 +12,7 @@
 //! /etc/iptables/rules.v4 and rules.v6 when netfilter-persistent keeps those; otherwise install
 //! says plainly that they last until the next boot.
 
+use crate::glob::Glob;
 use crate::host::Host;
 use crate::manifest::Change;
 use crate::services;
@@ -490,20 +491,6 @@ fn with_rule_in_filter(text: &str, rule: &str) -> Option<String> {
     None
 }
 
-/// Whether `pattern` (an nft include path with `*` and `?`) names `path`.
-fn glob_matches(pattern: &[u8], path: &[u8]) -> bool {
-    match (pattern.first(), path.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            glob_matches(&pattern[1..], path)
-                || (!path.is_empty() && path[0] != b'/' && glob_matches(pattern, &path[1..]))
-        }
-        (Some(b'?'), Some(c)) if *c != b'/' => glob_matches(&pattern[1..], &path[1..]),
-        (Some(p), Some(c)) if p == c => glob_matches(&pattern[1..], &path[1..]),
-        _ => false,
-    }
-}
-
 /// Whether an nftables file includes `path` already (by name or by a pattern such as
 /// `/etc/nftables.d/*.nft`).
 fn includes(conf: &str, path: &str) -> bool {
@@ -513,7 +500,7 @@ fn includes(conf: &str, path: &str) -> bool {
         quoted.next().is_some_and(|before| before.trim().is_empty())
             && quoted
                 .next()
-                .is_some_and(|pattern| glob_matches(pattern.as_bytes(), path.as_bytes()))
+                .is_some_and(|pattern| Glob::PATH.matches(pattern.as_bytes(), path.as_bytes()))
     })
 }
 

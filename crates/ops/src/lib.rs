@@ -8,6 +8,7 @@ pub mod backup;
 pub mod clients_config;
 pub mod diagnose;
 pub mod firewall;
+mod glob;
 pub mod host;
 pub mod install;
 pub mod manifest;

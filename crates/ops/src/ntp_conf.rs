@@ -2,7 +2,9 @@
 //! broadcasts, keys, drift and leap files, local clock and interface lines become syhub-ntp
 //! settings; what is imported with a difference says so, and what has no counterpart is listed.
 
+use crate::glob::Glob;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use syhub_ntp_proto::server::Prefix;
 
 /// What an ntp.conf says, in syhub-ntp's terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,7 +77,7 @@ fn restrict_prefix(words: &[&str]) -> Option<String> {
         (IpAddr::V6(_), Some(mask)) => u128::from(mask.parse::<Ipv6Addr>().ok()?).count_ones(),
         (_, None) => return Some(address.to_string()),
     };
-    let network = syhub_ntp_proto::server::Prefix::new(address, u8::try_from(length).ok()?).ok()?;
+    let network = Prefix::new(address, u8::try_from(length).ok()?).ok()?;
     Some(network.to_string())
 }
 
@@ -177,7 +179,7 @@ pub enum InterfaceMatch {
     /// An interface name; `*` and `?` match as in a shell, in any case (ntpd uses fnmatch).
     Name(String),
     /// One address (a prefix as long as the address), or every address in a prefix.
-    Prefix(IpAddr, u8),
+    Prefix(Prefix),
 }
 
 /// One `interface ACTION WHAT` (or `nic ...`) line.
@@ -211,7 +213,7 @@ impl InterfaceMatch {
                     None => bits,
                     Some(length) => length.parse::<u8>().ok().filter(|l| *l <= bits)?,
                 };
-                Some(Self::Prefix(ip, length))
+                Prefix::new(ip, length).ok().map(Self::Prefix)
             }
             Err(_) if length.is_none() && !word.is_empty() => Some(Self::Name(word.to_owned())),
             Err(_) => None,
@@ -225,39 +227,9 @@ impl InterfaceMatch {
             Self::Ipv4 => address.is_ipv4(),
             Self::Ipv6 => address.is_ipv6(),
             Self::Wildcard => false,
-            Self::Name(pattern) => glob_matches(pattern.as_bytes(), name.as_bytes()),
-            Self::Prefix(prefix, length) => in_prefix(*prefix, *length, address),
+            Self::Name(pattern) => Glob::NAME.matches(pattern.as_bytes(), name.as_bytes()),
+            Self::Prefix(prefix) => prefix.contains(address),
         }
-    }
-}
-
-/// Shell-style matching of `*` and `?`, ASCII case ignored.
-fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.split_first(), name.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => {
-            glob_matches(rest, name) || (!name.is_empty() && glob_matches(pattern, &name[1..]))
-        }
-        (Some((b'?', rest)), Some((_, name_rest))) => glob_matches(rest, name_rest),
-        (Some((p, rest)), Some((n, name_rest))) if p.eq_ignore_ascii_case(n) => {
-            glob_matches(rest, name_rest)
-        }
-        _ => false,
-    }
-}
-
-/// Whether `address` is in `prefix`/`length` (of the same family).
-fn in_prefix(prefix: IpAddr, length: u8, address: IpAddr) -> bool {
-    match (prefix, address) {
-        (IpAddr::V4(prefix), IpAddr::V4(address)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(length)).unwrap_or(0);
-            u32::from(prefix) & mask == u32::from(address) & mask
-        }
-        (IpAddr::V6(prefix), IpAddr::V6(address)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(length)).unwrap_or(0);
-            u128::from(prefix) & mask == u128::from(address) & mask
-        }
-        _ => false,
     }
 }
 
@@ -938,7 +910,8 @@ trustedkey 1 2
 
     #[test]
     fn interface_names_match_like_ntpd_with_wildcards_in_any_case() {
-        let matches = |pattern: &str, name: &str| glob_matches(pattern.as_bytes(), name.as_bytes());
+        let matches =
+            |pattern: &str, name: &str| Glob::NAME.matches(pattern.as_bytes(), name.as_bytes());
         assert!(matches("eth0", "ETH0") && matches("eth*", "eth1") && matches("wl?n0", "wlan0"));
         assert!(matches("*", "") && matches("e*0", "enx0") && !matches("eth?", "eth10"));
         assert!(!matches("eth0", "eth00") && !matches("eth0", "eth"));

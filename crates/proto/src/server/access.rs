@@ -43,6 +43,14 @@ impl Prefix {
     pub fn is_ipv4(&self) -> bool {
         self.address.is_ipv4()
     }
+
+    /// Whether `address` is in this prefix (IPv4-mapped IPv6 counts as IPv4, as in the lists).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let (v4, value) = key(address);
+        let (prefix_v4, prefix) = key(self.address);
+        let bits = if v4 { 32 } else { 128 };
+        v4 == prefix_v4 && value & mask(bits, self.length) == prefix
+    }
 }
 
 impl FromStr for Prefix {
@@ -206,6 +214,22 @@ mod tests {
         assert_eq!(check(&open, "2001:db8::9"), Access::Allow);
         let closed = AccessList::new(&all, &all);
         assert_eq!(check(&closed, "203.0.113.9"), Access::Deny, "allowed and denied alike: deny");
+    }
+
+    #[test]
+    fn a_prefix_contains_the_addresses_of_its_network_and_family_only() {
+        let lan: Prefix = "192.168.1.0/24".parse().unwrap();
+        let host = Prefix::new("fd00::20".parse().unwrap(), 128).unwrap();
+        for (prefix, address, inside) in [
+            (lan, "192.168.1.200", true),
+            (lan, "::ffff:192.168.1.7", true),
+            (lan, "192.168.2.1", false),
+            (lan, "fd00::1", false),
+            (host, "fd00::20", true),
+            (host, "fd00::21", false),
+        ] {
+            assert_eq!(prefix.contains(address.parse().unwrap()), inside, "{prefix} {address}");
+        }
     }
 
     #[test]
